@@ -1,0 +1,1 @@
+"""Trigger adapters: parse the input, call shared/, shape the output."""

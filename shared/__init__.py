@@ -1,0 +1,1 @@
+"""Folio's product code: everything that matters, testable without the Functions host."""

@@ -1,0 +1,342 @@
+"""Folio's one configuration layer: typed settings from defaults, environment, App Configuration and Key Vault.
+
+Sources, later wins:
+
+1. defaults declared on :class:`Settings`;
+2. the process environment (``local.settings.json`` ``Values`` land here under ``func start``);
+3. Azure App Configuration, when ``APP_CONFIG_ENDPOINT`` is set (Entra auth, one label per
+   environment, Key Vault references resolved, refreshed when a sentinel key changes);
+4. Key Vault secrets by name, when ``KEY_VAULT_URL`` is set, for the fields marked secret.
+   Secrets are fetched at use and cached with a TTL, so a rotated secret is picked up without
+   a restart.
+
+Nothing else in Folio reads ``os.environ``: code asks :func:`get_settings` and passes values down.
+A missing required setting fails at first use with a message naming it and where to set it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, get_type_hints
+
+from shared.errors import ConfigError
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Secret:
+    """A secret value that never shows itself in reprs, logs or error bodies.
+
+    The value is resolved at :meth:`reveal` time (through the Key Vault cache when one is
+    configured), so rotation needs no restart.
+    """
+
+    __slots__ = ("_name", "_resolve")
+
+    def __init__(self, name: str, resolve: Callable[[], str | None]) -> None:
+        self._name = name
+        self._resolve = resolve
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def reveal(self) -> str:
+        value = self._resolve()
+        if not value:
+            raise ConfigError(missing_setting_message(self._name))
+        return value
+
+    def is_set(self) -> bool:
+        return bool(self._resolve())
+
+    def __repr__(self) -> str:
+        return f"Secret({self._name}=***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:  # pickling would copy the resolver; refuse rather than leak
+        raise TypeError("Secret values cannot be pickled")
+
+
+def _setting(env: str, default: Any = None, *, secret: bool = False, doc: str = "") -> Any:
+    return field(default=default, metadata={"env": env, "secret": secret, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Folio reads. Field metadata names the environment/App Configuration key."""
+
+    # --- runtime mode -------------------------------------------------------------------
+    environment: str = _setting("FOLIO_ENVIRONMENT", "dev", doc="dev | test | prod; also the App Configuration label")
+    dev_mode: bool = _setting(
+        "FOLIO_DEV_MODE", False, doc="Local development: trusts the SWA principal header without SWA; never in Azure"
+    )
+
+    # --- database -----------------------------------------------------------------------
+    database_url: Secret | None = _setting(
+        "DATABASE_URL", secret=True, doc="libpq URL the app connects with (a non-owner role; RLS applies)"
+    )
+    database_admin_url: Secret | None = _setting(
+        "DATABASE_ADMIN_URL", secret=True, doc="libpq URL of the schema owner, used by migrations only"
+    )
+    database_app_role: str = _setting("DATABASE_APP_ROLE", "folio_app", doc="role migrations grant DML to")
+    database_pool_min: int = _setting("DATABASE_POOL_MIN", 1)
+    database_pool_max: int = _setting("DATABASE_POOL_MAX", 4, doc="per process; Flex Consumption scales processes out")
+    database_pool_timeout_s: float = _setting("DATABASE_POOL_TIMEOUT_SECONDS", 10.0)
+    database_statement_timeout_ms: int = _setting("DATABASE_STATEMENT_TIMEOUT_MS", 15000)
+    database_server_prepare: bool = _setting(
+        "DATABASE_SERVER_PREPARE", True, doc="false behind PgBouncer in transaction mode"
+    )
+    database_entra_auth: bool = _setting(
+        "DATABASE_ENTRA_AUTH", False, doc="use a fresh Entra token as the password of each new connection"
+    )
+    azure_client_id: str | None = _setting("AZURE_CLIENT_ID", doc="client id of the user-assigned managed identity")
+
+    # --- identity -----------------------------------------------------------------------
+    auth_entra_tenant_id: str | None = _setting("AUTH_ENTRA_TENANT_ID", doc="Entra tenant whose tokens are accepted")
+    auth_audience: str | None = _setting("AUTH_AUDIENCE", doc="expected `aud` of bearer tokens (the API app id URI)")
+    auth_issuer: str | None = _setting("AUTH_ISSUER", doc="expected `iss`; defaults from AUTH_ENTRA_TENANT_ID")
+    auth_jwks_url: str | None = _setting("AUTH_JWKS_URL", doc="JWKS endpoint; defaults from AUTH_ENTRA_TENANT_ID")
+    auth_trust_swa_principal: bool = _setting(
+        "AUTH_TRUST_SWA_PRINCIPAL", False, doc="true only when the API is reachable solely through Static Web Apps"
+    )
+    auth_clock_skew_s: int = _setting("AUTH_CLOCK_SKEW_SECONDS", 120)
+
+    # --- HTTP limits --------------------------------------------------------------------
+    max_request_bytes: int = _setting("MAX_REQUEST_BYTES", 1_048_576, doc="largest JSON body an API accepts")
+
+    # --- embeddings (fixed per index: changing them means re-embedding) -----------------
+    embedding_model: str = _setting("EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+    embedding_dim: int = _setting("EMBEDDING_DIM", 384)
+
+    # --- Azure configuration sources ----------------------------------------------------
+    app_config_endpoint: str | None = _setting("APP_CONFIG_ENDPOINT")
+    app_config_label: str | None = _setting("APP_CONFIG_LABEL", doc="defaults to FOLIO_ENVIRONMENT")
+    app_config_sentinel_key: str = _setting("APP_CONFIG_SENTINEL_KEY", "FOLIO_SENTINEL")
+    app_config_refresh_s: float = _setting("APP_CONFIG_REFRESH_SECONDS", 30.0)
+    key_vault_url: str | None = _setting("KEY_VAULT_URL")
+    key_vault_cache_s: float = _setting("KEY_VAULT_CACHE_SECONDS", 300.0)
+
+    # --- telemetry ----------------------------------------------------------------------
+    applicationinsights_connection_string: Secret | None = _setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING", secret=True
+    )
+    log_level: str = _setting("FOLIO_LOG_LEVEL", "INFO")
+
+    # Where each value came from (field name -> source); for `folio config` diagnostics.
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def require(self, name: str) -> Any:
+        """The value of field ``name``, or a :class:`ConfigError` that says where to set it."""
+        value = getattr(self, name)
+        if value is None or value == "":
+            raise ConfigError(missing_setting_message(env_name(name)))
+        if isinstance(value, Secret) and not value.is_set():
+            raise ConfigError(missing_setting_message(env_name(name)))
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        """Every setting with its source, secrets masked: safe to print or log."""
+        out: dict[str, Any] = {}
+        for f in _fields():
+            value = getattr(self, f.name)
+            shown = ("***" if value.is_set() else None) if isinstance(value, Secret) else value
+            out[f.metadata["env"]] = {"value": shown, "source": self.sources.get(f.name, "default")}
+        return out
+
+
+def _fields() -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(Settings) if "env" in f.metadata]
+
+
+def env_name(field_name: str) -> str:
+    for f in _fields():
+        if f.name == field_name:
+            return str(f.metadata["env"])
+    raise KeyError(field_name)
+
+
+def key_vault_secret_name(env: str) -> str:
+    """Key Vault names allow only letters, digits and dashes: DATABASE_URL -> database-url."""
+    return env.lower().replace("_", "-")
+
+
+def missing_setting_message(env: str) -> str:
+    return (
+        f"Setting {env} is not set. Set it in local.settings.json (Values) or the environment, "
+        f"in Azure App Configuration (key {env}, label of the environment), "
+        f"or as Key Vault secret '{key_vault_secret_name(env)}' for secrets."
+    )
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce(env: str, raw: str, annotation: Any) -> Any:
+    text = raw.strip()
+    kind = annotation if isinstance(annotation, type) else None
+    if kind is None:  # Optional[...] / unions: the non-None member decides
+        args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+        kind = args[0] if args and isinstance(args[0], type) else str
+    try:
+        if kind is bool:
+            low = text.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"Setting {env} must be a {kind.__name__}, got {raw!r}") from None
+    return text
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+class SecretSource:
+    """What Key Vault looks like to this module: a cached lookup by secret name."""
+
+    def get(self, name: str) -> str | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    app_config: Mapping[str, str] | None = None,
+    secrets: SecretSource | None = None,
+) -> Settings:
+    """Build :class:`Settings` from the layered sources.
+
+    ``app_config`` is the already-fetched key/value view of App Configuration (Key Vault
+    references resolved) and ``secrets`` the Key Vault cache; :class:`SettingsProvider` fetches
+    both when the environment asks for them.
+    """
+    environ = os.environ if environ is None else environ
+    hints = get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for f in _fields():
+        env = f.metadata["env"]
+        raw: str | None = None
+        if env in environ:
+            raw, sources[f.name] = environ[env], "environment"
+        if app_config is not None and env in app_config:
+            raw, sources[f.name] = app_config[env], "app-configuration"
+        if f.metadata["secret"]:
+            values[f.name] = _secret_field(env, raw, secrets, sources, f.name)
+        elif raw is not None:
+            values[f.name] = _coerce(env, raw, hints[f.name])
+    return Settings(**values, sources=sources)
+
+
+def _secret_field(
+    env: str, raw: str | None, secrets: SecretSource | None, sources: dict[str, str], name: str
+) -> Secret | None:
+    if secrets is None:
+        return None if raw is None else Secret(env, lambda: raw)
+    vault_name = key_vault_secret_name(env)
+    sources[name] = "key-vault" if raw is None else f"key-vault, else {sources[name]}"
+
+    def resolve() -> str | None:
+        value = secrets.get(vault_name)
+        return value if value is not None else raw
+
+    return Secret(env, resolve)
+
+
+class SettingsProvider:
+    """Caches one :class:`Settings` per process and refreshes it from App Configuration.
+
+    Refresh is pull-based and cheap: at most once per ``APP_CONFIG_REFRESH_SECONDS`` the
+    sentinel key's etag is read; only when it changed is the whole label reloaded.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None, *, azure_options: Mapping[str, Any] | None = None):
+        self._environ = environ
+        self._azure_options = dict(azure_options or {})
+        self._lock = threading.Lock()
+        self._settings: Settings | None = None
+        self._app_config: Any = None  # shared.azure_config.AppConfigSource
+        self._secrets: SecretSource | None = None
+        self._next_check = 0.0
+
+    def get(self) -> Settings:
+        settings = self._settings
+        if settings is not None and (self._app_config is None or time.monotonic() < self._next_check):
+            return settings
+        with self._lock:
+            if self._settings is None:
+                self._settings = self._load()
+            elif self._app_config is not None and time.monotonic() >= self._next_check:
+                self._maybe_refresh()
+            return self._settings
+
+    def _load(self) -> Settings:
+        base = load_settings(self._environ)
+        app_values: Mapping[str, str] | None = None
+        if base.app_config_endpoint or base.key_vault_url:
+            from shared import azure_config  # imported only when Azure sources are configured
+
+            if base.key_vault_url:
+                self._secrets = azure_config.KeyVaultSecrets(
+                    base.key_vault_url, ttl_s=base.key_vault_cache_s, **self._azure_options
+                )
+            if base.app_config_endpoint:
+                self._app_config = azure_config.AppConfigSource(
+                    base.app_config_endpoint,
+                    label=base.app_config_label or base.environment,
+                    sentinel_key=base.app_config_sentinel_key,
+                    **self._azure_options,
+                )
+                app_values = self._app_config.load()
+                self._next_check = time.monotonic() + base.app_config_refresh_s
+        return load_settings(self._environ, app_config=app_values, secrets=self._secrets)
+
+    def _maybe_refresh(self) -> None:
+        assert self._settings is not None and self._app_config is not None
+        self._next_check = time.monotonic() + self._settings.app_config_refresh_s
+        try:
+            if not self._app_config.sentinel_changed():
+                return
+            values = self._app_config.load()
+        except Exception as exc:  # keep serving the last good settings; say so once per interval
+            _log.warning("App Configuration refresh failed; keeping current settings: %s", type(exc).__name__)
+            return
+        self._settings = load_settings(self._environ, app_config=values, secrets=self._secrets)
+        _log.info("settings reloaded from App Configuration")
+
+    def reset(self) -> None:
+        with self._lock:
+            self._settings = None
+            self._app_config = None
+            self._secrets = None
+            self._next_check = 0.0
+
+
+_provider = SettingsProvider()
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    return _provider.get()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the local host use this after changing the environment)."""
+    _provider.reset()
