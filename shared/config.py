@@ -234,9 +234,10 @@ def load_settings(
     for f in _fields():
         env = f.metadata["env"]
         raw: str | None = None
-        if env in environ:
+        # An empty value means "unset": local.settings.json lists every key, most left blank.
+        if environ.get(env, "").strip():
             raw, sources[f.name] = environ[env], "environment"
-        if app_config is not None and env in app_config:
+        if app_config is not None and (app_config.get(env) or "").strip():
             raw, sources[f.name] = app_config[env], "app-configuration"
         if f.metadata["secret"]:
             values[f.name] = _secret_field(env, raw, secrets, sources, f.name)

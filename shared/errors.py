@@ -56,3 +56,7 @@ class ConfigError(FolioError):
     """A setting is missing or malformed. The message names the setting, never its value."""
 
     status, type_slug, title = 500, "configuration", "Server misconfigured"
+
+
+class UnsupportedMediaType(FolioError):
+    status, type_slug, title = 415, "unsupported-media-type", "Unsupported media type"

@@ -1,0 +1,35 @@
+"""Collections: POST/GET /api/collections, GET/DELETE /api/collections/{id}."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from blueprints._http import ApiRequest, endpoint, no_content, ok
+from shared import collections
+from shared.validation import Field
+
+bp = func.Blueprint()
+
+
+@endpoint(bp, "collections", ["POST"])
+def collections_create(request: ApiRequest) -> func.HttpResponse:
+    body = request.json({"name": Field(str, required=True, min_length=1, max_length=200),
+                         "description": Field(str, max_length=2000)})
+    created = collections.create_collection(request.db, request.caller, body["name"], body.get("description", ""))
+    return ok(created, status=201, headers={"Location": f"/api/collections/{created['id']}"})
+
+
+@endpoint(bp, "collections", ["GET"])
+def collections_list(request: ApiRequest) -> func.HttpResponse:
+    return ok({"collections": collections.list_collections(request.db, request.caller)})
+
+
+@endpoint(bp, "collections/{collectionId}", ["GET"])
+def collections_get(request: ApiRequest) -> func.HttpResponse:
+    return ok(collections.get_collection(request.db, request.caller, request.path_id("collectionId", "collection")))
+
+
+@endpoint(bp, "collections/{collectionId}", ["DELETE"])
+def collections_delete(request: ApiRequest) -> func.HttpResponse:
+    collections.delete_collection(request.db, request.caller, request.path_id("collectionId", "collection"))
+    return no_content()

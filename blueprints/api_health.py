@@ -1,0 +1,16 @@
+"""GET /api/health: each dependency's status; 503 when the database is down."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from blueprints._http import ApiRequest, endpoint, ok
+from shared import health
+
+bp = func.Blueprint()
+
+
+@endpoint(bp, "health", ["GET"])
+def health_check(request: ApiRequest) -> func.HttpResponse:
+    healthy, report = health.check(request.settings, request.db)
+    return ok(report, status=200 if healthy else 503)

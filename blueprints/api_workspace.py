@@ -1,0 +1,64 @@
+"""The caller's workspace: /api/me, members, API keys and the audit trail."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from blueprints._http import ApiRequest, endpoint, no_content, ok
+from shared import workspaces
+from shared.validation import Field
+
+bp = func.Blueprint()
+
+_ROLES = ("owner", "member", "viewer")
+
+
+@endpoint(bp, "me", ["GET"])
+def me(request: ApiRequest) -> func.HttpResponse:
+    return ok(workspaces.describe_caller(request.db, request.caller))
+
+
+@endpoint(bp, "members", ["GET"])
+def members_list(request: ApiRequest) -> func.HttpResponse:
+    return ok(workspaces.list_members(request.db, request.caller))
+
+
+@endpoint(bp, "members", ["POST"])
+def members_add(request: ApiRequest) -> func.HttpResponse:
+    body = request.json({"email": Field(str, required=True, min_length=3, max_length=320),
+                         "role": Field(str, required=True, choices=_ROLES)})
+    result = workspaces.add_member(request.db, request.caller, body["email"], body["role"])
+    return ok(result, status=201 if result["status"] == "added" else 202)
+
+
+@endpoint(bp, "members/{userId}", ["DELETE"])
+def members_remove(request: ApiRequest) -> func.HttpResponse:
+    workspaces.remove_member(request.db, request.caller, request.path_id("userId", "member"))
+    return no_content()
+
+
+@endpoint(bp, "apikeys", ["GET"])
+def api_keys_list(request: ApiRequest) -> func.HttpResponse:
+    return ok({"apiKeys": workspaces.list_api_keys(request.db, request.caller)})
+
+
+@endpoint(bp, "apikeys", ["POST"])
+def api_keys_create(request: ApiRequest) -> func.HttpResponse:
+    body = request.json({"name": Field(str, required=True, min_length=1, max_length=100),
+                         "role": Field(str, choices=("member", "viewer"))})
+    created = workspaces.create_api_key(request.db, request.caller, body["name"], body.get("role", "viewer"))
+    return ok(created, status=201)
+
+
+@endpoint(bp, "apikeys/{keyId}", ["DELETE"])
+def api_keys_revoke(request: ApiRequest) -> func.HttpResponse:
+    workspaces.revoke_api_key(request.db, request.caller, request.path_id("keyId", "API key"))
+    return no_content()
+
+
+@endpoint(bp, "audit", ["GET"])
+def audit_list(request: ApiRequest) -> func.HttpResponse:
+    limit = request.query_int("limit", 50, 1, 500)
+    before = request.query_int("before", 0, 0, 2**62) or None
+    entries = workspaces.list_audit(request.db, request.caller, limit, before)
+    return ok({"entries": entries, "next": entries[-1]["id"] if len(entries) == limit else None})

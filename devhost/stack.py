@@ -1,0 +1,86 @@
+"""Brings up the local stack: settings, embedded PostgreSQL, Azurite, migrations, the Functions host."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+DEV_PG_PORT = 54329
+
+_log = logging.getLogger("devhost")
+
+
+def load_local_settings(root: Path = ROOT) -> dict[str, Any]:
+    """local.settings.json if present, else the checked-in sample (what `func start` would read)."""
+    for name in ("local.settings.json", "local.settings.sample.json"):
+        path = root / name
+        if path.exists():
+            return json.loads(path.read_text())
+    return {"Values": {}}
+
+
+def apply_settings(values: dict[str, str]) -> dict[str, str]:
+    """Copy Values into the environment; variables already exported win, as with Core Tools."""
+    applied = {}
+    for key, value in values.items():
+        if key not in os.environ:
+            os.environ[key] = str(value)
+            applied[key] = str(value)
+    return applied
+
+
+@dataclass
+class Azurite:
+    process: subprocess.Popen[bytes]
+    blob_port: int
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_azurite(location: Path, *, blob_port: int = 10000, queue_port: int = 10001, table_port: int = 10002,
+                  log: Path | None = None) -> Azurite:
+    """Azurite from node_modules. --skipApiVersionCheck: current azure-storage-blob sends newer
+    API versions than Azurite knows and would be rejected otherwise."""
+    binary = ROOT / "node_modules" / ".bin" / "azurite"
+    if not binary.exists():
+        raise RuntimeError("Azurite is not installed; run `npm ci` (make dev and make test do).")
+    location.mkdir(parents=True, exist_ok=True)
+    out = open(log or (location / "azurite.log"), "ab")
+    process = subprocess.Popen(
+        [str(binary), "--location", str(location), "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
+         "--queueHost", "127.0.0.1", "--queuePort", str(queue_port), "--tableHost", "127.0.0.1",
+         "--tablePort", str(table_port), "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+        stdout=out, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{blob_port}/devstoreaccount1?comp=list", timeout=1)
+        except urllib.error.HTTPError:
+            break  # it answered (403 without auth): it is up
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Azurite did not start; see {out.name}") from None
+            time.sleep(0.2)
+        else:
+            break
+    return Azurite(process, blob_port)
+
+
+def node_available() -> bool:
+    return shutil.which("node") is not None

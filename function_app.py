@@ -1,0 +1,10 @@
+"""Composition root: the Functions app and its blueprints. No logic lives here."""
+
+import azure.functions as func
+
+from blueprints import api_collections, api_health, api_workspace
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for blueprint in (api_health.bp, api_workspace.bp, api_collections.bp):
+    app.register_functions(blueprint)

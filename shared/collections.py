@@ -1,0 +1,73 @@
+"""Collections: named groups of documents inside a workspace."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+
+from shared import audit
+from shared.db import Database
+from shared.errors import Conflict, NotFound
+from shared.tenancy import Caller, Role
+
+_COLUMNS = (
+    "c.collection_id, c.name, c.description, c.created_at,"
+    " (SELECT count(*) FROM documents d WHERE d.tenant_id = c.tenant_id AND d.collection_id = c.collection_id"
+    "  AND d.status <> 'deleted') AS documents"
+)
+
+
+def _shape(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(row["collection_id"]), "name": row["name"], "description": row["description"],
+            "createdAt": row["created_at"].isoformat(), "documents": row["documents"]}
+
+
+def create_collection(db: Database, caller: Caller, name: str, description: str = "") -> dict[str, Any]:
+    caller.require(Role.MEMBER)
+    collection_id = uuid4()
+    try:
+        with db.transaction(caller.tenant_id, caller.user_id) as conn:
+            conn.execute(
+                "INSERT INTO collections (tenant_id, collection_id, name, description, created_by)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (caller.tenant_id, collection_id, name, description, caller.user_id),
+            )
+            audit.record(conn, caller, "collection.create", "collection", collection_id, name=name)
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(f"A collection named {name!r} already exists in this workspace.") from None
+    return get_collection(db, caller, collection_id)
+
+
+def list_collections(db: Database, caller: Caller) -> list[dict[str, Any]]:
+    with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM collections c WHERE c.tenant_id = %s ORDER BY c.name, c.collection_id",
+            (caller.tenant_id,),
+        ).fetchall()
+    return [_shape(r) for r in rows]
+
+
+def get_collection(db: Database, caller: Caller, collection_id: UUID) -> dict[str, Any]:
+    with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM collections c WHERE c.tenant_id = %s AND c.collection_id = %s",
+            (caller.tenant_id, collection_id),
+        ).fetchone()
+    if row is None:
+        raise NotFound("No such collection.")
+    return _shape(row)
+
+
+def delete_collection(db: Database, caller: Caller, collection_id: UUID) -> None:
+    """Deletes the collection with its documents and chunks (blobs follow via the ingestion path)."""
+    caller.require(Role.MEMBER)
+    with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        row = conn.execute(
+            "DELETE FROM collections WHERE tenant_id = %s AND collection_id = %s RETURNING name",
+            (caller.tenant_id, collection_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound("No such collection.")
+        audit.record(conn, caller, "collection.delete", "collection", collection_id, name=row["name"])

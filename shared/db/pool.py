@@ -1,0 +1,142 @@
+"""The process-wide connection pool and the tenant-scoped transaction every request runs in."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from shared.config import Settings, get_settings
+from shared.errors import Unavailable
+
+# Scope of the Entra token Azure Database for PostgreSQL accepts as a password.
+_POSTGRES_ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
+
+
+def _entra_connection_class(token: Callable[[], str]) -> type[psycopg.Connection[Any]]:
+    """A connection class that uses a fresh Entra token as the password of each new connection.
+
+    Tokens live about an hour; pooled connections outlive them harmlessly because the server
+    checks the password only at connect time.
+    """
+
+    class EntraConnection(psycopg.Connection):  # type: ignore[type-arg]
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:  # type: ignore[override]
+            kwargs["password"] = token()
+            return super().connect(conninfo, **kwargs)
+
+    return EntraConnection
+
+
+class Database:
+    """A small pool plus :meth:`transaction`, which sets the tenant context for RLS."""
+
+    def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 4, timeout_s: float = 10.0,
+                 statement_timeout_ms: int = 15000, server_prepare: bool = True,
+                 token: Callable[[], str] | None = None) -> None:
+        self._statement_timeout = str(int(statement_timeout_ms))
+        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+        if not server_prepare:
+            # Behind PgBouncer in transaction mode a prepared statement may land on another backend.
+            kwargs["prepare_threshold"] = None
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout_s,
+            kwargs=kwargs,
+            connection_class=_entra_connection_class(token) if token else psycopg.Connection,
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="folio",
+        )
+        self._opened = False
+        self._open_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        token: Callable[[], str] | None = None
+        if settings.database_entra_auth:
+            from shared.azure_credential import get_credential
+
+            credential = get_credential(settings.azure_client_id)
+
+            def token() -> str:
+                return str(credential.get_token(_POSTGRES_ENTRA_SCOPE).token)
+
+        return cls(
+            settings.require("database_url").reveal(),
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+            timeout_s=settings.database_pool_timeout_s,
+            statement_timeout_ms=settings.database_statement_timeout_ms,
+            server_prepare=settings.database_server_prepare,
+            token=token,
+        )
+
+    def _ensure_open(self) -> None:
+        if not self._opened:
+            with self._open_lock:
+                if not self._opened:
+                    # wait=False: a database that is down must not block the first request forever;
+                    # the pool keeps trying in the background and getconn() times out cleanly.
+                    self._pool.open(wait=False)
+                    self._opened = True
+
+    @contextmanager
+    def transaction(self, tenant_id: UUID | None = None, user_id: UUID | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction with ``app.tenant_id``/``app.user_id`` set locally for row-level security.
+
+        The settings are transaction-local (``set_config(..., true)``), so a pooled connection,
+        or a PgBouncer backend, never carries one caller's tenant into the next transaction.
+        """
+        self._ensure_open()
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute(
+                    "SELECT set_config('app.tenant_id', %s, true), set_config('app.user_id', %s, true),"
+                    " set_config('statement_timeout', %s, true)",
+                    (str(tenant_id) if tenant_id else "", str(user_id) if user_id else "", self._statement_timeout),
+                )
+                yield conn
+        except (psycopg.OperationalError, psycopg.errors.QueryCanceled) as exc:
+            raise Unavailable("The database is unavailable; try again shortly.") from exc
+        except Exception as exc:
+            if type(exc).__name__ == "PoolTimeout":
+                raise Unavailable("The database is busy or unreachable; try again shortly.") from exc
+            raise
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close()
+            self._opened = False
+
+
+_lock = threading.Lock()
+_database: Database | None = None
+
+
+def get_database() -> Database:
+    """The process-wide :class:`Database`, created on first use (never at import)."""
+    global _database
+    if _database is None:
+        with _lock:
+            if _database is None:
+                _database = Database.from_settings(get_settings())
+    return _database
+
+
+def reset_database() -> None:
+    """Close and forget the process pool (tests, or after settings change)."""
+    global _database
+    with _lock:
+        if _database is not None:
+            _database.close()
+        _database = None

@@ -1,0 +1,46 @@
+"""Turn request headers into a principal: bearer token, API key, or trusted SWA header; else 401."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from shared.config import Settings
+from shared.errors import Unauthenticated
+from shared.identity import apikeys
+from shared.identity.entra import EntraTokenValidator
+from shared.identity.principal import ApiKeyCredential, Principal
+from shared.identity.swa import HEADER as SWA_HEADER
+from shared.identity.swa import parse_client_principal
+
+_validator_lock = threading.Lock()
+_validators: dict[tuple[Any, ...], EntraTokenValidator] = {}
+
+
+def _validator(settings: Settings) -> EntraTokenValidator:
+    key = (settings.auth_entra_tenant_id, settings.auth_audience, settings.auth_issuer, settings.auth_jwks_url)
+    with _validator_lock:
+        if key not in _validators:  # one JWKS cache per configuration, kept across requests
+            _validators[key] = EntraTokenValidator.from_settings(settings)
+        return _validators[key]
+
+
+def authenticate(headers: Mapping[str, str], settings: Settings) -> Principal | ApiKeyCredential:
+    """Identify the caller from ``headers`` (case-insensitive mapping)."""
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer" and value:
+            return _validator(settings).validate(value)
+        if scheme.lower() == "apikey" and value:
+            return apikeys.parse(value)
+        raise Unauthenticated("Unsupported Authorization header; use 'Bearer <token>' or 'ApiKey <key>'.")
+    swa = headers.get(SWA_HEADER)
+    if swa is not None:
+        if not (settings.auth_trust_swa_principal or settings.dev_mode):
+            # Without SWA in front, anyone could forge this header.
+            raise Unauthenticated("The client principal header is not trusted by this deployment.")
+        return parse_client_principal(swa)
+    raise Unauthenticated("Sign in, or send 'Authorization: Bearer <token>' or 'ApiKey <key>'.")

@@ -1,0 +1,28 @@
+"""The authenticated caller before any workspace is chosen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A signed-in human, identified by their identity provider and its stable subject id."""
+
+    idp: str  # "entra:<tenant id>" or "swa:<provider>"
+    subject: str
+    email: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiKeyCredential:
+    """A presented workspace API key; verified against its stored hash by the tenancy layer."""
+
+    tenant_id: UUID
+    key_id: UUID
+    secret: str
+
+    def __repr__(self) -> str:  # the secret half never reaches logs
+        return f"ApiKeyCredential(tenant_id={self.tenant_id}, key_id={self.key_id}, secret=***)"

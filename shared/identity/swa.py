@@ -1,0 +1,47 @@
+"""The Static Web Apps `x-ms-client-principal` header: base64 JSON set by SWA after sign-in."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from shared.errors import Unauthenticated
+from shared.identity.principal import Principal
+
+HEADER = "x-ms-client-principal"
+_MAX_HEADER = 16_384
+
+
+def parse_client_principal(value: str) -> Principal:
+    """Decode the header; anything malformed is a 401, never a guess."""
+    if len(value) > _MAX_HEADER:
+        raise Unauthenticated("The client principal header is too large.")
+    try:
+        data = json.loads(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise Unauthenticated("The client principal header is not valid base64 JSON.") from None
+    if not isinstance(data, dict):
+        raise Unauthenticated("The client principal header is not a JSON object.")
+    provider, user_id = data.get("identityProvider"), data.get("userId")
+    roles = data.get("userRoles") or []
+    if not (isinstance(provider, str) and provider and isinstance(user_id, str) and user_id):
+        raise Unauthenticated("The client principal header lacks identityProvider or userId.")
+    if not isinstance(roles, list) or "authenticated" not in roles:
+        raise Unauthenticated("The client principal is not authenticated.")
+    details = data.get("userDetails")
+    details = details if isinstance(details, str) and details else None
+    email = details if details and "@" in details else _claim(data, "email", "preferred_username")
+    name = _claim(data, "name") or details
+    return Principal(idp=f"swa:{provider.lower()}", subject=user_id, email=email, name=name)
+
+
+def _claim(data: dict, *types: str) -> str | None:
+    claims = data.get("claims")
+    if not isinstance(claims, list):
+        return None
+    for wanted in types:
+        for claim in claims:
+            if isinstance(claim, dict) and claim.get("typ") == wanted and isinstance(claim.get("val"), str):
+                return claim["val"]
+    return None

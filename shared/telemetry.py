@@ -1,0 +1,86 @@
+"""Structured logs carrying the invocation id, and Application Insights when configured."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import threading
+from typing import Any
+
+_invocation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("folio_invocation_id", default=None)
+_configured = False
+_lock = threading.Lock()
+
+
+def current_invocation_id() -> str | None:
+    return _invocation_id.get()
+
+
+def bind_invocation(invocation_id: str | None) -> contextvars.Token[str | None]:
+    return _invocation_id.set(invocation_id)
+
+
+def unbind_invocation(token: contextvars.Token[str | None]) -> None:
+    _invocation_id.reset(token)
+
+
+class _InvocationFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.invocation_id = _invocation_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: what log pipelines and `jq` want."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if getattr(record, "invocation_id", None):
+            entry["invocationId"] = record.invocation_id
+        for key in ("event", "status", "durationMs", "function"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(settings: Any, *, json_console: bool = False) -> None:
+    """Once per process, on first use (never at import): invocation ids on every record, and
+    Azure Monitor export when APPLICATIONINSIGHTS_CONNECTION_STRING is set."""
+    global _configured
+    if _configured:
+        return
+    with _lock:
+        if _configured:
+            return
+        root = logging.getLogger()
+        root.setLevel(settings.log_level)
+        for handler in root.handlers:
+            handler.addFilter(_InvocationFilter())
+        if json_console:
+            handler = logging.StreamHandler()
+            handler.setFormatter(JsonFormatter())
+            handler.addFilter(_InvocationFilter())
+            root.addHandler(handler)
+        secret = settings.applicationinsights_connection_string
+        if secret is not None and secret.is_set():
+            _configure_azure_monitor(secret.reveal())
+        _configured = True
+
+
+def _configure_azure_monitor(connection_string: str) -> None:
+    try:
+        from azure.monitor.opentelemetry import configure_azure_monitor
+    except ImportError:
+        logging.getLogger(__name__).warning(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING is set but azure-monitor-opentelemetry is not installed"
+        )
+        return
+    configure_azure_monitor(connection_string=connection_string, logger_name="")
