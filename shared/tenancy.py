@@ -78,8 +78,8 @@ def resolve_caller(db: Database, who: Principal | ApiKeyCredential, workspace: s
         if wanted is None:
             # Default workspace: the user's personal one, else the oldest membership.
             row = conn.execute(
-                "SELECT m.tenant_id, m.role FROM memberships m JOIN tenants t ON t.tenant_id = m.tenant_id"
-                " WHERE m.user_id = %s ORDER BY t.personal DESC, m.created_at, m.tenant_id LIMIT 1",
+                "SELECT tenant_id, role FROM memberships"
+                " WHERE user_id = %s ORDER BY personal DESC, created_at, tenant_id LIMIT 1",
                 (user_id,),
             ).fetchone()
         else:

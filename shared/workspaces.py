@@ -18,9 +18,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 def describe_caller(db: Database, caller: Caller) -> dict[str, Any]:
     """The caller, the workspace it acts in, and (for users) every workspace it may switch to."""
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        tenant = conn.execute(
-            "SELECT tenant_id, name, personal FROM tenants WHERE tenant_id = %s", (caller.tenant_id,)
-        ).fetchone()
+        tenant = conn.execute("SELECT tenant_id, name FROM tenants WHERE tenant_id = %s", (caller.tenant_id,)).fetchone()
         user = None
         workspaces: list[dict[str, Any]] = []
         if caller.user_id is not None:
@@ -28,15 +26,15 @@ def describe_caller(db: Database, caller: Caller) -> dict[str, Any]:
                 "SELECT user_id, email, display_name FROM workspace_members WHERE user_id = %s", (caller.user_id,)
             ).fetchone()
             workspaces = conn.execute(
-                "SELECT t.tenant_id AS id, t.name, t.personal, m.role FROM memberships m"
-                " JOIN tenants t ON t.tenant_id = m.tenant_id WHERE m.user_id = %s ORDER BY t.personal DESC, t.name",
+                "SELECT t.tenant_id AS id, t.name, m.personal, m.role FROM memberships m"
+                " JOIN tenants t ON t.tenant_id = m.tenant_id WHERE m.user_id = %s ORDER BY m.personal DESC, t.name",
                 (caller.user_id,),
             ).fetchall()
     return {
         "actor": {"type": caller.actor_type, "id": caller.actor_id},
         "user": None if user is None else
         {"id": str(user["user_id"]), "email": user["email"], "name": user["display_name"]},
-        "tenant": {"id": str(tenant["tenant_id"]), "name": tenant["name"], "personal": tenant["personal"]},
+        "tenant": {"id": str(tenant["tenant_id"]), "name": tenant["name"]},
         "role": str(caller.role),
         "workspaces": [{**w, "id": str(w["id"])} for w in workspaces],
     }

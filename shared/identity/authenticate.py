@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
 from shared.errors import Unauthenticated
 from shared.identity import apikeys
-from shared.identity.entra import EntraTokenValidator
 from shared.identity.principal import ApiKeyCredential, Principal
 from shared.identity.swa import HEADER as SWA_HEADER
 from shared.identity.swa import parse_client_principal
+
+if TYPE_CHECKING:
+    from shared.identity.entra import EntraTokenValidator
 
 _validator_lock = threading.Lock()
 _validators: dict[tuple[Any, ...], EntraTokenValidator] = {}
 
 
 def _validator(settings: Settings) -> EntraTokenValidator:
+    # PyJWT and cryptography load on the first bearer token, not on every cold start.
+    from shared.identity.entra import EntraTokenValidator
+
     key = (settings.auth_entra_tenant_id, settings.auth_audience, settings.auth_issuer, settings.auth_jwks_url)
     with _validator_lock:
         if key not in _validators:  # one JWKS cache per configuration, kept across requests

@@ -24,7 +24,6 @@ CREATE FUNCTION folio_current_user() RETURNS uuid
 CREATE TABLE tenants (
   tenant_id   uuid PRIMARY KEY,
   name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
-  personal    boolean NOT NULL DEFAULT false,   -- a user's own workspace, created at first sign-in
   created_at  timestamptz NOT NULL DEFAULT now()
 );
 
@@ -45,6 +44,7 @@ CREATE TABLE memberships (
   tenant_id   uuid NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
   user_id     uuid NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
   role        text NOT NULL CHECK (role IN ('owner', 'member', 'viewer')),
+  personal    boolean NOT NULL DEFAULT false,   -- this is the user's own workspace (made at first sign-in)
   created_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (tenant_id, user_id)
 );
@@ -217,9 +217,9 @@ BEGIN
   IF v_personal IS NULL THEN
     v_personal := gen_random_uuid();
     PERFORM set_config('app.tenant_id', v_personal::text, true);
-    INSERT INTO tenants (tenant_id, personal, name)
-      VALUES (v_personal, true, left(coalesce(nullif(btrim(p_name), ''), v_email, 'My') || '''s workspace', 200));
-    INSERT INTO memberships (tenant_id, user_id, role) VALUES (v_personal, v_user, 'owner');
+    INSERT INTO tenants (tenant_id, name)
+      VALUES (v_personal, left(coalesce(nullif(btrim(p_name), ''), v_email, 'My') || '''s workspace', 200));
+    INSERT INTO memberships (tenant_id, user_id, role, personal) VALUES (v_personal, v_user, 'owner', true);
     UPDATE users SET personal_tenant_id = v_personal WHERE user_id = v_user;
   END IF;
 

@@ -1,0 +1,197 @@
+"""Decide a document's type from its bytes alone; names and Content-Type headers lie."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zipfile
+
+from shared.ingest.document import DocType
+from shared.ingest.errors import (
+    SUPPORTED_FORMATS,
+    CorruptDocument,
+    EmptyDocument,
+    UnsupportedType,
+)
+from shared.ingest.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_zip_entry_count,
+    declared_zip_entries,
+)
+from shared.ingest.textcodec import bom_encoding, is_binary_text, try_decode
+
+_HEAD = 8192
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+# Magic numbers of common non-document uploads, so the message can say what the file is.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\x7fELF", "a Linux executable (ELF)"),
+    (b"\xcf\xfa\xed\xfe", "a macOS executable"),
+    (b"\xce\xfa\xed\xfe", "a macOS executable"),
+    (b"\xca\xfe\xba\xbe", "a compiled program (Java class or macOS binary)"),
+    (b"\x00asm", "a WebAssembly module"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Microsoft Office file (.doc, .xls or .ppt)"),
+    (b"{\\rtf", "a Rich Text Format (RTF) file"),
+    (b"%!PS", "a PostScript file"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"OggS", "an audio or video file"),
+    (b"ID3", "an MP3 audio file"),
+    (b"fLaC", "an audio file (FLAC)"),
+)
+_HINTS = {
+    "a legacy Microsoft Office file (.doc, .xls or .ppt)": " Save it as .docx or PDF first.",
+    "a Rich Text Format (RTF) file": " Save it as .docx or PDF first.",
+}
+
+_STRONG_HTML = re.compile(r"<(?:!doctype\s+html|html|head|body)[\s>/]", re.I)
+_HTML_TAG = re.compile(
+    r"<(?:div|p|h[1-6]|table|ul|ol|section|article|main|span|a|meta|title|link|script|style"
+    r"|nav|header|footer|form|img|br|center|font|b|i|strong|em)[\s>/]",
+    re.I,
+)
+# Comments and an XML declaration may precede the first real tag.
+_LEADING_JUNK = re.compile(r"^(?:\s+|<!--.*?-->|<\?xml[^>]*\?>)*", re.S)
+
+_ATX = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.M)
+# Anchored on the first non-blank character so a failed match costs one pass per line.
+_SETEXT = re.compile(r"^[ \t]*\S[^\n]*\n {0,3}(?:={3,}|-{3,})[ \t]*$", re.M)
+_FENCE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})", re.M)
+_TABLE_RULE = re.compile(
+    r"^ {0,3}\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.M
+)
+_BULLET = re.compile(r"^ {0,3}[-*+][ \t]+\S", re.M)
+_LINK = re.compile(r"\[[^\]\n]+\]\([^)\s]+\)")
+_QUOTE = re.compile(r"^ {0,3}>[ \t]?\S", re.M)
+_MD_SAMPLE = 200_000
+
+
+def sniff(data: bytes, limits: Limits = DEFAULT_LIMITS) -> DocType:
+    """Return the document type, or raise :class:`EmptyDocument` / :class:`UnsupportedType`."""
+    if not data:
+        raise EmptyDocument("The file is empty (0 bytes).")
+    head = data[:_HEAD]
+    if _is_pdf(head):
+        return "pdf"
+    if head.startswith(_ZIP_MAGIC):
+        return _sniff_zip(data, limits)
+    _reject_known_binary(head)
+    return _sniff_text(data, head)
+
+
+def looks_like_markdown(text: str) -> bool:
+    """Markdown structure (headings, fences, tables, lists) in enough proportion."""
+    sample = text[:_MD_SAMPLE]
+    strong = (
+        len(_ATX.findall(sample))
+        + len(_SETEXT.findall(sample))
+        + len(_FENCE.findall(sample)) // 2
+        + len(_TABLE_RULE.findall(sample))
+    )
+    weak = len(_BULLET.findall(sample)) + len(_LINK.findall(sample)) + len(_QUOTE.findall(sample))
+    nonblank = sum(1 for line in sample.splitlines() if line.strip())
+    if strong >= 2:
+        return True
+    if strong == 1 and (weak >= 1 or nonblank <= 20 or _ATX.match(sample.lstrip("\n"))):
+        return True
+    return weak >= 3 and weak >= 0.2 * nonblank
+
+
+def _is_pdf(head: bytes) -> bool:
+    """``%PDF-`` at the start, or after a short binary preamble (mail gateways add some)."""
+    stripped = head.lstrip(b" \t\r\n\x00")
+    if stripped.startswith(b"%PDF-"):
+        return True
+    at = head.find(b"%PDF-", 0, 1024)
+    return at > 0 and try_decode(head[:at]) is None
+
+
+def _reject_known_binary(head: bytes) -> None:
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            raise _unsupported(name)
+    if head[4:8] == b"ftyp":
+        raise _unsupported("a video or image file (MP4/HEIC)")
+    if head.startswith(b"RIFF") and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
+        raise _unsupported("an image or media file (RIFF)")
+    if head.startswith(b"MZ") and b"\x00" in head[:64]:
+        raise _unsupported("a Windows executable")
+
+
+def _sniff_text(data: bytes, head: bytes) -> DocType:
+    raw = _head_text(head)
+    prefix = _LEADING_JUNK.sub("", raw, count=1)
+    if _STRONG_HTML.match(prefix):
+        return "html"  # may be in a legacy charset; the HTML parser handles its meta charset
+    if raw.startswith("<?xml") or prefix.lower().startswith("<svg"):
+        raise _unsupported("an XML or SVG file")
+    text = try_decode(data)
+    if text is None or is_binary_text(text):
+        if _HTML_TAG.match(prefix):
+            return "html"
+        raise UnsupportedType(
+            "This file is neither a supported document format nor UTF-8 text (it looks like "
+            f"binary data). Folio can read {SUPPORTED_FORMATS} files; save text files as UTF-8."
+        )
+    if not text.strip():
+        raise EmptyDocument("The file contains only whitespace; there is no text to index.")
+    if _HTML_TAG.match(prefix):
+        # READMEs often open with <p align="center">; their headings are still Markdown.
+        return "markdown" if _ATX.search(text[:_MD_SAMPLE]) else "html"
+    return "markdown" if looks_like_markdown(text) else "text"
+
+
+def _head_text(head: bytes) -> str:
+    """The first characters past any BOM and leading whitespace."""
+    encoding, skip = bom_encoding(head)
+    # latin-1 never fails and tag names are ASCII, so it is enough to read the markup.
+    return head[skip:].decode(encoding or "latin-1", errors="ignore").lstrip()
+
+
+def _sniff_zip(data: bytes, limits: Limits) -> DocType:
+    """DOCX is a ZIP holding ``word/document.xml`` and ``[Content_Types].xml``."""
+    names = _zip_names(data, limits)
+    if "word/document.xml" in names and "[Content_Types].xml" in names:
+        return "docx"
+    if "xl/workbook.xml" in names:
+        raise _unsupported("an Excel workbook")
+    if "ppt/presentation.xml" in names:
+        raise _unsupported("a PowerPoint presentation")
+    if "META-INF/container.xml" in names:
+        raise _unsupported("an EPUB e-book")
+    if "content.xml" in names and "mimetype" in names:
+        raise _unsupported("an OpenDocument file")
+    if "word/document.xml" in names:
+        raise _unsupported("a Word document missing its [Content_Types].xml part")
+    raise _unsupported("a ZIP archive")
+
+
+def _zip_names(data: bytes, limits: Limits) -> set[str]:
+    """Member names from the central directory only; nothing is inflated."""
+    # Before zipfile builds one ZipInfo per entry of a possibly enormous directory.
+    check_zip_entry_count(declared_zip_entries(data) or 0, limits)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return set(archive.namelist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, struct.error, OSError) as exc:
+        raise CorruptDocument(
+            "The file starts like a ZIP-based document (such as .docx) but its archive is "
+            "damaged and cannot be opened."
+        ) from exc
+
+
+def _unsupported(name: str) -> UnsupportedType:
+    hint = _HINTS.get(name, "")
+    return UnsupportedType(
+        f"This file looks like {name}, which Folio cannot index.{hint} "
+        f"Supported formats: {SUPPORTED_FORMATS}."
+    )

@@ -1,0 +1,64 @@
+"""Bytes to text for the text-like formats: UTF-8, or UTF-16 with a byte-order mark."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from shared.ingest.errors import UnsupportedType
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# C0 controls other than tab, newline, carriage return and form feed, plus DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# More than this share of control characters means binary that happens to decode.
+_MAX_CONTROL_SHARE = 0.01
+
+
+def bom_encoding(data: bytes) -> tuple[str | None, int]:
+    """The encoding named by a leading byte-order mark and the mark's length."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return encoding, len(bom)
+    return None, 0
+
+
+def try_decode(data: bytes) -> str | None:
+    """Decode as BOM-declared UTF-16/UTF-8 or plain UTF-8; None if that fails."""
+    encoding, skip = bom_encoding(data)
+    try:
+        return data[skip:].decode(encoding or "utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def is_binary_text(text: str) -> bool:
+    """True when decoded text is really binary: NULs, or many control characters."""
+    if "\x00" in text:
+        return True
+    sample = text[:65_536]
+    return len(_CONTROL.findall(sample)) > _MAX_CONTROL_SHARE * max(len(sample), 1)
+
+
+def decode_text(data: bytes) -> str:
+    """Decode an upload as text, or raise :class:`UnsupportedType` naming what to do."""
+    text = try_decode(data)
+    if text is None:
+        raise UnsupportedType(
+            "This file is not UTF-8 text and not a recognised document format. If it is a "
+            "text file, save it with UTF-8 encoding and upload it again."
+        )
+    if is_binary_text(text):
+        raise UnsupportedType(
+            "This file looks like binary data, not a document Folio can read."
+        )
+    return text
+
+
+def normalise_text(text: str) -> str:
+    """Unix newlines, form feeds as paragraph breaks, stray control characters removed."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
+    return _CONTROL.sub("", text)

@@ -1,0 +1,131 @@
+"""Shared fixtures: a real PostgreSQL with pgvector, the app's settings, and the local Functions host."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_PG_PORT = int(os.environ.get("FOLIO_TEST_PG_PORT", "54330"))
+TEST_DB = "folio_test"
+APP_ROLE = "folio_app"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """An embedded PostgreSQL 18 + pgvector, separate from `make dev`'s, with a fresh database."""
+    from devhost import postgres as local_pg
+
+    if os.environ.get("FOLIO_TEST_ADMIN_URL"):  # an existing server, e.g. one with PgBouncer in front
+        yield None
+        return
+    pg = local_pg.start(ROOT / ".local" / "pg-test", TEST_PG_PORT)
+    local_pg.ensure_database(pg, TEST_DB, app_role=APP_ROLE, recreate=True)
+    yield pg
+
+
+@pytest.fixture(scope="session")
+def database_urls(postgres: object) -> dict[str, str]:
+    from shared.db.migrate import migrate
+
+    if postgres is None:
+        urls = {"admin": os.environ["FOLIO_TEST_ADMIN_URL"], "app": os.environ["FOLIO_TEST_APP_URL"]}
+    else:
+        urls = {"admin": postgres.url(database=TEST_DB), "app": postgres.url(APP_ROLE, TEST_DB)}  # type: ignore[attr-defined]
+    migrate(urls["admin"], app_role=APP_ROLE, embedding_model="all-MiniLM-L6-v2", embedding_dim=384)
+    return urls
+
+
+@pytest.fixture(scope="session")
+def app_environment(database_urls: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The environment the app reads its settings from during tests."""
+    from shared.config import reset_settings
+    from shared.db import reset_database
+
+    env = {
+        "FOLIO_ENVIRONMENT": "test",
+        "FOLIO_DEV_MODE": "false",
+        "AUTH_TRUST_SWA_PRINCIPAL": "true",
+        "DATABASE_URL": database_urls["app"],
+        "DATABASE_ADMIN_URL": database_urls["admin"],
+        "DATABASE_POOL_MAX": "8",
+        "APP_CONFIG_ENDPOINT": "",
+        "KEY_VAULT_URL": "",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    reset_settings()
+    reset_database()
+    yield env
+    reset_database()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    reset_settings()
+
+
+@pytest.fixture
+def settings_override(app_environment: dict[str, str]) -> Iterator[object]:
+    """Change settings for one test: ``settings_override(AUTH_TRUST_SWA_PRINCIPAL="false")``."""
+    from shared.config import reset_settings
+
+    changed: dict[str, str | None] = {}
+
+    def apply(**values: str) -> None:
+        for key, value in values.items():
+            changed.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        reset_settings()
+
+    yield apply
+    for key, value in changed.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def host(app_environment: dict[str, str]) -> Iterator[str]:
+    """The local Functions host serving function_app over real HTTP on a free port."""
+    import function_app
+    from devhost.functions import registrations
+    from devhost.http_server import FunctionsHttpServer
+
+    server = FunctionsHttpServer(("127.0.0.1", 0), registrations(function_app.app),
+                                 cors_origins=("http://127.0.0.1:4280",))
+    server.start_in_thread()
+    yield server.base_url
+    server.shutdown()
+
+
+@pytest.fixture
+def client(host: str) -> Client:
+    return Client(host)
+
+
+@pytest.fixture
+def admin_conn(database_urls: dict[str, str]) -> Iterator[object]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(database_urls["admin"], autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+@pytest.fixture
+def app_conn(database_urls: dict[str, str]) -> Iterator[object]:
+    """A direct connection as the app role: what row-level security sees."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(database_urls["app"], row_factory=dict_row) as conn:
+        yield conn

@@ -1,0 +1,103 @@
+"""Collections over real HTTP: create, list, get, delete, and every kind of bad input."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.helpers import Client
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_create_list_get_delete_collection(client: Client) -> None:
+    alice = client.as_user(_unique("alice"))
+    created = alice.post("/api/collections", {"name": "Contracts", "description": "signed ones"})
+    assert created.status == 201, created.body
+    body = created.json()
+    assert body["name"] == "Contracts" and body["description"] == "signed ones" and body["documents"] == 0
+    assert created.headers["location"] == f"/api/collections/{body['id']}"
+
+    listed = alice.get("/api/collections").json()["collections"]
+    assert [c["id"] for c in listed] == [body["id"]]
+    assert alice.get(f"/api/collections/{body['id']}").json() == body
+
+    assert alice.delete(f"/api/collections/{body['id']}").status == 204
+    assert alice.get(f"/api/collections/{body['id']}").status == 404
+    assert alice.delete(f"/api/collections/{body['id']}").status == 404
+
+
+def test_duplicate_collection_name_is_a_conflict(client: Client) -> None:
+    alice = client.as_user(_unique("alice"))
+    assert alice.post("/api/collections", {"name": "Same"}).status == 201
+    again = alice.post("/api/collections", {"name": "Same"})
+    assert again.status == 409
+    assert again.json()["type"].endswith("/conflict")
+
+
+def test_bad_json_is_a_clear_400(client: Client) -> None:
+    alice = client.as_user(_unique("alice"))
+    response = alice.request("POST", "/api/collections", body=b'{"name": ', headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["type"].endswith("/invalid-request") and "not valid JSON" in problem["detail"]
+
+
+def test_wrong_types_unknown_fields_and_missing_fields_are_400(client: Client) -> None:
+    alice = client.as_user(_unique("alice"))
+    cases = [
+        ({"name": 42}, "must be a string"),
+        ({"name": True}, "must be a string"),
+        ({"name": "x", "owner": "mallory"}, "Unknown field(s): owner"),
+        ({}, "'name' is required"),
+        ({"name": "   "}, "must not be empty"),
+        ({"name": "x" * 201}, "at most 200"),
+        (["name"], "must be a JSON object"),
+        ({"name": "a\x00b"}, "control characters"),
+    ]
+    for body, message in cases:
+        response = alice.post("/api/collections", body)
+        assert response.status == 400, body
+        assert message in response.json()["detail"], (body, response.json())
+    assert alice.get("/api/collections").json()["collections"] == []
+
+
+def test_oversize_body_is_413_and_creates_nothing(client: Client) -> None:
+    alice = client.as_user(_unique("alice"))
+    huge = b'{"name": "big", "description": "' + b"x" * 1_100_000 + b'"}'
+    response = alice.request("POST", "/api/collections", body=huge, headers={"Content-Type": "application/json"})
+    assert response.status == 413
+    assert alice.get("/api/collections").json()["collections"] == []
+
+
+def test_non_json_content_type_is_415(client: Client) -> None:
+    alice = client.as_user(_unique("alice"))
+    response = alice.request("POST", "/api/collections", body=b"name=x",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 415
+
+
+def test_malformed_and_unknown_ids_are_404(client: Client) -> None:
+    alice = client.as_user(_unique("alice"))
+    assert alice.get("/api/collections/not-a-uuid").status == 404
+    assert alice.get(f"/api/collections/{uuid.uuid4()}").status == 404
+
+
+def test_unauthenticated_requests_are_401(client: Client) -> None:
+    response = client.get("/api/collections")
+    assert response.status == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_mutations_are_audited(client: Client) -> None:
+    alice = client.as_user(_unique("alice"))
+    created = alice.post("/api/collections", {"name": "Audited"}).json()
+    alice.delete(f"/api/collections/{created['id']}")
+    entries = alice.get("/api/audit").json()["entries"]
+    actions = [(e["action"], e["target"]["id"]) for e in entries]
+    assert ("collection.delete", created["id"]) in actions and ("collection.create", created["id"]) in actions
+    assert all(e["invocationId"] for e in entries)
+    me = alice.get("/api/me").json()
+    assert {e["actor"]["id"] for e in entries} == {me["user"]["id"]}

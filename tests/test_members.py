@@ -1,0 +1,73 @@
+"""Workspace members: owners add people by email with a role; roles are enforced."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.helpers import Client
+
+
+def _person(client: Client) -> tuple[Client, str]:
+    name = f"p-{uuid.uuid4().hex[:10]}"
+    return client.as_user(name, email=f"{name}@example.com"), f"{name}@example.com"
+
+
+def test_invited_user_joins_the_workspace_at_first_sign_in(client: Client) -> None:
+    owner, _ = _person(client)
+    workspace = owner.get("/api/me").json()["tenant"]["id"]
+    guest_client, guest_email = _person(client)
+    invited = owner.post("/api/members", {"email": guest_email.upper(), "role": "viewer"})
+    assert invited.status == 202 and invited.json()["status"] == "invited"
+
+    me = guest_client.get("/api/me").json()  # first sign-in
+    roles = {w["id"]: w["role"] for w in me["workspaces"]}
+    assert roles[workspace] == "viewer" and me["tenant"]["id"] != workspace  # personal one stays default
+
+    in_shared = guest_client.with_headers(**{"x-folio-workspace": workspace})
+    assert in_shared.get("/api/me").json()["role"] == "viewer"
+    assert in_shared.get("/api/collections").status == 200
+    assert in_shared.post("/api/collections", {"name": "viewer write"}).status == 403
+    emails = {m["email"] for m in owner.get("/api/members").json()["members"]}
+    assert guest_email in emails
+
+
+def test_existing_user_is_added_directly_as_member(client: Client) -> None:
+    owner, _ = _person(client)
+    workspace = owner.get("/api/me").json()["tenant"]["id"]
+    member, member_email = _person(client)
+    member.get("/api/me")  # has signed in before
+    added = owner.post("/api/members", {"email": member_email, "role": "member"})
+    assert added.status == 201 and added.json()["status"] == "added"
+    assert owner.post("/api/members", {"email": member_email, "role": "member"}).status == 409
+    shared = member.with_headers(**{"x-folio-workspace": workspace})
+    created = shared.post("/api/collections", {"name": "team doc"})
+    assert created.status == 201
+    assert created.json()["id"] in {c["id"] for c in owner.get("/api/collections").json()["collections"]}
+    # A member cannot manage membership.
+    assert shared.post("/api/members", {"email": "x@example.com", "role": "owner"}).status == 403
+
+
+def test_removed_member_loses_access_immediately(client: Client) -> None:
+    owner, _ = _person(client)
+    workspace = owner.get("/api/me").json()["tenant"]["id"]
+    member, email = _person(client)
+    member_id = member.get("/api/me").json()["user"]["id"]
+    owner.post("/api/members", {"email": email, "role": "member"})
+    shared = member.with_headers(**{"x-folio-workspace": workspace})
+    assert shared.get("/api/collections").status == 200
+    assert owner.delete(f"/api/members/{member_id}").status == 204
+    assert shared.get("/api/collections").status == 404
+
+
+def test_last_owner_cannot_be_removed(client: Client) -> None:
+    owner, _ = _person(client)
+    me = owner.get("/api/me").json()
+    response = owner.delete(f"/api/members/{me['user']['id']}")
+    assert response.status == 409 and "at least one owner" in response.json()["detail"]
+
+
+def test_invalid_member_requests_are_400(client: Client) -> None:
+    owner, _ = _person(client)
+    assert owner.post("/api/members", {"email": "not-an-email", "role": "member"}).status == 400
+    assert owner.post("/api/members", {"email": "a@b.co", "role": "admin"}).status == 400
+    assert owner.post("/api/members", {"email": "a@b.co"}).status == 400
