@@ -281,7 +281,7 @@ class AppConfigSource:
                 raise TypeError(uri)
         except (ValueError, KeyError, TypeError):
             raise ConfigError(
-                f"App Configuration key {key} (label {self._label}) is a Key Vault reference without a valid \"uri\"
+                f"App Configuration key {key} (label {self._label}) is a Key Vault reference without a 'uri'"
             ) from None
         try:
             return self._resolver(uri)

@@ -149,7 +149,8 @@ class Settings:
         out: dict[str, Any] = {}
         for f in _fields():
             value = getattr(self, f.name)
-            shown = ("***" if value.is_set() else None) if isinstance(value, Secret) else value
+            # Secrets are masked without being resolved: printing settings must not call Key Vault.
+            shown = "***" if isinstance(value, Secret) else value
             out[f.metadata["env"]] = {"value": shown, "source": self.sources.get(f.name, "default")}
         return out
 
@@ -179,7 +180,7 @@ def missing_setting_message(env: str) -> str:
 
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _coerce(env: str, raw: str, annotation: Any) -> Any:
@@ -201,7 +202,8 @@ def _coerce(env: str, raw: str, annotation: Any) -> Any:
         if kind is float:
             return float(text)
     except ValueError:
-        raise ConfigError(f"Setting {env} must be a {kind.__name__}, got {raw!r}") from None
+        # Never echo the value: it may be a secret that landed in the wrong setting.
+        raise ConfigError(f"Setting {env} must be a {kind.__name__}") from None
     return text
 
 
@@ -316,10 +318,12 @@ class SettingsProvider:
             if not self._app_config.sentinel_changed():
                 return
             values = self._app_config.load()
+            # A malformed published value must not take the app down: validate before swapping.
+            settings = load_settings(self._environ, app_config=values, secrets=self._secrets)
         except Exception as exc:  # keep serving the last good settings; say so once per interval
             _log.warning("App Configuration refresh failed; keeping current settings: %s", type(exc).__name__)
             return
-        self._settings = load_settings(self._environ, app_config=values, secrets=self._secrets)
+        self._settings = settings
         _log.info("settings reloaded from App Configuration")
 
     def reset(self) -> None:

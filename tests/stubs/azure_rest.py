@@ -12,7 +12,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -161,9 +160,7 @@ def _make_certificate(directory: Path) -> tuple[Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(PRIMARY_HOST)), x509.DNSName(OTHER_HOST)]
-            ),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(PRIMARY_HOST)), x509.DNSName(OTHER_HOST)]),
             critical=False,
         )
         # CA + key identifiers so strict verification (VERIFY_X509_STRICT, Python 3.13+) accepts it as its own root.
@@ -190,9 +187,7 @@ def _make_certificate(directory: Path) -> tuple[Path, Path]:
     cert_path, key_path = directory / "stub-cert.pem", directory / "stub-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 
@@ -210,7 +205,7 @@ class AzureRestStub:
         self._lock = threading.Lock()
         self._secrets: dict[tuple[str, str], list[_SecretVersion]] = {}
         self._settings: dict[tuple[str, str | None], _KeyValue] = {}
-        self._failures: dict[str, int | None] = {KEY_VAULT: None, APP_CONFIGURATION: None}
+        self._failures: dict[str, tuple[int, str | None] | None] = {KEY_VAULT: None, APP_CONFIGURATION: None}
         self._log: list[RequestRecord] = []
         self._dir: Path | None = None
         self._server: ThreadingHTTPServer | None = None
@@ -229,7 +224,10 @@ class AzureRestStub:
         server.daemon_threads = True
         server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="azure-rest-stub", daemon=True)
+        # A short poll keeps stop() quick: shutdown() waits for the loop's next wake-up.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="azure-rest-stub", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -319,11 +317,11 @@ class AzureRestStub:
 
     # --- failure hooks and request log --------------------------------------------------
 
-    def fail(self, service: str, status: int | None = 503) -> None:
-        """Answer every request to ``service`` with ``status`` (``None`` heals it)."""
+    def fail(self, service: str, status: int | None = 503, *, path: str | None = None) -> None:
+        """Answer requests to ``service`` (only to ``path``, when given) with ``status``; ``None`` heals it."""
         assert service in self._failures, service
         with self._lock:
-            self._failures[service] = status
+            self._failures[service] = None if status is None else (status, path)
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -339,10 +337,7 @@ class AzureRestStub:
         return sum(
             1
             for r in self.requests
-            if r.service == KEY_VAULT
-            and r.host == host
-            and r.path.split("/")[2:3] == [quote(name)]
-            and r.status != 401
+            if r.service == KEY_VAULT and r.host == host and r.path.split("/")[2:3] == [quote(name)] and r.status != 401
         )
 
     def list_reads(self) -> int:
@@ -357,14 +352,19 @@ class AzureRestStub:
         with self._lock:
             self._log.append(record)
 
-    def _failure(self, service: str) -> int | None:
+    def _failure(self, service: str, path: str) -> int | None:
         with self._lock:
-            return self._failures[service]
+            failure = self._failures[service]
+        if failure is None or (failure[1] is not None and failure[1] != path):
+            return None
+        return failure[0]
 
     def _key_vault(self, host: str, path: str, query: dict[str, list[str]], authorized: bool) -> _Reply:
-        failure = self._failure(KEY_VAULT)
+        failure = self._failure(KEY_VAULT, path)
         if failure is not None:
-            return _Reply.json(failure, {"error": {"code": "ServiceUnavailable", "message": "The stub was told to fail."}})
+            return _Reply.json(
+                failure, {"error": {"code": "ServiceUnavailable", "message": "The stub was told to fail."}}
+            )
         if not authorized:
             # The SDK's first request carries no token; this challenge tells it which tenant and resource to use.
             challenge = (
@@ -382,8 +382,8 @@ class AzureRestStub:
         version = unquote(parts[3]) if len(parts) == 4 and parts[3] else None
         with self._lock:
             versions = list(self._secrets.get((host, name), []))
-        chosen = versions[-1] if versions and version is None else next(
-            (v for v in versions if v.version == version), None
+        chosen = (
+            versions[-1] if versions and version is None else next((v for v in versions if v.version == version), None)
         )
         if chosen is None:
             message = (
@@ -408,16 +408,24 @@ class AzureRestStub:
     def _app_configuration(
         self, path: str, query: dict[str, list[str]], authorized: bool, if_none_match: str | None
     ) -> _Reply:
-        failure = self._failure(APP_CONFIGURATION)
+        failure = self._failure(APP_CONFIGURATION, path)
         if failure is not None:
-            body = {"type": "https://azconfig.io/errors/service-unavailable", "title": "Stub failure", "status": failure}
+            body = {
+                "type": "https://azconfig.io/errors/service-unavailable",
+                "title": "Stub failure",
+                "status": failure,
+            }
             return _Reply.json(failure, body, content_type=_PROBLEM_CONTENT_TYPE)
         if not authorized:
             challenge = 'Bearer realm="", error="invalid_token", error_description="The access token is missing"'
             body = {"type": "https://azconfig.io/errors/unauthorized", "title": "Unauthorized", "status": 401}
             return _Reply.json(401, body, headers={"WWW-Authenticate": challenge}, content_type=_PROBLEM_CONTENT_TYPE)
         if not query.get("api-version"):
-            body = {"type": "https://azconfig.io/errors/invalid-argument", "title": "api-version missing", "status": 400}
+            body = {
+                "type": "https://azconfig.io/errors/invalid-argument",
+                "title": "api-version missing",
+                "status": 400,
+            }
             return _Reply.json(400, body, content_type=_PROBLEM_CONTENT_TYPE)
         label_q = query.get("label", [None])[0]
         if path == "/kv":
@@ -440,8 +448,11 @@ class AzureRestStub:
         after = query.get("after", [None])[0]
         with self._lock:
             items = sorted(
-                (i.to_json() for i in self._settings.values()
-                 if _filter_matches(key_q, i.key) and _filter_matches(label_q, i.label)),
+                (
+                    i.to_json()
+                    for i in self._settings.values()
+                    if _filter_matches(key_q, i.key) and _filter_matches(label_q, i.label)
+                ),
                 key=lambda d: (d["key"], d["label"] or ""),
             )
         start = int(after) if after else 0
@@ -479,6 +490,8 @@ def _handler_for(stub: AzureRestStub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         # Keep-alive like the real services: the SDK pools connections, and HTTP/1.0 closes would race with reuse.
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as separate writes; with Nagle on, the client's delayed ACK adds ~40 ms each.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             split = urlsplit(self.path)
@@ -508,8 +521,3 @@ def _handler_for(stub: AzureRestStub) -> type[BaseHTTPRequestHandler]:
             pass  # the request log on the stub is the record; stderr noise helps nobody
 
     return Handler
-
-
-def iter_log(stub: AzureRestStub, service: str) -> Iterator[RequestRecord]:
-    """The stub's requests to one service, oldest first."""
-    return (r for r in stub.requests if r.service == service)

@@ -1,0 +1,63 @@
+"""Cold start: import time of function_app vs. azure.functions alone, in fresh processes.
+
+    python -m benchmarks.coldstart --json [--runs 9]
+
+Prints {"import_ms", "baseline_import_ms", "overhead_ms", "ratio", "runs", "heavy_modules_loaded"}.
+Medians over fresh interpreters, alternating the two so machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Modules that must never load at import: parsers, models, SDKs only some requests need.
+HEAVY = ("pypdf", "docx", "onnxruntime", "tokenizers", "torch", "sentence_transformers", "jwt",
+         "azure.identity", "azure.storage.blob", "azure.cosmos", "stripe", "azure.monitor")
+
+_PROBE = """
+import sys, time, json
+t = time.perf_counter()
+import {module}
+elapsed = (time.perf_counter() - t) * 1000
+heavy = [m for m in {heavy!r} if m in sys.modules]
+print(json.dumps({{"ms": elapsed, "heavy": heavy}}))
+"""
+
+
+def _measure(module: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(module=module, heavy=HEAVY)], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(runs: int) -> dict:
+    app, base, heavy = [], [], set()
+    _measure("function_app")  # warm the OS file cache for both, so neither pays disk reads alone
+    for _ in range(runs):
+        base.append(_measure("azure.functions")["ms"])
+        result = _measure("function_app")
+        app.append(result["ms"])
+        heavy.update(result["heavy"])
+    import_ms, baseline_ms = statistics.median(app), statistics.median(base)
+    return {"import_ms": round(import_ms, 1), "baseline_import_ms": round(baseline_ms, 1),
+            "overhead_ms": round(import_ms - baseline_ms, 1), "ratio": round(import_ms / baseline_ms, 2),
+            "runs": runs, "heavy_modules_loaded": sorted(heavy)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--json", action="store_true", help="print one JSON object (the default output anyway)")
+    args = parser.parse_args()
+    print(json.dumps(run(args.runs)))
+
+
+if __name__ == "__main__":
+    main()
