@@ -2,9 +2,10 @@
 
 import azure.functions as func
 
-from blueprints import api_collections, api_health, api_workspace
+from blueprints import api_collections, api_documents, api_health, api_workspace, blob_events, indexer
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (api_health.bp, api_workspace.bp, api_collections.bp):
+for blueprint in (api_health.bp, api_workspace.bp, api_collections.bp, api_documents.bp, blob_events.bp,
+                  indexer.bp):
     app.register_functions(blueprint)

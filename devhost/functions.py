@@ -69,7 +69,7 @@ def http_routes(regs: list[Registration], route_prefix: str = "api") -> list[Htt
         methods = frozenset(m.upper() for m in (reg.trigger.get("methods") or
                                                 ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]))
         full = "/".join(p for p in (route_prefix.strip("/"), template.strip("/")) if p)
-        routes.append(HttpRoute(reg, template, _compile(full), methods, str(reg.trigger.get("authLevel", "function"))))
+        routes.append(HttpRoute(reg, template, _compile(full), methods, str(reg.trigger.get("authLevel", "function")).lower()))
     # Literal segments beat parameters, as in the Functions host: fewer parameters first.
     routes.sort(key=lambda r: (r.template.count("{"), -len(r.template)))
     return routes

@@ -118,6 +118,32 @@ class Settings:
     embedding_model: str = _setting("EMBEDDING_MODEL", "all-MiniLM-L6-v2")
     embedding_dim: int = _setting("EMBEDDING_DIM", 384)
 
+    # --- blob storage and uploads -------------------------------------------------------
+    storage_connection_string: Secret | None = _setting(
+        "STORAGE_CONNECTION_STRING", secret=True, doc="local/Azurite: account-key auth; unset in Azure"
+    )
+    storage_account_url: str | None = _setting(
+        "STORAGE_ACCOUNT_URL", doc="https://<account>.blob.core.windows.net; managed identity in Azure"
+    )
+    storage_public_url: str | None = _setting(
+        "STORAGE_PUBLIC_URL", doc="blob endpoint as the browser sees it, if it differs (proxies)"
+    )
+    upload_container: str = _setting("UPLOAD_CONTAINER", "uploads")
+    upload_sas_minutes: int = _setting("UPLOAD_SAS_MINUTES", 10, doc="lifetime of an upload URL")
+    max_upload_bytes: int = _setting("MAX_UPLOAD_BYTES", 52_428_800, doc="largest document accepted (50 MiB)")
+
+    # --- indexing queue -----------------------------------------------------------------
+    index_queue_backend: str = _setting(
+        "INDEX_QUEUE_BACKEND", "postgres", doc="servicebus in Azure; postgres = the local peek-lock stand-in"
+    )
+    index_queue_name: str = _setting("INDEX_QUEUE_NAME", "index-jobs")
+    servicebus_namespace: str | None = _setting(
+        "SERVICEBUS_NAMESPACE", doc="<name>.servicebus.windows.net (managed identity)"
+    )
+    index_max_delivery: int = _setting(
+        "INDEX_MAX_DELIVERY", 5, doc="the queue's max delivery count; the last attempt marks the document failed"
+    )
+
     # --- Azure configuration sources ----------------------------------------------------
     app_config_endpoint: str | None = _setting("APP_CONFIG_ENDPOINT")
     app_config_label: str | None = _setting("APP_CONFIG_LABEL", doc="defaults to FOLIO_ENVIRONMENT")

@@ -62,6 +62,8 @@ def configure_logging(settings: Any, *, json_console: bool = False) -> None:
             return
         root = logging.getLogger()
         root.setLevel(settings.log_level)
+        # The Azure SDK logs every HTTP request and response at INFO; that is noise, not signal.
+        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
         for handler in root.handlers:
             handler.addFilter(_InvocationFilter())
         if json_console:

@@ -41,8 +41,28 @@ def database_urls(postgres: object) -> dict[str, str]:
     return urls
 
 
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public dev key
+TEST_BLOB_PORT = int(os.environ.get("FOLIO_TEST_BLOB_PORT", "10100"))
+
+
 @pytest.fixture(scope="session")
-def app_environment(database_urls: dict[str, str]) -> Iterator[dict[str, str]]:
+def azurite() -> Iterator[str]:
+    """A real Azure Storage emulator (Azurite from npm) on its own ports; yields a connection string."""
+    from devhost import stack
+
+    location = ROOT / ".local" / "azurite-test"
+    import shutil
+
+    shutil.rmtree(location, ignore_errors=True)
+    emulator = stack.start_azurite(location, blob_port=TEST_BLOB_PORT, queue_port=TEST_BLOB_PORT + 1,
+                                   table_port=TEST_BLOB_PORT + 2)
+    yield (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+           f"BlobEndpoint=http://127.0.0.1:{TEST_BLOB_PORT}/devstoreaccount1;")
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def app_environment(database_urls: dict[str, str], azurite: str) -> Iterator[dict[str, str]]:
     """The environment the app reads its settings from during tests."""
     from shared.config import reset_settings
     from shared.db import reset_database
@@ -56,13 +76,24 @@ def app_environment(database_urls: dict[str, str]) -> Iterator[dict[str, str]]:
         "DATABASE_POOL_MAX": "8",
         "APP_CONFIG_ENDPOINT": "",
         "KEY_VAULT_URL": "",
+        "STORAGE_CONNECTION_STRING": azurite,
+        "UPLOAD_CONTAINER": "uploads",
+        "INDEX_QUEUE_BACKEND": "postgres",
+        "INDEX_QUEUE_NAME": "index-jobs-test",
+        "INDEX_MAX_DELIVERY": "3",
+        "EMBEDDING_PROVIDER": "local",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     reset_settings()
     reset_database()
+    from shared.config import get_settings
+    from shared.storage import get_blob_store, reset_blob_store
+
+    get_blob_store(get_settings()).ensure_container()
     yield env
     reset_database()
+    reset_blob_store()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

@@ -1,0 +1,52 @@
+"""Documents: request an upload URL, read status, list, delete, re-index."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from blueprints._http import ApiRequest, endpoint, no_content, ok
+from shared import documents
+from shared.queue import get_job_queue
+from shared.storage import get_blob_store
+from shared.validation import Field
+
+bp = func.Blueprint()
+
+
+@endpoint(bp, "collections/{collectionId}/documents", ["POST"])
+def documents_upload(request: ApiRequest) -> func.HttpResponse:
+    body = request.json({"filename": Field(str, required=True, min_length=1, max_length=255),
+                         "contentType": Field(str, max_length=200),
+                         "size": Field(int, required=True)})
+    created = documents.request_upload(
+        request.db, get_blob_store(request.settings), request.caller, request.path_id("collectionId", "collection"),
+        filename=body["filename"], content_type=body.get("contentType", ""), size=body["size"],
+        max_bytes=request.settings.max_upload_bytes)
+    return ok(created, status=201, headers={"Location": f"/api/documents/{created['documentId']}"})
+
+
+@endpoint(bp, "collections/{collectionId}/documents", ["GET"])
+def documents_list(request: ApiRequest) -> func.HttpResponse:
+    limit = request.query_int("limit", 100, 1, 1000)
+    listed = documents.list_documents(request.db, request.caller, request.path_id("collectionId", "collection"),
+                                      limit=limit)
+    return ok({"documents": listed})
+
+
+@endpoint(bp, "documents/{documentId}", ["GET"])
+def documents_get(request: ApiRequest) -> func.HttpResponse:
+    return ok(documents.get_document(request.db, request.caller, request.path_id("documentId", "document")))
+
+
+@endpoint(bp, "documents/{documentId}", ["DELETE"])
+def documents_delete(request: ApiRequest) -> func.HttpResponse:
+    documents.delete_document(request.db, get_blob_store(request.settings), request.caller,
+                              request.path_id("documentId", "document"))
+    return no_content()
+
+
+@endpoint(bp, "documents/{documentId}/reindex", ["POST"])
+def documents_reindex(request: ApiRequest) -> func.HttpResponse:
+    queue = get_job_queue(request.settings, request.db)
+    return ok(documents.reindex_document(request.db, queue, request.caller,
+                                         request.path_id("documentId", "document")), status=202)

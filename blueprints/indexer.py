@@ -1,0 +1,37 @@
+"""Service Bus trigger: run one index job. Raising means "retry"; returning means "done"."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from shared.config import get_settings
+from shared.db import get_database
+from shared.embedding import get_embedder
+from shared.indexer import ingest_limits, run_job
+from shared.jobs import IndexJob
+from shared.storage import get_blob_store
+from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
+
+bp = func.Blueprint()
+_log = logging.getLogger("folio.indexer")
+
+
+@bp.service_bus_queue_trigger(arg_name="message", queue_name="%INDEX_QUEUE_NAME%",
+                              connection="ServiceBusConnection")
+def index_document(message: func.ServiceBusMessage, context: func.Context) -> None:
+    token = bind_invocation(getattr(context, "invocation_id", None))
+    try:
+        settings = get_settings()
+        configure_logging(settings)
+        # A malformed message raises here and ends in the dead-letter queue for inspection.
+        job = IndexJob.from_body(json.loads(message.get_body()))
+        last_attempt = (message.delivery_count or 1) >= settings.index_max_delivery
+        outcome = run_job(get_database(), get_blob_store(settings), get_embedder(settings), job,
+                          limits=ingest_limits(settings), last_attempt=last_attempt)
+        _log.info("index job %s (%s, delivery %s) -> %s", message.message_id, job.kind, message.delivery_count,
+                  outcome.status)
+    finally:
+        unbind_invocation(token)

@@ -1,0 +1,221 @@
+"""The indexer: one job in, one document's chunk set replaced (or removed), exactly once in effect.
+
+Steps: check the job is still current → fetch the blob version it names (capped) → detect type
+by content and parse under limits → chunk along the document's structure → embed (reusing
+vectors of unchanged chunks) → replace the chunk set in one transaction, guarded so an older
+version never overwrites a newer one.
+
+Errors are classified. A problem with the file itself (corrupt, unsupported, too big, empty)
+is permanent: the document is marked ``failed`` with a readable reason and the message is
+completed. Anything else (database, storage or embedding service down, timeouts) is raised so
+Service Bus redelivers; on the last allowed delivery the document is marked ``failed`` too, so
+its status never stays ``processing`` forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from shared.db import Database
+from shared.errors import FolioError
+from shared.jobs import IndexJob
+from shared.storage import BlobMissing, BlobRef, BlobStore, BlobTooLarge
+
+_log = logging.getLogger(__name__)
+
+_CHUNK_COLUMNS = ("tenant_id", "document_id", "collection_id", "ordinal", "heading", "heading_path", "body",
+                  "page_start", "page_end", "char_start", "char_end", "content_hash", "embedding")
+
+
+class Embedder:  # the slice of shared.ingest.embedders.Embedder the indexer uses
+    model_id: str
+    dimensions: int
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # ready | failed | stale | duplicate | removed | gone
+    chunks: int = 0
+    reused_embeddings: int = 0
+    detail: str | None = None
+
+
+def ingest_limits(settings: Any) -> Any:
+    """Parse limits, with the upload size limit enforced again here: a SAS cannot cap size."""
+    from shared.ingest.limits import Limits
+
+    return Limits(max_bytes=settings.max_upload_bytes)
+
+
+def embedding_text(heading_path: Sequence[str], body: str) -> str:
+    """What gets embedded: the heading path gives a chunk its context ("Article 4 > Section 4.2")."""
+    return (" > ".join(heading_path) + "\n\n" + body) if heading_path else body
+
+
+def run_job(db: Database, blobs: BlobStore, embedder: Any, job: IndexJob, *, limits: Any = None,
+            last_attempt: bool = False, after_chunks_written: Callable[[int], None] | None = None) -> Outcome:
+    """Process one job. ``after_chunks_written`` is a test hook to simulate a crash mid-write."""
+    if job.kind == "remove":
+        return _remove(db, job)
+    try:
+        return _index(db, blobs, embedder, job, limits, after_chunks_written)
+    except FolioError as exc:
+        from shared.ingest.errors import DocumentRejected
+
+        if isinstance(exc, DocumentRejected):
+            _mark_failed(db, job, exc.detail)
+            return Outcome("failed", detail=exc.detail)
+        if last_attempt:
+            _mark_failed(db, job, "Indexing kept failing on a temporary problem; use re-index to try again.")
+        raise
+    except Exception:
+        if last_attempt:
+            _mark_failed(db, job, "Indexing kept failing on a temporary problem; use re-index to try again.")
+        raise
+
+
+def _remove(db: Database, job: IndexJob) -> Outcome:
+    with db.transaction(tenant_id=job.tenant_id) as conn:
+        status = conn.execute("SELECT status FROM documents WHERE tenant_id = %s AND document_id = %s",
+                              (job.tenant_id, job.document_id)).fetchone()
+        if status is None or status["status"] != "deleted":
+            return Outcome("stale")  # re-created since the delete, or never known
+        removed = conn.execute("DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s",
+                               (job.tenant_id, job.document_id)).rowcount
+        conn.execute("UPDATE documents SET chunk_count = 0 WHERE tenant_id = %s AND document_id = %s",
+                     (job.tenant_id, job.document_id))
+    return Outcome("removed", chunks=removed)
+
+
+def _claim(db: Database, job: IndexJob) -> str | None:
+    """Move the document to ``processing`` if this job is still the current version; else why not."""
+    with db.transaction(tenant_id=job.tenant_id) as conn:
+        row = conn.execute(
+            "SELECT status, blob_etag, indexed_etag FROM documents WHERE tenant_id = %s AND document_id = %s"
+            " FOR UPDATE", (job.tenant_id, job.document_id)).fetchone()
+        if row is None or row["status"] == "deleted":
+            return "gone"
+        if row["blob_etag"] != job.etag:
+            return "stale"  # a newer version was recorded; its own job will index it
+        if row["indexed_etag"] == job.etag and row["status"] == "ready":
+            return "duplicate"
+        conn.execute("UPDATE documents SET status = 'processing', updated_at = now()"
+                     " WHERE tenant_id = %s AND document_id = %s", (job.tenant_id, job.document_id))
+    return None
+
+
+def _index(db: Database, blobs: BlobStore, embedder: Any, job: IndexJob, limits: Any,
+           after_chunks_written: Callable[[int], None] | None) -> Outcome:
+    from shared.ingest.chunker import chunk_document
+    from shared.ingest.errors import EmptyDocument, TooLarge
+    from shared.ingest.limits import DEFAULT_LIMITS
+    from shared.ingest.parsers import parse_document
+
+    limits = limits or DEFAULT_LIMITS
+    skipped = _claim(db, job)
+    if skipped:
+        return Outcome(skipped)
+    ref = BlobRef(job.tenant_id, job.collection_id, job.document_id)
+    started = time.perf_counter()
+    try:
+        data = blobs.download(ref, f'"{job.etag}"', limits.max_bytes)
+    except BlobMissing:
+        return Outcome("stale", detail="blob version gone")
+    except BlobTooLarge as exc:
+        raise TooLarge(f"The file is {exc.size:,} bytes; the limit is {exc.limit:,} bytes.", limit="max_bytes",
+                       value=exc.limit) from None
+    document = parse_document(data, limits)
+    chunks = chunk_document(document)
+    if not chunks:
+        raise EmptyDocument("The document contains no text to index (scanned images need OCR, which Folio "
+                            "does not do yet).")
+    vectors, reused = _embeddings(db, embedder, job, chunks)
+    outcome = _write(db, job, chunks, vectors, document.pages, after_chunks_written)
+    _log.info("indexed document", extra={"event": "indexed", "durationMs": round((time.perf_counter() - started)
+                                                                                    * 1000)})
+    return Outcome(outcome, chunks=len(chunks), reused_embeddings=reused)
+
+
+def _embeddings(db: Database, embedder: Any, job: IndexJob, chunks: Sequence[Any]) -> tuple[list[str], int]:
+    """Vectors for every chunk, as pgvector text; unchanged chunks keep their stored vector."""
+    with db.transaction(tenant_id=job.tenant_id) as conn:
+        known = {r["content_hash"]: r["embedding"] for r in conn.execute(
+            "SELECT DISTINCT ON (content_hash) content_hash, embedding::text AS embedding FROM chunks"
+            " WHERE tenant_id = %s AND document_id = %s AND embedding IS NOT NULL",
+            (job.tenant_id, job.document_id))}
+        model = conn.execute("SELECT value FROM folio_index_settings WHERE key = 'embedding_model'").fetchone()
+    if model is None or model["value"] != embedder.model_id:
+        known = {}  # vectors from another model are not comparable
+    missing = [c for c in chunks if c.content_hash not in known]
+    if missing:
+        fresh = embedder.embed([embedding_text(c.heading_path, c.text) for c in missing])
+        for chunk, vector in zip(missing, fresh, strict=True):
+            known[chunk.content_hash] = _vector_text(vector)
+    return [known[c.content_hash] for c in chunks], len(chunks) - len(missing)
+
+
+def _vector_text(vector: Sequence[float]) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+
+
+def _write(db: Database, job: IndexJob, chunks: Sequence[Any], vectors: Sequence[str], pages: int | None,
+           after_chunks_written: Callable[[int], None] | None) -> str:
+    """Replace the chunk set and mark the document ready, all in one transaction."""
+    with db.transaction(tenant_id=job.tenant_id) as conn:
+        row = conn.execute("SELECT status, blob_etag FROM documents WHERE tenant_id = %s AND document_id = %s"
+                           " FOR UPDATE", (job.tenant_id, job.document_id)).fetchone()
+        if row is None or row["status"] == "deleted":
+            return "gone"
+        if row["blob_etag"] != job.etag:
+            return "stale"  # a newer version arrived while this one was parsed: never overwrite it
+        conn.execute("DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s", (job.tenant_id, job.document_id))
+        copy_chunks(conn, job, chunks, vectors)
+        if after_chunks_written:
+            after_chunks_written(len(chunks))
+        conn.execute(
+            "UPDATE documents SET status = 'ready', error = NULL, indexed_etag = %s, chunk_count = %s, pages = %s,"
+            " indexed_at = now(), updated_at = now() WHERE tenant_id = %s AND document_id = %s",
+            (job.etag, len(chunks), pages, job.tenant_id, job.document_id),
+        )
+    return "ready"
+
+
+def copy_chunks(conn: psycopg.Connection, job: IndexJob, chunks: Sequence[Any], vectors: Sequence[str]) -> None:
+    """Bulk load with COPY into a transaction-local staging table, then one INSERT ... SELECT.
+
+    COPY FROM is refused on tables with row-level security, so the staging table (no RLS, dropped
+    at commit) takes the COPY, and the set-based INSERT applies the tenant policy to every row.
+    """
+    columns = ", ".join(_CHUNK_COLUMNS)
+    # Dropped at commit, so it also works behind PgBouncer in transaction mode (no session state).
+    conn.execute(
+        "CREATE TEMP TABLE chunk_load (tenant_id uuid, document_id uuid, collection_id uuid, ordinal int,"
+        " heading text, heading_path text[], body text, page_start int, page_end int, char_start int,"
+        " char_end int, content_hash text, embedding text) ON COMMIT DROP"
+    )
+    with conn.cursor().copy(f"COPY chunk_load ({columns}) FROM STDIN") as copy:
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            copy.write_row((job.tenant_id, job.document_id, job.collection_id, chunk.ordinal,
+                            " > ".join(chunk.heading_path), chunk.heading_path, chunk.text, chunk.page_start,
+                            chunk.page_end, chunk.char_start, chunk.char_end, chunk.content_hash, vector))
+    selected = columns.replace("embedding", "embedding::vector")
+    conn.execute(f"INSERT INTO chunks ({columns}) SELECT {selected} FROM chunk_load")
+
+
+def _mark_failed(db: Database, job: IndexJob, reason: str) -> None:
+    with db.transaction(tenant_id=job.tenant_id) as conn:
+        conn.execute(
+            "UPDATE documents SET status = 'failed', error = %s, updated_at = now()"
+            " WHERE tenant_id = %s AND document_id = %s AND blob_etag IS NOT DISTINCT FROM %s"
+            " AND status <> 'deleted'",
+            (reason[:1000], job.tenant_id, job.document_id, job.etag),
+        )

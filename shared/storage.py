@@ -1,0 +1,195 @@
+"""Blob Storage: where uploads land, short-lived upload URLs, and capped downloads for the indexer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from shared.config import Settings
+from shared.errors import ConfigError, Invalid, Unavailable
+
+# Blob names encode tenant, collection and document; the user's filename is metadata, never a path.
+_BLOB_NAME = re.compile(r"^([0-9a-f-]{36})/([0-9a-f-]{36})/([0-9a-f-]{36})$")
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    tenant_id: UUID
+    collection_id: UUID
+    document_id: UUID
+
+    @property
+    def name(self) -> str:
+        return f"{self.tenant_id}/{self.collection_id}/{self.document_id}"
+
+    @classmethod
+    def parse(cls, name: str) -> BlobRef:
+        match = _BLOB_NAME.match(name)
+        if not match:
+            raise Invalid(f"Blob name {name[:200]!r} is not <tenant>/<collection>/<document>.")
+        try:
+            return cls(*(UUID(part) for part in match.groups()))
+        except ValueError:
+            raise Invalid("Blob name holds a malformed id.") from None
+
+
+@dataclass(frozen=True)
+class BlobVersion:
+    etag: str
+    size: int
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class UploadUrl:
+    url: str
+    expires_at: dt.datetime
+
+
+class BlobMissing(Exception):
+    """The blob (or that version of it) is gone: the job that wanted it is stale."""
+
+
+class BlobTooLarge(Exception):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} > {limit}")
+        self.size, self.limit = size, limit
+
+
+class BlobStore:
+    """The upload container. Account-key SAS on Azurite; user-delegation SAS with Entra in Azure."""
+
+    def __init__(self, settings: Settings) -> None:
+        from azure.storage.blob import BlobServiceClient
+
+        self._container_name = settings.upload_container
+        self._sas_minutes = settings.upload_sas_minutes
+        self._public_url = (settings.storage_public_url or "").rstrip("/") or None
+        self._delegation_key: Any = None
+        self._delegation_expiry = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        self._lock = threading.Lock()
+        if settings.storage_connection_string is not None and settings.storage_connection_string.is_set():
+            self._service = BlobServiceClient.from_connection_string(
+                settings.storage_connection_string.reveal(), connection_timeout=10, read_timeout=60
+            )
+            self._account_key = self._service.credential.account_key
+        elif settings.storage_account_url:
+            from shared.azure_credential import get_credential
+
+            self._service = BlobServiceClient(settings.storage_account_url,
+                                              credential=get_credential(settings.azure_client_id))
+            self._account_key = None
+        else:
+            raise ConfigError("Blob storage needs STORAGE_ACCOUNT_URL (Azure) or STORAGE_CONNECTION_STRING (local).")
+        self._container = self._service.get_container_client(self._container_name)
+
+    @property
+    def container(self) -> Any:
+        """The upload container's client (the local Event Grid stand-in lists it)."""
+        return self._container
+
+    def ensure_container(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self._container.create_container()
+        except ResourceExistsError:
+            pass
+
+    def upload_url(self, ref: BlobRef, now: dt.datetime | None = None) -> UploadUrl:
+        """A SAS URL for exactly this blob: create and write only, valid for a few minutes."""
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        now = now or dt.datetime.now(dt.timezone.utc)
+        expires = now + dt.timedelta(minutes=self._sas_minutes)
+        common: dict[str, Any] = {
+            "account_name": self._service.account_name,
+            "container_name": self._container_name,
+            "blob_name": ref.name,
+            "permission": BlobSasPermissions(create=True, write=True),
+            "expiry": expires,
+            "start": now - dt.timedelta(minutes=2),  # tolerate clock skew on the client's side
+            "protocol": None,
+        }
+        if self._account_key:
+            token = generate_blob_sas(account_key=self._account_key, **common)
+        else:
+            token = generate_blob_sas(user_delegation_key=self._user_delegation_key(now, expires), **common)
+        base = self._public_url or self._service.url.rstrip("/")
+        return UploadUrl(f"{base}/{self._container_name}/{ref.name}?{token}", expires)
+
+    def _user_delegation_key(self, now: dt.datetime, needed_until: dt.datetime) -> Any:
+        # One key per few hours instead of a Storage round trip per upload.
+        with self._lock:
+            if self._delegation_key is None or self._delegation_expiry < needed_until:
+                self._delegation_expiry = now + dt.timedelta(hours=6)
+                self._delegation_key = self._service.get_user_delegation_key(now, self._delegation_expiry)
+            return self._delegation_key
+
+    def properties(self, ref: BlobRef) -> BlobVersion:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            props = self._container.get_blob_client(ref.name).get_blob_properties()
+        except ResourceNotFoundError:
+            raise BlobMissing(ref.name) from None
+        except Exception as exc:
+            raise Unavailable("Blob storage is unavailable.") from exc
+        return BlobVersion(props.etag, props.size, props.content_settings.content_type)
+
+    def download(self, ref: BlobRef, etag: str, max_bytes: int) -> bytes:
+        """The blob's bytes, only if it is still version ``etag`` and at most ``max_bytes`` long."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        client = self._container.get_blob_client(ref.name)
+        try:
+            stream = client.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+            if stream.size > max_bytes:
+                raise BlobTooLarge(stream.size, max_bytes)
+            out = bytearray()
+            for piece in stream.chunks():  # streamed, and capped even if the size header lied
+                out += piece
+                if len(out) > max_bytes:
+                    raise BlobTooLarge(len(out), max_bytes)
+            return bytes(out)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            raise BlobMissing(ref.name) from None
+        except (BlobTooLarge, BlobMissing):
+            raise
+        except Exception as exc:
+            raise Unavailable("Blob storage is unavailable.") from exc
+
+    def delete(self, ref: BlobRef) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self._container.get_blob_client(ref.name).delete_blob(delete_snapshots="include")
+            return True
+        except ResourceNotFoundError:
+            return False
+        except Exception as exc:
+            raise Unavailable("Blob storage is unavailable.") from exc
+
+
+_store_lock = threading.Lock()
+_store: BlobStore | None = None
+
+
+def get_blob_store(settings: Settings) -> BlobStore:
+    global _store
+    if _store is None:
+        with _store_lock:
+            if _store is None:
+                _store = BlobStore(settings)
+    return _store
+
+
+def reset_blob_store() -> None:
+    global _store
+    with _store_lock:
+        _store = None
