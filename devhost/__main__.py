@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--no-azurite", action="store_true", help="do not start the Storage emulator")
+    parser.add_argument("--no-http", action="store_true",
+                        help="only the event and queue drivers (when `func start` serves HTTP)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("devhost")
@@ -34,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         log.info("using the PostgreSQL server from DATABASE_URL")
 
     from shared.cli import main as cli
+    from shared.config import get_settings
+    from shared.telemetry import configure_logging
 
+    configure_logging(get_settings())
     cli(["migrate"])
 
     azurite = None
@@ -44,28 +49,71 @@ def main(argv: list[str] | None = None) -> int:
 
     import function_app
 
-    cors = tuple(o.strip() for o in str(local.get("Host", {}).get("CORS", "")).split(",") if o.strip())
-    server = FunctionsHttpServer(("127.0.0.1", args.port), registrations(function_app.app),
-                                 route_prefix=read_route_prefix(stack.ROOT / "host.json"), cors_origins=cors)
-    for route in server.routes:
-        log.info("  %-28s %s /%s", route.registration.name, ",".join(sorted(route.methods)),
-                 route.pattern.pattern.strip("^$").replace("\\", ""))
-    log.info("Functions host on %s/api/ (Ctrl-C stops everything)", server.base_url)
+    regs = registrations(function_app.app)
+    drivers = start_drivers(regs, cors_origins=_cors(local))
+    server = None
+    if not args.no_http:
+        server = FunctionsHttpServer(("127.0.0.1", args.port), regs,
+                                     route_prefix=read_route_prefix(stack.ROOT / "host.json"),
+                                     cors_origins=_cors(local))
+        for route in server.routes:
+            log.info("  %-22s %-7s /%s", route.registration.name, ",".join(sorted(route.methods)), route.template)
+        log.info("Functions host on %s/api/ (Ctrl-C stops everything)", server.base_url)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    server.start_in_thread()
+    if server:
+        server.start_in_thread()
     try:
         stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        server.shutdown()
+        for driver in drivers:
+            driver.stop()
+        if server:
+            server.shutdown()
         if azurite:
             azurite.stop()
         if not external_db:
             postgres.stop(stack.LOCAL / "pg")
     return 0
+
+
+def _cors(local: dict) -> tuple[str, ...]:
+    return tuple(o.strip() for o in str(local.get("Host", {}).get("CORS", "")).split(",") if o.strip())
+
+
+def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:
+    """Event Grid and Service Bus stand-ins that drive the app's non-HTTP functions."""
+    from devhost.eventgrid import BlobEventSource
+    from devhost.servicebus import QueueWorker
+    from shared.config import get_settings
+    from shared.db import get_database
+    from shared.queue import PostgresQueue
+    from shared.storage import get_blob_store
+
+    log = logging.getLogger("devhost")
+    settings = get_settings()
+    by_type = {r.trigger_type: r for r in regs}
+    store = get_blob_store(settings)
+    store.ensure_container()
+    store.allow_browser_uploads(cors_origins)
+    drivers: list = []
+    if "eventGridTrigger" in by_type:
+        events = BlobEventSource(store.container, by_type["eventGridTrigger"])
+        events.start()
+        drivers.append(events)
+        log.info("Event Grid stand-in: blob changes in '%s' -> %s", settings.upload_container,
+                 by_type["eventGridTrigger"].name)
+    if "serviceBusTrigger" in by_type and settings.index_queue_backend == "postgres":
+        queue = PostgresQueue(get_database(), settings.index_queue_name, max_delivery=settings.index_max_delivery)
+        worker = QueueWorker(queue, by_type["serviceBusTrigger"])
+        worker.start()
+        drivers.append(worker)
+        log.info("Service Bus stand-in: queue '%s' -> %s", settings.index_queue_name,
+                 by_type["serviceBusTrigger"].name)
+    return drivers
 
 
 if __name__ == "__main__":

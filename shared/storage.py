@@ -100,6 +100,17 @@ class BlobStore:
         except ResourceExistsError:
             pass
 
+    def allow_browser_uploads(self, origins: tuple[str, ...]) -> None:
+        """Blob-service CORS so a browser can PUT with the SAS URL (Bicep sets this in Azure)."""
+        if not origins:
+            return
+        from azure.storage.blob import CorsRule
+
+        rule = CorsRule(list(origins), ["PUT", "OPTIONS"], allowed_headers=["x-ms-blob-type", "content-type",
+                                                                          "x-ms-blob-content-type", "x-ms-meta-*"],
+                        exposed_headers=["etag"], max_age_in_seconds=600)
+        self._service.set_service_properties(cors=[rule])
+
     def upload_url(self, ref: BlobRef, now: dt.datetime | None = None) -> UploadUrl:
         """A SAS URL for exactly this blob: create and write only, valid for a few minutes."""
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas

@@ -73,11 +73,11 @@ def configure_logging(settings: Any, *, json_console: bool = False) -> None:
             root.addHandler(handler)
         secret = settings.applicationinsights_connection_string
         if secret is not None and secret.is_set():
-            _configure_azure_monitor(secret.reveal())
+            _configure_azure_monitor(secret.reveal(), settings.azure_client_id)
         _configured = True
 
 
-def _configure_azure_monitor(connection_string: str) -> None:
+def _configure_azure_monitor(connection_string: str, client_id: str | None) -> None:
     try:
         from azure.monitor.opentelemetry import configure_azure_monitor
     except ImportError:
@@ -85,4 +85,8 @@ def _configure_azure_monitor(connection_string: str) -> None:
             "APPLICATIONINSIGHTS_CONNECTION_STRING is set but azure-monitor-opentelemetry is not installed"
         )
         return
-    configure_azure_monitor(connection_string=connection_string, logger_name="")
+    # Application Insights has local (key) auth disabled in Bicep: telemetry is sent with Entra.
+    from shared.azure_credential import get_credential
+
+    configure_azure_monitor(connection_string=connection_string, credential=get_credential(client_id),
+                            logger_name="")

@@ -1,0 +1,265 @@
+// The function app: Flex Consumption (FC1, Linux, Python 3.11), user-assigned identity for
+// everything (deployment package, host storage, triggers, data access), VNet integration in prod.
+// App settings (siteConfig.appSettings, built from the appSettings object below): every setting in local.settings.sample.json with its production value, the
+// identity-based trigger connections, and the settings the next features read.
+// Not set on purpose (tests/test_bicep.py lists each with its reason): FUNCTIONS_WORKER_RUNTIME
+// (Flex takes the runtime from functionAppConfig and rejects the setting), AzureWebJobsStorage
+// (replaced by the identity-based AzureWebJobsStorage__* settings), AzureWebJobsFeatureFlags
+// (worker indexing is the default for the Python v2 model), DATABASE_ADMIN_URL (migrations run
+// as the Entra administrator from an operator/CI machine, never from the app) and
+// STORAGE_CONNECTION_STRING (Azurite only; shared keys are disabled, the app uses STORAGE_ACCOUNT_URL).
+
+param name string
+param planName string
+param location string
+param tags object = {}
+
+@description('dev | prod: FOLIO_ENVIRONMENT and the App Configuration label.')
+param environmentName string
+
+// --- identity ---------------------------------------------------------------------------
+param identityId string
+param identityName string
+param identityClientId string
+
+// --- host storage and deployment package ---------------------------------------------------
+param storageAccountName string
+param storageBlobEndpoint string
+param deploymentContainerName string
+param uploadContainerName string
+
+// --- scale ----------------------------------------------------------------------------------
+@description('Upper bound of instances Flex Consumption may scale out to (40-1000).')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory per instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Concurrent HTTP requests per instance before Flex adds another.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 16
+
+@description('Always-ready instances per trigger group, e.g. [{ name: \'http\', instanceCount: 1 }]; [] scales to zero.')
+param alwaysReady array = []
+
+@description('Spread instances over availability zones (Flex Consumption supports it in some regions only).')
+param zoneRedundant bool = false
+
+@description('Subnet (delegated to Microsoft.App/environments) for VNet integration; empty = none (dev).')
+param subnetId string = ''
+
+// --- services -------------------------------------------------------------------------------
+param appInsightsConnectionString string
+param keyVaultUri string
+param appConfigEndpoint string
+param serviceBusNamespace string
+param indexQueueName string = 'index-jobs'
+@description('The index queue\'s maxDeliveryCount: the app marks a document failed on the last attempt.')
+param indexMaxDelivery int = 5
+param billingQueueName string = 'billing-events'
+param cosmosEndpoint string
+param cosmosDatabaseName string = 'folio'
+param cosmosChatContainerName string = 'chat'
+param postgresFqdn string
+param postgresPort int
+param postgresDatabaseName string = 'folio'
+@description('Whether the connection goes through PgBouncer (transaction pooling): then no server-side prepares.')
+param postgresPooled bool
+
+// --- app behaviour --------------------------------------------------------------------------
+param logLevel string = 'INFO'
+param databasePoolMax int = 4
+param authEntraTenantId string = tenant().tenantId
+param authAudience string = ''
+param maxRequestBytes int = 1048576
+@description('Lifetime of an upload URL (user-delegation SAS), minutes.')
+param uploadSasMinutes int = 10
+@description('Largest document accepted, bytes.')
+param maxUploadBytes int = 52428800
+param azureOpenAiEndpoint string
+param azureOpenAiEmbeddingDeployment string
+param chatProvider string
+
+@description('Browser origins allowed to call the API directly (the static web app).')
+param corsAllowedOrigins array
+
+var appSettings = {
+  // Runtime mode.
+  FOLIO_ENVIRONMENT: environmentName
+  FOLIO_DEV_MODE: 'false'
+  FOLIO_LOG_LEVEL: logLevel
+
+  // Identity-based host storage (no connection string, no keys).
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+
+  // Identity-based Service Bus trigger/output connection.
+  ServiceBusConnection__fullyQualifiedNamespace: serviceBusNamespace
+  ServiceBusConnection__credential: 'managedidentity'
+  ServiceBusConnection__clientId: identityClientId
+
+  // The identity DefaultAzureCredential picks (shared/azure_credential.py).
+  AZURE_CLIENT_ID: identityClientId
+
+  // PostgreSQL through the built-in PgBouncer, as the identity's own (non-owner) role, with a
+  // fresh Entra token as the password of each connection. The role is created after the first
+  // deployment (bicep/README.md "Post-deployment"); migrations grant it DML.
+  DATABASE_URL: 'postgresql://${identityName}@${postgresFqdn}:${postgresPort}/${postgresDatabaseName}?sslmode=require'
+  DATABASE_APP_ROLE: identityName
+  DATABASE_ENTRA_AUTH: 'true'
+  DATABASE_SERVER_PREPARE: postgresPooled ? 'false' : 'true'
+  DATABASE_POOL_MAX: string(databasePoolMax)
+
+  // Authentication: the API is reachable only through the linked static web app.
+  AUTH_TRUST_SWA_PRINCIPAL: 'true'
+  AUTH_ENTRA_TENANT_ID: authEntraTenantId
+  AUTH_AUDIENCE: authAudience
+  MAX_REQUEST_BYTES: string(maxRequestBytes)
+
+  // Configuration sources and telemetry.
+  APP_CONFIG_ENDPOINT: appConfigEndpoint
+  KEY_VAULT_URL: keyVaultUri
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+  // App Insights has local auth disabled: the host authenticates its telemetry with the identity.
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+
+  // Uploads (user-delegation SAS with the identity; no STORAGE_CONNECTION_STRING in Azure) and indexing.
+  STORAGE_ACCOUNT_URL: storageBlobEndpoint
+  UPLOAD_CONTAINER: uploadContainerName
+  UPLOAD_SAS_MINUTES: string(uploadSasMinutes)
+  MAX_UPLOAD_BYTES: string(maxUploadBytes)
+  INDEX_QUEUE_BACKEND: 'servicebus'
+  SERVICEBUS_NAMESPACE: serviceBusNamespace
+  INDEX_QUEUE_NAME: indexQueueName
+  INDEX_MAX_DELIVERY: string(indexMaxDelivery)
+  BILLING_QUEUE_NAME: billingQueueName
+
+  // Chat history.
+  COSMOS_ENDPOINT: cosmosEndpoint
+  COSMOS_DATABASE: cosmosDatabaseName
+  COSMOS_CHAT_CONTAINER: cosmosChatContainerName
+
+  // Embeddings and chat (fixed per index: changing model or dimension means re-embedding).
+  EMBEDDING_PROVIDER: 'azure-openai'
+  AZURE_OPENAI_ENDPOINT: azureOpenAiEndpoint
+  AZURE_OPENAI_EMBEDDING_DEPLOYMENT: azureOpenAiEmbeddingDeployment
+  EMBEDDING_MODEL: 'text-embedding-3-small'
+  EMBEDDING_DIM: '1536'
+  CHAT_PROVIDER: chatProvider
+
+  // Billing secrets: Key Vault references (versionless: rotation is picked up without a deploy).
+  STRIPE_SECRET_KEY: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/stripe-secret-key)'
+  STRIPE_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/stripe-webhook-secret)'
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  //checkov:skip=CKV_AZURE_225:Zone redundancy for Flex Consumption is offered in some regions only; it is the zoneRedundant parameter (functionZoneRedundant in main.bicep), set per environment.
+  properties: {
+    reserved: true
+    zoneRedundant: zoneRedundant
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  //checkov:skip=CKV_AZURE_17:Client certificates do not fit: callers are the Static Web App proxy, Event Grid and Stripe (via the SWA route), none of which present client certificates.
+  //checkov:skip=CKV_AZURE_222:Public network access is needed: the Static Web App linked backend and Event Grid's AzureFunction delivery reach the app over its public endpoint; the SWA link restricts who may call it.
+  properties: {
+    //checkov:skip=CKV_AZURE_212:Flex Consumption allocates instances per trigger demand and scales to zero; a warm minimum is the alwaysReady parameter, not a fixed App Service worker count.
+    //checkov:skip=CKV_AZURE_213:App Service health check rotates unhealthy instances out of a fixed set; Flex Consumption has no fixed instance set (per-trigger, scale-to-zero instances), so there is nothing for it to manage.
+
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: empty(subnetId) ? null : subnetId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      cors: {
+        allowedOrigins: corsAllowedOrigins
+        supportCredentials: false
+      }
+      appSettings: [for setting in items(appSettings): {
+        name: setting.key
+        value: setting.value
+      }]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+        alwaysReady: alwaysReady
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// No publishing with basic (user/password) credentials: deployments use Entra (az/func CLI, OIDC).
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output id string = site.id
+output name string = site.name
+output defaultHostname string = site.properties.defaultHostName

@@ -1,0 +1,154 @@
+// Role assignments: exactly the data-plane access the app identity needs, each scoped to the one
+// resource it is for. Built-in role definition ids are public and stable.
+// Cosmos DB's data-plane role is a Cosmos SQL role assignment (cosmos.bicep), not Azure RBAC.
+// The deployer's App Configuration Data Owner (to write the sentinel key) is in appconfig.bicep,
+// next to the key it must precede.
+
+@description('Principal (object) id of the app\'s user-assigned identity.')
+param appPrincipalId string
+
+param storageAccountName string
+param deadLetterContainerName string = 'eventgrid-deadletter'
+param serviceBusNamespaceName string
+param keyVaultName string
+param appConfigName string
+param appInsightsName string
+
+@description('Principal id of the Event Grid system topic\'s system-assigned identity (dead-lettering).')
+param eventGridPrincipalId string
+
+@description('Name of an Azure OpenAI account in this resource group the app calls; empty: assign "Cognitive Services OpenAI User" yourself where the account lives.')
+param azureOpenAiAccountName string = ''
+
+var roles = {
+  // Storage Blob Data Owner. The Functions host needs Owner on its AzureWebJobsStorage account when
+  // it connects with an identity (it manages its own containers: leases, keys, Flex deployment
+  // package); the same account holds the uploads, and Owner includes generateUserDelegationKey, so
+  // Contributor + Storage Blob Delegator would not be enough for the host and one role covers both.
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
+  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  appConfigDataReader: '516239f1-63e1-4d78-a4de-a74fb236a071'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  cognitiveServicesOpenAiUser: '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
+}
+// Not assigned on purpose: Storage Queue Data Contributor and Storage Table Data Contributor. The
+// host needs queues only for blob triggers (polling) and Durable Functions, tables only for
+// Durable Functions; Folio uses HTTP, Event Grid and Service Bus triggers, so neither applies.
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: deadLetterContainerName
+}
+
+resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
+  name: serviceBusNamespaceName
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource appConfig 'Microsoft.AppConfiguration/configurationStores@2024-05-01' existing = {
+  name: appConfigName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource openAi 'Microsoft.CognitiveServices/accounts@2024-10-01' existing = if (!empty(azureOpenAiAccountName)) {
+  name: azureOpenAiAccountName
+}
+
+resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: storage
+  name: guid(storage.id, appPrincipalId, roles.storageBlobDataOwner)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appServiceBusSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: serviceBus
+  name: guid(serviceBus.id, appPrincipalId, roles.serviceBusDataSender)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataSender)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appServiceBusReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: serviceBus
+  name: guid(serviceBus.id, appPrincipalId, roles.serviceBusDataReceiver)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataReceiver)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: vault
+  name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsUser)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appConfigReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: appConfig
+  name: guid(appConfig.id, appPrincipalId, roles.appConfigDataReader)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.appConfigDataReader)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: appInsights
+  name: guid(appInsights.id, appPrincipalId, roles.monitoringMetricsPublisher)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appOpenAiUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(azureOpenAiAccountName)) {
+  scope: openAi
+  name: guid(resourceGroup().id, azureOpenAiAccountName, appPrincipalId, roles.cognitiveServicesOpenAiUser)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesOpenAiUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Event Grid's system topic identity may write dead letters into that one container, nothing else.
+resource eventGridDeadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: deadLetterContainer
+  name: guid(deadLetterContainer.id, eventGridPrincipalId, roles.storageBlobDataContributor)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: eventGridPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
