@@ -1,4 +1,4 @@
-"""Operator commands: `python -m shared.cli migrate | config`."""
+"""Operator commands: `python -m shared.cli migrate | config | deadletters | ingest`."""
 
 from __future__ import annotations
 
@@ -25,13 +25,86 @@ def _config(_: argparse.Namespace) -> int:
     return 0
 
 
+def _queue() -> object:
+    from shared.db import get_database
+    from shared.queue import get_job_queue
+
+    settings = get_settings()
+    return get_job_queue(settings, get_database())
+
+
+def _deadletters(args: argparse.Namespace) -> int:
+    queue = _queue()
+    if args.replay:
+        replayed = [m for m in args.replay if queue.replay(m)]  # type: ignore[attr-defined]
+        print(json.dumps({"replayed": replayed, "notFound": sorted(set(args.replay) - set(replayed))}))
+        return 0 if len(replayed) == len(args.replay) else 1
+    letters = queue.dead_letters(args.limit)  # type: ignore[attr-defined]
+    print(json.dumps([{"messageId": d.message_id, "deliveryCount": d.delivery_count, "reason": d.reason,
+                       "description": d.description, "enqueuedAt": d.enqueued_at, "body": d.body}
+                      for d in letters], indent=2, default=str))
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from shared.folder_ingest import FolderIngest
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"{folder} is not a folder", file=sys.stderr)
+        return 2
+    if args.api_key:
+        headers = {"Authorization": f"ApiKey {args.api_key}"}
+    else:
+        headers = FolderIngest.dev_principal(args.dev_user)
+    results = FolderIngest(args.api, headers).run(folder, args.collection, timeout_s=args.timeout)
+    print(json.dumps(results, indent=2))
+    return 0 if all(r["status"] in ("ready", "skipped") for r in results.values()) else 1
+
+
+def _apply_local_settings(path: str | None) -> None:
+    """Read Values from local.settings.json (as `func start` would) for variables not already set."""
+    import os
+    from pathlib import Path
+
+    candidates = [Path(path)] if path else [Path("local.settings.json"), Path("local.settings.sample.json")]
+    for candidate in candidates:
+        if candidate.is_file():
+            for key, value in json.loads(candidate.read_text()).get("Values", {}).items():
+                os.environ.setdefault(key, str(value))
+            return
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__)
+    parser.add_argument("--settings", help="a local.settings.json to read (default: ./local.settings.json, "
+                        "else the sample); exported variables win")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(run=_migrate)
     sub.add_parser("config", help="print every setting and its source, secrets masked").set_defaults(run=_config)
+    dead = sub.add_parser("deadletters", help="list dead-lettered index jobs, or replay some by message id")
+    dead.add_argument("--replay", nargs="+", metavar="MESSAGE_ID")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.set_defaults(run=_deadletters)
+    ingest = sub.add_parser("ingest", help="upload a folder through the API and wait until it is indexed")
+    ingest.add_argument("folder")
+    ingest.add_argument("--collection", required=True, help="collection name (created if missing)")
+    ingest.add_argument("--api", default="http://127.0.0.1:7071/api")
+    ingest.add_argument("--api-key", help="a workspace API key (member role); default: the dev sign-in")
+    ingest.add_argument("--dev-user", default="dev@localhost", help="email of the local dev sign-in")
+    ingest.add_argument("--timeout", type=float, default=3600)
+    ingest.set_defaults(run=_ingest)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    _apply_local_settings(args.settings)
+    from shared.errors import FolioError
+
+    try:
+        return int(args.run(args))
+    except FolioError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -355,3 +355,21 @@ def test_events_for_other_containers_paths_and_types_are_ignored(pipeline: Pipel
     invoke(registration, event("/somewhere/else"))
     invoke(registration, event("/blobServices/default/containers/uploads/blobs/x", "Microsoft.Storage.BlobTierChanged"))
     assert pipeline.worker.queue.active_count() == before
+
+
+def test_long_document_is_bulk_loaded_with_every_chunk_in_order(client: Client, pipeline: Pipeline,
+                                                                admin_conn: psycopg.Connection) -> None:
+    from shared.indexer import COPY_THRESHOLD
+
+    sections = "\n\n".join(f"## Section {i} Topic {i}\n\n" + " ".join(
+        f"Clause {i}.{k} obliges the supplier to report item {k} of topic {i} monthly." for k in range(25))
+        for i in range(12))
+    user = _user(client)
+    created = upload(user, _collection(user), "long.md", f"# Handbook\n\n{sections}\n".encode())
+    pipeline.settle()
+    doc = user.get(f"/api/documents/{created['documentId']}").json()
+    chunks = chunks_of(admin_conn, created["documentId"])
+    assert doc["status"] == "ready" and len(chunks) == doc["chunks"] >= COPY_THRESHOLD
+    assert [c["ordinal"] for c in chunks] == list(range(len(chunks)))
+    assert chunks[-1]["heading_path"][-1].startswith("Section 11")
+    assert all(c["embedded"] for c in chunks)

@@ -1,0 +1,38 @@
+"""What the benchmarks share: a scratch PostgreSQL database with Folio's schema, and a tenant in it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_PG_PORT = int(os.environ.get("FOLIO_BENCH_PG_PORT", "54331"))
+
+
+def scratch_database(name: str, *, embedding_dim: int = 384, embedding_model: str = "all-MiniLM-L6-v2") -> dict:
+    """A fresh database on the embedded server (or BENCH_ADMIN_URL/BENCH_APP_URL if given), migrated."""
+    from devhost import postgres as local_pg
+    from shared.db.migrate import migrate
+
+    if os.environ.get("BENCH_ADMIN_URL"):
+        urls = {"admin": os.environ["BENCH_ADMIN_URL"], "app": os.environ["BENCH_APP_URL"]}
+    else:
+        pg = local_pg.start(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)
+        local_pg.ensure_database(pg, name, app_role="folio_app", recreate=True)
+        urls = {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
+    migrate(urls["admin"], app_role="folio_app", embedding_model=embedding_model, embedding_dim=embedding_dim)
+    return urls
+
+
+def create_tenant(admin_url: str, name: str = "bench") -> tuple[uuid.UUID, uuid.UUID]:
+    """A tenant with one collection, created as the owner (benchmarks skip the sign-in flow)."""
+    import psycopg
+
+    tenant, collection = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
+        conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (tenant, name))
+        conn.execute("INSERT INTO collections (tenant_id, collection_id, name) VALUES (%s, %s, %s)",
+                     (tenant, collection, name))
+    return tenant, collection

@@ -1,0 +1,95 @@
+"""Operator commands: folder ingest through the real path, dead-letter listing and replay."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import cli
+from shared.folder_ingest import FolderIngest
+from tests.pipeline import Pipeline
+
+
+@pytest.fixture
+def running_pipeline(host: str) -> Any:
+    from shared.embedding import set_embedder
+    from shared.ingest.embedders import HashingEmbedder
+    from tests.pipeline import build_pipeline
+
+    set_embedder(HashingEmbedder(384))
+    pipeline: Pipeline = build_pipeline()
+    pipeline.settle()
+    pipeline.events.start()
+    pipeline.worker.start()
+    yield pipeline
+    pipeline.events.stop()
+    pipeline.worker.stop()
+    set_embedder(None)
+
+
+def test_folder_ingest_uploads_every_supported_file_and_waits_for_indexing(
+        tmp_path: Path, host: str, running_pipeline: Pipeline) -> None:
+    (tmp_path / "a.md").write_text("# Alpha\n\nText about alpha particles.\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("Plain text about beta decay.\n")
+    (tmp_path / "empty.txt").write_text("   \n")
+    (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    progress = io.StringIO()
+    ingest = FolderIngest(f"{host}/api", FolderIngest.dev_principal("cli-user@example.com"), out=progress,
+                          poll_s=0.1)
+    results = ingest.run(tmp_path, "imported", timeout_s=60)
+    by_name = {Path(k).name: v for k, v in results.items()}
+    assert by_name["a.md"]["status"] == "ready" and by_name["b.txt"]["status"] == "ready"
+    assert by_name["empty.txt"]["status"] == "failed" and "no text" in by_name["empty.txt"]["error"]
+    assert by_name["picture.png"]["status"] == "skipped"
+    assert "indexing" in progress.getvalue() and "3/3" in progress.getvalue()
+    # Running it again reuses the collection instead of failing on the name.
+    assert ingest.collection_id("imported") == ingest.collection_id("imported")
+
+
+def test_deadletters_can_be_listed_and_replayed(capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.config import get_settings
+    from shared.db import get_database
+    from shared.queue import PostgresQueue
+
+    settings = get_settings()
+    queue = PostgresQueue(get_database(), settings.index_queue_name, max_delivery=1)
+    queue.send("poison-1", {"v": 0, "kind": "nonsense"})
+    while True:  # leave other tests' messages alone; dead-letter just ours
+        received = queue.receive(10, 60)
+        if not received:
+            break
+        for message in received:
+            if message.message_id == "poison-1":
+                queue.abandon(message, "ValueError: bad message")
+            else:
+                queue.abandon(message)
+    assert cli.main(["deadletters"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    poison = next(d for d in listed if d["messageId"] == "poison-1")
+    assert poison["reason"] == "MaxDeliveryCountExceeded" and "bad message" in poison["description"]
+
+    assert cli.main(["deadletters", "--replay", "poison-1", "no-such-id"]) == 1
+    replayed = json.loads(capsys.readouterr().out)
+    assert replayed == {"replayed": ["poison-1"], "notFound": ["no-such-id"]}
+    assert all(d.message_id != "poison-1" for d in queue.dead_letters())
+    message = next(m for m in queue.receive(50, 60) if m.message_id == "poison-1")
+    assert message.delivery_count == 1
+    queue.complete(message)
+
+
+def test_cli_reports_configuration_errors_without_a_traceback(capsys: pytest.CaptureFixture[str],
+                                                               settings_override: Any) -> None:
+    settings_override(INDEX_QUEUE_BACKEND="carrier-pigeon")
+    from shared.queue import reset_job_queue
+
+    reset_job_queue()
+    try:
+        assert cli.main(["deadletters"]) == 2
+    finally:
+        reset_job_queue()
+    assert "INDEX_QUEUE_BACKEND" in capsys.readouterr().err
