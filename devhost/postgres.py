@@ -110,3 +110,8 @@ def ensure_database(pg: LocalPostgres, database: str, *, app_role: str, recreate
             exists = None
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def drop_database(pg: LocalPostgres, database: str) -> None:
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))

@@ -71,6 +71,21 @@ def _setting(env: str, default: Any = None, *, secret: bool = False, doc: str = 
     return field(default=default, metadata={"env": env, "secret": secret, "doc": doc})
 
 
+# Billing plans when BILLING_PLANS is unset: a free plan roomy enough for local development and the
+# test suite, and paid plans that become purchasable once BILLING_PLANS gives them Stripe price ids.
+# The format is documented and validated in shared/billing/plans.py.
+DEFAULT_BILLING_PLANS = (
+    '{"free": {"limits": {"documents": 1000, "storageBytes": 1073741824, "pagesPerMonth": 5000,'
+    ' "searchesPerMonth": 5000, "chatTokensPerMonth": 200000}},'
+    ' "pro": {"price": null, "meterEvents": {"pagesIndexed": "folio_pages_indexed", "chatTokens": "folio_chat_tokens"},'
+    ' "limits": {"documents": 20000, "storageBytes": 53687091200, "pagesPerMonth": 100000,'
+    ' "searchesPerMonth": 100000, "chatTokensPerMonth": 10000000}},'
+    ' "team": {"price": null, "meterEvents": {"pagesIndexed": "folio_pages_indexed", "chatTokens": "folio_chat_tokens"},'
+    ' "limits": {"documents": null, "storageBytes": 536870912000, "pagesPerMonth": 1000000,'
+    ' "searchesPerMonth": null, "chatTokensPerMonth": 100000000}}}'
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting Folio reads. Field metadata names the environment/App Configuration key."""
@@ -115,8 +130,19 @@ class Settings:
     max_request_bytes: int = _setting("MAX_REQUEST_BYTES", 1_048_576, doc="largest JSON body an API accepts")
 
     # --- embeddings (fixed per index: changing them means re-embedding) -----------------
+    embedding_provider: str = _setting(
+        "EMBEDDING_PROVIDER", "local", doc="local (MiniLM on CPU, no network) | azure-openai"
+    )
     embedding_model: str = _setting("EMBEDDING_MODEL", "all-MiniLM-L6-v2")
     embedding_dim: int = _setting("EMBEDDING_DIM", 384)
+    embedding_batch_size: int = _setting("EMBEDDING_BATCH_SIZE", 64, doc="texts per Azure OpenAI request")
+    embedding_timeout_s: float = _setting("EMBEDDING_TIMEOUT_SECONDS", 30.0)
+    embedding_rate_limit_budget_s: float = _setting(
+        "EMBEDDING_RATE_LIMIT_BUDGET_SECONDS", 60.0, doc="longest total wait on 429s before giving up (retried later)"
+    )
+    azure_openai_endpoint: str | None = _setting("AZURE_OPENAI_ENDPOINT", doc="https://<account>.openai.azure.com/")
+    azure_openai_embedding_deployment: str | None = _setting("AZURE_OPENAI_EMBEDDING_DEPLOYMENT")
+    azure_openai_api_version: str = _setting("AZURE_OPENAI_API_VERSION", "2024-10-21")
 
     # --- blob storage and uploads -------------------------------------------------------
     storage_connection_string: Secret | None = _setting(
@@ -143,6 +169,43 @@ class Settings:
     index_max_delivery: int = _setting(
         "INDEX_MAX_DELIVERY", 5, doc="the queue's max delivery count; the last attempt marks the document failed"
     )
+
+    # --- billing (Stripe) ----------------------------------------------------------------
+    # Everything billing reads; the logic is in shared/billing/. Plans are one JSON value so a plan
+    # change is one App Configuration edit, validated as a whole (shared/billing/plans.py).
+    stripe_secret_key: Secret | None = _setting(
+        "STRIPE_SECRET_KEY", secret=True, doc="Stripe API key (sk_test_/sk_live_ or a restricted rk_ key)"
+    )
+    stripe_webhook_secret: Secret | None = _setting(
+        "STRIPE_WEBHOOK_SECRET", secret=True, doc="signing secret (whsec_...) of the /api/stripe/webhook endpoint"
+    )
+    stripe_api_base: str | None = _setting(
+        "STRIPE_API_BASE", doc="override of https://api.stripe.com (tests point it at a loopback stand-in)"
+    )
+    stripe_max_network_retries: int = _setting(
+        "STRIPE_MAX_NETWORK_RETRIES", 2, doc="retries of one Stripe call (same idempotency key)"
+    )
+    stripe_timeout_s: float = _setting("STRIPE_TIMEOUT_SECONDS", 10.0, doc="per Stripe HTTP request")
+    billing_plans: str = _setting(
+        "BILLING_PLANS", DEFAULT_BILLING_PLANS,
+        doc="JSON: plan name -> {price, meteredPrices, meterEvents, limits}; see shared/billing/plans.py",
+    )
+    billing_free_plan: str = _setting(
+        "BILLING_FREE_PLAN", "free", doc="plan of workspaces without a paid subscription (must have no price)"
+    )
+    billing_grace_days: int = _setting(
+        "BILLING_GRACE_DAYS", 7, doc="days a workspace keeps its paid plan after a failed payment, then free"
+    )
+    billing_return_url: str = _setting(
+        "BILLING_RETURN_URL", "http://127.0.0.1:4280/billing",
+        doc="page Checkout and the Customer Portal send the user back to",
+    )
+    billing_flush_schedule: str = _setting(
+        "BILLING_FLUSH_SCHEDULE", "0 * * * * *",
+        doc="NCRONTAB of the billing timer (meter events to Stripe, subscription re-sync); read by the host",
+    )
+    billing_flush_batch: int = _setting("BILLING_FLUSH_BATCH", 200, doc="meter events sent per timer run")
+    # --- end of billing ---------------------------------------------------------------------
 
     # --- Azure configuration sources ----------------------------------------------------
     app_config_endpoint: str | None = _setting("APP_CONFIG_ENDPOINT")

@@ -6,7 +6,7 @@ import os
 from typing import Any
 from uuid import UUID, uuid4
 
-from shared import audit
+from shared import audit, billing
 from shared.db import Database
 from shared.errors import Conflict, Invalid, NotFound
 from shared.jobs import IndexJob
@@ -56,6 +56,7 @@ def request_upload(db: Database, blobs: BlobStore, caller: Caller, collection_id
         if not conn.execute("SELECT 1 FROM collections WHERE tenant_id = %s AND collection_id = %s",
                             (caller.tenant_id, collection_id)).fetchone():
             raise NotFound("No such collection.")
+        billing.check_upload(conn, caller, size)  # 402 past the plan's documents or storage
         conn.execute(
             "INSERT INTO documents (tenant_id, document_id, collection_id, filename, content_type, size_bytes,"
             " blob_path, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",

@@ -22,8 +22,9 @@ from typing import Any
 
 import psycopg
 
+from shared import billing
 from shared.db import Database
-from shared.errors import FolioError
+from shared.errors import FolioError, QuotaExceeded
 from shared.jobs import IndexJob
 from shared.storage import BlobMissing, BlobRef, BlobStore, BlobTooLarge
 
@@ -71,7 +72,7 @@ def run_job(db: Database, blobs: BlobStore, embedder: Any, job: IndexJob, *, lim
     except FolioError as exc:
         from shared.ingest.errors import DocumentRejected
 
-        if isinstance(exc, DocumentRejected):
+        if isinstance(exc, (DocumentRejected, QuotaExceeded)):  # over the plan's pages: permanent too
             _mark_failed(db, job, exc.detail)
             return Outcome("failed", detail=exc.detail)
         if last_attempt:
@@ -138,8 +139,11 @@ def _index(db: Database, blobs: BlobStore, embedder: Any, job: IndexJob, limits:
     if not chunks:
         raise EmptyDocument("The document contains no text to index (scanned images need OCR, which Folio "
                             "does not do yet).")
+    pages_billed = billing.billable_pages(document.pages, len(document.text))
+    billing.check(db, job.tenant_id, billing.PAGES_INDEXED, pages_billed)  # before paying for embeddings
     vectors, reused = _embeddings(db, embedder, job, chunks)
-    outcome = _write(db, job, chunks, vectors, document.pages, after_chunks_written)
+    outcome = _write(db, job, chunks, vectors, document.pages, document.doc_type, after_chunks_written,
+                     pages_billed=pages_billed)
     _log.info("indexed document", extra={"event": "indexed", "durationMs": round((time.perf_counter() - started)
                                                                                     * 1000)})
     return Outcome(outcome, chunks=len(chunks), reused_embeddings=reused)
@@ -168,7 +172,8 @@ def _vector_text(vector: Sequence[float]) -> str:
 
 
 def _write(db: Database, job: IndexJob, chunks: Sequence[Any], vectors: Sequence[str], pages: int | None,
-           after_chunks_written: Callable[[int], None] | None) -> str:
+           doc_type: str | None, after_chunks_written: Callable[[int], None] | None, *,
+           pages_billed: int = 0) -> str:
     """Replace the chunk set and mark the document ready, all in one transaction."""
     with db.transaction(tenant_id=job.tenant_id) as conn:
         row = conn.execute("SELECT status, blob_etag FROM documents WHERE tenant_id = %s AND document_id = %s"
@@ -181,10 +186,13 @@ def _write(db: Database, job: IndexJob, chunks: Sequence[Any], vectors: Sequence
         copy_chunks(conn, job, chunks, vectors)
         if after_chunks_written:
             after_chunks_written(len(chunks))
+        if pages_billed:  # exact under concurrency; rolls back with the chunks (metering outbox too)
+            billing.consume(conn, job.tenant_id, billing.PAGES_INDEXED, pages_billed,
+                            source=f"document:{job.document_id}")
         conn.execute(
             "UPDATE documents SET status = 'ready', error = NULL, indexed_etag = %s, chunk_count = %s, pages = %s,"
-            " indexed_at = now(), updated_at = now() WHERE tenant_id = %s AND document_id = %s",
-            (job.etag, len(chunks), pages, job.tenant_id, job.document_id),
+            " doc_type = %s, indexed_at = now(), updated_at = now() WHERE tenant_id = %s AND document_id = %s",
+            (job.etag, len(chunks), pages, doc_type, job.tenant_id, job.document_id),
         )
     return "ready"
 

@@ -12,7 +12,8 @@ from tests.helpers import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PG_PORT = int(os.environ.get("FOLIO_TEST_PG_PORT", "54330"))
-TEST_DB = "folio_test"
+# One database per pytest process, so parallel runs on one machine never drop each other's data.
+TEST_DB = f"folio_test_{os.getpid()}"
 APP_ROLE = "folio_app"
 
 
@@ -27,6 +28,10 @@ def postgres() -> Iterator[object]:
     pg = local_pg.start(ROOT / ".local" / "pg-test", TEST_PG_PORT)
     local_pg.ensure_database(pg, TEST_DB, app_role=APP_ROLE, recreate=True)
     yield pg
+    from shared.db import reset_database
+
+    reset_database()
+    local_pg.drop_database(pg, TEST_DB)
 
 
 @pytest.fixture(scope="session")
@@ -42,22 +47,26 @@ def database_urls(postgres: object) -> dict[str, str]:
 
 
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public dev key
-TEST_BLOB_PORT = int(os.environ.get("FOLIO_TEST_BLOB_PORT", "10100"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
-def azurite() -> Iterator[str]:
-    """A real Azure Storage emulator (Azurite from npm) on its own ports; yields a connection string."""
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Azure Storage emulator (Azurite from npm) on free ports; yields a connection string."""
     from devhost import stack
 
-    location = ROOT / ".local" / "azurite-test"
-    import shutil
-
-    shutil.rmtree(location, ignore_errors=True)
-    emulator = stack.start_azurite(location, blob_port=TEST_BLOB_PORT, queue_port=TEST_BLOB_PORT + 1,
-                                   table_port=TEST_BLOB_PORT + 2)
+    blob_port = _free_port()
+    emulator = stack.start_azurite(tmp_path_factory.mktemp("azurite"), blob_port=blob_port,
+                                   queue_port=_free_port(), table_port=_free_port())
     yield (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-           f"BlobEndpoint=http://127.0.0.1:{TEST_BLOB_PORT}/devstoreaccount1;")
+           f"BlobEndpoint=http://127.0.0.1:{blob_port}/devstoreaccount1;")
     emulator.stop()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from shared.errors import ConfigError
 def scratch_db(postgres: object) -> str:
     if postgres is None:
         pytest.skip("needs the embedded server to create scratch databases")
-    name = "folio_migrations_test"
+    name = f"folio_migrations_test_{os.getpid()}"
     local_pg.ensure_database(postgres, name, app_role="folio_app", recreate=True)  # type: ignore[arg-type]
     return postgres.url(database=name)  # type: ignore[attr-defined]
 

@@ -91,20 +91,22 @@ class Database:
                     self._opened = True
 
     @contextmanager
-    def transaction(self, tenant_id: UUID | None = None, user_id: UUID | None = None) -> Iterator[psycopg.Connection[Any]]:
+    def transaction(self, tenant_id: UUID | None = None, user_id: UUID | None = None,
+                    local_settings: dict[str, str] | None = None) -> Iterator[psycopg.Connection[Any]]:
         """One transaction with ``app.tenant_id``/``app.user_id`` set locally for row-level security.
 
         The settings are transaction-local (``set_config(..., true)``), so a pooled connection,
         or a PgBouncer backend, never carries one caller's tenant into the next transaction.
+        ``local_settings`` (e.g. ``hnsw.ef_search``) are set in the same round trip.
         """
         self._ensure_open()
+        names = {"app.tenant_id": str(tenant_id) if tenant_id else "",
+                 "app.user_id": str(user_id) if user_id else "",
+                 "statement_timeout": self._statement_timeout, **(local_settings or {})}
+        preamble = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names)
         try:
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute(
-                    "SELECT set_config('app.tenant_id', %s, true), set_config('app.user_id', %s, true),"
-                    " set_config('statement_timeout', %s, true)",
-                    (str(tenant_id) if tenant_id else "", str(user_id) if user_id else "", self._statement_timeout),
-                )
+                conn.execute(preamble, [v for pair in names.items() for v in pair])
                 yield conn
         except (psycopg.OperationalError, psycopg.errors.QueryCanceled) as exc:
             raise Unavailable("The database is unavailable; try again shortly.") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -13,6 +14,7 @@ BlockKind = Literal["heading", "paragraph", "list_item", "table", "code"]
 
 # Blocks are joined with one blank line; offsets below count these two characters.
 BLOCK_SEPARATOR = "\n\n"
+_LEADING_BLANK_LINES = re.compile(r"^(?:[ \t]*\n)+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +71,10 @@ class DocumentBuilder:
     def add(
         self, kind: BlockKind, text: str, *, level: int | None = None, page: int | None = None
     ) -> Block | None:
-        """Append a block; blank text is skipped (returns None). Surrounding space is trimmed."""
-        text = text.strip()
-        if not text:
+        """Append a block; blank text is skipped (returns None). Surrounding space is trimmed,
+        except a code block's first-line indentation, which is part of the code."""
+        text = _LEADING_BLANK_LINES.sub("", text.rstrip()) if kind == "code" else text.strip()
+        if not text.strip():
             return None
         start = self._length + (len(BLOCK_SEPARATOR) if self._parts else 0)
         end = start + len(text)

@@ -70,7 +70,7 @@ _TABLE_RULE = re.compile(
     r"^ {0,3}\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.M
 )
 _BULLET = re.compile(r"^ {0,3}[-*+][ \t]+\S", re.M)
-_LINK = re.compile(r"\[[^\]\n]+\]\([^)\s]+\)")
+_LINK = re.compile(r"\[[^\]\n]{1,300}\]\([^)\s]+\)")  # bounded: "[" alone must not rescan
 _QUOTE = re.compile(r"^ {0,3}>[ \t]?\S", re.M)
 _MD_SAMPLE = 200_000
 

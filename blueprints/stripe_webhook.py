@@ -1,0 +1,18 @@
+"""POST /api/stripe/webhook: anonymous; the Stripe signature over the raw body is the authentication."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from blueprints._http import ApiRequest, endpoint, ok
+from shared.billing import webhook
+
+bp = func.Blueprint()
+
+
+@endpoint(bp, "stripe/webhook", ["POST"])
+def stripe_webhook(request: ApiRequest) -> func.HttpResponse:
+    # The body goes to verification as the exact bytes received: parsing (or re-serialising) first
+    # would change what was signed. No caller is resolved: Stripe has no Folio identity.
+    body = request.http.get_body() or b""
+    return ok(webhook.receive(request.db, request.settings, body, request.http.headers.get("stripe-signature")))

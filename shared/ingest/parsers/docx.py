@@ -1,0 +1,215 @@
+"""DOCX with python-docx, after the ZIP guard: styles give headings, lists; tables by row."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import docx
+from docx.enum.style import WD_STYLE_TYPE
+from docx.opc.exceptions import OpcError
+from docx.oxml.ns import qn
+
+from shared.ingest.document import BlockKind, DocumentBuilder, ParsedDocument
+from shared.ingest.errors import CorruptDocument, UnsupportedType
+from shared.ingest.limits import Limits, check_zip, verify_zip_members
+
+_P, _TBL, _SDT, _SDT_CONTENT = qn("w:p"), qn("w:tbl"), qn("w:sdt"), qn("w:sdtContent")
+_TR, _TC = qn("w:tr"), qn("w:tc")
+_T, _TAB, _BR, _CR = qn("w:t"), qn("w:tab"), qn("w:br"), qn("w:cr")
+_RENDERED_BREAK = qn("w:lastRenderedPageBreak")
+_PAGE_BREAK_BEFORE = qn("w:pageBreakBefore")
+_TYPE, _VAL = qn("w:type"), qn("w:val")
+_HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.I)
+_OUTLINE = "./w:pPr/w:outlineLvl/@w:val"
+_MAX_BASE_DEPTH = 8  # style inheritance chains are short; a loop must not hang us
+_ELEMENTS_PER_CLOCK_CHECK = 256
+
+
+def parse(data: bytes, limits: Limits) -> ParsedDocument:
+    """Parse a Word document. The archive is measured and test-inflated before python-docx."""
+    deadline = limits.deadline()
+    verify_zip_members(check_zip(data, limits), limits, deadline)
+    document = _open(data)
+    styles = _style_table(document)
+    body = document.element.body
+    pages = _PageTracker(body)
+    builder = DocumentBuilder("docx", limits)
+    title_styled: str | None = None
+    for count, element in enumerate(_block_elements(body)):
+        if count % _ELEMENTS_PER_CLOCK_CHECK == 0:
+            deadline.check("the document body")
+        page = pages.page_of(element)
+        if element.tag == _TBL:
+            builder.add("table", "\n".join(_table_rows(element)), page=page)
+            continue
+        kind, level, is_title = styles.classify(element)
+        block = builder.add(kind, _paragraph_text(element), level=level, page=page)
+        if block is not None and is_title and title_styled is None:
+            title_styled = block.text
+    title = _core_title(document) or title_styled or next(
+        (b.text for b in builder.blocks if b.kind == "heading"), None
+    )
+    return builder.build(title=title, pages=pages.total)
+
+
+def _open(data: bytes) -> Any:
+    try:
+        return docx.Document(io.BytesIO(data))
+    except ValueError as exc:  # python-docx: "... is not a Word file, content type is ..."
+        raise UnsupportedType(
+            "This file is an Office package but not a Word document (.docx); macro-enabled "
+            "documents and templates are not supported. Save it as .docx and upload again."
+        ) from exc
+    except (OpcError, KeyError, SyntaxError, zipfile.BadZipFile, AttributeError, TypeError) as exc:
+        # SyntaxError covers lxml's XMLSyntaxError: a part that is not well-formed XML.
+        raise CorruptDocument(
+            "This Word document is damaged: parts of it are missing or unreadable. Open it in "
+            "Word, save it again, and upload the new copy."
+        ) from exc
+
+
+class _StyleTable:
+    """Paragraph style id -> (kind, level), resolved once through ``basedOn`` chains."""
+
+    def __init__(self, entries: dict[str, tuple[BlockKind, int | None, bool]]) -> None:
+        self.entries = entries
+
+    def classify(self, p: Any) -> tuple[BlockKind, int | None, bool]:
+        style_id = p.style
+        kind, level, is_title = self.entries.get(style_id or "", ("paragraph", None, False))
+        if kind == "paragraph" and p.pPr is not None and p.pPr.numPr is not None:
+            kind = "list_item"  # directly numbered/bulleted without a list style
+        return kind, level, is_title
+
+
+def _style_table(document: Any) -> _StyleTable:
+    entries: dict[str, tuple[BlockKind, int | None, bool]] = {}
+    for style in document.styles:
+        if style.type == WD_STYLE_TYPE.PARAGRAPH and style.style_id:
+            entries[style.style_id] = _classify_style(style)
+    return _StyleTable(entries)
+
+
+def _classify_style(style: Any) -> tuple[BlockKind, int | None, bool]:
+    """Walk the style and its ancestors: "Heading N", "Title", outline levels, "List ..."."""
+    current, depth = style, 0
+    while current is not None and depth < _MAX_BASE_DEPTH:
+        name = (current.name or "").strip()
+        heading = _HEADING_STYLE.match(name)
+        if heading:
+            return "heading", int(heading.group(1)), False
+        if name.lower() == "title":
+            return "heading", 1, True
+        outline = current.element.xpath(_OUTLINE)
+        if outline and outline[0].isdigit() and int(outline[0]) < 9:
+            return "heading", int(outline[0]) + 1, False
+        if name.lower().startswith("list"):
+            return "list_item", None, False
+        current, depth = current.base_style, depth + 1
+    return "paragraph", None, False
+
+
+def _block_elements(body: Any) -> Iterator[Any]:
+    """Paragraphs and tables in order, including those wrapped in content controls."""
+    for child in body.iterchildren():
+        if child.tag in (_P, _TBL):
+            yield child
+        elif child.tag == _SDT:
+            content = child.find(_SDT_CONTENT)
+            if content is not None:
+                yield from _block_elements(content)
+
+
+def _paragraph_text(element: Any) -> str:
+    """Visible text, tracked insertions included, deletions (w:delText) not."""
+    parts = []
+    for node in element.iter(_T, _TAB, _BR, _CR):
+        if node.tag == _T:
+            parts.append(node.text or "")
+        elif node.tag == _TAB:
+            parts.append("\t")
+        elif node.get(_TYPE) != "page":
+            parts.append("\n")
+    return "".join(parts)
+
+
+def _table_rows(tbl: Any) -> list[str]:
+    rows = []
+    for tr in tbl.iter(_TR):
+        if _enclosing_table(tr) is not tbl:
+            continue  # a nested table's rows already appear inside their cell's text
+        cells = [
+            " ".join(_paragraph_text(tc).split())
+            for tc in tr.iter(_TC) if _enclosing_table(tc) is tbl
+        ]
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return rows
+
+
+def _enclosing_table(element: Any) -> Any:
+    parent = element.getparent()
+    while parent is not None and parent.tag != _TBL:
+        parent = parent.getparent()
+    return parent
+
+
+def _core_title(document: Any) -> str | None:
+    try:
+        title = document.core_properties.title
+    except (KeyError, ValueError, AttributeError, SyntaxError):
+        return None
+    return title if isinstance(title, str) and title.strip() else None
+
+
+class _PageTracker:
+    """Page numbers from Word's own layout marks, when the file has any.
+
+    Word records where pages broke when it last laid the document out
+    (``w:lastRenderedPageBreak``); those are trusted when present. Otherwise explicit page
+    breaks (``w:br w:type="page"``, ``pageBreakBefore``) count. With neither, pages are
+    unknown (None): python-docx does no layout of its own.
+    """
+
+    def __init__(self, body: Any) -> None:
+        self.rendered = next(body.iter(_RENDERED_BREAK), None) is not None
+        explicit = self.rendered or any(
+            node.get(_TYPE) == "page" for node in body.iter(_BR)
+        ) or next(body.iter(_PAGE_BREAK_BEFORE), None) is not None
+        self.enabled = explicit
+        self.current = 1
+
+    @property
+    def total(self) -> int | None:
+        return self.current if self.enabled else None
+
+    def page_of(self, element: Any) -> int | None:
+        """The page where ``element``'s text starts; advances past its breaks."""
+        if not self.enabled:
+            return None
+        if not self.rendered and _breaks_before(element):
+            self.current += 1
+        first_text_page = None
+        for node in element.iter(_T, _BR, _RENDERED_BREAK):
+            if node.tag == _T:
+                if first_text_page is None and (node.text or "").strip():
+                    first_text_page = self.current
+            elif self._is_break(node):
+                self.current += 1
+        return first_text_page or self.current
+
+    def _is_break(self, node: Any) -> bool:
+        if self.rendered:
+            return node.tag == _RENDERED_BREAK
+        return node.tag == _BR and node.get(_TYPE) == "page"
+
+
+def _breaks_before(element: Any) -> bool:
+    if element.tag != _P:
+        return False
+    flag = element.find(f"{qn('w:pPr')}/{_PAGE_BREAK_BEFORE}")
+    return flag is not None and flag.get(_VAL) not in ("0", "false", "off")

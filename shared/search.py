@@ -1,0 +1,241 @@
+"""Hybrid search: BM25 over the stored tsvector and HNSW over embeddings, fused by RRF in one SQL statement.
+
+The lexical leg does not AND the words of a question together (``plainto_tsquery`` does, and
+loses most of SciFact): any query lexeme makes a chunk a candidate, and candidates are ranked
+by BM25 computed in SQL. Term frequency comes from ``ts_rank`` of the single lexeme with all
+weights 1, which for one term is H2(tf)/zeta(2) with H2 the partial sum of 1/j^2, a strictly
+increasing function of tf that ``folio_tf`` inverts; document frequencies and lengths come from
+the statistics kept by migration 0003. A lexeme found in the chunk's heading (weight A) counts
+extra (``heading_boost``). Candidates come only from the rarer query terms when there are any
+(common terms still add to the score of the chunks found): MaxScore-style pruning that keeps
+the leg fast on large workspaces, because a chunk holding only common terms cannot outrank one
+holding a rare term.
+
+The vector leg is an HNSW scan with pgvector's iterative scan, so filters that keep few rows
+(one collection, a few documents) still fill the result; for small workspaces an exact scan is
+cheaper and exact, and is used instead.
+
+Every leg is scoped to the caller's tenant in SQL (row-level security backs it up); ranks are
+fused with weighted Reciprocal Rank Fusion; ties break on chunk id, so results are deterministic.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from shared.db import Database
+from shared.errors import Invalid
+from shared.tenancy import Caller
+
+MODES = ("hybrid", "lexical", "vector")
+MAX_QUERY_CHARS = 1000
+# Below this many chunks in a workspace an exact vector scan beats HNSW and is exact.
+EXACT_SCAN_MAX_CHUNKS = 20_000
+_MARK_START, _MARK_END = "\ue000", "\ue001"  # private-use code points: never HTML, never in text
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Ranking knobs, measured on BEIR SciFact (see README); defaults are the best found."""
+
+    k1: float = 0.9
+    b: float = 0.4
+    heading_boost: float = 1.0  # a query term in the heading counts as this many extra occurrences
+    rrf_k: int = 60
+    lexical_weight: float = 1.0
+    vector_weight: float = 1.0
+    depth: int = 100  # candidates taken from each leg before fusion
+    # Terms in more than this fraction of chunks do not generate candidates (they still score).
+    common_df_ratio: float = 0.05
+    ef_search: int = 100
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str
+    mode: str = "hybrid"
+    top: int = 10
+    collection_ids: tuple[UUID, ...] = ()
+    document_ids: tuple[UUID, ...] = ()
+    doc_types: tuple[str, ...] = ()
+    jurisdictions: tuple[str, ...] = ()
+    tuning: Tuning = field(default_factory=Tuning)
+
+    def validate(self) -> SearchRequest:
+        query = " ".join(self.query.split())
+        if not query:
+            raise Invalid("Field 'query' must not be empty.", fields=["query"])
+        if len(query) > MAX_QUERY_CHARS:
+            raise Invalid(f"Field 'query' must be at most {MAX_QUERY_CHARS} characters.", fields=["query"])
+        if self.mode not in MODES:
+            raise Invalid("Field 'mode' must be one of: hybrid, lexical, vector.", fields=["mode"])
+        if not 1 <= self.top <= 100:
+            raise Invalid("Field 'top' must be between 1 and 50.", fields=["top"])
+        return SearchRequest(query, self.mode, self.top, self.collection_ids, self.document_ids, self.doc_types,
+                             self.jurisdictions, self.tuning)
+
+
+# --- SQL ------------------------------------------------------------------------------------
+
+# Filters shared by both legs; every placeholder is bound, nothing is interpolated.
+_FILTERS = """
+      AND c.tenant_id = %(tenant)s
+      AND (cardinality(%(collections)s::uuid[]) = 0 OR c.collection_id = ANY(%(collections)s::uuid[]))
+      AND (cardinality(%(documents)s::uuid[]) = 0 OR c.document_id = ANY(%(documents)s::uuid[]))
+      AND (cardinality(%(doc_types)s::text[]) = 0 AND cardinality(%(jurisdictions)s::text[]) = 0
+           OR c.document_id IN (SELECT d.document_id FROM documents d WHERE d.tenant_id = %(tenant)s
+                AND (cardinality(%(doc_types)s::text[]) = 0 OR d.doc_type = ANY(%(doc_types)s::text[]))
+                AND (cardinality(%(jurisdictions)s::text[]) = 0
+                     OR d.jurisdiction = ANY(%(jurisdictions)s::text[]))))"""
+
+_LEXICAL = f"""
+terms AS MATERIALIZED (
+  SELECT q.lexeme, quote_literal(q.lexeme)::tsquery AS tq, (quote_literal(q.lexeme) || ':A')::tsquery AS tq_head,
+         ln(1 + (st.chunks - coalesce(ls.df, 0) + 0.5) / (coalesce(ls.df, 0) + 0.5)) AS idf,
+         coalesce(ls.df, 0) <= greatest(%(common_df)s * st.chunks, 1) AS rare
+  FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS q(lexeme)
+  JOIN tenant_text_stats st ON st.tenant_id = %(tenant)s
+  LEFT JOIN lexeme_stats ls ON ls.tenant_id = %(tenant)s AND ls.lexeme = q.lexeme
+),
+matcher AS MATERIALIZED (
+  -- OR of the rare terms; all terms if none is rare.
+  SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS tq
+  FROM terms WHERE rare OR NOT EXISTS (SELECT 1 FROM terms WHERE rare)
+),
+lexical AS MATERIALIZED (
+  SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
+  FROM (
+    SELECT c.chunk_id, sum(t.idf * (tf.n * (%(k1)s + 1)) / (tf.n + %(k1)s * (1 - %(b)s + %(b)s * c.lex_len
+               / (SELECT greatest(total_len::float8 / greatest(chunks, 1), 1) FROM tenant_text_stats
+                  WHERE tenant_id = %(tenant)s)))) AS score
+    FROM chunks c
+    CROSS JOIN matcher m
+    CROSS JOIN terms t
+    CROSS JOIN LATERAL (
+      SELECT folio_tf(ts_rank('{{1,1,1,1}}', c.tsv, t.tq))
+             + CASE WHEN c.tsv @@ t.tq_head THEN %(heading_boost)s ELSE 0 END AS n) tf
+    WHERE c.tsv @@ m.tq AND tf.n > 0 {_FILTERS}
+    GROUP BY c.chunk_id
+    ORDER BY score DESC, c.chunk_id
+    LIMIT %(depth)s
+  ) scored
+)"""
+
+_VECTOR = f"""
+vector AS MATERIALIZED (
+  SELECT chunk_id, distance, row_number() OVER (ORDER BY distance, chunk_id) AS rank
+  FROM (
+    SELECT c.chunk_id, c.embedding <=> %(embedding)s::vector AS distance
+    FROM chunks c
+    WHERE c.embedding IS NOT NULL {_FILTERS}
+    ORDER BY {{order}}
+    LIMIT %(depth)s
+  ) nearest
+)"""
+
+_FUSE = {
+    "hybrid": """
+fused AS (
+  SELECT coalesce(l.chunk_id, v.chunk_id) AS chunk_id, l.rank AS lexical_rank, v.rank AS vector_rank,
+         coalesce(%(lexical_weight)s / (%(rrf_k)s + l.rank), 0)
+           + coalesce(%(vector_weight)s / (%(rrf_k)s + v.rank), 0) AS score
+  FROM lexical l FULL OUTER JOIN vector v ON v.chunk_id = l.chunk_id
+  ORDER BY score DESC, chunk_id
+  LIMIT %(top)s
+)""",
+    "lexical": """
+fused AS (
+  SELECT chunk_id, rank AS lexical_rank, NULL::bigint AS vector_rank, score FROM lexical
+  ORDER BY rank LIMIT %(top)s
+)""",
+    "vector": """
+fused AS (
+  SELECT chunk_id, NULL::bigint AS lexical_rank, rank AS vector_rank, 1 - distance AS score FROM vector
+  ORDER BY rank LIMIT %(top)s
+)""",
+}
+
+_RESULTS = """
+SELECT f.chunk_id, f.score, f.lexical_rank, f.vector_rank, c.document_id, c.collection_id, c.heading_path,
+       c.page_start, c.page_end, c.char_start, c.char_end, d.filename AS title,
+       CASE WHEN %(highlight)s THEN ts_headline('english', c.body,
+            (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery
+             FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS q(lexeme)),
+            'StartSel=' || chr(57344) || ', StopSel=' || chr(57345)
+              || ', MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "')
+       END AS headline,
+       left(c.body, 300) AS opening
+FROM fused f
+JOIN chunks c ON c.tenant_id = %(tenant)s AND c.chunk_id = f.chunk_id
+JOIN documents d ON d.tenant_id = c.tenant_id AND d.document_id = c.document_id AND d.status <> 'deleted'
+ORDER BY f.score DESC, f.chunk_id"""
+
+
+def build_sql(mode: str, *, exact_vector: bool) -> str:
+    ctes = []
+    if mode in ("hybrid", "lexical"):
+        ctes.append(_LEXICAL)
+    if mode in ("hybrid", "vector"):
+        # "+ 0" hides the ORDER BY from the HNSW index: an exact scan of the filtered rows.
+        order = "(c.embedding <=> %(embedding)s::vector) + 0" if exact_vector else "c.embedding <=> %(embedding)s::vector"
+        ctes.append(_VECTOR.replace("{order}", order))
+    ctes.append(_FUSE[mode])
+    return "WITH " + ",".join(ctes) + _RESULTS
+
+
+# --- the service ----------------------------------------------------------------------------
+
+
+def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: Any,
+           highlight: bool = True) -> dict[str, Any]:
+    """Results for ``request`` within the caller's workspace only."""
+    request = request.validate()
+    started = time.perf_counter()
+    tuning = request.tuning
+    params: dict[str, Any] = {
+        "tenant": caller.tenant_id, "query": request.query, "top": request.top, "depth": max(tuning.depth, request.top),
+        "collections": list(request.collection_ids), "documents": list(request.document_ids),
+        "doc_types": list(request.doc_types), "jurisdictions": list(request.jurisdictions),
+        "k1": tuning.k1, "b": tuning.b, "heading_boost": tuning.heading_boost, "common_df": tuning.common_df_ratio,
+        "rrf_k": tuning.rrf_k, "lexical_weight": tuning.lexical_weight, "vector_weight": tuning.vector_weight,
+        "highlight": highlight,
+    }
+    if request.mode in ("hybrid", "vector"):
+        vector = embedder.embed([request.query])[0]
+        params["embedding"] = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+    settings = {"hnsw.ef_search": str(tuning.ef_search), "hnsw.iterative_scan": "relaxed_order"}
+    with db.transaction(caller.tenant_id, caller.user_id, local_settings=settings) as conn:
+        size = conn.execute("SELECT chunks FROM tenant_text_stats WHERE tenant_id = %s",
+                            (caller.tenant_id,)).fetchone()
+        if size is None:  # nothing indexed yet in this workspace
+            rows = []
+        else:
+            sql = build_sql(request.mode, exact_vector=size["chunks"] <= EXACT_SCAN_MAX_CHUNKS)
+            rows = conn.execute(sql, params).fetchall()
+    return {"results": [_shape(row) for row in rows], "tookMs": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _shape(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "chunkId": str(row["chunk_id"]),
+        "documentId": str(row["document_id"]),
+        "collectionId": str(row["collection_id"]),
+        "title": row["title"],
+        "headingPath": row["heading_path"],
+        "pages": None if row["page_start"] is None else {"start": row["page_start"], "end": row["page_end"]},
+        "offsets": {"start": row["char_start"], "end": row["char_end"]},
+        "snippet": snippet_html(row["headline"], row["opening"]),
+        "score": round(float(row["score"]), 6),
+        "ranks": {"lexical": row["lexical_rank"], "vector": row["vector_rank"]},
+    }
+
+
+def snippet_html(headline: str | None, opening: str) -> str:
+    """HTML-escaped snippet with matched terms in <mark>; the markers are inserted after escaping."""
+    text = headline if headline and _MARK_START in headline else opening
+    escaped = html.escape(text, quote=True)
+    return escaped.replace(_MARK_START, "<mark>").replace(_MARK_END, "</mark>")

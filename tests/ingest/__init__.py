@@ -1,0 +1,1 @@
+"""Tests for shared.ingest: sniffing, parsers, limits and chunking."""

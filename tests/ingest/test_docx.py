@@ -1,0 +1,143 @@
+"""DOCX parsing with documents made by python-docx in the test."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import docx
+import pytest
+from docx.enum.style import WD_STYLE_TYPE
+
+from shared.ingest import (
+    CorruptDocument,
+    EmptyDocument,
+    UnsupportedType,
+    chunk_document,
+    parse_document,
+)
+
+from .fixtures import docx_shaped_zip
+
+
+def save(document) -> bytes:
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def agreement(page_breaks: bool = True) -> bytes:
+    document = docx.Document()
+    document.add_paragraph("Supply Agreement", style="Title")
+    document.add_heading("Article 1 Definitions", level=1)
+    document.add_paragraph("Section 1.1 Terms. The terms below apply to this Agreement.")
+    document.add_paragraph("first bullet", style="List Bullet")
+    document.add_paragraph("second numbered", style="List Number")
+    table = document.add_table(rows=2, cols=2)
+    for (row, col), text in {(0, 0): "Item", (0, 1): "Fee", (1, 0): "Support",
+                             (1, 1): "100 EUR"}.items():
+        table.cell(row, col).text = text
+    if page_breaks:
+        document.add_page_break()
+    document.add_heading("Article 2 Term", level=1)
+    document.add_heading("Renewal", level=2)
+    document.add_paragraph("It renews every year unless cancelled.")
+    return save(document)
+
+
+def test_docx_styles_become_headings_lists_and_tables():
+    doc = parse_document(agreement())
+    assert doc.doc_type == "docx"
+    assert [(b.kind, b.text, b.level) for b in doc.blocks] == [
+        ("heading", "Supply Agreement", 1),
+        ("heading", "Article 1 Definitions", 1),
+        ("paragraph", "Section 1.1 Terms. The terms below apply to this Agreement.", None),
+        ("list_item", "first bullet", None),
+        ("list_item", "second numbered", None),
+        ("table", "Item | Fee\nSupport | 100 EUR", None),
+        ("heading", "Article 2 Term", 1),
+        ("heading", "Renewal", 2),
+        ("paragraph", "It renews every year unless cancelled.", None),
+    ]
+    for block in doc.blocks:
+        assert doc.text[block.start : block.end] == block.text
+
+
+def test_docx_title_prefers_core_properties_then_title_style():
+    assert parse_document(agreement()).title == "Supply Agreement"
+    document = docx.Document(io.BytesIO(agreement()))
+    document.core_properties.title = "Framework Supply Agreement"
+    assert parse_document(save(document)).title == "Framework Supply Agreement"
+
+
+def test_docx_explicit_page_breaks_give_page_numbers():
+    doc = parse_document(agreement())
+    assert doc.pages == 2
+    pages = {b.text: b.page for b in doc.blocks}
+    assert pages["Article 1 Definitions"] == 1
+    assert pages["Item | Fee\nSupport | 100 EUR"] == 1
+    assert pages["Article 2 Term"] == 2
+
+
+def test_docx_without_page_breaks_has_no_page_numbers():
+    doc = parse_document(agreement(page_breaks=False))
+    assert doc.pages is None
+    assert {b.page for b in doc.blocks} == {None}
+
+
+def test_docx_chunks_follow_styled_heading_paths():
+    chunks = chunk_document(parse_document(agreement()))
+    paths = [c.heading_path for c in chunks]
+    assert ["Article 1 Definitions", "Section 1.1 Terms"] in paths
+    assert ["Article 2 Term", "Renewal"] in paths
+    assert chunks[-1].page_start == chunks[-1].page_end == 2
+
+
+def test_docx_custom_style_based_on_a_heading_is_a_heading():
+    document = docx.Document()
+    style = document.styles.add_style("Clause Heading", WD_STYLE_TYPE.PARAGRAPH)
+    style.base_style = document.styles["Heading 2"]
+    document.add_paragraph("Payment", style="Clause Heading")
+    document.add_paragraph("Pay within 30 days.")
+    doc = parse_document(save(document))
+    assert (doc.blocks[0].kind, doc.blocks[0].level) == ("heading", 2)
+
+
+def test_docx_with_no_text_is_empty():
+    with pytest.raises(EmptyDocument):
+        parse_document(save(docx.Document()))
+
+
+def test_docx_shaped_zip_missing_its_relationships_is_corrupt():
+    data = docx_shaped_zip({"word/document.xml": b"<w:document/>"})
+    with pytest.raises(CorruptDocument, match="Word document is damaged"):
+        parse_document(data)
+
+
+def test_docx_with_broken_xml_is_corrupt():
+    source = io.BytesIO(agreement())
+    out = io.BytesIO()
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(out, "w") as copy:
+        for item in original.infolist():
+            data = original.read(item)
+            if item.filename == "word/document.xml":
+                data = data[: len(data) // 2]
+            copy.writestr(item, data)
+    with pytest.raises(CorruptDocument, match="damaged"):
+        parse_document(out.getvalue())
+
+
+def test_macro_enabled_word_document_is_unsupported():
+    source = io.BytesIO(agreement())
+    out = io.BytesIO()
+    main = b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+    macro = b"application/vnd.ms-word.document.macroEnabled.main+xml"
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(out, "w") as copy:
+        for item in original.infolist():
+            data = original.read(item)
+            if item.filename == "[Content_Types].xml":
+                assert main in data
+                data = data.replace(main, macro)
+            copy.writestr(item, data)
+    with pytest.raises(UnsupportedType, match="not a Word document"):
+        parse_document(out.getvalue())
