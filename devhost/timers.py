@@ -8,7 +8,7 @@ import os
 import re
 import threading
 
-import azure.functions as func
+from azure.functions.timer import TimerRequest  # func.TimerRequest is the abstract type
 
 from devhost.functions import Registration
 from devhost.http_server import invoke
@@ -54,13 +54,19 @@ def _parse_field(text: str, low: int, high: int) -> frozenset[int]:
 
 
 def resolve_schedule(registration: Registration) -> Schedule:
-    """The registration's schedule, with a ``%SETTING%`` reference read from the environment."""
+    """The registration's schedule; a ``%SETTING%`` reference is read from the environment (as the
+    host reads app settings), else from the setting's default in shared/config.py."""
     schedule = str(registration.trigger.get("schedule", ""))
     found = _SETTING.match(schedule)
     if found:
-        schedule = os.environ.get(found.group(1), "")
+        name = found.group(1)
+        schedule = os.environ.get(name, "").strip()
         if not schedule:
-            raise ValueError(f"{registration.name}: app setting {found.group(1)} (its schedule) is not set")
+            from shared.config import load_settings
+
+            schedule = str(load_settings({}).describe().get(name, {}).get("value") or "")
+        if not schedule:
+            raise ValueError(f"{registration.name}: app setting {name} (its schedule) is not set")
     return Schedule(schedule)
 
 
@@ -86,7 +92,7 @@ class TimerDriver:
         """Run one timer function now (also what the schedule does)."""
         registration = next(r for r, _ in self._timers if r.name == name)
         try:
-            invoke(registration, func.TimerRequest(past_due=past_due))
+            invoke(registration, TimerRequest(past_due=past_due))
         except Exception:  # as in Azure: a failed run is logged, and the schedule goes on
             _log.exception("timer function %s failed", name)
 

@@ -1,4 +1,4 @@
-"""Operator commands: `python -m shared.cli migrate | config | deadletters | ingest`."""
+"""Operator commands: `python -m shared.cli migrate | config | deadletters | ingest | billing-flush`."""
 
 from __future__ import annotations
 
@@ -64,6 +64,15 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] in ("ready", "skipped") for r in results.values()) else 1
 
 
+def _billing_flush(_: argparse.Namespace) -> int:
+    """What the billing timer runs: meter events to Stripe, queued subscription re-syncs, pruning."""
+    from shared.billing import periodic
+    from shared.db import get_database
+
+    print(json.dumps(periodic.run(get_database(), get_settings()), indent=2, default=str))
+    return 0
+
+
 def _apply_local_settings(path: str | None) -> None:
     """Read Values from local.settings.json (as `func start` would) for variables not already set."""
     import os
@@ -96,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--dev-user", default="dev@localhost", help="email of the local dev sign-in")
     ingest.add_argument("--timeout", type=float, default=3600)
     ingest.set_defaults(run=_ingest)
+    sub.add_parser("billing-flush", help="send pending meter events to Stripe and re-fetch queued subscriptions "
+                   "now (what the billing timer does)").set_defaults(run=_billing_flush)
     args = parser.parse_args(argv)
     _apply_local_settings(args.settings)
     from shared.errors import FolioError

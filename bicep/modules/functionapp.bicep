@@ -91,6 +91,16 @@ param chatProvider string
 @description('Browser origins allowed to call the API directly (the static web app).')
 param corsAllowedOrigins array
 
+// --- billing --------------------------------------------------------------------------------
+@description('BILLING_PLANS: JSON of plans with their Stripe price ids and limits (shared/billing/plans.py); empty = the built-in defaults, whose paid plans have no price and cannot be bought.')
+param billingPlans string = ''
+@description('Days a workspace keeps its paid plan after a failed payment before it is downgraded.')
+@minValue(0)
+@maxValue(60)
+param billingGraceDays int = 7
+@description('NCRONTAB of the billing timer: metered usage to Stripe, subscription re-syncs.')
+param billingFlushSchedule string = '0 * * * * *'
+
 var appSettings = {
   // Runtime mode.
   FOLIO_ENVIRONMENT: environmentName
@@ -159,6 +169,12 @@ var appSettings = {
   // Billing secrets: Key Vault references (versionless: rotation is picked up without a deploy).
   STRIPE_SECRET_KEY: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/stripe-secret-key)'
   STRIPE_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/stripe-webhook-secret)'
+  // Billing: plans (empty = built-in defaults), grace period, where Checkout and the Portal return
+  // to (the static web app, first of the CORS origins), and the timer schedule the host resolves.
+  BILLING_PLANS: billingPlans
+  BILLING_GRACE_DAYS: string(billingGraceDays)
+  BILLING_RETURN_URL: '${first(corsAllowedOrigins)}/billing'
+  BILLING_FLUSH_SCHEDULE: billingFlushSchedule
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

@@ -15,21 +15,25 @@ from shared.billing.stripe_api import StripeGateway, get_gateway
 from shared.billing.subscriptions import Snapshot, apply_snapshot
 from shared.config import Settings
 from shared.db import Database
+from shared.errors import NotFound
 
 _log = logging.getLogger(__name__)
 
 # Stripe retries a webhook for up to three days; ids are kept well beyond that.
 EVENT_RETENTION_DAYS = 90
+_warned = False
 
 
 def run(db: Database, settings: Settings, gateway: StripeGateway | None = None) -> dict[str, Any]:
+    global _warned
     report: dict[str, Any] = {}
-    try:
+    if gateway is None and (settings.stripe_secret_key is None or not settings.stripe_secret_key.is_set()):
+        # Local development without a Stripe key: nothing can be sent; it all waits, nothing is lost.
+        if not _warned:
+            _log.warning("STRIPE_SECRET_KEY is not set: meter events and subscription re-syncs wait for it")
+            _warned = True
+    else:
         gateway = gateway or get_gateway(settings)
-    except Exception as exc:  # no key configured: nothing can be sent, but pruning still runs
-        _log.error("billing timer cannot reach Stripe: %s", exc)
-        gateway = None
-    if gateway is not None:
         flushed = outbox.flush(db, gateway, batch=settings.billing_flush_batch)
         report["meterEvents"] = {"sent": flushed.sent, "failed": flushed.failed}
         report["subscriptionsSynced"] = sync_subscriptions(db, gateway)
@@ -50,6 +54,10 @@ def sync_subscriptions(db: Database, gateway: StripeGateway, limit: int = 100) -
     for row in queued:
         try:
             fetched = gateway.retrieve_subscription(row["subscription_id"]) if row["subscription_id"] else None
+        except NotFound:
+            # Gone at Stripe (e.g. a deleted test-mode object): nothing to learn, so stop asking.
+            _log.error("subscription %s no longer exists at Stripe", row["subscription_id"])
+            fetched = None
         except Exception as exc:  # stays queued for the next run
             _log.warning("re-fetch of subscription %s failed: %s", row["subscription_id"], exc)
             continue
@@ -61,7 +69,8 @@ def sync_subscriptions(db: Database, gateway: StripeGateway, limit: int = 100) -
                 outcome = apply_snapshot(conn, account, Snapshot.from_object(subscription), server_time)
             # Only the request that was served is cleared: one queued meanwhile stays for the next run.
             conn.execute("UPDATE billing_accounts SET sync_requested_at = NULL"
-                         " WHERE tenant_id = %s AND sync_requested_at = %s", (row["tenant_id"], row["sync_requested_at"]))
+                         " WHERE tenant_id = %s AND sync_requested_at = %s",
+                         (row["tenant_id"], row["sync_requested_at"]))
         _log.info("subscription %s re-fetched: %s", row["subscription_id"], outcome)
         synced += 1
     return synced

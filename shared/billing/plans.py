@@ -117,7 +117,8 @@ def parse_plans(raw: str, free_plan: str = "free") -> Catalog:
 def _parse_plan(name: Any, body: Any) -> Plan:
     where = f"Setting BILLING_PLANS, plan {name!r}"
     if not isinstance(name, str) or not _PLAN_NAME.match(name):
-        raise ConfigError(f"{where}: a plan name is 1-32 lowercase letters, digits, '-' or '_', starting with a letter.")
+        raise ConfigError(f"{where}: a plan name is 1-32 lowercase letters, digits, '-' or '_', "
+                          "starting with a letter.")
     if not isinstance(body, dict):
         raise ConfigError(f"{where} must be a JSON object.")
     unknown = sorted(set(body) - _PLAN_KEYS)

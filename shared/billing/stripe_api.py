@@ -2,8 +2,9 @@
 
 Keeping ``import stripe`` inside the methods keeps it off the cold-start path (tests/test_coldstart.py).
 ``STRIPE_API_BASE`` points the library elsewhere (the tests' loopback stand-in); errors come back
-as Folio's own: a Stripe outage is :class:`~shared.errors.Unavailable` (503, retry), a request
-Stripe refuses is a :class:`~shared.errors.ConfigError` (a wrong price id or key, not the user's fault).
+as Folio's own: a Stripe outage is :class:`~shared.errors.Unavailable` (503, retry), a missing
+object :class:`~shared.errors.NotFound`, and any other request Stripe refuses a
+:class:`~shared.errors.ConfigError` (a wrong price id or key, not the user's fault).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from shared.config import Settings
-from shared.errors import ConfigError, FolioError, Unavailable
+from shared.errors import ConfigError, FolioError, NotFound, Unavailable
 
 T = TypeVar("T")
 
@@ -102,6 +103,8 @@ class StripeGateway:
             raise ConfigError("Stripe rejected the API key (STRIPE_SECRET_KEY).") from exc
         except stripe.StripeError as exc:
             status = getattr(exc, "http_status", None) or 500
+            if status == 404:
+                raise NotFound(f"Stripe has no such object: {exc.user_message or exc}") from exc
             if status >= 500 or status == 409:
                 raise Unavailable("Stripe could not complete the request; try again shortly.") from exc
             raise ConfigError(f"Stripe refused the request: {exc.user_message or exc}") from exc

@@ -69,7 +69,8 @@ def _who(who: Caller | UUID) -> tuple[UUID, UUID | None]:
     return (who.tenant_id, who.user_id) if isinstance(who, Caller) else (who, None)
 
 
-def current_entitlement(conn: Connection, tenant_id: UUID, settings: Settings | None = None) -> tuple[Entitlement, dict[str, Any] | None]:
+def current_entitlement(conn: Connection, tenant_id: UUID,
+                        settings: Settings | None = None) -> tuple[Entitlement, dict[str, Any] | None]:
     settings = settings or get_settings()
     account = load_account(conn, tenant_id)
     return entitlement(account, catalog(settings), settings.billing_grace_days), account

@@ -49,8 +49,7 @@ _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st inc ltd co corp plc llc no nos vs etc e.g i.e cf al art arts "
     "sec secs para paras fig figs vol ch cl sch pp p approx dept est govt u.s u.k e.u".split()
 )
-_LAST_WORD = re.compile(r"([\w.§]+)[.!?…]+[\"'”’)\]]*\s*$")
-_WHITESPACE = re.compile(r"\s+")
+_LABEL_WORDS = ("section", "article", "clause", "chapter", "§", "part", "schedule", "no")
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,14 +392,13 @@ def _carry_empty_headings(sections: list[_Section]) -> list[_Section]:
     A heading alone makes a useless chunk; its text stays at the start of the next one.
     """
     out: list[_Section] = []
-    carried: list[Block] = []
+    carried: list[Block] = []  # extended in place: a run of bare headings stays linear
     for index, section in enumerate(sections):
-        blocks = carried + section.blocks
-        carried = []
+        carried.extend(section.blocks)
         if section.heading_only and index + 1 < len(sections):
-            carried = blocks
             continue
-        out.append(_Section(section.path, blocks, section.heading_only))
+        out.append(_Section(section.path, carried, section.heading_only))
+        carried = []
     return out
 
 
@@ -409,7 +407,7 @@ def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     begin = start
     for match in _SENTENCE_END.finditer(text, start, end):
-        if _is_false_stop(text, begin, match.start(), match.end()):
+        if _is_false_stop(text, begin, match.start()):
             continue
         spans.append((begin, _trim_end(text, begin, match.end())))
         begin = match.end()
@@ -418,21 +416,21 @@ def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return [(s, e) for s, e in spans if e > s and not text[s:e].isspace()]
 
 
-def _is_false_stop(text: str, begin: int, stop: int, after: int) -> bool:
+def _is_false_stop(text: str, begin: int, stop: int) -> bool:
     """A period after an abbreviation, an initial, or a section label is not a sentence end."""
     if stop <= begin:
         return True
-    found = _LAST_WORD.search(text, max(begin, stop - 40), after)
-    if not found:
+    window = text[max(begin, stop - 40) : stop]
+    tokens = window.rsplit(None, 1)
+    if not tokens:
         return False
-    word = found.group(1).lower().rstrip(".")
+    word = tokens[-1].lstrip("([\"'“‘").lower()
     if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
         return True
     # "Section 1. Definitions": the stop follows a number that a keyword introduces.
-    before = text[max(begin, stop - 40) : found.start(1)].rstrip().lower()
-    return word.replace(".", "").isdigit() and before.endswith(
-        ("section", "article", "clause", "chapter", "§", "part", "schedule", "no")
-    )
+    if len(tokens) < 2 or not word.replace(".", "").isdigit():
+        return False
+    return tokens[0].rstrip().lower().endswith(_LABEL_WORDS)
 
 
 def _line_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -70,7 +70,8 @@ _TABLE_RULE = re.compile(
     r"^ {0,3}\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.M
 )
 _BULLET = re.compile(r"^ {0,3}[-*+][ \t]+\S", re.M)
-_LINK = re.compile(r"\[[^\]\n]{1,300}\]\([^)\s]+\)")  # bounded: "[" alone must not rescan
+# Repeats are bounded so a line of unclosed "[a](" costs linear time, not quadratic.
+_LINK = re.compile(r"\[[^\]\n]{1,300}\]\([^)\s]{1,300}\)")
 _QUOTE = re.compile(r"^ {0,3}>[ \t]?\S", re.M)
 _MD_SAMPLE = 200_000
 

@@ -119,6 +119,11 @@ class StripeStub:
         with self._lock:
             self._failures.append(_Failure(path_prefix, status, times, after_processing))
 
+    def heal(self) -> None:
+        """End every injected failure."""
+        with self._lock:
+            self._failures.clear()
+
     def calls(self, path_prefix: str, method: str = "POST") -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if r.path.startswith(path_prefix) and r.method == method]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import re
+from collections import Counter
 from html.parser import HTMLParser
 
 from shared.ingest.document import BlockKind, DocumentBuilder, ParsedDocument, too_many_chars
@@ -22,6 +23,7 @@ _BLOCKS = frozenset(
 )
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _CELLS = frozenset({"td", "th"})
+_KIND_TAGS = frozenset({*_HEADINGS, "pre", "li"})
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.I)
 _FEED_CHUNK = 1 << 20
 # Stands for <br> in the buffer; normalise_text has removed every control character from the
@@ -67,6 +69,8 @@ class _Extractor(HTMLParser):
         self.dropping = 0  # depth inside _DROP elements
         self.articles = 0  # <header> inside <article> is the article's own, and kept
         self.stack: list[str] = []  # open block-level tags, innermost last
+        self.open_tags: Counter[str] = Counter()  # the same, counted: O(1) "is it open?"
+        self.kind_tags: list[str] = []  # the open tags that decide a block's kind
         self.buffer: list[str] = []
         self.buffered = 0
         self.in_title = False
@@ -138,24 +142,35 @@ class _Extractor(HTMLParser):
     def _open_block(self, tag: str) -> None:
         self._flush()
         if self.stack and self.stack[-1] == tag and tag in ("p", "li"):
-            self.stack.pop()  # an unclosed <p> or <li> closes when the next one opens
+            self._pop()  # an unclosed <p> or <li> closes when the next one opens
         if tag != "hr":
             self.stack.append(tag)
+            self.open_tags[tag] += 1
+            if tag in _KIND_TAGS:
+                self.kind_tags.append(tag)
 
     def _close_block(self, tag: str) -> None:
         self._flush()
-        if tag in self.stack:
-            while self.stack.pop() != tag:
+        if self.open_tags[tag]:  # closes whatever was left open inside it too
+            while self._pop() != tag:
                 pass
 
+    def _pop(self) -> str:
+        tag = self.stack.pop()
+        self.open_tags[tag] -= 1
+        if tag in _KIND_TAGS:
+            self.kind_tags.pop()
+        return tag
+
     def _kind(self) -> tuple[BlockKind, int | None]:
-        for tag in reversed(self.stack):
-            if tag in _HEADINGS:
-                return "heading", _HEADINGS[tag]
-            if tag == "pre":
-                return "code", None
-            if tag == "li":
-                return "list_item", None
+        """Decided by the innermost heading, <pre> or <li>; paragraph otherwise."""
+        tag = self.kind_tags[-1] if self.kind_tags else ""
+        if tag in _HEADINGS:
+            return "heading", _HEADINGS[tag]
+        if tag == "pre":
+            return "code", None
+        if tag == "li":
+            return "list_item", None
         return "paragraph", None
 
     def _text(self, data: str) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 
-from shared.ingest.document import DocumentBuilder, ParsedDocument
+from shared.ingest.document import DocumentBuilder, ParsedDocument, too_many_chars
 from shared.ingest.limits import Deadline, Limits
 from shared.ingest.structure import split_at_markers
 from shared.ingest.textcodec import decode_text, normalise_text
@@ -17,31 +18,32 @@ _LIST = re.compile(r"^([ \t]*)(?:([-*+])|(\d{1,9})([.)]))[ \t]+(.*)$")
 _TABLE_RULE = re.compile(r"^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 _QUOTE = re.compile(r"^ {0,3}> ?")
 _LINK_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]+\S")
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_LINK_OPEN = re.compile(r"!?\[([^\]\n]{0,500})\]\(")
+_MAX_URL = 500
+_MAX_SPAN = 500
 _FRONT_TITLE = re.compile(r"^title:[ \t]*[\"']?(.*?)[\"']?[ \t]*$", re.I)
 
 # Inline syntax, replaced by its visible text, in this order. Every repeat is bounded and
 # stays on one line: an opener without a closer must not rescan the rest of the document.
 _INLINE = (
-    (re.compile(r"!\[([^\]\n]{0,500})\]\([^)\n]{0,2000}\)"), r"\1"),  # images keep alt text
-    (re.compile(r"\[([^\]\n]{1,500})\]\([^)\n]{0,2000}\)"), r"\1"),  # [text](url)
     (re.compile(r"\[([^\]\n]{1,500})\]\[[^\]\n]{0,200}\]"), r"\1"),  # [text][ref]
     (re.compile(r"<(https?://[^>\s]+)>"), r"\1"),  # autolinks
     (re.compile(  # inline HTML tags; "List<T>" in prose is left alone
         r"</?(?:a|b|i|u|em|strong|span|div|p|br|hr|img|sup|sub|small|code|kbd|mark|details"
         r"|summary|center|font|picture|source)\b[^>\n]{0,2000}>", re.I), ""),
     (re.compile(r"`+([^`]+?)`+"), r"\1"),
-    (re.compile(r"(\*\*|__)(?=\S)([^\n]{1,500}?)(?<=\S)\1"), r"\2"),
     (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]{1,500}?)(?<=\S)\*(?![\w*])"), r"\1"),
     (re.compile(r"(?<![\w_])_(?=\S)([^_\n]{1,500}?)(?<=\S)_(?![\w_])"), r"\1"),
-    (re.compile(r"~~(?=\S)([^\n]{1,500}?)(?<=\S)~~"), r"\1"),
     (re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])"), r"\1"),  # backslash escapes
 )
 
 
 def parse(data: bytes, limits: Limits) -> ParsedDocument:
     """Parse CommonMark-ish Markdown (GitHub flavour tables and fences)."""
-    text = _HTML_COMMENT.sub("", normalise_text(decode_text(data)))
+    text = normalise_text(decode_text(data))
+    if len(text) > limits.max_chars * 2:  # markup is a small share of Markdown
+        raise too_many_chars(limits)
+    text = _strip_comments(text)
     lines = text.split("\n")
     front_title, lines = _front_matter(lines)
     reader = _Reader(DocumentBuilder("markdown", limits), limits.deadline())
@@ -51,9 +53,70 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
 
 def inline_text(text: str) -> str:
     """Visible text of a Markdown span: links to their text, emphasis and code marks gone."""
+    text = _strip_links(text)
+    for marker in ("**", "__", "~~"):
+        text = _strip_pairs(text, marker)
     for pattern, replacement in _INLINE:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _strip_pairs(text: str, marker: str) -> str:
+    """``**bold**`` (or ``__``, ``~~``) to ``bold``: the body hugs its markers, one line.
+
+    Closers are located once and found by bisection, so a line full of unclosed markers
+    stays near-linear (a regex would rescan a window from every opener).
+    """
+    start = text.find(marker)
+    if start < 0:
+        return text
+    closers = [m.start() for m in re.finditer(r"(?<=\S)" + re.escape(marker), text)]
+    out: list[str] = []
+    pos, width = 0, len(marker)
+    while start >= 0:
+        body = start + width
+        close = _closing(text, closers, body)
+        if close < 0:
+            start = text.find(marker, start + 1)
+            continue
+        out += (text[pos:start], text[body:close])
+        pos = close + width
+        start = text.find(marker, pos)
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _closing(text: str, closers: list[int], body: int) -> int:
+    """The first closer after a non-blank body start, on the same line, within reach; or -1."""
+    if body >= len(text) or text[body].isspace():
+        return -1
+    index = bisect.bisect_right(closers, body)
+    if index == len(closers):
+        return -1
+    close = closers[index]
+    if close - body > _MAX_SPAN or "\n" in text[body:close]:
+        return -1
+    return close
+
+
+def _strip_links(text: str) -> str:
+    """``[text](url)`` and ``![alt](src)`` to their text.
+
+    The closing parenthesis is found with ``str.find`` over a bounded window, so a line of
+    unclosed ``[a](`` stays linear (a regex would rescan the window from every opener).
+    """
+    out: list[str] = []
+    pos = 0
+    for match in _LINK_OPEN.finditer(text):
+        if match.start() < pos:
+            continue
+        close = text.find(")", match.end(), match.end() + _MAX_URL)
+        if close < 0 or "\n" in text[match.end() : close]:
+            continue
+        out += (text[pos : match.start()], match.group(1))
+        pos = close + 1
+    out.append(text[pos:])
+    return "".join(out)
 
 
 class _Reader:
@@ -218,6 +281,20 @@ def _strip_closing_hashes(text: str) -> str:
     if bare != text and (not bare or bare[-1] in " \t"):
         return bare.rstrip()
     return text
+
+
+def _strip_comments(text: str) -> str:
+    """Drop ``<!-- ... -->``; an unclosed comment runs to the end, as in a browser."""
+    out: list[str] = []
+    pos = 0
+    start = text.find("<!--")
+    while start >= 0:
+        out.append(text[pos:start])
+        end = text.find("-->", start + 4)
+        pos = len(text) if end < 0 else end + 3
+        start = text.find("<!--", pos)
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _starts_block(line: str) -> bool:

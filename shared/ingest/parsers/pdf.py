@@ -31,7 +31,9 @@ _STREAM_CAPS = (
     "zlib_maximum_output_length", "brotli_maximum_output_length",
     "jbig2_maximum_output_length", "image_maximum_buffer_size",
 )
-_LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st"})
+_LIGATURES = str.maketrans(
+    {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st"}
+)
 _PAGE_NUMBER = re.compile(
     r"^(?:page\s*)?[-–—(]?\s*\d{1,5}\s*[-–—)]?(?:\s*(?:of|/)\s*\d{1,5})?$", re.I
 )
