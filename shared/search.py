@@ -15,7 +15,9 @@ The vector leg is an HNSW scan with pgvector's iterative scan, so filters that k
 (one collection, a few documents) still fill the result; for small workspaces an exact scan is
 cheaper and exact, and is used instead.
 
-Every leg is scoped to the caller's tenant in SQL (row-level security backs it up); ranks are
+Both legs read ``tenant_chunks``, a view that keeps only the transaction's tenant (row-level
+security on the table itself would stop PostgreSQL from using the GIN index: see migration
+0003), and filter on the caller's tenant again in their own WHERE clause; ranks are
 fused with weighted Reciprocal Rank Fusion; ties break on chunk id, so results are deterministic.
 """
 
@@ -33,8 +35,8 @@ from shared.tenancy import Caller
 
 MODES = ("hybrid", "lexical", "vector")
 MAX_QUERY_CHARS = 1000
-# Below this many chunks in a workspace an exact vector scan beats HNSW and is exact.
-EXACT_SCAN_MAX_CHUNKS = 20_000
+# Below this many chunks in a workspace an exact vector scan is as fast as HNSW and exact.
+EXACT_SCAN_MAX_CHUNKS = 5_000
 _MARK_START, _MARK_END = "\ue000", "\ue001"  # private-use code points: never HTML, never in text
 
 
@@ -106,21 +108,32 @@ matcher AS MATERIALIZED (
   SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS tq
   FROM terms WHERE rare OR NOT EXISTS (SELECT 1 FROM terms WHERE rare)
 ),
+term_hits AS MATERIALIZED (
+  -- One row per (candidate chunk, query term); the term arrays are computed once (InitPlans).
+  SELECT c.chunk_id, c.lex_len, x.idf,
+         folio_tf(ts_rank('{{1,1,1,1}}', c.tsv, x.tq))
+           + CASE WHEN c.tsv @@ x.tq_head THEN %(heading_boost)s ELSE 0 END AS n
+  FROM (
+    -- "|| ''" detoasts each candidate's tsvector once, not once per term; OFFSET 0 keeps it so.
+    SELECT c.chunk_id, c.lex_len, c.tsv || ''::tsvector AS tsv
+    FROM tenant_chunks c
+    WHERE c.tsv @@ (SELECT tq FROM matcher) {_FILTERS}
+    OFFSET 0
+  ) c
+  CROSS JOIN LATERAL unnest((SELECT array_agg(tq) FROM terms), (SELECT array_agg(tq_head) FROM terms),
+                            (SELECT array_agg(idf) FROM terms)) AS x(tq, tq_head, idf)
+),
 lexical AS MATERIALIZED (
   SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
   FROM (
-    SELECT c.chunk_id, sum(t.idf * (tf.n * (%(k1)s + 1)) / (tf.n + %(k1)s * (1 - %(b)s + %(b)s * c.lex_len
-               / (SELECT greatest(total_len::float8 / greatest(chunks, 1), 1) FROM tenant_text_stats
-                  WHERE tenant_id = %(tenant)s)))) AS score
-    FROM chunks c
-    CROSS JOIN matcher m
-    CROSS JOIN terms t
-    CROSS JOIN LATERAL (
-      SELECT folio_tf(ts_rank('{{1,1,1,1}}', c.tsv, t.tq))
-             + CASE WHEN c.tsv @@ t.tq_head THEN %(heading_boost)s ELSE 0 END AS n) tf
-    WHERE c.tsv @@ m.tq AND tf.n > 0 {_FILTERS}
-    GROUP BY c.chunk_id
-    ORDER BY score DESC, c.chunk_id
+    SELECT h.chunk_id, sum(h.idf * h.n * (%(k1)s + 1) / (h.n + %(k1)s * (1 - %(b)s + %(b)s * h.lex_len / a.avgdl)))
+             AS score
+    FROM term_hits h
+    CROSS JOIN (SELECT greatest(total_len::float8 / greatest(chunks, 1), 1) AS avgdl FROM tenant_text_stats
+                WHERE tenant_id = %(tenant)s) a
+    WHERE h.n > 0
+    GROUP BY h.chunk_id
+    ORDER BY score DESC, h.chunk_id
     LIMIT %(depth)s
   ) scored
 )"""
@@ -130,7 +143,7 @@ vector AS MATERIALIZED (
   SELECT chunk_id, distance, row_number() OVER (ORDER BY distance, chunk_id) AS rank
   FROM (
     SELECT c.chunk_id, c.embedding <=> %(embedding)s::vector AS distance
-    FROM chunks c
+    FROM tenant_chunks c
     WHERE c.embedding IS NOT NULL {_FILTERS}
     ORDER BY {{order}}
     LIMIT %(depth)s
@@ -207,14 +220,19 @@ def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: An
     if request.mode in ("hybrid", "vector"):
         vector = embedder.embed([request.query])[0]
         params["embedding"] = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-    settings = {"hnsw.ef_search": str(tuning.ef_search), "hnsw.iterative_scan": "relaxed_order"}
+    # enable_seqscan off: the GIN and HNSW indexes are the point; on small workspaces the planner
+    # otherwise prefers a sequential scan that detoasts every tsvector.
+    settings = {"hnsw.ef_search": str(tuning.ef_search), "hnsw.iterative_scan": "relaxed_order",
+                "enable_seqscan": "off"}
     with db.transaction(caller.tenant_id, caller.user_id, local_settings=settings) as conn:
         size = conn.execute("SELECT chunks FROM tenant_text_stats WHERE tenant_id = %s",
                             (caller.tenant_id,)).fetchone()
         if size is None:  # nothing indexed yet in this workspace
             rows = []
         else:
-            sql = build_sql(request.mode, exact_vector=size["chunks"] <= EXACT_SCAN_MAX_CHUNKS)
+            # A document filter keeps few rows: HNSW would have to walk far to find them.
+            exact = size["chunks"] <= EXACT_SCAN_MAX_CHUNKS or bool(request.document_ids)
+            sql = build_sql(request.mode, exact_vector=exact)
             rows = conn.execute(sql, params).fetchall()
     return {"results": [_shape(row) for row in rows], "tookMs": round((time.perf_counter() - started) * 1000, 1)}
 

@@ -127,3 +127,7 @@ def _grant(conn: psycopg.Connection, role: str) -> None:
     for table in ("folio_schema_migrations", "folio_index_settings", "users"):
         conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), ident))
     conn.execute(sql.SQL("GRANT SELECT ON folio_index_settings TO {}").format(ident))
+    # Read-only views (tenant_chunks runs with the owner's rights: writes must go to the table).
+    for view in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'").fetchall():
+        conn.execute(sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(
+            sql.Identifier(view[0]), ident))

@@ -40,11 +40,11 @@ _STYLED = frozenset({"markdown", "html", "docx"})
 # Boundary strength before an atom: where a chunk would rather end.
 _MID_SENTENCE, _SENTENCE, _BLOCK, _SUBCLAUSE = 0, 1, 2, 3
 
-# A sentence ends at . ! ? … (plus closing quotes/brackets) before whitespace and a capital,
-# digit or opening quote; CJK full stops need no space.
-_SENTENCE_END = re.compile(
-    r"(?:[.!?…]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|[。！？]+[」』”’]*\s*)"
-)
+# A sentence ends at . ! ? … (plus closing quotes/brackets) before whitespace and a word that
+# does not start in lower case (checked in code: any script's capitals, digits, CJK); CJK full
+# stops need no space.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+(?=\S)|[。！？]+[」』”’]*\s*")
+_OPENERS = "\"'“‘«([¿¡"
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st inc ltd co corp plc llc no nos vs etc e.g i.e cf al art arts "
     "sec secs para paras fig figs vol ch cl sch pp p approx dept est govt u.s u.k e.u".split()
@@ -114,6 +114,8 @@ class _Atom:
 
 
 class _Chunker:
+    """One run over one document: sections, then chunks per section."""
+
     def __init__(
         self, doc: ParsedDocument, max_tokens: int, overlap: int, count: TokenCounter
     ) -> None:
@@ -407,13 +409,20 @@ def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     begin = start
     for match in _SENTENCE_END.finditer(text, start, end):
-        if _is_false_stop(text, begin, match.start()):
+        if _next_is_lower(text, match.end(), end) or _is_false_stop(text, begin, match.start()):
             continue
         spans.append((begin, _trim_end(text, begin, match.end())))
         begin = match.end()
     if begin < end:
         spans.append((begin, end))
     return [(s, e) for s, e in spans if e > s and not text[s:e].isspace()]
+
+
+def _next_is_lower(text: str, pos: int, end: int) -> bool:
+    """True when the text after a stop goes on in lower case ("approx. five", "e.g. this")."""
+    while pos < end and text[pos] in _OPENERS:
+        pos += 1
+    return pos < end and text[pos].islower()
 
 
 def _is_false_stop(text: str, begin: int, stop: int) -> bool:

@@ -62,3 +62,20 @@ def normalise_text(text: str) -> str:
     """Unix newlines, form feeds as paragraph breaks, stray control characters removed."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
     return _CONTROL.sub("", text)
+
+
+def strip_html_comments(text: str) -> str:
+    """Drop ``<!-- ... -->``; an unclosed comment runs to the end, as browsers read it.
+
+    Done with ``str.find``: a lazy regex rescans to the end from every unclosed opener.
+    """
+    out: list[str] = []
+    pos = 0
+    start = text.find("<!--")
+    while start >= 0:
+        out.append(text[pos:start])
+        end = text.find("-->", start + 4)
+        pos = len(text) if end < 0 else end + 3
+        start = text.find("<!--", pos)
+    out.append(text[pos:])
+    return "".join(out)

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 from shared.ingest.document import BlockKind, DocumentBuilder, ParsedDocument, too_many_chars
 from shared.ingest.limits import Limits
-from shared.ingest.textcodec import normalise_text, try_decode
+from shared.ingest.textcodec import normalise_text, strip_html_comments, try_decode
 
 # Contents never shown as document text: code, styling, and site chrome around the content.
 _DROP = frozenset(
@@ -34,7 +34,7 @@ _BR = "\x00"
 def parse(data: bytes, limits: Limits) -> ParsedDocument:
     """Parse an HTML page into headings, paragraphs, list items, tables and code."""
     deadline = limits.deadline()
-    text = normalise_text(_decode(data))
+    text = strip_html_comments(normalise_text(_decode(data)))
     builder = DocumentBuilder("html", limits)
     extractor = _Extractor(builder, limits)
     for offset in range(0, len(text), _FEED_CHUNK):

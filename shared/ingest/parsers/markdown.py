@@ -8,7 +8,7 @@ import re
 from shared.ingest.document import DocumentBuilder, ParsedDocument, too_many_chars
 from shared.ingest.limits import Deadline, Limits
 from shared.ingest.structure import split_at_markers
-from shared.ingest.textcodec import decode_text, normalise_text
+from shared.ingest.textcodec import decode_text, normalise_text, strip_html_comments
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
@@ -43,7 +43,7 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
     text = normalise_text(decode_text(data))
     if len(text) > limits.max_chars * 2:  # markup is a small share of Markdown
         raise too_many_chars(limits)
-    text = _strip_comments(text)
+    text = strip_html_comments(text)
     lines = text.split("\n")
     front_title, lines = _front_matter(lines)
     reader = _Reader(DocumentBuilder("markdown", limits), limits.deadline())
@@ -281,20 +281,6 @@ def _strip_closing_hashes(text: str) -> str:
     if bare != text and (not bare or bare[-1] in " \t"):
         return bare.rstrip()
     return text
-
-
-def _strip_comments(text: str) -> str:
-    """Drop ``<!-- ... -->``; an unclosed comment runs to the end, as in a browser."""
-    out: list[str] = []
-    pos = 0
-    start = text.find("<!--")
-    while start >= 0:
-        out.append(text[pos:start])
-        end = text.find("-->", start + 4)
-        pos = len(text) if end < 0 else end + 3
-        start = text.find("<!--", pos)
-    out.append(text[pos:])
-    return "".join(out)
 
 
 def _starts_block(line: str) -> bool:
