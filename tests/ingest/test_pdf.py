@@ -10,6 +10,7 @@ from shared.ingest import (
     Limits,
     ParseTimeout,
     TooLarge,
+    UnsupportedType,
     chunk_document,
     parse_document,
 )
@@ -139,3 +140,25 @@ def test_parsing_pdf_imports_pypdf_lazily():
 
     parse_document(build_pdf([["x"]]))
     assert "pypdf" in sys.modules  # loaded now, on demand (the cold-start test covers before)
+
+
+def encrypted(pdf: bytes, user_password: str) -> bytes:
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer.encrypt(user_password=user_password, owner_password="owner", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_password_protected_pdf_is_unsupported_with_advice():
+    with pytest.raises(UnsupportedType, match="password-protected"):
+        parse_document(encrypted(build_pdf([["Secret terms."]]), user_password="secret"))
+
+
+def test_pdf_locked_only_against_editing_still_opens():
+    doc = parse_document(encrypted(build_pdf([["Open terms."]]), user_password=""))
+    assert doc.text == "Open terms."
