@@ -5,6 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from blueprints._http import ApiRequest, endpoint, ok
+from shared import billing
 from shared.embedding import get_embedder
 from shared.errors import Invalid
 from shared.search import SearchRequest, search
@@ -45,4 +46,6 @@ def search_documents(request: ApiRequest) -> func.HttpResponse:
         doc_types=_strings(filters.get("docType") or [], "filters.docType"),
         jurisdictions=_strings(filters.get("jurisdiction") or [], "filters.jurisdiction"),
     )
+    search_request.validate()  # a bad request is a 400 and is not counted
+    billing.consume(request.db, request.caller, billing.SEARCHES, 1)  # 402 when the month's searches are used up
     return ok(search(request.db, request.caller, search_request, embedder=get_embedder(request.settings)))

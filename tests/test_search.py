@@ -199,3 +199,19 @@ def test_bad_search_requests_are_400(workspace: dict[str, Any], body: dict[str, 
 def test_search_in_an_empty_workspace_returns_nothing(client_module: Client) -> None:
     newcomer = client_module.as_user(f"new-{uuid.uuid4().hex[:8]}")
     assert _search(newcomer, query="anything at all")["results"] == []
+
+
+def test_search_past_the_monthly_quota_is_402_naming_the_limit(client_module: Client, settings_override: Any) -> None:
+    import json
+
+    plans = {"free": {"limits": {"documents": 100, "storageBytes": 10**9, "pagesPerMonth": 1000,
+                                 "searchesPerMonth": 2, "chatTokensPerMonth": 1000}}}
+    settings_override(BILLING_PLANS=json.dumps(plans))
+    user = client_module.as_user(f"quota-{uuid.uuid4().hex[:8]}")
+    assert user.post("/api/search", {"query": "one"}).status == 200
+    assert user.post("/api/search", {"query": ""}).status == 400  # bad requests are not counted
+    assert user.post("/api/search", {"query": "two"}).status == 200
+    refused = user.post("/api/search", {"query": "three"})
+    assert refused.status == 402
+    problem = refused.json()
+    assert problem["type"].endswith("/quota-exceeded") and problem["limit"] == "searchesPerMonth"
