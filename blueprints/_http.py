@@ -107,10 +107,12 @@ def invoke(handler: Handler, req: func.HttpRequest, context: func.Context) -> fu
         _log.exception("%s %s raised an unexpected error", req.method, _path(req))
         response = problem(FolioError("Something went wrong on our side; the invocation id identifies it."),
                            invocation_id)
+    try:
+        _log.info("%s %s -> %s", req.method, _path(req), response.status_code,
+                  extra={"status": response.status_code,
+                         "durationMs": round((time.perf_counter() - started) * 1000, 1)})
     finally:
         unbind_invocation(token)
-    _log.info("%s %s -> %s", req.method, _path(req), response.status_code,
-              extra={"status": response.status_code, "durationMs": round((time.perf_counter() - started) * 1000, 1)})
     return response
 
 

@@ -25,10 +25,16 @@ def unbind_invocation(token: contextvars.Token[str | None]) -> None:
     _invocation_id.reset(token)
 
 
-class _InvocationFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
+def _install_record_factory() -> None:
+    """Every log record created while an invocation is bound carries its id, whatever the handler."""
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
         record.invocation_id = _invocation_id.get()
-        return True
+        return record
+
+    logging.setLogRecordFactory(factory)
 
 
 class JsonFormatter(logging.Formatter):
@@ -64,12 +70,10 @@ def configure_logging(settings: Any, *, json_console: bool = False) -> None:
         root.setLevel(settings.log_level)
         # The Azure SDK logs every HTTP request and response at INFO; that is noise, not signal.
         logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
-        for handler in root.handlers:
-            handler.addFilter(_InvocationFilter())
+        _install_record_factory()
         if json_console:
             handler = logging.StreamHandler()
             handler.setFormatter(JsonFormatter())
-            handler.addFilter(_InvocationFilter())
             root.addHandler(handler)
         secret = settings.applicationinsights_connection_string
         if secret is not None and secret.is_set():
