@@ -20,6 +20,9 @@ ALTER TABLE chunks ADD COLUMN lex_len integer GENERATED ALWAYS AS (
 -- Keep vectors inline in the heap row: an out-of-line (TOASTed) vector costs a TOAST lookup
 -- per distance, which made an exact scan of 9k chunks take 55 ms instead of a few.
 ALTER TABLE chunks ALTER COLUMN embedding SET STORAGE PLAIN;
+-- The tsvector stays in the row too (compressed, not out of line): each lexical candidate reads
+-- it, while the body is read only for the few results shown.
+ALTER TABLE chunks ALTER COLUMN tsv SET STORAGE MAIN;
 
 -- Document metadata used by search filters.
 ALTER TABLE documents ADD COLUMN doc_type text;          -- pdf | docx | html | markdown | text (by content)
