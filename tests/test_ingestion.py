@@ -373,3 +373,34 @@ def test_long_document_is_bulk_loaded_with_every_chunk_in_order(client: Client, 
     assert [c["ordinal"] for c in chunks] == list(range(len(chunks)))
     assert chunks[-1]["heading_path"][-1].startswith("Section 11")
     assert all(c["embedded"] for c in chunks)
+
+
+def test_reindex_reuses_embeddings_of_unchanged_chunks(client: Client, pipeline: Pipeline,
+                                                       admin_conn: psycopg.Connection) -> None:
+    class Counting(HashingEmbedder):
+        """The same vectors as the fixture's fake, under the index's model id, counting texts."""
+
+        def __init__(self) -> None:
+            super().__init__(384, model_id="all-MiniLM-L6-v2")
+            self.texts = 0
+
+        def embed(self, texts: Any) -> Any:
+            self.texts += len(texts)
+            return super().embed(texts)
+
+    counting = Counting()
+    set_embedder(counting)
+    try:
+        user = _user(client)
+        created = upload(user, _collection(user), "reuse.md", MARKDOWN)
+        pipeline.settle()
+        first = counting.texts
+        assert first == len(chunks_of(admin_conn, created["documentId"])) > 0
+        user.post(f"/api/documents/{created['documentId']}/reindex")
+        pipeline.settle()
+        assert counting.texts == first  # nothing changed, nothing re-embedded
+        put_blob(created, MARKDOWN + b"\n## Article 3 Notices\n\nNotices go to the registered address.\n")
+        pipeline.settle()
+        assert 0 < counting.texts - first < len(chunks_of(admin_conn, created["documentId"]))
+    finally:
+        set_embedder(HashingEmbedder(384))
