@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from shared import synonyms
 from shared.db import Database
 from shared.errors import Invalid
 from shared.tenancy import Caller
@@ -70,6 +71,7 @@ class SearchRequest:
     doc_types: tuple[str, ...] = ()
     jurisdictions: tuple[str, ...] = ()
     tuning: Tuning = field(default_factory=Tuning)
+    expand_synonyms: bool = True  # legal abbreviations and synonyms, lexical leg only
 
     def validate(self) -> SearchRequest:
         query = " ".join(self.query.split())
@@ -82,7 +84,7 @@ class SearchRequest:
         if not 1 <= self.top <= 100:
             raise Invalid("Field 'top' must be between 1 and 50.", fields=["top"])
         return SearchRequest(query, self.mode, self.top, self.collection_ids, self.document_ids, self.doc_types,
-                             self.jurisdictions, self.tuning)
+                             self.jurisdictions, self.tuning, self.expand_synonyms)
 
 
 # --- SQL ------------------------------------------------------------------------------------
@@ -259,7 +261,8 @@ def build_params(caller: Caller, request: SearchRequest, *, highlight: bool = Tr
     """The statement's bound parameters (everything but the query embedding)."""
     tuning = request.tuning
     return {
-        "tenant": caller.tenant_id, "query": request.query, "top": request.top, "depth": max(tuning.depth, request.top),
+        "tenant": caller.tenant_id, "top": request.top, "depth": max(tuning.depth, request.top),
+        "query": synonyms.expand(request.query) if request.expand_synonyms else request.query,
         "collections": list(request.collection_ids), "documents": list(request.document_ids),
         "doc_types": list(request.doc_types), "jurisdictions": list(request.jurisdictions),
         "k1": tuning.k1, "b": tuning.b, "heading_boost": tuning.heading_boost,

@@ -215,3 +215,18 @@ def test_search_past_the_monthly_quota_is_402_naming_the_limit(client_module: Cl
     assert refused.status == 402
     problem = refused.json()
     assert problem["type"].endswith("/quota-exceeded") and problem["limit"] == "searchesPerMonth"
+
+
+def test_legal_abbreviations_expand_the_lexical_query(client_module: Client, pipeline: Pipeline) -> None:
+    from shared.synonyms import expand
+
+    assert expand("Is the NDA mutual?") == "Is the NDA mutual? non-disclosure agreement confidentiality agreement"
+    assert expand("the non-disclosure agreement term") == "the non-disclosure agreement term nda confidentiality agreement"
+    assert expand("zip codes") == "zip codes"  # "ip" inside a word is not the abbreviation
+    user = client_module.as_user(f"syn-{uuid.uuid4().hex[:8]}")
+    collection = user.post("/api/collections", {"name": "nda"}).json()["id"]
+    upload(user, collection, "nda.md", b"# Mutual Non-Disclosure Agreement\n\nEach party keeps the other's "
+                                       b"confidential information secret for five years.\n")
+    pipeline.settle()
+    found = _search(user, query="how long does the NDA last", mode="lexical")
+    assert found["results"] and "<mark>" in found["results"][0]["snippet"]
