@@ -154,7 +154,7 @@ def main() -> None:
               "documents": len(dataset.corpus), **info}
     result.update(evaluate(dataset, urls, tenant, embedder))
     result["embedder"] = embedder.model_id
-    print(json.dumps(result))
+    print(json.dumps(result, default=str))
 
 
 if __name__ == "__main__":

@@ -158,11 +158,32 @@ def _recall(db: Any, tenant: uuid.UUID, vectors: list[list[float]], k: int) -> f
     return round(hits / total, 4) if total else 0.0
 
 
+def _reusable(name: str, total: int) -> dict[str, Any] | None:
+    import psycopg
+
+    from benchmarks.common import BENCH_PG_PORT
+    from devhost import postgres as local_pg
+
+    pg = local_pg.start(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)
+    urls = {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
+    try:
+        with psycopg.connect(urls["admin"]) as conn:
+            rows = conn.execute("SELECT t.name, s.tenant_id, s.chunks FROM tenant_text_stats s"
+                                " JOIN tenants t USING (tenant_id)").fetchall()
+    except psycopg.OperationalError:
+        return None
+    tenants = {name_: (tenant, chunks) for name_, tenant, chunks in rows}
+    if set(tenants) != {"large", "small"} or sum(c for _, c in tenants.values()) != total:
+        return None
+    return {"urls": urls, "tenants": tenants, "reused": True}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--dataset", type=Path, default=SCIFACT)
+    parser.add_argument("--reuse", action="store_true", help="measure again on an already loaded database")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the default output anyway)")
     args = parser.parse_args()
 
@@ -172,8 +193,13 @@ def main() -> None:
 
     dataset = beir.load(args.dataset, "test")
     embedder = CachedEmbedder(embedder_from_settings(load_settings({})), ROOT / ".local" / "cache" / "embeddings.sqlite")
-    urls = scratch_database(f"folio_bench_search_{args.chunks}")
-    built = load(urls, args.chunks, dataset, embedder)
+    name = f"folio_bench_search_{args.chunks}"
+    built = _reusable(name, args.chunks) if args.reuse else None
+    if built is None:
+        urls = scratch_database(name)
+        built = load(urls, args.chunks, dataset, embedder)
+    else:
+        urls = built.pop("urls")
     queries = list(dataset.queries.values())[: args.queries]
     result = {"chunks": args.chunks, "queries": len(queries), **{k: v for k, v in built.items() if k != "tenants"}}
     result.update(measure(urls, built["tenants"], queries, embedder))

@@ -38,7 +38,8 @@ from shared.tenancy import Caller
 
 MODES = ("hybrid", "lexical", "vector")
 MAX_QUERY_CHARS = 1000
-# Below this many chunks in a workspace an exact vector scan is as fast as HNSW and exact.
+# Below this many chunks a workspace is scanned directly: an exact vector scan is as fast as HNSW
+# and exact, and reading its own rows beats GIN postings that span every workspace.
 EXACT_SCAN_MAX_CHUNKS = 5_000
 _MARK_START, _MARK_END = "\ue000", "\ue001"  # private-use code points: never HTML, never in text
 
@@ -140,7 +141,7 @@ shortlist AS MATERIALIZED (
     -- "|| ''" detoasts each candidate's tsvector once, not once per term; OFFSET 0 keeps it so.
     SELECT c.chunk_id, c.lex_len, c.tsv || ''::tsvector AS tsv
     FROM tenant_chunks c
-    WHERE c.tsv @@ (SELECT tq FROM matcher) {_FILTERS}
+    WHERE {{candidate_match}} @@ (SELECT tq FROM matcher) {_FILTERS}
     OFFSET 0
   ) c
   CROSS JOIN avg_len a
@@ -215,10 +216,13 @@ JOIN documents d ON d.tenant_id = c.tenant_id AND d.document_id = c.document_id 
 ORDER BY f.score DESC, f.chunk_id"""
 
 
-def build_sql(mode: str, *, exact_vector: bool) -> str:
+def build_sql(mode: str, *, exact_vector: bool, small_workspace: bool = False) -> str:
+    """The statement for ``mode``. In a small workspace, candidates are found by scanning its own
+    rows (tenant index) instead of the GIN index, whose postings span every workspace."""
     ctes = []
     if mode in ("hybrid", "lexical"):
-        ctes.append(_LEXICAL)
+        # An expression over tsv cannot use the GIN index: the planner takes the tenant index.
+        ctes.append(_LEXICAL.replace("{candidate_match}", "(c.tsv || ''::tsvector)" if small_workspace else "c.tsv"))
     if mode in ("hybrid", "vector"):
         # "+ 0" hides the ORDER BY from the HNSW index: an exact scan of the filtered rows.
         order = "(c.embedding <=> %(embedding)s::vector) + 0" if exact_vector else "c.embedding <=> %(embedding)s::vector"
@@ -251,8 +255,8 @@ def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: An
             rows = []
         else:
             # A document filter keeps few rows: HNSW would have to walk far to find them.
-            exact = size["chunks"] <= EXACT_SCAN_MAX_CHUNKS or bool(request.document_ids)
-            sql = build_sql(request.mode, exact_vector=exact)
+            small = size["chunks"] <= EXACT_SCAN_MAX_CHUNKS
+            sql = build_sql(request.mode, exact_vector=small or bool(request.document_ids), small_workspace=small)
             rows = conn.execute(sql, params).fetchall()
     return {"results": [_shape(row) for row in rows], "tookMs": round((time.perf_counter() - started) * 1000, 1)}
 
