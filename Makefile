@@ -4,10 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+WEB_STAMP  := frontend/node_modules/.installed
+WEB_BUILD  := frontend/dist/index.html
+WEB_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
+               frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: dev test install migrate bench clean
+.PHONY: dev test install browser migrate bench clean
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: $(PY_STAMP) $(NODE_STAMP) $(WEB_BUILD)
 
 # Re-installs only when a requirements file changes.
 $(PY_STAMP): requirements.txt requirements-dev.txt requirements-local-model.txt $(wildcard bicep/requirements.txt)
@@ -23,14 +28,28 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The web app (frontend/, its own package.json and lock): built into frontend/dist, which the local
+# host serves on :4280 and Azure Static Web Apps serves in production. Rebuilt when a source changes.
+$(WEB_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
+	cd frontend && npm run --silent build
+
+# Headless Chromium for the end-to-end tests, from Debian's packages (Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
+
 dev: install
 	$(BIN)/python -m devhost
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: install
 	$(BIN)/python -m shared.cli migrate
 
 clean:
-	rm -rf $(VENV) node_modules .local
+	rm -rf $(VENV) node_modules .local frontend/node_modules frontend/dist

@@ -3,6 +3,8 @@
 import azure.functions as func
 
 from blueprints import api_billing, billing_timer, stripe_webhook
+from blueprints import api_passages
+from blueprints import api_chat
 from blueprints import api_collections, api_documents, api_health, api_search, api_workspace, blob_events, indexer
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -13,3 +15,5 @@ for blueprint in (api_health.bp, api_workspace.bp, api_collections.bp, api_docum
 app.register_functions(api_billing.bp)
 app.register_functions(stripe_webhook.bp)
 app.register_functions(billing_timer.bp)
+app.register_functions(api_passages.bp)
+app.register_functions(api_chat.bp)

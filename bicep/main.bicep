@@ -126,6 +126,9 @@ param azureOpenAiAccountName string = ''
 @description('Chat answer provider the app uses (e.g. azure-openai).')
 param chatProvider string = 'azure-openai'
 
+@description('Chat model deployment on the Azure OpenAI account (CHAT_PROVIDER azure-openai).')
+param azureOpenAiChatDeployment string = 'gpt-4o-mini'
+
 @description('Extra browser origins (custom domains of the static web app) for Blob and API CORS.')
 param additionalCorsOrigins array = []
 
@@ -187,6 +190,7 @@ var names = {
   postgresDnsZone: '${prefix}-${suffix}.private.postgres.database.azure.com'
   cosmos: 'cosmos-${prefix}-${suffix}'
   keyVault: take('kv-${prefix}-${suffix}', 24)
+  userKeyVault: take('kvu-${prefix}-${suffix}', 24)
   appConfig: 'appcs-${prefix}-${suffix}'
   staticWebApp: 'swa-${prefix}-${suffix}'
   functionApp: 'func-${prefix}-${suffix}'
@@ -313,6 +317,19 @@ module keyVault 'modules/keyvault.bicep' = {
   }
 }
 
+// A second vault for users' own chat provider keys: the app may write there (Secrets Officer), while
+// the vault above, with the app's own secrets, stays read-only to it.
+module userKeyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault-userkeys'
+  params: {
+    name: names.userKeyVault
+    location: location
+    tags: allTags
+    enablePurgeProtection: isProd
+    softDeleteRetentionInDays: isProd ? 90 : 7
+  }
+}
+
 module appConfig 'modules/appconfig.bicep' = {
   name: 'appconfig'
   params: {
@@ -367,6 +384,8 @@ module functionApp 'modules/functionapp.bicep' = {
     azureOpenAiEndpoint: azureOpenAiEndpoint
     azureOpenAiEmbeddingDeployment: azureOpenAiEmbeddingDeployment
     chatProvider: chatProvider
+    azureOpenAiChatDeployment: azureOpenAiChatDeployment
+    chatKeyVaultUri: userKeyVault.outputs.uri
     corsAllowedOrigins: corsOrigins
   }
 }
@@ -407,6 +426,7 @@ module roles 'modules/roles.bicep' = {
     deadLetterContainerName: storage.outputs.deadLetterContainerName
     serviceBusNamespaceName: serviceBus.outputs.name
     keyVaultName: keyVault.outputs.name
+    userKeyVaultName: userKeyVault.outputs.name
     appConfigName: appConfig.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
     eventGridPrincipalId: eventGrid.outputs.topicPrincipalId
@@ -423,6 +443,7 @@ output storageBlobEndpoint string = storage.outputs.blobEndpoint
 output uploadContainer string = storage.outputs.uploadContainerName
 output keyVaultName string = keyVault.outputs.name
 output keyVaultUri string = keyVault.outputs.uri
+output chatKeyVaultUri string = userKeyVault.outputs.uri
 output appConfigEndpoint string = appConfig.outputs.endpoint
 output cosmosEndpoint string = cosmos.outputs.endpoint
 output postgresServerName string = postgres.outputs.name

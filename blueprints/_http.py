@@ -120,8 +120,8 @@ def _path(req: func.HttpRequest) -> str:
     return req.url.split("?", 1)[0]
 
 
-def problem(exc: FolioError, invocation_id: str | None = None) -> func.HttpResponse:
-    """RFC 9457 problem+json; ``type`` is stable per error class. The one error->HTTP mapping."""
+def problem_body(exc: FolioError, invocation_id: str | None = None) -> dict[str, Any]:
+    """The RFC 9457 fields of ``exc``; also the body of an NDJSON ``error`` line (blueprints/api_chat.py)."""
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + exc.type_slug,
         "title": exc.title,
@@ -131,6 +131,12 @@ def problem(exc: FolioError, invocation_id: str | None = None) -> func.HttpRespo
     if invocation_id:
         body["invocationId"] = invocation_id
     body.update({k: v for k, v in exc.extensions.items() if k not in body})
+    return body
+
+
+def problem(exc: FolioError, invocation_id: str | None = None) -> func.HttpResponse:
+    """RFC 9457 problem+json; ``type`` is stable per error class. The one error->HTTP mapping."""
+    body = problem_body(exc, invocation_id)
     headers = dict(_COMMON_HEADERS)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="folio"'

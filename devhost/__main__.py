@@ -10,6 +10,7 @@ import sys
 import threading
 
 from devhost import postgres, stack
+from devhost.frontend import DIST, StaticWebAppServer
 from devhost.functions import registrations
 from devhost.http_server import FunctionsHttpServer, read_route_prefix
 
@@ -18,8 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--no-azurite", action="store_true", help="do not start the Storage emulator")
+    parser.add_argument("--no-cosmos", action="store_true", help="do not start the Cosmos DB emulator (chat)")
     parser.add_argument("--no-http", action="store_true",
                         help="only the event and queue drivers (when `func start` serves HTTP)")
+    parser.add_argument("--web-port", type=int, default=4280, help="the web app (frontend/dist), as on Static Web Apps")
+    parser.add_argument("--no-web", action="store_true", help="do not serve the web app")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("devhost")
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         azurite = stack.start_azurite(stack.LOCAL / "azurite")
         log.info("Azurite blob endpoint on http://127.0.0.1:%s/devstoreaccount1", azurite.blob_port)
 
+    cosmos = None if args.no_cosmos else _start_cosmos(log)
+
     import function_app
 
     regs = registrations(function_app.app)
@@ -59,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         for route in server.routes:
             log.info("  %-22s %-7s /%s", route.registration.name, ",".join(sorted(route.methods)), route.template)
         log.info("Functions host on %s/api/ (Ctrl-C stops everything)", server.base_url)
+
+    web = None if args.no_web else start_web_app(args.web_port, f"http://127.0.0.1:{args.port}")
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -73,15 +81,54 @@ def main(argv: list[str] | None = None) -> int:
             driver.stop()
         if server:
             server.shutdown()
+        if web:
+            web.shutdown()
         if azurite:
             azurite.stop()
+        if cosmos:
+            cosmos.stop()
         if not external_db:
             postgres.stop(stack.LOCAL / "pg")
     return 0
 
 
+def _start_cosmos(log: logging.Logger) -> stack.CosmosEmulator | None:
+    """The local Cosmos DB stand-in, when COSMOS_ENDPOINT points at this machine; with its container."""
+    from urllib.parse import urlsplit
+
+    from shared.chat.store import ensure_container, is_local_endpoint
+    from shared.config import get_settings
+
+    settings = get_settings()
+    if not settings.cosmos_endpoint or not is_local_endpoint(settings.cosmos_endpoint):
+        log.info("Cosmos DB: using %s", settings.cosmos_endpoint or "nothing (COSMOS_ENDPOINT is unset; chat is off)")
+        return None
+    emulator = stack.start_cosmos(urlsplit(settings.cosmos_endpoint).port or stack.DEV_COSMOS_PORT)
+    ensure_container(settings)
+    log.info("Cosmos DB emulator (cosmosdb-server, memory only) on %s, container %s/%s", emulator.endpoint,
+             settings.cosmos_database, settings.cosmos_chat_container)
+    return emulator
+
+
 def _cors(local: dict) -> tuple[str, ...]:
     return tuple(o.strip() for o in str(local.get("Host", {}).get("CORS", "")).split(",") if o.strip())
+
+
+def start_web_app(port: int, api_upstream: str) -> StaticWebAppServer:
+    """The built web app on one origin with /api passed to the Functions host, as Static Web Apps serves it."""
+    from urllib.parse import urlsplit
+
+    from shared.config import get_settings
+    from shared.storage import get_blob_store
+
+    log = logging.getLogger("devhost")
+    blob = urlsplit(get_blob_store(get_settings()).container.url)  # browsers PUT uploads there (CSP connect-src)
+    web = StaticWebAppServer(("127.0.0.1", port), api_upstream, connect_sources=(f"{blob.scheme}://{blob.netloc}",))
+    web.start_in_thread()
+    if not (DIST / "index.html").exists():
+        log.warning("frontend/dist is missing: `make dev` builds it (npm ci && npm run build in frontend/)")
+    log.info("Web app on %s (dev sign-in; /api -> %s)", web.base_url, api_upstream)
+    return web
 
 
 def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:

@@ -82,5 +82,59 @@ def start_azurite(location: Path, *, blob_port: int = 10000, queue_port: int = 1
     return Azurite(process, blob_port)
 
 
+# The Cosmos DB emulator's published, well-known key (not a secret); the local server accepts any key.
+COSMOS_EMULATOR_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+DEV_COSMOS_PORT = 8081
+
+
+@dataclass
+class CosmosEmulator:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_cosmos(port: int = DEV_COSMOS_PORT, *, log: Path | None = None) -> CosmosEmulator:
+    """`@vercel/cosmosdb-server` from node_modules: HTTPS with a self-signed certificate, memory only.
+
+    Differences from Cosmos DB that matter to Folio are in ARCHITECTURE.md (Local stack); the chat
+    store's queries are written to work on both.
+    """
+    import ssl
+
+    binary = ROOT / "node_modules" / ".bin" / "cosmosdb-server"
+    if not binary.exists():
+        raise RuntimeError("cosmosdb-server is not installed; run `npm ci` (make dev and make test do).")
+    LOCAL.mkdir(parents=True, exist_ok=True)
+    out = open(log or (LOCAL / "cosmos.log"), "ab")
+    process = subprocess.Popen([str(binary), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=out, stderr=subprocess.STDOUT)
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE  # the emulator's own self-signed certificate, on loopback only
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/", timeout=1, context=insecure)
+            break
+        except urllib.error.HTTPError:
+            break  # it answered: it is up
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"cosmosdb-server did not start; see {out.name}") from None
+            time.sleep(0.2)
+    return CosmosEmulator(process, port)
+
+
 def node_available() -> bool:
     return shutil.which("node") is not None

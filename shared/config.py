@@ -207,6 +207,55 @@ class Settings:
     billing_flush_batch: int = _setting("BILLING_FLUSH_BATCH", 200, doc="meter events sent per timer run")
     # --- end of billing ---------------------------------------------------------------------
 
+    # --- chat ------------------------------------------------------------------------------
+    # Everything chat reads; the logic is in shared/chat/. Sessions and messages live in Cosmos DB
+    # (Entra auth in Azure, the emulator key locally); answers come from one provider chosen here.
+    cosmos_endpoint: str | None = _setting(
+        "COSMOS_ENDPOINT", doc="https://<account>.documents.azure.com:443/; locally the cosmosdb-server emulator"
+    )
+    cosmos_key: Secret | None = _setting(
+        "COSMOS_KEY", secret=True, doc="local emulator only; unset in Azure, where the app identity (Entra) is used"
+    )
+    cosmos_database: str = _setting("COSMOS_DATABASE", "folio")
+    cosmos_chat_container: str = _setting(
+        "COSMOS_CHAT_CONTAINER", "chat", doc="hierarchical partition key /tenantId, /userId (bicep/modules/cosmos.bicep)"
+    )
+    cosmos_timeout_s: float = _setting("COSMOS_TIMEOUT_SECONDS", 10.0, doc="per Cosmos DB request")
+    chat_provider: str = _setting(
+        "CHAT_PROVIDER", "extractive",
+        doc="extractive (no network, quotes the best sentences) | azure-openai | openai | anthropic",
+    )
+    azure_openai_chat_deployment: str | None = _setting(
+        "AZURE_OPENAI_CHAT_DEPLOYMENT", doc="chat model deployment on AZURE_OPENAI_ENDPOINT (Entra auth)"
+    )
+    openai_base_url: str = _setting("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    openai_api_key: Secret | None = _setting("OPENAI_API_KEY", secret=True, doc="for CHAT_PROVIDER=openai")
+    openai_chat_model: str = _setting("OPENAI_CHAT_MODEL", "gpt-4o-mini")
+    anthropic_base_url: str = _setting("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+    anthropic_api_key: Secret | None = _setting("ANTHROPIC_API_KEY", secret=True, doc="for CHAT_PROVIDER=anthropic")
+    anthropic_chat_model: str = _setting("ANTHROPIC_CHAT_MODEL", "claude-3-5-haiku-latest")
+    chat_timeout_s: float = _setting(
+        "CHAT_TIMEOUT_SECONDS", 30.0, doc="connect timeout and longest silence while a provider streams"
+    )
+    chat_max_seconds: float = _setting("CHAT_MAX_SECONDS", 120.0, doc="longest whole answer before it is cut off")
+    chat_rate_limit_budget_s: float = _setting(
+        "CHAT_RATE_LIMIT_BUDGET_SECONDS", 8.0, doc="longest total wait on provider 429s before answering with an error"
+    )
+    chat_max_output_tokens: int = _setting("CHAT_MAX_OUTPUT_TOKENS", 800)
+    chat_sources: int = _setting("CHAT_SOURCES", 6, doc="passages retrieved and numbered in the prompt")
+    chat_history_turns: int = _setting("CHAT_HISTORY_TURNS", 3, doc="earlier turns used to rewrite and answer")
+    chat_max_turns: int = _setting("CHAT_MAX_TURNS", 100, doc="turns per session; then a new session is needed")
+    chat_key_store: str = _setting(
+        "CHAT_KEY_STORE", "none", doc="where users' own provider keys live: keyvault | local (dev only) | none"
+    )
+    chat_key_vault_url: str | None = _setting(
+        "CHAT_KEY_VAULT_URL", doc="vault for users' provider keys (the app may write there, unlike KEY_VAULT_URL)"
+    )
+    chat_local_secrets_dir: str = _setting(
+        "CHAT_LOCAL_SECRETS_DIR", ".local/secrets", doc="CHAT_KEY_STORE=local: directory of 0600 files"
+    )
+    # --- end of chat ------------------------------------------------------------------------
+
     # --- Azure configuration sources ----------------------------------------------------
     app_config_endpoint: str | None = _setting("APP_CONFIG_ENDPOINT")
     app_config_label: str | None = _setting("APP_CONFIG_LABEL", doc="defaults to FOLIO_ENVIRONMENT")

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from shared.config import Settings
-
-_lock = threading.Lock()
-_embedder: Any = None
+from shared.config import Settings, get_settings
+from shared.lazy import ProcessSingleton
 
 
-def get_embedder(settings: Settings) -> Any:
-    global _embedder
-    if _embedder is None:
-        with _lock:
-            if _embedder is None:
-                from shared.ingest.embedders import embedder_from_settings
+def _build() -> Any:
+    from shared.ingest.embedders import embedder_from_settings
 
-                _embedder = embedder_from_settings(settings)
-    return _embedder
+    return embedder_from_settings(get_settings())
 
 
-def set_embedder(embedder: Any) -> None:
-    """Replace the process embedder (tests of non-retrieval behaviour use a fast fake)."""
-    global _embedder
-    with _lock:
-        _embedder = embedder
+_embedder: ProcessSingleton[Any] = ProcessSingleton(_build)
+# Replace the process embedder (tests of non-retrieval behaviour use a fast fake); None resets.
+set_embedder = _embedder.set
+
+
+def get_embedder(settings: Settings | None = None) -> Any:
+    return _embedder.get()

@@ -38,6 +38,12 @@ class Conflict(FolioError):
     status, type_slug, title = 409, "conflict", "Conflict"
 
 
+class PreconditionFailed(FolioError):
+    """An ``If-Match`` etag no longer matches: someone changed the resource since it was read."""
+
+    status, type_slug, title = 412, "precondition-failed", "Precondition failed"
+
+
 class PayloadTooLarge(FolioError):
     status, type_slug, title = 413, "payload-too-large", "Payload too large"
 

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from psycopg.types.json import Jsonb
 
-from shared.config import Settings
+from shared.config import Settings, get_settings
+from shared.lazy import ProcessSingleton
 from shared.db import Database
 from shared.errors import ConfigError, Unavailable
 
@@ -209,27 +210,22 @@ class ServiceBusQueue:
         return False
 
 
-_queue_lock = threading.Lock()
-_queue: Any = None
+def _build_queue() -> Any:
+    from shared.db import get_database
+
+    settings = get_settings()
+    if settings.index_queue_backend == "servicebus":
+        namespace = settings.require("servicebus_namespace")
+        return ServiceBusQueue(namespace, settings.index_queue_name, settings.azure_client_id)
+    if settings.index_queue_backend == "postgres":
+        return PostgresQueue(get_database(), settings.index_queue_name, max_delivery=settings.index_max_delivery)
+    raise ConfigError("INDEX_QUEUE_BACKEND must be 'servicebus' or 'postgres'.")
 
 
-def get_job_queue(settings: Settings, db: Database) -> Any:
+_queue: ProcessSingleton[Any] = ProcessSingleton(_build_queue)
+reset_job_queue = _queue.reset
+
+
+def get_job_queue(settings: Settings | None = None, db: Database | None = None) -> Any:
     """The configured queue, created once per process."""
-    global _queue
-    if _queue is None:
-        with _queue_lock:
-            if _queue is None:
-                if settings.index_queue_backend == "servicebus":
-                    namespace = settings.require("servicebus_namespace")
-                    _queue = ServiceBusQueue(namespace, settings.index_queue_name, settings.azure_client_id)
-                elif settings.index_queue_backend == "postgres":
-                    _queue = PostgresQueue(db, settings.index_queue_name, max_delivery=settings.index_max_delivery)
-                else:
-                    raise ConfigError("INDEX_QUEUE_BACKEND must be 'servicebus' or 'postgres'.")
-    return _queue
-
-
-def reset_job_queue() -> None:
-    global _queue
-    with _queue_lock:
-        _queue = None
+    return _queue.get()

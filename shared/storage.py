@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from shared.config import Settings
+from shared.config import Settings, get_settings
+from shared.lazy import ProcessSingleton
 from shared.errors import ConfigError, Invalid, Unavailable
 
 # Blob names encode tenant, collection and document; the user's filename is metadata, never a path.
@@ -187,20 +188,9 @@ class BlobStore:
             raise Unavailable("Blob storage is unavailable.") from exc
 
 
-_store_lock = threading.Lock()
-_store: BlobStore | None = None
+_store: ProcessSingleton[BlobStore] = ProcessSingleton(lambda: BlobStore(get_settings()))
+reset_blob_store = _store.reset
 
 
-def get_blob_store(settings: Settings) -> BlobStore:
-    global _store
-    if _store is None:
-        with _store_lock:
-            if _store is None:
-                _store = BlobStore(settings)
-    return _store
-
-
-def reset_blob_store() -> None:
-    global _store
-    with _store_lock:
-        _store = None
+def get_blob_store(settings: Settings | None = None) -> BlobStore:
+    return _store.get()

@@ -169,3 +169,36 @@ def app_conn(database_urls: dict[str, str]) -> Iterator[object]:
 
     with psycopg.connect(database_urls["app"], row_factory=dict_row) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def cosmos(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Cosmos DB emulator (cosmosdb-server from npm, HTTPS) on a free port, with the chat container.
+
+    Also points chat's settings at it: the extractive provider and a private directory for users'
+    own keys. Yields the endpoint.
+    """
+    from devhost import stack
+    from shared.chat.store import ensure_container, reset_chat_store
+    from shared.config import get_settings, reset_settings
+
+    emulator = stack.start_cosmos(_free_port(), log=tmp_path_factory.mktemp("cosmos") / "cosmos.log")
+    env = {
+        "COSMOS_ENDPOINT": emulator.endpoint, "COSMOS_KEY": stack.COSMOS_EMULATOR_KEY,
+        "COSMOS_DATABASE": "folio", "COSMOS_CHAT_CONTAINER": "chat", "CHAT_PROVIDER": "extractive",
+        "CHAT_KEY_STORE": "local", "CHAT_LOCAL_SECRETS_DIR": str(tmp_path_factory.mktemp("secrets") / "keys"),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    reset_settings()
+    reset_chat_store()
+    ensure_container(get_settings())
+    yield emulator.endpoint
+    reset_chat_store()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    reset_settings()
+    emulator.stop()

@@ -47,6 +47,10 @@ NOT_APP_SETTINGS = {
     "AzureWebJobsFeatureFlags": "EnableWorkerIndexing is the default for the Python v2 programming model in Azure; local-only",
     "DATABASE_ADMIN_URL": "migrations run as the PostgreSQL Entra administrator from an operator/CI machine, never from the app",
     "STORAGE_CONNECTION_STRING": "account-key auth for Azurite only; shared keys are disabled in Azure, the app uses STORAGE_ACCOUNT_URL",
+    "COSMOS_KEY": "the local emulator's key; the Cosmos account has local auth disabled and the app uses its identity",
+    "OPENAI_API_KEY": "read from Key Vault secret openai-api-key by shared/config.py when CHAT_PROVIDER=openai; a Key Vault reference to a secret that does not exist would hand the app the literal reference",
+    "ANTHROPIC_API_KEY": "read from Key Vault secret anthropic-api-key by shared/config.py when CHAT_PROVIDER=anthropic (same reason as OPENAI_API_KEY)",
+    "CHAT_LOCAL_SECRETS_DIR": "local files for users' own provider keys are for development only; Azure uses CHAT_KEY_STORE=keyvault",
 }
 
 # Production values the app relies on (the sample file holds the local ones).
@@ -61,6 +65,7 @@ REQUIRED_VALUES = {
     "INDEX_QUEUE_BACKEND": "servicebus",
     "COSMOS_DATABASE": None,
     "COSMOS_CHAT_CONTAINER": None,
+    "CHAT_KEY_STORE": "keyvault",
     "EMBEDDING_PROVIDER": "azure-openai",
     "EMBEDDING_MODEL": "text-embedding-3-small",
     "EMBEDDING_DIM": "1536",
@@ -203,6 +208,8 @@ def test_function_app_production_values() -> None:
     assert settings["UPLOAD_CONTAINER"] == "uploadContainerName"
     url = settings["DATABASE_URL"]
     assert isinstance(url, str) and "sslmode=require" in url and "${identityName}@" in url, url
+    # Users' own chat keys go to their own vault, never to the read-only vault of the app's secrets.
+    assert settings["CHAT_KEY_VAULT_URL"] == "chatKeyVaultUri" and settings["KEY_VAULT_URL"] == "keyVaultUri"
     for key in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
         assert str(settings[key]).startswith("@Microsoft.KeyVault(SecretUri="), f"{key} must be a Key Vault reference"
     text = FUNCTION_APP.read_text(encoding="utf-8")

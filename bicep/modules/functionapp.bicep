@@ -87,6 +87,10 @@ param maxUploadBytes int = 52428800
 param azureOpenAiEndpoint string
 param azureOpenAiEmbeddingDeployment string
 param chatProvider string
+@description('Chat model deployment on azureOpenAiEndpoint (CHAT_PROVIDER azure-openai).')
+param azureOpenAiChatDeployment string
+@description('Vault of users\' own chat provider keys (the app may write there; not keyVaultUri).')
+param chatKeyVaultUri string
 
 @description('Browser origins allowed to call the API directly (the static web app).')
 param corsAllowedOrigins array
@@ -153,10 +157,11 @@ var appSettings = {
   INDEX_MAX_DELIVERY: string(indexMaxDelivery)
   BILLING_QUEUE_NAME: billingQueueName
 
-  // Chat history.
+  // Chat history in Cosmos DB with the identity (the account has local auth disabled: no COSMOS_KEY).
   COSMOS_ENDPOINT: cosmosEndpoint
   COSMOS_DATABASE: cosmosDatabaseName
   COSMOS_CHAT_CONTAINER: cosmosChatContainerName
+  COSMOS_TIMEOUT_SECONDS: '10'
 
   // Embeddings and chat (fixed per index: changing model or dimension means re-embedding).
   EMBEDDING_PROVIDER: 'azure-openai'
@@ -165,6 +170,24 @@ var appSettings = {
   EMBEDDING_MODEL: 'text-embedding-3-small'
   EMBEDDING_DIM: '1536'
   CHAT_PROVIDER: chatProvider
+
+  // Chat answers (shared/chat/). OPENAI_API_KEY / ANTHROPIC_API_KEY are not app settings: when
+  // CHAT_PROVIDER names that provider, the settings layer reads them from Key Vault (openai-api-key,
+  // anthropic-api-key). Users' own keys live in the separate vault CHAT_KEY_VAULT_URL.
+  AZURE_OPENAI_CHAT_DEPLOYMENT: azureOpenAiChatDeployment
+  OPENAI_BASE_URL: 'https://api.openai.com/v1'
+  OPENAI_CHAT_MODEL: 'gpt-4o-mini'
+  ANTHROPIC_BASE_URL: 'https://api.anthropic.com'
+  ANTHROPIC_CHAT_MODEL: 'claude-3-5-haiku-latest'
+  CHAT_TIMEOUT_SECONDS: '30'
+  CHAT_MAX_SECONDS: '120'
+  CHAT_RATE_LIMIT_BUDGET_SECONDS: '8'
+  CHAT_MAX_OUTPUT_TOKENS: '800'
+  CHAT_SOURCES: '6'
+  CHAT_HISTORY_TURNS: '3'
+  CHAT_MAX_TURNS: '100'
+  CHAT_KEY_STORE: 'keyvault'
+  CHAT_KEY_VAULT_URL: chatKeyVaultUri
 
   // Billing secrets: Key Vault references (versionless: rotation is picked up without a deploy).
   STRIPE_SECRET_KEY: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/stripe-secret-key)'

@@ -11,6 +11,8 @@ param storageAccountName string
 param deadLetterContainerName string = 'eventgrid-deadletter'
 param serviceBusNamespaceName string
 param keyVaultName string
+@description('The vault of users\' own chat provider keys: the one vault the app may write to.')
+param userKeyVaultName string
 param appConfigName string
 param appInsightsName string
 
@@ -30,6 +32,7 @@ var roles = {
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   appConfigDataReader: '516239f1-63e1-4d78-a4de-a74fb236a071'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   cognitiveServicesOpenAiUser: '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
@@ -58,6 +61,10 @@ resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
+}
+
+resource userKeyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: userKeyVaultName
 }
 
 resource appConfig 'Microsoft.AppConfiguration/configurationStores@2024-05-01' existing = {
@@ -107,6 +114,17 @@ resource appKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04
   name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsUser)
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Users' own provider keys: set, read, delete (soft) and recover secrets in that vault only.
+resource appUserKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: userKeyVault
+  name: guid(userKeyVault.id, appPrincipalId, roles.keyVaultSecretsOfficer)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }

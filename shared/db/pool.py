@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from shared.config import Settings, get_settings
 from shared.errors import Unavailable
+from shared.lazy import ProcessSingleton
 
 # Scope of the Entra token Azure Database for PostgreSQL accepts as a password.
 _POSTGRES_ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
@@ -121,24 +122,8 @@ class Database:
             self._opened = False
 
 
-_lock = threading.Lock()
-_database: Database | None = None
-
-
-def get_database() -> Database:
-    """The process-wide :class:`Database`, created on first use (never at import)."""
-    global _database
-    if _database is None:
-        with _lock:
-            if _database is None:
-                _database = Database.from_settings(get_settings())
-    return _database
-
-
-def reset_database() -> None:
-    """Close and forget the process pool (tests, or after settings change)."""
-    global _database
-    with _lock:
-        if _database is not None:
-            _database.close()
-        _database = None
+_database: ProcessSingleton[Database] = ProcessSingleton(lambda: Database.from_settings(get_settings()),
+                                                        close=Database.close)
+# The process-wide Database, created on first use (never at import); reset closes the pool.
+get_database = _database.get
+reset_database = _database.reset

@@ -405,6 +405,40 @@ class AzureRestStub:
         }
         return _Reply.json(200, bundle)
 
+    def _key_vault_write(self, method: str, host: str, path: str, query: dict[str, list[str]], authorized: bool,
+                         body: bytes) -> _Reply:
+        """PUT /secrets/{name} (set: a new version) and DELETE /secrets/{name}, as the secrets SDK sends them."""
+        failure = self._failure(KEY_VAULT, path)
+        if failure is not None:
+            return _Reply.json(failure, {"error": {"code": "ServiceUnavailable", "message": "The stub was told to fail."}})
+        if not authorized:
+            challenge = (f'Bearer authorization="https://login.microsoftonline.com/{self.tenant_id}", '
+                         f'resource="https://vault.azure.net"')
+            return _Reply.json(401, {"error": {"code": "Unauthorized", "message": "AKV10000"}},
+                               headers={"WWW-Authenticate": challenge})
+        parts = path.rstrip("/").split("/")
+        if len(parts) != 3 or not query.get("api-version"):
+            return _Reply.json(400, {"error": {"code": "BadParameter", "message": "unsupported path"}})
+        name = unquote(parts[2])
+        if method == "DELETE":
+            with self._lock:
+                versions = self._secrets.pop((host, name), None)
+            if not versions:
+                return _Reply.json(404, {"error": {"code": "SecretNotFound", "message": f"{name} not found"}})
+            # No recoveryId: the SDK treats the vault as having soft delete off and does not poll.
+            return _Reply.json(200, {"id": f"https://{host}:{self.port}/secrets/{name}/{versions[-1].version}",
+                                     "attributes": {"enabled": True}, "tags": {}})
+        payload = json.loads(body or b"{}")
+        version = uuid.uuid4().hex
+        with self._lock:
+            self._secrets.setdefault((host, name), []).append(
+                _SecretVersion(version, payload.get("value", ""), int(time.time())))
+        return _Reply.json(200, {"value": payload.get("value", ""), "contentType": payload.get("contentType"),
+                                 "id": f"https://{host}:{self.port}/secrets/{name}/{version}",
+                                 "attributes": {"enabled": True, "created": int(time.time()),
+                                                "updated": int(time.time())},
+                                 "tags": payload.get("tags") or {}})
+
     def _app_configuration(
         self, path: str, query: dict[str, list[str]], authorized: bool, if_none_match: str | None
     ) -> _Reply:
@@ -516,6 +550,26 @@ def _handler_for(stub: AzureRestStub) -> type[BaseHTTPRequestHandler]:
             self.send_header("x-ms-request-id", uuid.uuid4().hex)
             self.end_headers()
             self.wfile.write(reply.body)
+
+        def _write(self) -> None:
+            split = urlsplit(self.path)
+            query = {k.lower(): v for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+            host = (self.headers.get("Host") or PRIMARY_HOST).rsplit(":", 1)[0]
+            authorized = (self.headers.get("Authorization") or "").startswith("Bearer ")
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if split.path.startswith("/secrets/"):
+                reply = stub._key_vault_write(self.command, host, split.path, query, authorized, body)
+            else:
+                reply = _Reply.json(405, {"error": {"code": "MethodNotAllowed", "message": split.path}})
+            stub._record(RequestRecord(KEY_VAULT, self.command, host, split.path, query, authorized, reply.status))
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        do_PUT = do_DELETE = _write  # noqa: N815 - http.server's naming
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from http.server
             pass  # the request log on the stub is the record; stderr noise helps nobody

@@ -1,0 +1,161 @@
+"""Chat: POST /api/chat (NDJSON events or one JSON object), sessions, and the user's own provider key."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import azure.functions as func
+
+from blueprints._http import ApiRequest, endpoint, no_content, ok, problem, problem_body
+from shared.chat.answer import Turn, run_turn
+from shared.chat.providers import BYO_PROVIDERS
+from shared.chat.secrets import delete_user_key, get_secret_store, get_user_key, set_user_key
+from shared.chat.store import MAX_TITLE_CHARS, get_chat_store, http_etag, owner_of
+from shared.embedding import get_embedder
+from shared.errors import FolioError, Invalid
+from shared.validation import Field, parse_uuid
+
+bp = func.Blueprint()
+_log = logging.getLogger("folio.chat")
+
+NDJSON = "application/x-ndjson"
+_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def _wants_json(request: ApiRequest) -> bool:
+    accept = (request.http.headers.get("accept") or "").lower()
+    return "application/json" in accept and NDJSON not in accept
+
+
+def _collection_ids(values: list[Any]) -> tuple[Any, ...]:
+    if len(values) > 100 or not all(isinstance(v, str) for v in values):
+        raise Invalid("'collectionIds' must be a list of at most 100 ids.", fields=["collectionIds"])
+    try:
+        return tuple(parse_uuid(v, "collection") for v in values)
+    except FolioError:
+        raise Invalid("'collectionIds' holds a malformed id.", fields=["collectionIds"]) from None
+
+
+@endpoint(bp, "chat", ["POST"])
+def chat(request: ApiRequest) -> func.HttpResponse:
+    body = request.json({"sessionId": Field(str), "message": Field(str, required=True, max_length=4000),
+                         "collectionIds": Field(list)})
+    session_id = None
+    if body.get("sessionId"):
+        session_id = parse_uuid(body["sessionId"], "chat session")
+    turn = Turn(body["message"], session_id, _collection_ids(body.get("collectionIds") or []))
+    events = run_turn(turn, caller=request.caller, db=request.db, store=get_chat_store(request.settings),
+                      settings=request.settings, embedder=get_embedder(request.settings),
+                      keys=get_secret_store(request.settings))
+    # The first event is produced only once the turn is accepted: anything raised before it is a plain
+    # HTTP error (400, 402, 404...), mapped by the shared handler.
+    lines = [next(events)]
+    failure: FolioError | None = None
+    try:
+        lines.extend(events)
+    except FolioError as exc:
+        failure = exc
+    except Exception:
+        _log.exception("chat turn failed unexpectedly")
+        failure = FolioError("Something went wrong on our side while answering; the invocation id identifies it.")
+    if failure is not None:
+        if failure.status >= 500:
+            _log.warning("chat turn failed: %s", failure.detail)
+        lines.append({"type": "error", "error": problem_body(failure, request.invocation_id)})
+
+    if _wants_json(request):
+        if failure is not None:
+            failure.extensions.setdefault("sessionId", lines[0]["sessionId"])
+            return problem(failure, request.invocation_id)
+        done = lines[-1]
+        return ok({"sessionId": lines[0]["sessionId"], "messageId": done["messageId"],
+                   "answer": "".join(e["text"] for e in lines if e["type"] == "delta"),
+                   "citations": next(e["citations"] for e in lines if e["type"] == "citations"),
+                   "usage": done["usage"], "provider": done["provider"], "model": done["model"],
+                   "extractive": done["extractive"], "grounded": done["grounded"]})
+    # One JSON object per line. The whole body is sent at once: this version does not stream
+    # incrementally (README, "Chat"); a failure after the session line is the last line, as it would be.
+    payload = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    return func.HttpResponse(payload.encode("utf-8"), status_code=200, headers=dict(_HEADERS),
+                             mimetype=NDJSON, charset="utf-8")
+
+
+# --- sessions -----------------------------------------------------------------------------------
+
+
+def _session(item: dict[str, Any]) -> dict[str, Any]:
+    return {"id": item["id"], "title": item["title"], "createdAt": item["createdAt"],
+            "updatedAt": item["updatedAt"], "turns": item.get("turns", 0), "usage": item.get("usage"),
+            "etag": http_etag(item["_etag"])}
+
+
+def _message(item: dict[str, Any]) -> dict[str, Any]:
+    shown = {"id": item["id"], "role": item["role"], "content": item["content"], "createdAt": item["createdAt"]}
+    if item["role"] == "assistant":
+        for key in ("citations", "usage", "provider", "model", "extractive"):
+            shown[key] = item.get(key)
+    return shown
+
+
+def _if_match(request: ApiRequest) -> str | None:
+    return request.http.headers.get("if-match") or None
+
+
+@endpoint(bp, "chat/sessions", ["GET"])
+def chat_sessions_list(request: ApiRequest) -> func.HttpResponse:
+    limit = request.query_int("limit", 20, 1, 100)
+    page = get_chat_store(request.settings).list_sessions(owner_of(request.caller), limit=limit,
+                                                          continuation=request.http.params.get("continuation"))
+    return ok({"sessions": [_session(s) for s in page.sessions], "continuation": page.continuation})
+
+
+@endpoint(bp, "chat/sessions/{sessionId}", ["GET"])
+def chat_sessions_get(request: ApiRequest) -> func.HttpResponse:
+    session_id = str(request.path_id("sessionId", "chat session"))
+    store, owner = get_chat_store(request.settings), owner_of(request.caller)
+    session = store.get_session(owner, session_id)
+    messages = [_message(m) for m in store.messages(owner, session_id)]
+    return ok({**_session(session), "messages": messages}, headers={"ETag": http_etag(session["_etag"])})
+
+
+@endpoint(bp, "chat/sessions/{sessionId}", ["PATCH"])
+def chat_sessions_rename(request: ApiRequest) -> func.HttpResponse:
+    session_id = str(request.path_id("sessionId", "chat session"))
+    body = request.json({"title": Field(str, required=True, min_length=1, max_length=MAX_TITLE_CHARS)})
+    session = get_chat_store(request.settings).rename_session(owner_of(request.caller), session_id, body["title"],
+                                                              if_match=_if_match(request))
+    return ok(_session(session), headers={"ETag": http_etag(session["_etag"])})
+
+
+@endpoint(bp, "chat/sessions/{sessionId}", ["DELETE"])
+def chat_sessions_delete(request: ApiRequest) -> func.HttpResponse:
+    session_id = str(request.path_id("sessionId", "chat session"))
+    get_chat_store(request.settings).delete_session(owner_of(request.caller), session_id,
+                                                    if_match=_if_match(request))
+    return no_content()
+
+
+# --- the user's own provider key ----------------------------------------------------------------
+
+
+@endpoint(bp, "chat/key", ["GET"])
+def chat_key_get(request: ApiRequest) -> func.HttpResponse:
+    key = get_user_key(get_secret_store(request.settings), request.caller)
+    return ok({"configured": key is not None, **(key.describe() if key else {})})
+
+
+@endpoint(bp, "chat/key", ["PUT"])
+def chat_key_set(request: ApiRequest) -> func.HttpResponse:
+    body = request.json({"provider": Field(str, required=True, choices=BYO_PROVIDERS),
+                         "apiKey": Field(str, required=True, max_length=512), "model": Field(str, max_length=100)})
+    key = set_user_key(get_secret_store(request.settings), request.db, request.caller, body["provider"], body["apiKey"],
+                       body.get("model"), allowed=BYO_PROVIDERS)
+    return ok({"configured": True, **key.describe()})
+
+
+@endpoint(bp, "chat/key", ["DELETE"])
+def chat_key_delete(request: ApiRequest) -> func.HttpResponse:
+    delete_user_key(get_secret_store(request.settings), request.db, request.caller)
+    return no_content()

@@ -1,0 +1,167 @@
+"""Serves the built web app (frontend/dist) on :4280 as Static Web Apps does: one origin, /api passed to the host.
+
+Same origin, like SWA: the app calls relative ``/api/...`` in Azure and here alike, so no CORS is
+involved between the app and its API and one build runs everywhere. What differs between
+environments is only ``/config.json``, which this server answers itself (``auth: dev``: the dev
+sign-in page and the principal header the local host trusts in ``FOLIO_DEV_MODE``).
+
+Also as on SWA: the ``globalHeaders`` of ``staticwebapp.config.json`` (so the Content-Security-Policy
+is enforced locally and the end-to-end tests catch a violation), ``navigationFallback`` to
+``index.html`` for the app's own paths, and long caching for hashed ``/assets/``. Responses from
+``/api`` are streamed through as they arrive (chat answers are NDJSON streams).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import mimetypes
+import posixpath
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+_log = logging.getLogger("devhost.frontend")
+
+DEFAULT_PORT = 4280  # the Static Web Apps CLI's port; BILLING_RETURN_URL and Host.CORS name it
+DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                         "transfer-encoding", "upgrade", "host", "content-length"})
+_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".html": "text/html",
+          ".json": "application/json", ".map": "application/json", ".svg": "image/svg+xml", ".ico": "image/x-icon",
+          ".png": "image/png", ".txt": "text/plain", ".woff2": "font/woff2"}
+
+
+def global_headers(dist: Path, connect_sources: tuple[str, ...] = ()) -> dict[str, str]:
+    """``globalHeaders`` from the deployed ``staticwebapp.config.json``, with local origins (Azurite) allowed
+    in the CSP's ``connect-src`` the way ``*.blob.core.windows.net`` is in Azure."""
+    try:
+        headers = dict(json.loads((dist / "staticwebapp.config.json").read_text()).get("globalHeaders", {}))
+    except (OSError, ValueError):
+        return {}
+    csp = headers.get("Content-Security-Policy")
+    if csp and connect_sources:
+        directives = [d.strip() for d in csp.split(";") if d.strip()]
+        for i, directive in enumerate(directives):
+            if directive.startswith("connect-src"):
+                directives[i] = " ".join([directive, *connect_sources])
+        headers["Content-Security-Policy"] = "; ".join(directives)
+    return headers
+
+
+class StaticWebAppServer(ThreadingHTTPServer):
+    """The web app on one origin: static files, ``/config.json``, and ``/api`` proxied to ``api_upstream``."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], api_upstream: str, *, dist: Path = DIST,
+                 connect_sources: tuple[str, ...] = (), auth: str = "dev") -> None:
+        self.dist = dist.resolve()
+        upstream = urlsplit(api_upstream)
+        self.upstream = (upstream.hostname or "127.0.0.1", upstream.port or 80)
+        self.runtime_config = json.dumps({"apiBase": "/api", "auth": auth}).encode()
+        self.headers_for_static = global_headers(self.dist, connect_sources)
+        super().__init__(address, _Handler)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="devhost-frontend", daemon=True)
+        thread.start()
+        return thread
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: StaticWebAppServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        _log.debug(fmt, *args)
+
+    def _dispatch(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/api" or path.startswith("/api/"):
+            return self._proxy()
+        if self.command not in ("GET", "HEAD"):
+            return self._send(405, {"Content-Type": "text/plain", "Allow": "GET, HEAD"}, b"Method not allowed")
+        if path == "/config.json":
+            return self._send(200, {"Content-Type": "application/json", "Cache-Control": "no-store"},
+                              self.server.runtime_config)
+        self._static(path)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
+
+    # --- static files ------------------------------------------------------------------------
+
+    def _static(self, path: str) -> None:
+        relative = posixpath.normpath(unquote(path)).lstrip("/")
+        file = (self.server.dist / relative).resolve() if relative not in ("", ".") else self.server.dist / "index.html"
+        if not file.is_relative_to(self.server.dist):
+            return self._send(404, {"Content-Type": "text/plain"}, b"Not found")
+        if not file.is_file():
+            # navigationFallback: the app's own paths (/search, /collections/<id>...) get index.html;
+            # a missing asset or file stays a 404, as the config's `exclude` says.
+            if relative.startswith("assets/") or posixpath.splitext(relative)[1]:
+                return self._send(404, {"Content-Type": "text/plain"}, b"Not found")
+            file = self.server.dist / "index.html"
+        if not file.is_file():
+            return self._send(503, {"Content-Type": "text/plain"},
+                              b"The web app is not built: run `make dev` (or `npm run build` in frontend/).")
+        content_type = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type == "application/json":
+            content_type += "; charset=utf-8"
+        cache = "public, max-age=31536000, immutable" if relative.startswith("assets/") else "no-cache"
+        self._send(200, {**self.server.headers_for_static, "Content-Type": content_type, "Cache-Control": cache},
+                   file.read_bytes())
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    # --- /api --------------------------------------------------------------------------------
+
+    def _proxy(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers["X-Forwarded-Host"] = self.headers.get("Host", "")
+        headers["X-Forwarded-Proto"] = "http"
+        host, port = self.server.upstream
+        upstream = http.client.HTTPConnection(host, port, timeout=300)
+        try:
+            try:
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                response = upstream.getresponse()
+            except OSError:
+                problem = {"type": "https://folio.dev/problems/unavailable", "title": "Service unavailable",
+                           "status": 502, "detail": f"The Functions host at http://{host}:{port} is not answering."}
+                return self._send(502, {"Content-Type": "application/problem+json"}, json.dumps(problem).encode())
+            self.send_response(response.status, response.reason)
+            for key, value in response.getheaders():
+                if key.lower() not in _HOP_BY_HOP:
+                    self.send_header(key, value)
+            declared = response.getheader("Content-Length")
+            if declared is not None:
+                self.send_header("Content-Length", declared)
+            else:
+                self.send_header("Connection", "close")  # streamed: the body ends when the connection does
+                self.close_connection = True
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            while chunk := response.read1(65536):
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        finally:
+            upstream.close()

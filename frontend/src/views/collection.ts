@@ -1,0 +1,427 @@
+// One collection: its documents with live status, and uploads by drag and drop straight to Blob Storage.
+
+import type { Collection, DocumentStatus, FolioDocument } from "../api";
+import type { App, View } from "../app";
+import {
+  announce,
+  confirmDialog,
+  emptyState,
+  errorMessage,
+  errorState,
+  formatBytes,
+  formatDate,
+  formatNumber,
+  h,
+  loadingState,
+} from "../dom";
+import { putBlob } from "../upload";
+
+const ACCEPT = ".pdf,.docx,.html,.htm,.md,.markdown,.txt";
+const PARALLEL_UPLOADS = 3;
+const POLL_MS = 1000;
+const SLOW_POLL_MS = 4000; // after a minute of waiting, ask less often
+const TERMINAL: DocumentStatus[] = ["ready", "failed", "deleted"];
+const STATUS_LABEL: Record<DocumentStatus, string> = {
+  awaiting_upload: "Waiting for upload",
+  queued: "Queued",
+  processing: "Indexing…",
+  ready: "Ready",
+  failed: "Failed",
+  deleted: "Deleted",
+};
+
+interface Row {
+  key: string;
+  filename: string;
+  size: number;
+  doc: FolioDocument | null;
+  /** 0..1 while this page uploads the file; null otherwise. */
+  progress: number | null;
+  /** A failure before the document existed or while uploading: shown instead of the status. */
+  problem: string | null;
+  watchedSince: number | null;
+  tr: HTMLTableRowElement;
+}
+
+export function collectionView(app: App, [collectionId]: string[]): View {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const rows = new Map<string, Row>();
+  let pollTimer: number | undefined;
+
+  const heading = h("h1", { tabindex: "-1" }, "Collection");
+  const description = h("p", { class: "muted", hidden: true });
+  const tbody = h("tbody");
+  const table = h(
+    "table",
+    { class: "documents" },
+    h("caption", { class: "visually-hidden" }, "Documents in this collection and their indexing status"),
+    h(
+      "thead",
+      null,
+      h(
+        "tr",
+        null,
+        ["Document", "Status", "Pages", "Passages", "Size", "Added", ""].map((label) =>
+          h("th", { scope: "col" }, label ? label : h("span", { class: "visually-hidden" }, "Actions")),
+        ),
+      ),
+    ),
+    tbody,
+  );
+  const documents = h("div", { class: "documents-region", "aria-busy": "true" }, loadingState("Loading documents…"));
+
+  // --- loading -------------------------------------------------------------------------------
+
+  async function load(): Promise<void> {
+    documents.setAttribute("aria-busy", "true");
+    documents.replaceChildren(loadingState("Loading documents…"));
+    try {
+      const [collection, docs] = await Promise.all([
+        app.api.collection(collectionId, signal),
+        app.api.documents(collectionId, signal),
+      ]);
+      showCollection(collection);
+      rows.clear();
+      tbody.replaceChildren();
+      for (const doc of docs) {
+        const row = addRow(doc.id, doc.filename, doc.size, "end");
+        row.doc = doc;
+        renderRow(row);
+        if (doc.status === "queued" || doc.status === "processing") watch(row);
+      }
+      refreshEmpty();
+    } catch (error) {
+      if (signal.aborted) return;
+      heading.textContent = "Collection";
+      documents.replaceChildren(errorState(error, () => void load()));
+    } finally {
+      documents.setAttribute("aria-busy", "false");
+    }
+  }
+
+  function showCollection(collection: Collection): void {
+    heading.textContent = collection.name;
+    crumb.textContent = collection.name;
+    document.title = `${collection.name} · Folio`;
+    description.textContent = collection.description;
+    description.hidden = !collection.description;
+  }
+
+  function refreshEmpty(): void {
+    if (rows.size === 0) {
+      documents.replaceChildren(
+        emptyState(
+          "No documents yet",
+          app.canEdit()
+            ? "Drop files above or choose them to upload. Each one is indexed for search and chat within seconds."
+            : "Nobody has uploaded a document to this collection yet.",
+        ),
+      );
+    } else if (!documents.contains(table)) {
+      documents.replaceChildren(table);
+    }
+  }
+
+  // --- rows ------------------------------------------------------------------------------------
+
+  function addRow(key: string, filename: string, size: number, where: "start" | "end"): Row {
+    const tr = h("tr", { "data-document": key });
+    const row: Row = { key, filename, size, doc: null, progress: null, problem: null, watchedSince: null, tr };
+    rows.set(key, row);
+    if (where === "start") tbody.prepend(tr);
+    else tbody.append(tr);
+    return row;
+  }
+
+  function statusOf(row: Row): string {
+    if (row.problem) return "error";
+    if (row.progress !== null && row.progress < 1) return "uploading";
+    return row.doc?.status ?? "requesting";
+  }
+
+  function renderRow(row: Row): void {
+    const doc = row.doc;
+    const status = statusOf(row);
+    const statusCell = h("td", { class: "status-cell" });
+    if (status === "uploading" || status === "requesting") {
+      const percent = Math.round((row.progress ?? 0) * 100);
+      statusCell.append(
+        h("progress", { max: "100", value: String(percent), "aria-label": `Uploading ${row.filename}` }),
+        h("span", { class: "status-text" }, status === "requesting" ? "Preparing upload…" : `Uploading ${percent}%`),
+      );
+    } else if (status === "error") {
+      statusCell.append(badge("failed", "Not uploaded"), h("p", { class: "status-reason" }, row.problem ?? ""));
+    } else if (doc) {
+      const label =
+        doc.status === "awaiting_upload" && row.progress === 1 ? "Uploaded, waiting to be queued" : STATUS_LABEL[doc.status];
+      statusCell.append(badge(doc.status, label));
+      if (doc.status === "failed" && doc.error) statusCell.append(h("p", { class: "status-reason" }, doc.error));
+    }
+    const actions = h("td", { class: "row-actions" });
+    if (app.canEdit() && doc && doc.status !== "deleted" && status !== "uploading" && status !== "requesting") {
+      if (doc.status === "failed") {
+        actions.append(
+          h(
+            "button",
+            { type: "button", class: "button button-quiet", "aria-label": `Retry indexing ${row.filename}`, onclick: () => void retry(row) },
+            "Retry",
+          ),
+        );
+      }
+      actions.append(
+        h(
+          "button",
+          { type: "button", class: "button button-quiet button-danger-text", "aria-label": `Delete ${row.filename}`, onclick: () => void remove(row) },
+          "Delete",
+        ),
+      );
+    } else if (row.problem) {
+      actions.append(
+        h(
+          "button",
+          { type: "button", class: "button button-quiet", "aria-label": `Dismiss ${row.filename}`, onclick: () => dismiss(row) },
+          "Dismiss",
+        ),
+      );
+    }
+    row.tr.dataset.status = status;
+    row.tr.replaceChildren(
+      h("th", { scope: "row", class: "doc-name" }, row.filename),
+      statusCell,
+      h("td", { class: "num" }, doc?.pages != null ? formatNumber(doc.pages) : "—"),
+      h("td", { class: "num" }, doc?.chunks ? formatNumber(doc.chunks) : "—"),
+      h("td", { class: "num" }, formatBytes(row.size)),
+      h("td", { class: "added" }, doc ? formatDate(doc.createdAt) : "now"),
+      actions,
+    );
+  }
+
+  function badge(status: string, label: string): HTMLElement {
+    return h("span", { class: `status-badge status-${status}` }, label);
+  }
+
+  async function remove(row: Row): Promise<void> {
+    const confirmed = await confirmDialog(
+      `Delete “${row.filename}”?`,
+      "The document and its passages are removed from search and chat. This can't be undone.",
+      "Delete document",
+    );
+    if (!confirmed || !row.doc) return;
+    try {
+      await app.api.deleteDocument(row.doc.id);
+      rows.delete(row.key);
+      row.tr.remove();
+      announce(`${row.filename} deleted.`);
+      refreshEmpty();
+      heading.focus();
+    } catch (error) {
+      row.problem = errorMessage(error);
+      renderRow(row);
+    }
+  }
+
+  async function retry(row: Row): Promise<void> {
+    if (!row.doc) return;
+    try {
+      row.doc = await app.api.reindexDocument(row.doc.id);
+      renderRow(row);
+      watch(row);
+      announce(`${row.filename} queued for indexing again.`);
+    } catch (error) {
+      announce(`${row.filename}: ${errorMessage(error)}`);
+    }
+  }
+
+  function dismiss(row: Row): void {
+    rows.delete(row.key);
+    row.tr.remove();
+    refreshEmpty();
+    heading.focus();
+  }
+
+  // --- live status -------------------------------------------------------------------------------
+
+  function watch(row: Row): void {
+    row.watchedSince ??= Date.now();
+    schedulePoll(POLL_MS);
+  }
+
+  function schedulePoll(delay: number): void {
+    if (pollTimer === undefined && !signal.aborted) pollTimer = window.setTimeout(() => void poll(), delay);
+  }
+
+  async function poll(): Promise<void> {
+    pollTimer = undefined;
+    const watched = [...rows.values()].filter((r) => r.watchedSince !== null && r.doc);
+    await Promise.all(
+      watched.map(async (row) => {
+        try {
+          const fresh = await app.api.document(row.doc!.id, signal);
+          const before = row.doc!.status;
+          row.doc = fresh;
+          if (fresh.status !== before || TERMINAL.includes(fresh.status)) renderRow(row);
+          if (TERMINAL.includes(fresh.status)) {
+            row.watchedSince = null;
+            if (fresh.status === "ready") {
+              announce(`${row.filename} is ready: ${formatNumber(fresh.chunks ?? 0)} passages indexed.`);
+            } else if (fresh.status === "failed") {
+              announce(`${row.filename} failed: ${fresh.error ?? "unknown reason"}`);
+            }
+          }
+        } catch (error) {
+          if (signal.aborted) return;
+          if ((error as { status?: number }).status === 404) row.watchedSince = null; // deleted elsewhere
+        }
+      }),
+    );
+    const waiting = [...rows.values()].filter((r) => r.watchedSince !== null);
+    if (waiting.length) {
+      const oldest = Math.min(...waiting.map((r) => r.watchedSince!));
+      schedulePoll(Date.now() - oldest > 60_000 ? SLOW_POLL_MS : POLL_MS);
+    }
+  }
+
+  // --- uploads ---------------------------------------------------------------------------------
+
+  const queue: { row: Row; file: File }[] = [];
+  let active = 0;
+
+  function upload(files: File[]): void {
+    if (files.length === 0) return;
+    for (const file of files) {
+      const row = addRow(`upload-${crypto.randomUUID()}`, file.name, file.size, "start");
+      row.progress = 0;
+      renderRow(row);
+      queue.push({ row, file });
+    }
+    refreshEmpty();
+    announce(`Uploading ${files.length} ${files.length === 1 ? "file" : "files"}.`);
+    pump();
+  }
+
+  function pump(): void {
+    while (active < PARALLEL_UPLOADS && queue.length && !signal.aborted) {
+      const next = queue.shift()!;
+      active += 1;
+      void send(next.row, next.file).finally(() => {
+        active -= 1;
+        pump();
+      });
+    }
+  }
+
+  async function send(row: Row, file: File): Promise<void> {
+    let ticket;
+    try {
+      ticket = await app.api.requestUpload(collectionId, file);
+    } catch (error) {
+      row.progress = null;
+      row.problem = errorMessage(error);
+      renderRow(row);
+      announce(`${row.filename} was not uploaded: ${row.problem}`);
+      return;
+    }
+    const now = new Date().toISOString();
+    row.doc = {
+      id: ticket.documentId, collectionId, filename: file.name, contentType: file.type, size: file.size,
+      status: "awaiting_upload", error: null, pages: null, chunks: null, createdAt: now, updatedAt: now, indexedAt: null,
+    };
+    row.tr.dataset.document = ticket.documentId;
+    let lastPercent = -1;
+    try {
+      await putBlob(
+        ticket,
+        file,
+        (fraction) => {
+          const percent = Math.floor(fraction * 100);
+          if (percent !== lastPercent) {
+            lastPercent = percent;
+            row.progress = fraction;
+            renderRow(row);
+          }
+        },
+        signal,
+      );
+    } catch (error) {
+      if (signal.aborted) return;
+      row.progress = null;
+      row.problem = errorMessage(error);
+      renderRow(row);
+      announce(`${row.filename} was not uploaded: ${row.problem}`);
+      void app.api.deleteDocument(ticket.documentId).catch(() => undefined); // no half-made document left
+      row.doc = null;
+      renderRow(row);
+      return;
+    }
+    row.progress = 1;
+    renderRow(row);
+    watch(row);
+  }
+
+  // --- drop zone ---------------------------------------------------------------------------------
+
+  const input = h("input", { type: "file", id: "file-input", multiple: true, accept: ACCEPT, class: "visually-hidden", tabindex: "-1" });
+  input.addEventListener("change", () => {
+    upload(Array.from(input.files ?? []));
+    input.value = "";
+  });
+  const choose = h("button", { type: "button", class: "button button-primary", onclick: () => input.click() }, "Choose files");
+  const zone = h(
+    "div",
+    { class: "dropzone", "aria-describedby": "dropzone-hint" },
+    h("p", { class: "dropzone-title" }, "Drag and drop files here, or"),
+    choose,
+    h("label", { for: "file-input", class: "visually-hidden" }, "Files to upload"),
+    input,
+    h("p", { id: "dropzone-hint", class: "hint" }, "PDF, Word (.docx), HTML, Markdown or plain text. Several at once is fine."),
+  );
+  let depth = 0;
+  zone.addEventListener("dragenter", (event) => {
+    event.preventDefault();
+    depth += 1;
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) zone.classList.remove("dragging");
+  });
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer) event.dataTransfer.dropEffect = "copy";
+  });
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    depth = 0;
+    zone.classList.remove("dragging");
+    upload(Array.from(event.dataTransfer?.files ?? []));
+  });
+  // A file dropped next to the zone must not make the browser navigate away to it.
+  const swallow = (event: DragEvent) => {
+    if (!zone.contains(event.target as Node)) event.preventDefault();
+  };
+  window.addEventListener("dragover", swallow);
+  window.addEventListener("drop", swallow);
+
+  const crumb = h("span", { "aria-current": "page" }, "Collection");
+  const el = h(
+    "section",
+    { class: "page" },
+    h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" }, h("a", { href: "/" }, "Collections"), h("span", { "aria-hidden": "true" }, " / "), crumb),
+    heading,
+    description,
+    app.canEdit() ? h("section", { class: "upload", "aria-labelledby": "upload-title" }, h("h2", { id: "upload-title" }, "Upload documents"), zone) : null,
+    h("section", { "aria-labelledby": "documents-title" }, h("h2", { id: "documents-title" }, "Documents"), documents),
+  );
+  void load();
+  return {
+    title: "Collection",
+    el,
+    dispose: () => {
+      controller.abort();
+      window.clearTimeout(pollTimer);
+      window.removeEventListener("dragover", swallow);
+      window.removeEventListener("drop", swallow);
+    },
+  };
+}

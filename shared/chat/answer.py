@@ -1,0 +1,172 @@
+"""One chat turn: rewrite → search → prompt → generate → cite, as a stream of events.
+
+:func:`run_turn` is a generator of event dicts, the NDJSON lines of ``POST /api/chat``:
+
+* ``{"type": "session", "sessionId", "title", "created"}`` — first, once the turn is accepted;
+* ``{"type": "delta", "text"}`` — answer text, in order;
+* ``{"type": "citations", "citations": [{n, chunkId, documentId, title, headingPath, pages, snippet}]}``;
+* ``{"type": "done", "messageId", "usage", "provider", "model", "extractive", "grounded"}`` — last;
+
+Failures are raised as :class:`~shared.errors.FolioError`. One raised before the session event (bad
+input, unknown session, quota) can still be an HTTP status; one raised after it (a provider's 429 or
+timeout, the store down...) ends the stream, and the HTTP layer writes it as a final
+``{"type": "error", "error": {problem+json}}`` line. A failed turn stores nothing.
+
+Scope comes only from the caller: the workspace searched is ``caller.tenant_id`` (the search
+filters on it in SQL, and row-level security backs that), the history is the caller's own session
+read from the caller's own partition, and the collection filter can only narrow that workspace.
+Neither a document nor a model's output can change any of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from shared import billing
+from shared.chat import prompt
+from shared.chat.providers import Provider, Source, Usage, complete, get_provider, user_provider
+from shared.chat.secrets import SecretStore, get_user_key
+from shared.chat.store import ChatStore, now_iso, owner_of
+from shared.config import Settings
+from shared.db import Database
+from shared.errors import Conflict, FolioError, Invalid
+from shared.search import SearchRequest, search
+from shared.tenancy import Caller
+
+_log = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Turn:
+    message: str
+    session_id: UUID | None = None
+    collection_ids: tuple[UUID, ...] = ()
+
+
+def run_turn(turn: Turn, *, caller: Caller, db: Database, store: ChatStore, settings: Settings, embedder: Any,
+             keys: SecretStore | None = None, provider: Provider | None = None) -> Iterator[dict[str, Any]]:
+    """The events of one turn (see the module docstring). ``provider`` overrides the configured one (tests)."""
+    message = turn.message.strip()
+    if not message:
+        raise Invalid("Field 'message' must not be empty.", fields=["message"])
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise Invalid(f"Field 'message' must be at most {MAX_MESSAGE_CHARS} characters.", fields=["message"])
+    owner = owner_of(caller)
+
+    own_key = get_user_key(keys, caller) if provider is None else None
+    if provider is None:
+        provider = (user_provider(settings, own_key.provider, own_key.api_key, own_key.model) if own_key
+                    else get_provider(settings))
+    billed = own_key is None  # with their own key the user pays the provider; usage is still recorded
+    if billed:
+        billing.check(db, caller, billing.CHAT_TOKENS, 1)  # 402 before any work when the month is used up
+
+    if turn.session_id is not None:
+        session = store.get_session(owner, str(turn.session_id))
+        if session.get("turns", 0) >= settings.chat_max_turns:
+            raise Conflict(f"This chat has reached {settings.chat_max_turns} turns; start a new one.")
+        history = store.recent_messages(owner, session["id"], 2 * settings.chat_history_turns)
+        created = False
+    else:
+        session = store.create_session(owner, message)
+        history, created = [], True
+    yield {"type": "session", "sessionId": session["id"], "title": session["title"], "created": created}
+    yield from _answer(message, turn, session["id"], history, caller=caller, db=db, store=store,
+                       settings=settings, embedder=embedder, provider=provider, billed=billed)
+
+
+def _answer(message: str, turn: Turn, session_id: str, history: list[dict[str, Any]], *, caller: Caller,
+            db: Database, store: ChatStore, settings: Settings, embedder: Any, provider: Provider,
+            billed: bool) -> Iterator[dict[str, Any]]:
+    asked_at = now_iso()
+    usage = Usage()
+    query = message
+    if prompt.needs_rewrite(message, history):
+        query, rewrite_usage = _rewrite(provider, message, history)
+        usage = usage.add(rewrite_usage)
+
+    sources = retrieve(db, caller, query, turn.collection_ids, embedder, settings.chat_sources)
+    answer: list[str] = []
+    cite = prompt.CitationFilter({s.n for s in sources})
+    if sources:
+        generation = prompt.answer_generation(message, sources, history, settings.chat_max_output_tokens)
+        for piece in provider.stream(generation):
+            if isinstance(piece, Usage):
+                usage = usage.add(piece)
+                continue
+            text = cite.feed(piece)
+            if text:
+                answer.append(text)
+                yield {"type": "delta", "text": text}
+        rest = cite.finish()
+        if rest:
+            answer.append(rest)
+            yield {"type": "delta", "text": rest}
+    else:
+        # Nothing retrieved: say so without asking a model to make something up.
+        answer.append(prompt.NO_ANSWER)
+        yield {"type": "delta", "text": prompt.NO_ANSWER}
+
+    by_number = {s.n: s for s in sources}
+    citations = [by_number[n].citation() for n in sorted(cite.cited)]
+    yield {"type": "citations", "citations": citations}
+
+    if billed and usage.total_tokens:
+        billing.consume(db, caller, billing.CHAT_TOKENS, usage.total_tokens, allow_overrun=True,
+                        source=f"chat:{session_id}")
+    text = "".join(answer)
+    model = {"provider": provider.name, "model": provider.model, "extractive": provider.extractive}
+    _, stored = store.append_turn(
+        owner_of(caller), session_id,
+        {"role": "user", "content": message, "createdAt": asked_at,
+         **({"query": query} if query != message else {})},
+        {"role": "assistant", "content": text, "citations": citations, "usage": usage.as_json(), "billed": billed,
+         **model},
+        max_turns=settings.chat_max_turns)
+    yield {"type": "done", "messageId": stored[1]["id"], "usage": usage.as_json(), **model,
+           "grounded": bool(citations)}
+
+
+def _rewrite(provider: Provider, message: str, history: list[dict[str, Any]]) -> tuple[str, Usage]:
+    """A standalone query for a follow-up question; the model's if there is one, else a heuristic."""
+    if provider.extractive:
+        return prompt.heuristic_rewrite(message, history), Usage()
+    try:
+        text, usage = complete(provider, prompt.rewrite_generation(message, history))
+    except FolioError as exc:
+        # The rewrite only improves retrieval: when it fails, search with the heuristic instead. If the
+        # provider is really down, the answer itself fails next and says so.
+        _log.info("question rewrite failed (%s); using the heuristic", type(exc).__name__)
+        return prompt.heuristic_rewrite(message, history), Usage()
+    query = " ".join(text.split())[:1000]
+    return (query or prompt.heuristic_rewrite(message, history)), usage
+
+
+def retrieve(db: Database, caller: Caller, query: str, collection_ids: tuple[UUID, ...], embedder: Any,
+             top: int) -> list[Source]:
+    """The caller's best passages for ``query``, numbered 1..n, with their full text."""
+    found = search(db, caller, SearchRequest(query=query[:1000], top=top, collection_ids=collection_ids),
+                   embedder=embedder)["results"]
+    if not found:
+        return []
+    ids = [int(r["chunkId"]) for r in found]
+    with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        bodies = {row["chunk_id"]: row["body"] for row in conn.execute(
+            "SELECT chunk_id, body FROM chunks WHERE tenant_id = %s AND chunk_id = ANY(%s)",
+            (caller.tenant_id, ids))}
+    sources = []
+    for result in found:
+        body = bodies.get(int(result["chunkId"]))
+        if body is None:  # deleted between the search and now
+            continue
+        sources.append(Source(n=len(sources) + 1, chunk_id=result["chunkId"], document_id=result["documentId"],
+                              title=result["title"], heading_path=list(result["headingPath"] or []),
+                              pages=result["pages"], snippet=result["snippet"], text=body))
+    return sources
+
