@@ -2,18 +2,30 @@
 
 import azure.functions as func
 
-from blueprints import api_billing, billing_timer, stripe_webhook
-from blueprints import api_passages
-from blueprints import api_chat
-from blueprints import api_collections, api_documents, api_health, api_search, api_workspace, blob_events, indexer
+from blueprints import (
+    api_billing,
+    api_chat,
+    api_collections,
+    api_documents,
+    api_health,
+    api_passages,
+    api_search,
+    api_workspace,
+    billing_timer,
+    blob_events,
+    indexer,
+    stripe_webhook,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (api_health.bp, api_workspace.bp, api_collections.bp, api_documents.bp, api_search.bp,
-                  blob_events.bp, indexer.bp):
+for blueprint in (
+    # HTTP API for the web app and API-key callers
+    api_health.bp, api_workspace.bp, api_collections.bp, api_documents.bp, api_passages.bp, api_search.bp,
+    api_chat.bp, api_billing.bp,
+    # Stripe's webhook (authenticated by its signature) and the metering timer
+    stripe_webhook.bp, billing_timer.bp,
+    # ingestion: Event Grid blob events and the Service Bus indexer
+    blob_events.bp, indexer.bp,
+):
     app.register_functions(blueprint)
-app.register_functions(api_billing.bp)
-app.register_functions(stripe_webhook.bp)
-app.register_functions(billing_timer.bp)
-app.register_functions(api_passages.bp)
-app.register_functions(api_chat.bp)
