@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from shared.errors import ConfigError, FolioError, Unavailable
+from shared.retry_after import retry_after
 
 _log = logging.getLogger(__name__)
 
@@ -402,7 +403,7 @@ class AzureOpenAIEmbedder:
                 error_code = _error_code(exc)
                 exc.close()
                 if status == 429:
-                    wait = _retry_after(headers)
+                    wait = retry_after(headers)
                     throttled += 1
                     if wait is None:
                         wait = min(self._backoff_s * 2 ** min(throttled - 1, 5), 10.0)
@@ -417,7 +418,7 @@ class AzureOpenAIEmbedder:
                     continue
                 if status == 408 or status >= 500:
                     failures += 1
-                    wait = self._backoff(failures, _retry_after(headers))
+                    wait = self._backoff(failures, retry_after(headers))
                     if failures > self._max_retries or time.monotonic() + wait > deadline:
                         raise Unavailable(
                             f"Azure OpenAI embeddings failed with HTTP {status} after {failures} attempts"
@@ -469,31 +470,6 @@ class AzureOpenAIEmbedder:
                 )
         # Shortened text-embedding-3 vectors come back normalised, but the index relies on it.
         return [_l2_normalise([float(x) for x in vector]) for vector in vectors]
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` (Azure) or ``Retry-After`` (seconds or HTTP date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("Retry-After")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            import email.utils
-
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-                return max(0.0, when.timestamp() - time.time())
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 def _error_code(exc: Any) -> str:

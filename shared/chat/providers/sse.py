@@ -17,12 +17,12 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from shared.chat.providers.base import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from shared.errors import ConfigError
+from shared.retry_after import retry_after
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _BUSY = {429, 503, 529}  # 529: Anthropic's "overloaded"
@@ -72,23 +72,9 @@ def parse_events(lines: Iterator[bytes]) -> Iterator[Event]:
 
 
 def retry_after_s(headers: Any, default: float) -> float:
-    """Seconds to wait, from ``retry-after-ms`` (Azure OpenAI, OpenAI) or ``Retry-After`` (seconds or a date)."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                pass
-    return default
+    """Seconds to wait after a 429: what the service asks for, else ``default``."""
+    wait = retry_after(headers)
+    return default if wait is None else wait
 
 
 class StreamingClient:
