@@ -112,7 +112,7 @@ def delete_document(db: Database, blobs: BlobStore, caller: Caller, document_id:
     caller.require(Role.MEMBER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         row = conn.execute(
-            "UPDATE documents SET status = 'deleted', error = NULL, updated_at = now()"
+            "UPDATE documents SET status = 'deleted', error = NULL, chunk_count = 0, updated_at = now()"
             " WHERE tenant_id = %s AND document_id = %s AND status <> 'deleted' RETURNING collection_id",
             (caller.tenant_id, document_id),
         ).fetchone()
@@ -120,8 +120,6 @@ def delete_document(db: Database, blobs: BlobStore, caller: Caller, document_id:
             raise NotFound("No such document.")
         # Search never shows chunks of a deleted document, even before the removal job runs.
         conn.execute("DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s", (caller.tenant_id, document_id))
-        conn.execute("UPDATE documents SET chunk_count = 0 WHERE tenant_id = %s AND document_id = %s",
-                     (caller.tenant_id, document_id))
         audit.record(conn, caller, "document.delete", "document", document_id)
     blobs.delete(BlobRef(caller.tenant_id, row["collection_id"], document_id))
 
