@@ -51,5 +51,12 @@ test: install browser
 migrate: install
 	$(BIN)/python -m shared.cli migrate
 
+# The benchmarks of the README, in order (the retrieval one needs ../shared/data/scifact; minutes).
+bench: install
+	$(BIN)/python -m benchmarks.coldstart --json
+	$(BIN)/python -m benchmarks.ingest --json
+	$(BIN)/python -m benchmarks.retrieval --dataset ../shared/data/scifact --split test --json
+	$(BIN)/python -m benchmarks.search --chunks 100000 --json
+
 clean:
 	rm -rf $(VENV) node_modules .local frontend/node_modules frontend/dist
