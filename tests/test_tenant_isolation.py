@@ -184,3 +184,29 @@ def test_tenant_id_leads_every_tenant_key(admin_conn: psycopg.Connection) -> Non
     ).fetchall()
     offenders = [(r["relname"], r["conname"]) for r in rows if r["first_column"] != "tenant_id" and r["refers_to"] != "users"]
     assert offenders == []
+
+
+def test_search_view_shows_only_the_current_tenants_chunks(client: Client, app_conn: psycopg.Connection,
+                                                           admin_conn: psycopg.Connection) -> None:
+    """tenant_chunks runs with the owner's rights (so GIN is usable): its own filter must hold."""
+    tenant_a, coll_a = _tenant_with_collection(client)
+    tenant_b, coll_b = _tenant_with_collection(client)
+    for tenant, collection in ((tenant_a, coll_a), (tenant_b, coll_b)):
+        admin_conn.execute("SELECT set_config('app.tenant_id', %s, false)", (tenant,))
+        document = uuid.uuid4()
+        admin_conn.execute("INSERT INTO documents (tenant_id, document_id, collection_id, filename, blob_path)"
+                           " VALUES (%s, %s, %s, 'x.md', 'x')", (tenant, document, collection))
+        admin_conn.execute("INSERT INTO chunks (tenant_id, document_id, collection_id, ordinal, body, char_start,"
+                           " char_end, content_hash) VALUES (%s, %s, %s, 0, 'shared secret words', 0, 19, 'h')",
+                           (tenant, document, collection))
+    with app_conn.transaction():
+        _set_tenant(app_conn, None)
+        assert app_conn.execute("SELECT count(*) AS n FROM tenant_chunks").fetchone()["n"] == 0
+    with app_conn.transaction():
+        _set_tenant(app_conn, tenant_a)
+        rows = app_conn.execute("SELECT tenant_id FROM tenant_chunks WHERE tsv @@ 'secret'::tsquery").fetchall()
+        assert {str(r["tenant_id"]) for r in rows} == {tenant_a}
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with app_conn.transaction():
+            _set_tenant(app_conn, tenant_a)
+            app_conn.execute("DELETE FROM tenant_chunks")
