@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from shared.config import Settings
@@ -11,11 +12,32 @@ from shared.errors import FolioError
 
 
 def check(settings: Settings, db: Database) -> tuple[bool, dict[str, Any]]:
-    """Each dependency's status; healthy only when every required one is up."""
+    """Each dependency's status. Unhealthy (503) only when the database is down: without it nothing
+    works; with Storage or Cosmos DB down, search still works, so the status is "degraded"."""
     checks = {"database": _database(db)}
-    healthy = all(c["status"] == "ok" for c in checks.values())
-    return healthy, {"status": "ok" if healthy else "unavailable", "environment": settings.environment,
-                     "checks": checks}
+    if settings.storage_account_url or (settings.storage_connection_string and settings.storage_connection_string.is_set()):
+        from shared.storage import get_blob_store
+
+        checks["storage"] = _probe(lambda: get_blob_store().ping())
+    if settings.cosmos_endpoint:
+        from shared.chat.store import get_chat_store
+
+        checks["cosmos"] = _probe(lambda: get_chat_store().ping())
+    healthy = checks["database"]["status"] == "ok"
+    degraded = healthy and any(c["status"] != "ok" for c in checks.values())
+    status = "unavailable" if not healthy else "degraded" if degraded else "ok"
+    return healthy, {"status": status, "environment": settings.environment, "checks": checks}
+
+
+def _probe(ping: Callable[[], None]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        ping()
+    except FolioError as exc:
+        return {"status": "down", "error": exc.detail}
+    except Exception as exc:
+        return {"status": "down", "error": type(exc).__name__}
+    return {"status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 1)}
 
 
 def _database(db: Database) -> dict[str, Any]:

@@ -93,6 +93,14 @@ class BlobStore:
         """The upload container's client (the local Event Grid stand-in lists it)."""
         return self._container
 
+    def ping(self) -> None:
+        """Read the upload container's properties: proves the endpoint, the credential, the container."""
+        try:
+            # No retries: health answers now; the request path keeps the SDK's retry policy.
+            self._container.get_container_properties(timeout=5, retry_total=0)
+        except Exception as exc:
+            raise Unavailable("Blob storage is unavailable.") from exc
+
     def ensure_container(self) -> None:
         from azure.core.exceptions import ResourceExistsError
 

@@ -43,3 +43,21 @@ def test_health_reports_when_the_app_role_bypasses_rls(client: Client, settings_
         assert db["rowLevelSecurity"] == "bypassed"
     finally:
         reset_database()
+
+
+def test_health_reports_storage_and_is_degraded_not_down_without_it(client: Client, settings_override: Any) -> None:
+    from shared.storage import reset_blob_store
+
+    report = client.get("/api/health").json()
+    assert report["checks"]["storage"]["status"] == "ok"
+    settings_override(STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                      "AccountKey=Zm9v;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    reset_blob_store()
+    try:
+        response = client.get("/api/health")
+        assert response.status == 200
+        report = response.json()
+        assert report["status"] == "degraded" and report["checks"]["storage"]["status"] == "down"
+        assert "Zm9v" not in response.body.decode()
+    finally:
+        reset_blob_store()

@@ -29,7 +29,6 @@ import binascii
 import datetime as dt
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,8 +36,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.config import Settings
+from shared.config import Settings, get_settings
 from shared.errors import Conflict, FolioError, Invalid, NotFound, PreconditionFailed, Unavailable
+from shared.lazy import ProcessSingleton
 from shared.tenancy import Caller
 
 _log = logging.getLogger(__name__)
@@ -126,6 +126,11 @@ class ChatStore:
         # there is a 500 taken to mean "not found"; from real Cosmos DB a 500 is an outage.
         self._local_emulator = local_emulator
         self._now = clock
+
+    def ping(self) -> None:
+        """Read the container's properties: proves the endpoint, the credential and the container."""
+        with _cosmos_errors("checking the chat store"):
+            self._container.read()
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -329,8 +334,6 @@ def _unavailable(doing: str, exc: BaseException) -> Unavailable:
 
 # --- the process-wide client ------------------------------------------------------------------
 
-_lock = threading.Lock()
-_store: ChatStore | None = None
 
 
 def is_local_endpoint(endpoint: str) -> bool:
@@ -368,24 +371,21 @@ def cosmos_client(settings: Settings) -> Any:
     return CosmosClient(endpoint, credential, **options)
 
 
-def get_chat_store(settings: Settings) -> ChatStore:
-    """The process-wide store; the client (and its connection pool) is created once, on first use."""
-    global _store
-    if _store is None:
-        with _lock:
-            if _store is None:
-                client = cosmos_client(settings)
-                container = client.get_database_client(settings.cosmos_database).get_container_client(
-                    settings.cosmos_chat_container)
-                _store = ChatStore(container, local_emulator=is_local_endpoint(settings.cosmos_endpoint or ""))
-    return _store
+def _build_store() -> ChatStore:
+    settings = get_settings()
+    container = cosmos_client(settings).get_database_client(settings.cosmos_database).get_container_client(
+        settings.cosmos_chat_container)
+    return ChatStore(container, local_emulator=is_local_endpoint(settings.cosmos_endpoint or ""))
 
 
-def reset_chat_store() -> None:
-    """Forget the process store (tests and the local host, after settings change)."""
-    global _store
-    with _lock:
-        _store = None
+# The process-wide store; the client (and its connection pool) is created once, on first use.
+_store: ProcessSingleton[ChatStore] = ProcessSingleton(_build_store)
+# Forget the process store (tests and the local host, after settings change).
+reset_chat_store = _store.reset
+
+
+def get_chat_store(settings: Settings | None = None) -> ChatStore:
+    return _store.get()
 
 
 def ensure_container(settings: Settings) -> None:
