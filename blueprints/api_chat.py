@@ -123,7 +123,7 @@ def chat_sessions_get(request: ApiRequest) -> func.HttpResponse:
 @endpoint(bp, "chat/sessions/{sessionId}", ["PATCH"])
 def chat_sessions_rename(request: ApiRequest) -> func.HttpResponse:
     session_id = str(request.path_id("sessionId", "chat session"))
-    body = request.json({"title": Field(str, required=True, min_length=1, max_length=MAX_TITLE_CHARS)})
+    body = request.json({"title": Field(str, required=True, min_length=1, max_length=MAX_TITLE_CHARS, single_line=True)})
     session = get_chat_store(request.settings).rename_session(owner_of(request.caller), session_id, body["title"],
                                                               if_match=_if_match(request))
     return ok(_session(session), headers={"ETag": http_etag(session["_etag"])})
@@ -149,7 +149,8 @@ def chat_key_get(request: ApiRequest) -> func.HttpResponse:
 @endpoint(bp, "chat/key", ["PUT"])
 def chat_key_set(request: ApiRequest) -> func.HttpResponse:
     body = request.json({"provider": Field(str, required=True, choices=BYO_PROVIDERS),
-                         "apiKey": Field(str, required=True, max_length=512), "model": Field(str, max_length=100)})
+                         "apiKey": Field(str, required=True, max_length=512, single_line=True),
+                         "model": Field(str, max_length=100, single_line=True)})
     key = set_user_key(get_secret_store(request.settings), request.db, request.caller, body["provider"], body["apiKey"],
                        body.get("model"), allowed=BYO_PROVIDERS)
     return ok({"configured": True, **key.describe()})

@@ -13,7 +13,7 @@ bp = func.Blueprint()
 
 @endpoint(bp, "collections", ["POST"])
 def collections_create(request: ApiRequest) -> func.HttpResponse:
-    body = request.json({"name": Field(str, required=True, min_length=1, max_length=200),
+    body = request.json({"name": Field(str, required=True, min_length=1, max_length=200, single_line=True),
                          "description": Field(str, max_length=2000)})
     created = collections.create_collection(request.db, request.caller, body["name"], body.get("description", ""))
     return ok(created, status=201, headers={"Location": f"/api/collections/{created['id']}"})

@@ -15,8 +15,8 @@ bp = func.Blueprint()
 
 @endpoint(bp, "collections/{collectionId}/documents", ["POST"])
 def documents_upload(request: ApiRequest) -> func.HttpResponse:
-    body = request.json({"filename": Field(str, required=True, min_length=1, max_length=255),
-                         "contentType": Field(str, max_length=200),
+    body = request.json({"filename": Field(str, required=True, min_length=1, max_length=255, single_line=True),
+                         "contentType": Field(str, max_length=200, single_line=True),
                          "size": Field(int, required=True)})
     created = documents.request_upload(
         request.db, get_blob_store(request.settings), request.caller, request.path_id("collectionId", "collection"),

@@ -9,7 +9,7 @@ from shared import billing
 from shared.embedding import get_embedder
 from shared.errors import Invalid
 from shared.search import SearchRequest, search
-from shared.validation import Field, parse_object, parse_uuid
+from shared.validation import Field, check_text, parse_object, parse_uuid
 
 bp = func.Blueprint()
 
@@ -19,6 +19,8 @@ _FILTERS = {"docType": Field(list), "jurisdiction": Field(list), "documentIds": 
 def _strings(values: list, name: str, *, limit: int = 50) -> tuple[str, ...]:
     if len(values) > limit or not all(isinstance(v, str) and 0 < len(v) <= 100 for v in values):
         raise Invalid(f"'{name}' must be a list of at most {limit} non-empty strings.", fields=[name])
+    for value in values:
+        check_text(name, value, single_line=True)
     return tuple(values)
 
 

@@ -25,7 +25,7 @@ def members_list(request: ApiRequest) -> func.HttpResponse:
 
 @endpoint(bp, "members", ["POST"])
 def members_add(request: ApiRequest) -> func.HttpResponse:
-    body = request.json({"email": Field(str, required=True, min_length=3, max_length=320),
+    body = request.json({"email": Field(str, required=True, min_length=3, max_length=320, single_line=True),
                          "role": Field(str, required=True, choices=_ROLES)})
     result = workspaces.add_member(request.db, request.caller, body["email"], body["role"])
     return ok(result, status=201 if result["status"] == "added" else 202)
@@ -44,7 +44,7 @@ def api_keys_list(request: ApiRequest) -> func.HttpResponse:
 
 @endpoint(bp, "apikeys", ["POST"])
 def api_keys_create(request: ApiRequest) -> func.HttpResponse:
-    body = request.json({"name": Field(str, required=True, min_length=1, max_length=100),
+    body = request.json({"name": Field(str, required=True, min_length=1, max_length=100, single_line=True),
                          "role": Field(str, choices=("member", "viewer"))})
     created = workspaces.create_api_key(request.db, request.caller, body["name"], body.get("role", "viewer"))
     return ok(created, status=201)

@@ -17,6 +17,11 @@ class Field:
     min_length: int = 0
     choices: tuple[str, ...] | None = None
     strip: bool = True
+    single_line: bool = False  # names and titles: no line breaks or tabs either
+
+
+# Characters that make a name display as something else: bidi overrides and isolates.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def parse_json(body: bytes) -> Any:
@@ -26,6 +31,10 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Invalid(f"The request body is not valid JSON ({exc.__class__.__name__}: {_short(exc)}).") from None
+    except RecursionError:
+        raise Invalid("The request body is nested too deeply.") from None
+    except ValueError:  # e.g. an integer longer than Python's digit limit
+        raise Invalid("The request body holds a value that cannot be read.") from None
 
 
 def _short(exc: Exception) -> str:
@@ -61,11 +70,23 @@ def _check(name: str, value: Any, field: Field) -> Any:
                           f"Field '{name}' must be at least {field.min_length} characters.", fields=[name])
         if field.max_length is not None and len(value) > field.max_length:
             raise Invalid(f"Field '{name}' must be at most {field.max_length} characters.", fields=[name])
-        if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
-            raise Invalid(f"Field '{name}' contains control characters.", fields=[name])
+        check_text(name, value, single_line=field.single_line)
         if field.choices is not None and value not in field.choices:
             raise Invalid(f"Field '{name}' must be one of: {', '.join(field.choices)}.", fields=[name])
     return value
+
+
+def check_text(name: str, value: str, *, single_line: bool = False) -> None:
+    """Refuse control characters (single-line text: tabs and line breaks too), bidi overrides,
+    and lone surrogates, which JSON can carry but UTF-8 (and so PostgreSQL) cannot."""
+    allowed = "" if single_line else "\t\n\r"
+    for c in value:
+        code = ord(c)
+        if (code < 32 and c not in allowed) or 0x7F <= code <= 0x9F or c in _BIDI_CONTROLS or (
+                single_line and c in "\u2028\u2029"):
+            raise Invalid(f"Field '{name}' contains control characters.", fields=[name])
+        if 0xD800 <= code <= 0xDFFF:
+            raise Invalid(f"Field '{name}' is not valid Unicode text.", fields=[name])
 
 
 def _json_type(kind: type) -> str:

@@ -38,6 +38,8 @@ def authenticate(headers: Mapping[str, str], settings: Settings) -> Principal | 
         scheme, _, value = authorization.strip().partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:
+            if not settings.auth_audience:  # no Entra app registration configured: not a server error
+                raise Unauthenticated("This deployment does not accept bearer tokens; sign in through the web app.")
             return _validator(settings).validate(value)
         if scheme.lower() == "apikey" and value:
             return apikeys.parse(value)
