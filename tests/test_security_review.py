@@ -1,4 +1,4 @@
-"""A hostile review of the API: cross-tenant access, auth, hostile input, uploads, webhooks, chat."""
+"""A hostile review of the API: cross-tenant access, auth, hostile input, uploads, webhooks, chat.
 
 Each test states the expected *secure* behaviour. A failing test here is a finding; a passing one is a
 regression guard for an attack that held up.
