@@ -11,6 +11,7 @@ from shared.config import get_settings
 from shared.db import get_database
 from shared.errors import Invalid
 from shared.queue import get_job_queue
+from shared.storage import get_blob_store
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 
 bp = func.Blueprint()
@@ -33,7 +34,8 @@ def on_blob_event(event: func.EventGridEvent, context: func.Context) -> None:
         if parsed is None:
             return
         db = get_database()
-        outcome = handle_blob_event(db, get_job_queue(settings, db), parsed, container=settings.upload_container)
+        outcome = handle_blob_event(db, get_job_queue(settings, db), parsed, container=settings.upload_container,
+                                    blobs=get_blob_store(settings), max_bytes=settings.max_upload_bytes)
         _log.info("blob event %s %s -> %s", event.id, event.event_type, outcome)
     finally:
         unbind_invocation(token)

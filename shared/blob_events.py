@@ -60,8 +60,14 @@ def _etag_key(etag: str | None) -> str | None:
     return None if etag is None else etag.strip('"')
 
 
-def handle_blob_event(db: Database, queue: Any, event: BlobEvent, *, container: str) -> str:
-    """Apply one event; returns what happened (for logs and tests). Raises only for transient errors."""
+def handle_blob_event(db: Database, queue: Any, event: BlobEvent, *, container: str, blobs: Any = None,
+                      max_bytes: int | None = None) -> str:
+    """Apply one event; returns what happened (for logs and tests). Raises only for transient errors.
+
+    A SAS URL cannot cap the size of what is uploaded, so a blob larger than the size declared
+    when its URL was issued is checked again here: past ``max_bytes`` or past the plan's storage
+    quota, the document fails with the reason and the blob is deleted.
+    """
     if event.container != container:
         _log.warning("ignoring blob event for container %s", event.container)
         return "ignored:container"
@@ -72,7 +78,7 @@ def handle_blob_event(db: Database, queue: Any, event: BlobEvent, *, container: 
         return "ignored:path"
     with db.transaction(tenant_id=ref.tenant_id) as conn:
         row = conn.execute(
-            "SELECT status, blob_etag, blob_sequencer FROM documents"
+            "SELECT status, blob_etag, blob_sequencer, size_bytes FROM documents"
             " WHERE tenant_id = %s AND collection_id = %s AND document_id = %s FOR UPDATE",
             (ref.tenant_id, ref.collection_id, ref.document_id),
         ).fetchone()
@@ -80,32 +86,70 @@ def handle_blob_event(db: Database, queue: Any, event: BlobEvent, *, container: 
             _log.warning("blob event for an unknown document; ignored")
             return "ignored:unknown-document"
         newer = sequencer_key(event.sequencer) > sequencer_key(row["blob_sequencer"])
-        same = event.sequencer == row["blob_sequencer"]
-        if not newer and not same:
+        if not newer and event.sequencer != row["blob_sequencer"]:
             return "stale"
         if event.event_type == DELETED:
-            if newer:
-                conn.execute(
-                    "UPDATE documents SET status = 'deleted', blob_sequencer = %s, updated_at = now()"
-                    " WHERE tenant_id = %s AND document_id = %s",
-                    (event.sequencer, ref.tenant_id, ref.document_id),
-                )
-            job = IndexJob("remove", ref.tenant_id, ref.collection_id, ref.document_id, None, event.sequencer)
-            outcome = "deleted"
+            outcome, job = _deleted(conn, ref, event, newer), IndexJob(
+                "remove", ref.tenant_id, ref.collection_id, ref.document_id, None, event.sequencer)
+        elif row["status"] == "deleted":
+            return "ignored:deleted"
+        elif newer and (reason := _oversize(conn, ref, event, row["size_bytes"], max_bytes)):
+            _refuse(conn, ref, event, reason)
+            outcome, job = "refused:oversize", None
         else:
-            if row["status"] == "deleted":
-                return "ignored:deleted"
-            if newer:
-                conn.execute(
-                    "UPDATE documents SET blob_etag = %s, blob_sequencer = %s, status = 'queued', error = NULL,"
-                    " size_bytes = coalesce(%s, size_bytes), updated_at = now()"
-                    " WHERE tenant_id = %s AND document_id = %s",
-                    (_etag_key(event.etag), event.sequencer, event.size, ref.tenant_id, ref.document_id),
-                )
-            job = IndexJob("index", ref.tenant_id, ref.collection_id, ref.document_id, _etag_key(event.etag),
-                           event.sequencer)
-            outcome = "queued" if newer else "requeued"
+            outcome, job = _created(conn, ref, event, newer), IndexJob(
+                "index", ref.tenant_id, ref.collection_id, ref.document_id, _etag_key(event.etag), event.sequencer)
+    if job is None:
+        if blobs is not None:
+            blobs.delete(ref)
+        return outcome
     # Sent after the version is committed. If sending fails, the event is retried; the retry is a
     # "same" event that re-sends the identical message id.
     queue.send(job.message_id, job.to_body())
     return outcome
+
+
+def _deleted(conn: Any, ref: BlobRef, event: BlobEvent, newer: bool) -> str:
+    if newer:
+        # A failed document stays failed, with its reason, when its blob goes (an oversize upload).
+        conn.execute(
+            "UPDATE documents SET status = CASE WHEN status = 'failed' THEN status ELSE 'deleted' END,"
+            " blob_sequencer = %s, updated_at = now() WHERE tenant_id = %s AND document_id = %s",
+            (event.sequencer, ref.tenant_id, ref.document_id),
+        )
+    return "deleted"
+
+
+def _created(conn: Any, ref: BlobRef, event: BlobEvent, newer: bool) -> str:
+    if not newer:
+        return "requeued"
+    conn.execute(
+        "UPDATE documents SET blob_etag = %s, blob_sequencer = %s, status = 'queued', error = NULL,"
+        " size_bytes = coalesce(%s, size_bytes), updated_at = now() WHERE tenant_id = %s AND document_id = %s",
+        (_etag_key(event.etag), event.sequencer, event.size, ref.tenant_id, ref.document_id),
+    )
+    return "queued"
+
+
+def _oversize(conn: Any, ref: BlobRef, event: BlobEvent, declared: int | None, max_bytes: int | None) -> str | None:
+    """Why this blob must be refused for its size, or None."""
+    if event.size is None or declared is None or event.size <= declared:
+        return None
+    if max_bytes is not None and event.size > max_bytes:
+        return f"The uploaded file is {event.size:,} bytes; the limit is {max_bytes:,} bytes."
+    from shared import billing
+    from shared.errors import QuotaExceeded
+
+    try:
+        billing.check_storage_growth(conn, ref.tenant_id, event.size - declared)
+    except QuotaExceeded as exc:
+        return exc.detail
+    return None
+
+
+def _refuse(conn: Any, ref: BlobRef, event: BlobEvent, reason: str) -> None:
+    conn.execute(
+        "UPDATE documents SET blob_etag = %s, blob_sequencer = %s, status = 'failed', error = %s, updated_at = now()"
+        " WHERE tenant_id = %s AND document_id = %s",
+        (_etag_key(event.etag), event.sequencer, reason, ref.tenant_id, ref.document_id),
+    )

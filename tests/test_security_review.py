@@ -404,14 +404,13 @@ def test_upload_sas_is_scoped_to_one_blob_and_write_only(client: Client, victim:
     assert _sas_request(url, "DELETE", victim_blob) in (403,)
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING: storage quota checks the declared size; the SAS accepts any size")
-def test_declared_size_is_not_enforced_on_the_blob(client: Client, pipeline: Pipeline, admin_conn: Any,
-                                                   settings_override: Any) -> None:
-    """FINDING: the storage quota is checked against the *declared* size; the SAS accepts any size.
+def test_blob_larger_than_declared_is_refused_and_deleted(client: Client, pipeline: Pipeline, admin_conn: Any,
+                                                          settings_override: Any) -> None:
+    """A SAS URL cannot cap what is PUT, so the declared size is enforced when the blob lands.
 
-    Plan storage = 1,000 bytes. Declaring 10 bytes and PUTting 200,000 is accepted by storage, the
-    document is recorded at its real size, and the workspace ends far above its storage limit (and the
-    blob stays in storage even when the indexer refuses it)."""
+    Plan storage = 1,000 bytes. Declaring 10 bytes and PUTting 200,000 is accepted by storage (it
+    cannot be stopped there), but the blob event refuses it: the document fails with the reason, the
+    blob is deleted, and the workspace stays within its storage limit."""
     plans = json.dumps({"free": {"limits": {"documents": 100, "storageBytes": 1000, "pagesPerMonth": 5000,
                                             "searchesPerMonth": 5000, "chatTokensPerMonth": 200000}}})
     settings_override(BILLING_PLANS=plans, MAX_UPLOAD_BYTES="50000")
@@ -421,18 +420,31 @@ def test_declared_size_is_not_enforced_on_the_blob(client: Client, pipeline: Pip
                         {"filename": "big.txt", "contentType": "text/plain", "size": 10})
     assert created.status == 201, created.body
     data = (b"lorem ipsum dolor sit amet " * 8000)[:200_000]
-    status = put_blob(created.json(), data)
+    put_blob(created.json(), data)
     pipeline.settle()
     usage = user.get("/api/billing").json()
     stored = admin_conn.execute("SELECT size_bytes, status, error FROM documents WHERE document_id = %s",
                                 (created.json()["documentId"],)).fetchone()
-    from shared.storage import BlobRef, get_blob_store
+    from shared.storage import BlobMissing, BlobRef, get_blob_store
 
-    blob = get_blob_store().properties(BlobRef(uuid.UUID(_tenant(user)), uuid.UUID(coll),
-                                               uuid.UUID(created.json()["documentId"])))
+    with pytest.raises(BlobMissing):
+        get_blob_store().properties(BlobRef(uuid.UUID(_tenant(user)), uuid.UUID(coll),
+                                            uuid.UUID(created.json()["documentId"])))
     storage = usage["usage"]["storageBytes"]
-    assert status != 201 and stored["size_bytes"] <= 1000 and storage["used"] <= storage["limit"], (
-        status, stored, storage, "blob kept in storage:", blob.size)
+    assert stored["status"] == "failed" and "limit is 50,000 bytes" in stored["error"]
+    assert stored["size_bytes"] <= 1000 and storage["used"] <= storage["limit"]
+
+
+def test_blob_larger_than_declared_but_within_limits_is_indexed(client: Client, pipeline: Pipeline,
+                                                               admin_conn: Any) -> None:
+    """Overwriting with a bigger version is allowed while the upload limit and the quota hold."""
+    user = _user(client)
+    created = user.post(f"/api/collections/{_collection(user)}/documents",
+                        {"filename": "grow.md", "size": 10}).json()
+    put_blob(created, b"# Grown\n\n" + b"A larger file than declared, still small. " * 20)
+    pipeline.settle()
+    doc = user.get(f"/api/documents/{created['documentId']}").json()
+    assert doc["status"] == "ready" and doc["size"] > 10
 
 
 # =====================================================================================================

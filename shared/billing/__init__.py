@@ -15,7 +15,15 @@ Importing this package never imports ``stripe``.
 """
 
 from shared.billing.plans import CHAT_TOKENS, DOCUMENTS, PAGES_INDEXED, SEARCHES, STORAGE
-from shared.billing.usage import Usage, billable_pages, check, check_upload, consume, period_bounds
+from shared.billing.usage import (
+    Usage,
+    billable_pages,
+    check,
+    check_storage_growth,
+    check_upload,
+    consume,
+    period_bounds,
+)
 
 __all__ = ["CHAT_TOKENS", "DOCUMENTS", "PAGES_INDEXED", "SEARCHES", "STORAGE", "Usage", "billable_pages", "check",
-           "check_upload", "consume", "period_bounds"]
+           "check_storage_growth", "check_upload", "consume", "period_bounds"]

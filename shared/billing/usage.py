@@ -165,6 +165,24 @@ def usage_report(conn: Connection, tenant_id: UUID, granted: Entitlement) -> dic
     return {LIMIT_NAMES[m]: {"used": int(used.get(m, 0)), "limit": granted.plan.limit(m)} for m in LIMIT_NAMES}
 
 
+def check_storage_growth(conn: Connection, tenant_id: UUID, extra_bytes: int, *,
+                         settings: Settings | None = None) -> None:
+    """Refuse (402) a stored blob that grows the workspace by ``extra_bytes`` past its storage limit.
+
+    For a blob that turns out larger than the size declared when its upload URL was issued (a SAS
+    URL cannot cap size): the declared size was checked by :func:`check_upload`, the rest is here.
+    """
+    if extra_bytes <= 0:
+        return
+    settings = settings or get_settings()
+    account = lock_account(conn, tenant_id)
+    granted = entitlement(account, catalog(settings), settings.billing_grace_days)
+    limit = granted.plan.limit(STORAGE)
+    stored = _stock(conn, tenant_id)["bytes"]
+    if limit is not None and stored + extra_bytes > limit:
+        raise _exceeded(granted, STORAGE, stored, extra_bytes)
+
+
 def _stock(conn: Connection, tenant_id: UUID) -> dict[str, int]:
     row = conn.execute(
         "SELECT count(*) AS documents, coalesce(sum(size_bytes), 0)::bigint AS bytes FROM documents"
