@@ -111,7 +111,8 @@ def _user_id(db: Database, principal: Principal) -> UUID:
         user_id = row["user_id"] if row else None
         if user_id is None:
             user_id = conn.execute(
-                "SELECT folio_sign_in(%s, %s, %s, %s) AS user_id", (*key, principal.email, principal.name)
+                "SELECT folio_sign_in(%s, %s, %s, %s, %s) AS user_id",
+                (*key, principal.email, principal.name, principal.email_verified),
             ).fetchone()["user_id"]
     _user_ids.put(key, user_id)
     return user_id

@@ -68,7 +68,11 @@ def add_member(db: Database, caller: Caller, email: str, role: str) -> dict[str,
         raise Invalid("Field 'email' must be an email address.", fields=["email"])
     role_value = str(Role.parse(role))
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        user = conn.execute("SELECT folio_find_user_by_email(%s) AS user_id", (email,)).fetchone()["user_id"]
+        found = [r["user_id"] for r in conn.execute("SELECT folio_find_users_by_email(%s) AS user_id", (email,))]
+        if len(found) > 1:
+            raise Conflict("More than one account signs in with that email; ask the person to sign in and "
+                           "use the link from their account, or contact support.")
+        user = found[0] if found else None
         if user is None:
             conn.execute(
                 "INSERT INTO invitations (tenant_id, email, role, invited_by) VALUES (%s, %s, %s, %s)"

@@ -256,3 +256,17 @@ def test_viewer_key_cannot_write_and_only_owners_manage_keys(client: Client) -> 
     assert reader.post("/api/collections", {"name": "nope"}).status == 403
     assert reader.post("/api/apikeys", {"name": "escalate", "role": "member"}).status == 403
     assert owner.post("/api/apikeys", {"name": "boss", "role": "owner"}).status == 400
+
+
+@pytest.mark.parametrize("claims, email, verified", [
+    ({"upn": "ann@contoso.com", "email": "x@evil.example"}, "ann@contoso.com", True),
+    ({"email": "ann@contoso.com", "xms_edov": True}, "ann@contoso.com", True),
+    ({"email": "ann@contoso.com"}, "ann@contoso.com", False),
+    ({"preferred_username": "ann@contoso.com"}, "ann@contoso.com", False),
+])
+def test_only_directory_or_verified_emails_count_as_verified(claims: dict[str, Any], email: str,
+                                                             verified: bool) -> None:
+    from shared.identity.entra import _principal
+
+    principal = _principal({"oid": "o", "tid": TENANT, **claims})
+    assert (principal.email, principal.email_verified) == (email, verified)

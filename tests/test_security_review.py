@@ -182,7 +182,6 @@ def test_removed_member_loses_access_immediately(client: Client) -> None:
     assert member.get("/api/me").json()["tenant"]["id"] != tenant
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING: invitations are bound to an unverified email from any provider")
 def test_invitation_is_claimed_by_whoever_first_presents_the_email(client: Client) -> None:
     """FINDING: an invitation (and a direct add) is bound to an email string only, from any identity
     provider, with no verification. Someone who signs in first with the invitee's address under
@@ -197,7 +196,6 @@ def test_invitation_is_claimed_by_whoever_first_presents_the_email(client: Clien
     assert tenant not in workspaces, "an unverified email from another provider claimed the invitation"
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING: folio_find_user_by_email picks the oldest account with the email")
 def test_direct_add_by_email_picks_the_oldest_account_with_that_email(client: Client) -> None:
     """FINDING (same root cause): folio_find_user_by_email returns the *oldest* user with the address.
     An impostor who registered the victim's email first is the one added."""

@@ -124,6 +124,14 @@ def _principal(claims: dict[str, Any]) -> Principal:
     tenant = claims.get("tid") or "unknown"
     if not isinstance(subject, str) or not subject:
         raise Unauthenticated("The bearer token does not identify a user.")
-    email = next((claims[c] for c in ("email", "preferred_username", "upn") if isinstance(claims.get(c), str)), None)
+    # The UPN is assigned by the directory; the optional `email` claim counts as verified only
+    # with `xms_edov` (email domain owner verified). `preferred_username` is display only.
+    email, verified = None, False
+    if isinstance(claims.get("upn"), str):
+        email, verified = claims["upn"], True
+    elif isinstance(claims.get("email"), str):
+        email, verified = claims["email"], claims.get("xms_edov") is True
+    elif isinstance(claims.get("preferred_username"), str):
+        email = claims["preferred_username"]
     name = claims.get("name") if isinstance(claims.get("name"), str) else None
-    return Principal(idp=f"entra:{tenant}", subject=subject, email=email, name=name)
+    return Principal(idp=f"entra:{tenant}", subject=subject, email=email, name=name, email_verified=verified)

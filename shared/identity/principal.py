@@ -14,6 +14,8 @@ class Principal:
     subject: str
     email: str | None = None
     name: str | None = None
+    # Whether the identity provider vouches for ``email``; only then may it claim invitations.
+    email_verified: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,11 @@ def parse_client_principal(value: str) -> Principal:
     details = details if isinstance(details, str) and details else None
     email = details if details and "@" in details else _claim(data, "email", "preferred_username")
     name = _claim(data, "name") or details
-    return Principal(idp=f"swa:{provider.lower()}", subject=user_id, email=email, name=name)
+    # With the Entra ID provider, userDetails is the directory's UPN; other providers (GitHub, X,
+    # custom OpenID Connect) give a handle or an address they may not have verified.
+    verified = provider.lower() in ("aad", "azureactivedirectory") and bool(details and email == details)
+    return Principal(idp=f"swa:{provider.lower()}", subject=user_id, email=email, name=name,
+                     email_verified=verified)
 
 
 def _claim(data: dict, *types: str) -> str | None:
