@@ -202,3 +202,38 @@ def cosmos(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFac
             os.environ[key] = value
     reset_settings()
     emulator.stop()
+
+
+# --- the ingestion pipeline, as the local host runs it ---------------------------------------
+
+
+def _indexing_pipeline(*, background: bool) -> Iterator[Any]:
+    """Blob events → queue → indexer with the fast hashing embedder: the tests that use this check
+    behaviour, not ranking quality (benchmarks/retrieval.py does that with the real model)."""
+    from shared.embedding import set_embedder
+    from shared.ingest.embedders import HashingEmbedder
+    from tests.pipeline import build_pipeline
+
+    set_embedder(HashingEmbedder(384))
+    built = build_pipeline()
+    built.settle()  # absorb blobs left by earlier test modules
+    if background:
+        built.events.start()
+        built.worker.start()
+    yield built
+    if background:
+        built.events.stop()
+        built.worker.stop()
+    set_embedder(None)
+
+
+@pytest.fixture(scope="module")
+def pipeline(host: str) -> Iterator[Any]:
+    """Driven by the test: ``pipeline.settle()`` delivers events and runs queued jobs."""
+    yield from _indexing_pipeline(background=False)
+
+
+@pytest.fixture(scope="module")
+def running_pipeline(host: str) -> Iterator[Any]:
+    """Running in the background, as `make dev` does."""
+    yield from _indexing_pipeline(background=True)

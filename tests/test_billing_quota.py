@@ -6,7 +6,6 @@ import http.client
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -211,19 +210,6 @@ def test_pages_billed_follow_real_pages_or_text_length() -> None:
 
 
 # --- indexing: the pages quota ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pipeline(host: str) -> Iterator[Any]:
-    from shared.embedding import set_embedder
-    from shared.ingest.embedders import HashingEmbedder
-    from tests.pipeline import build_pipeline
-
-    set_embedder(HashingEmbedder(384))
-    built = build_pipeline()
-    built.settle()  # blobs of earlier modules are indexed under their own settings, not these
-    yield built
-    set_embedder(None)
 
 
 def _upload(owner: Client, collection: str, name: str, data: bytes) -> str:

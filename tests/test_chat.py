@@ -17,10 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from shared.embedding import set_embedder
-from shared.ingest.embedders import HashingEmbedder
 from tests.helpers import Client, Response
-from tests.pipeline import Pipeline, build_pipeline
+from tests.pipeline import Pipeline
 from tests.stubs.llm_server import LlmStub, Reply
 from tests.test_ingestion import upload
 
@@ -60,13 +58,9 @@ The zebra omega project budget is forty million euros and is strictly confidenti
 NDJSON = "application/x-ndjson"
 
 
-@pytest.fixture(scope="module")
-def pipeline(host: str, cosmos: str) -> Iterator[Pipeline]:
-    set_embedder(HashingEmbedder(384))
-    built = build_pipeline()
-    built.settle()
-    yield built
-    set_embedder(None)
+@pytest.fixture(scope="module", autouse=True)
+def _chat_store(cosmos: str) -> None:
+    """Every chat test needs the Cosmos DB emulator running."""
 
 
 @pytest.fixture(scope="module")

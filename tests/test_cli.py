@@ -14,23 +14,6 @@ from shared.folder_ingest import FolderIngest
 from tests.pipeline import Pipeline
 
 
-@pytest.fixture
-def running_pipeline(host: str) -> Any:
-    from shared.embedding import set_embedder
-    from shared.ingest.embedders import HashingEmbedder
-    from tests.pipeline import build_pipeline
-
-    set_embedder(HashingEmbedder(384))
-    pipeline: Pipeline = build_pipeline()
-    pipeline.settle()
-    pipeline.events.start()
-    pipeline.worker.start()
-    yield pipeline
-    pipeline.events.stop()
-    pipeline.worker.stop()
-    set_embedder(None)
-
-
 def test_folder_ingest_uploads_every_supported_file_and_waits_for_indexing(
         tmp_path: Path, host: str, running_pipeline: Pipeline) -> None:
     (tmp_path / "a.md").write_text("# Alpha\n\nText about alpha particles.\n")

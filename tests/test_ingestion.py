@@ -6,7 +6,6 @@ import http.client
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +16,7 @@ from shared.embedding import set_embedder
 from shared.ingest.embedders import HashingEmbedder
 from tests.helpers import Client
 from tests.ingest.fixtures import build_pdf, zip_bomb
-from tests.pipeline import Pipeline, build_pipeline
+from tests.pipeline import Pipeline
 
 MARKDOWN = b"""# Master Services Agreement
 
@@ -31,15 +30,6 @@ Section 1.2 "Deliverables" means the work product the Supplier hands over.
 
 The Customer pays the fees within thirty days of each invoice. Late payments accrue interest.
 """
-
-
-@pytest.fixture(scope="module")
-def pipeline(host: str) -> Iterator[Pipeline]:
-    set_embedder(HashingEmbedder(384))  # plumbing tests; retrieval quality is tested with the real model
-    built = build_pipeline()
-    built.settle()  # absorb blobs left by earlier test modules
-    yield built
-    set_embedder(None)
 
 
 def _user(client: Client) -> Client:

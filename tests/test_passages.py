@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from shared.embedding import set_embedder
-from shared.ingest.embedders import HashingEmbedder
 from tests.helpers import Client
-from tests.pipeline import Pipeline, build_pipeline
+from tests.pipeline import Pipeline
 from tests.test_ingestion import upload
 
 HANDBOOK = "\n\n".join(
@@ -20,15 +17,6 @@ HANDBOOK = "\n\n".join(
     + [f"## Part {n} {topic}\n\nThis part is about {topic.lower()}: rule {n} applies to every employee."
        for n, topic in enumerate(["Hours", "Leave", "Travel", "Expenses", "Equipment", "Security", "Exit"], 1)]
 ).encode()
-
-
-@pytest.fixture(scope="module")
-def pipeline(host: str) -> Iterator[Pipeline]:
-    set_embedder(HashingEmbedder(384))
-    built = build_pipeline()
-    built.settle()
-    yield built
-    set_embedder(None)
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,13 @@ behaviour, so the fast hashing embedder is enough here.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from shared.embedding import set_embedder
-from shared.ingest.embedders import HashingEmbedder
 from tests.helpers import Client
-from tests.pipeline import Pipeline, build_pipeline
+from tests.pipeline import Pipeline
 from tests.test_ingestion import upload
 
 CONTRACT = b"""# Supply Agreement
@@ -41,15 +38,6 @@ Employees receive twenty-five days of paid holiday each year.
 
 Travel expenses are reimbursed against receipts <script>alert(1)</script> within one month if costs < 5 & "fair".
 """
-
-
-@pytest.fixture(scope="module")
-def pipeline(host: str) -> Iterator[Pipeline]:
-    set_embedder(HashingEmbedder(384))
-    built = build_pipeline()
-    built.settle()
-    yield built
-    set_embedder(None)
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,13 @@ import http.client
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from shared.embedding import set_embedder
-from shared.ingest.embedders import HashingEmbedder
 from tests.helpers import Client
-from tests.pipeline import Pipeline, build_pipeline
+from tests.pipeline import Pipeline
 from tests.test_ingestion import put_blob, upload
 
 SECRET_DOC = b"""# Board minutes
@@ -31,15 +28,6 @@ SECRET_DOC = b"""# Board minutes
 
 The zebra omega project budget is forty million euros and is strictly confidential.
 """
-
-
-@pytest.fixture(scope="module")
-def pipeline(host: str) -> Iterator[Pipeline]:
-    set_embedder(HashingEmbedder(384))
-    built = build_pipeline()
-    built.settle()
-    yield built
-    set_embedder(None)
 
 
 def _user(client: Client, prefix: str = "hostile", **kw: Any) -> Client:

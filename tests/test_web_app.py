@@ -28,7 +28,7 @@ import pytest
 from devhost.frontend import DIST, StaticWebAppServer, global_headers
 from tests.helpers import Client
 from tests.ingest.fixtures import build_pdf
-from tests.pipeline import Pipeline, build_pipeline
+from tests.pipeline import Pipeline
 from tests.stripe_events import billing, stripe_stub  # noqa: F401  (fixtures: settings + a loopback Stripe)
 from tests.stubs.stripe_server import StripeStub
 from tests.test_ingestion import upload
@@ -183,23 +183,6 @@ def built_app() -> Path:
             pytest.fail("frontend/dist is missing; `make test` builds it (npm ci && npm run build in frontend/).")
         subprocess.run(["npm", "run", "build"], cwd=frontend, check=True, capture_output=True)
     return DIST
-
-
-@pytest.fixture(scope="module")
-def running_pipeline(host: str) -> Iterator[Pipeline]:
-    """Blob events and the index queue processed in the background, as `make dev` does."""
-    from shared.embedding import set_embedder
-    from shared.ingest.embedders import HashingEmbedder
-
-    set_embedder(HashingEmbedder(384))  # the UI is under test here, not ranking quality
-    pipeline = build_pipeline()
-    pipeline.settle()
-    pipeline.events.start()
-    pipeline.worker.start()
-    yield pipeline
-    pipeline.events.stop()
-    pipeline.worker.stop()
-    set_embedder(None)
 
 
 @pytest.fixture(scope="module")
