@@ -133,27 +133,27 @@ def measure(urls: dict[str, str], tenants: dict[str, Any], queries: list[str], e
             stats[mode] = {"p50_ms": round(statistics.median(times), 1),
                            "p95_ms": round(times[int(len(times) * 0.95) - 1], 1),
                            "min_rows_returned": min(returned)}
-        stats["vector_recall@10"] = _recall(db, tenant, vectors, top)
+        stats["vector_recall@10"] = _recall(db, caller, fixed, vectors, top)
         out[name] = stats
     db.close()
     return out
 
 
-def _recall(db: Any, tenant: uuid.UUID, vectors: list[list[float]], k: int) -> float:
-    """HNSW (iterative scan) against an exact scan of the same tenant's rows, same queries."""
+def _recall(db: Any, caller: Any, fixed: Any, vectors: list[list[float]], k: int) -> float:
+    """The vector leg as search() runs it (HNSW or exact, same settings) against an exact scan."""
+    from shared.search import SearchRequest, search
+
     hits = total = 0
-    settings = {"hnsw.ef_search": "100", "hnsw.iterative_scan": "relaxed_order"}
     for vector in vectors:
+        fixed.next = vector
+        got = {int(r["chunkId"]) for r in search(db, caller, SearchRequest(query="recall", mode="vector", top=k),
+                                                 embedder=fixed, highlight=False)["results"]}
         literal = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-        with db.transaction(tenant, local_settings=settings) as conn:
-            approx = [r["chunk_id"] for r in conn.execute(
-                "SELECT chunk_id FROM (SELECT chunk_id, embedding <=> %(v)s::vector AS d FROM chunks"
-                " WHERE tenant_id = %(t)s ORDER BY embedding <=> %(v)s::vector LIMIT %(k)s) x ORDER BY d",
-                {"v": literal, "t": tenant, "k": k})]
+        with db.transaction(caller.tenant_id) as conn:
             exact = [r["chunk_id"] for r in conn.execute(
                 "SELECT chunk_id FROM chunks WHERE tenant_id = %(t)s ORDER BY (embedding <=> %(v)s::vector) + 0"
-                " LIMIT %(k)s", {"v": literal, "t": tenant, "k": k})]
-        hits += len(set(approx) & set(exact))
+                " LIMIT %(k)s", {"v": literal, "t": caller.tenant_id, "k": k})]
+        hits += len(got & set(exact))
         total += len(exact)
     return round(hits / total, 4) if total else 0.0
 
