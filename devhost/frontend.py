@@ -18,11 +18,12 @@ import json
 import logging
 import mimetypes
 import posixpath
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from devhost.http_server import LoopbackServer
 
 _log = logging.getLogger("devhost.frontend")
 
@@ -52,10 +53,10 @@ def global_headers(dist: Path, connect_sources: tuple[str, ...] = ()) -> dict[st
     return headers
 
 
-class StaticWebAppServer(ThreadingHTTPServer):
+class StaticWebAppServer(LoopbackServer):
     """The web app on one origin: static files, ``/config.json``, and ``/api`` proxied to ``api_upstream``."""
 
-    daemon_threads = True
+    thread_name = "devhost-frontend"
 
     def __init__(self, address: tuple[str, int], api_upstream: str, *, dist: Path = DIST,
                  connect_sources: tuple[str, ...] = (), auth: str = "dev") -> None:
@@ -65,16 +66,6 @@ class StaticWebAppServer(ThreadingHTTPServer):
         self.runtime_config = json.dumps({"apiBase": "/api", "auth": auth}).encode()
         self.headers_for_static = global_headers(self.dist, connect_sources)
         super().__init__(address, _Handler)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="devhost-frontend", daemon=True)
-        thread.start()
-        return thread
 
 
 class _Handler(BaseHTTPRequestHandler):

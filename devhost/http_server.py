@@ -58,14 +58,11 @@ def read_route_prefix(host_json: Path) -> str:
         return "api"
 
 
-class FunctionsHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+class LoopbackServer(ThreadingHTTPServer):
+    """A threaded HTTP server for the local stack, run in a background thread."""
 
-    def __init__(self, address: tuple[str, int], registrations: list[Registration], *, route_prefix: str = "api",
-                 cors_origins: tuple[str, ...] = ()) -> None:
-        self.routes: list[HttpRoute] = http_routes(registrations, route_prefix)
-        self.cors_origins = cors_origins
-        super().__init__(address, _Handler)
+    daemon_threads = True
+    thread_name = "devhost-server"
 
     @property
     def base_url(self) -> str:
@@ -73,9 +70,19 @@ class FunctionsHttpServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="devhost-http", daemon=True)
+        thread = threading.Thread(target=self.serve_forever, name=self.thread_name, daemon=True)
         thread.start()
         return thread
+
+
+class FunctionsHttpServer(LoopbackServer):
+    thread_name = "devhost-http"
+
+    def __init__(self, address: tuple[str, int], registrations: list[Registration], *, route_prefix: str = "api",
+                 cors_origins: tuple[str, ...] = ()) -> None:
+        self.routes: list[HttpRoute] = http_routes(registrations, route_prefix)
+        self.cors_origins = cors_origins
+        super().__init__(address, _Handler)
 
     def match(self, method: str, path: str) -> tuple[HttpRoute | None, dict[str, str], bool]:
         """(route, route params, whether the path exists under another method)."""

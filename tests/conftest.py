@@ -17,6 +17,18 @@ TEST_DB = f"folio_test_{os.getpid()}"
 APP_ROLE = "folio_app"
 
 
+def _restore_environment(saved: dict[str, str | None]) -> None:
+    """Put back the variables a fixture changed (None: it was unset) and forget cached settings."""
+    from shared.config import reset_settings
+
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    reset_settings()
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[object]:
     """An embedded PostgreSQL 18 + pgvector, separate from `make dev`'s, with a fresh database."""
@@ -103,12 +115,7 @@ def app_environment(database_urls: dict[str, str], azurite: str) -> Iterator[dic
     yield env
     reset_database()
     reset_blob_store()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    reset_settings()
+    _restore_environment(saved)
 
 
 @pytest.fixture
@@ -125,12 +132,7 @@ def settings_override(app_environment: dict[str, str]) -> Iterator[object]:
         reset_settings()
 
     yield apply
-    for key, value in changed.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    reset_settings()
+    _restore_environment(changed)
 
 
 @pytest.fixture(scope="session")
@@ -195,12 +197,7 @@ def cosmos(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFac
     ensure_container(get_settings())
     yield emulator.endpoint
     reset_chat_store()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    reset_settings()
+    _restore_environment(saved)
     emulator.stop()
 
 
