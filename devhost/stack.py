@@ -40,9 +40,10 @@ def apply_settings(values: dict[str, str]) -> dict[str, str]:
 
 
 @dataclass
-class Azurite:
+class ChildProcess:
+    """An emulator the local stack started; stop() ends it, forcefully if it does not exit."""
+
     process: subprocess.Popen[bytes]
-    blob_port: int
 
     def stop(self) -> None:
         self.process.terminate()
@@ -50,6 +51,12 @@ class Azurite:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+@dataclass
+class Azurite(ChildProcess):
+    blob_port: int
+
 
 
 def start_azurite(location: Path, *, blob_port: int = 10000, queue_port: int = 10001, table_port: int = 10002,
@@ -88,20 +95,13 @@ DEV_COSMOS_PORT = 8081
 
 
 @dataclass
-class CosmosEmulator:
-    process: subprocess.Popen[bytes]
+class CosmosEmulator(ChildProcess):
     port: int
 
     @property
     def endpoint(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 def start_cosmos(port: int = DEV_COSMOS_PORT, *, log: Path | None = None) -> CosmosEmulator:

@@ -128,21 +128,29 @@ function header(app: App, nav: HTMLElement): HTMLElement {
   );
 }
 
+/** The sign-in card, with the way to sign in that this deployment uses. */
+function signInCard(notice: HTMLElement | null, ...body: (HTMLElement | null)[]): HTMLElement {
+  return h(
+    "main",
+    { id: "main", class: "signin" },
+    h(
+      "section",
+      { class: "card signin-card" },
+      h("h1", null, "Sign in to Folio"),
+      h("p", null, "Your team's documents, searchable and answerable, with sources."),
+      notice,
+      ...body,
+    ),
+  );
+}
+
 function signInPage(auth: Auth, problem?: string): HTMLElement {
   const returnTo = window.location.pathname + window.location.search;
   const notice = problem ? h("p", { class: "form-error", role: "alert" }, problem) : null;
   if (auth.mode === "swa") {
-    return h(
-      "main",
-      { id: "main", class: "signin" },
-      h(
-        "section",
-        { class: "card signin-card" },
-        h("h1", null, "Sign in to Folio"),
-        h("p", null, "Your team's documents, searchable and answerable, with sources."),
-        notice,
-        h("a", { class: "button button-primary", href: swaLoginUrl(returnTo) }, "Sign in with Microsoft"),
-      ),
+    return signInCard(
+      notice,
+      h("a", { class: "button button-primary", href: swaLoginUrl(returnTo) }, "Sign in with Microsoft"),
     );
   }
   const error = formError();
@@ -168,22 +176,14 @@ function signInPage(auth: Auth, problem?: string): HTMLElement {
     error.el,
     h("button", { type: "submit", class: "button button-primary" }, "Sign in"),
   );
-  return h(
-    "main",
-    { id: "main", class: "signin" },
+  return signInCard(
+    notice,
+    form,
     h(
-      "section",
-      { class: "card signin-card" },
-      h("h1", null, "Sign in to Folio"),
-      h("p", null, "Your team's documents, searchable and answerable, with sources."),
-      notice,
-      form,
-      h(
-        "p",
-        { class: "hint" },
-        "Local development sign-in: no password, the local API trusts it in dev mode. " +
-          "In Azure, Static Web Apps signs you in with Microsoft Entra ID.",
-      ),
+      "p",
+      { class: "hint" },
+      "Local development sign-in: no password, the local API trusts it in dev mode. " +
+        "In Azure, Static Web Apps signs you in with Microsoft Entra ID.",
     ),
   );
 }
