@@ -1,16 +1,30 @@
-"""The HTTP adapter every API function shares: auth, strict JSON input, and the one error mapping."""
+"""The HTTP adapter every API function shares: auth, strict JSON input, and the one error mapping.
+
+HTTP functions use the Functions worker's HTTP streaming extension (azurefunctions-extensions-http-fastapi):
+once it is imported, the worker serves every HTTP function of the app through its own Uvicorn server,
+handing each a Starlette ``Request`` and sending back the Starlette ``Response`` it returns, streamed
+if it is a ``StreamingResponse`` (chat answers). That is all-or-nothing per app, so every route is
+registered here the same way: an ``async`` function that reads the body (within the size limit), then
+runs the synchronous handler in a worker thread, because the handlers block on PostgreSQL and Cosmos DB.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 from uuid import UUID
 
+# Importing the extension is what switches the worker to HTTP streaming (see above).
+import azurefunctions.extensions.http.fastapi  # noqa: F401
 import azure.functions as func
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 from shared.config import Settings, get_settings
 from shared.db import Database, get_database
@@ -23,15 +37,28 @@ from shared.validation import Field, parse_json, parse_object, parse_uuid
 _log = logging.getLogger("folio.http")
 
 PROBLEM_BASE = "https://folio.dev/problems/"
+NDJSON = "application/x-ndjson"
 WORKSPACE_HEADER = "x-folio-workspace"
 _COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+@dataclass(frozen=True)
+class HttpInput:
+    """The parts of the HTTP request a handler may read, taken off the worker's request once."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]  # case-insensitive
+    params: Mapping[str, str]  # the query string
+    route_params: Mapping[str, str]
+    body: bytes
 
 
 class ApiRequest:
     """What a handler sees: validated pieces of the request, the caller on demand, the database."""
 
-    def __init__(self, req: func.HttpRequest, settings: Settings, invocation_id: str) -> None:
-        self.http = req
+    def __init__(self, http: HttpInput, settings: Settings, invocation_id: str) -> None:
+        self.http = http
         self.settings = settings
         self.invocation_id = invocation_id
 
@@ -48,9 +75,7 @@ class ApiRequest:
         return parse_uuid(self.http.route_params.get(name, ""), what)
 
     def json(self, spec: dict[str, Field]) -> dict[str, Any]:
-        body = self.http.get_body() or b""
-        if len(body) > self.settings.max_request_bytes:
-            raise PayloadTooLarge(f"The request body exceeds {self.settings.max_request_bytes} bytes.")
+        body = self.http.body
         content_type = (self.http.headers.get("content-type") or "").split(";")[0].strip().lower()
         if content_type and content_type != "application/json":
             raise UnsupportedMediaType("Send the request body as application/json.")
@@ -69,7 +94,7 @@ class ApiRequest:
         return value
 
 
-Handler = Callable[[ApiRequest], func.HttpResponse]
+Handler = Callable[[ApiRequest], Response]
 
 
 def endpoint(bp: func.Blueprint, route: str, methods: list[str]) -> Callable[[Handler], Handler]:
@@ -80,35 +105,39 @@ def endpoint(bp: func.Blueprint, route: str, methods: list[str]) -> Callable[[Ha
     """
 
     def register(handler: Handler) -> Handler:
-        def http_function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-            return invoke(handler, req, context)
+        async def http_function(req: Request, context: func.Context) -> Response:
+            return await serve(handler, req, context)
 
         http_function.__name__ = http_function.__qualname__ = handler.__name__
         http_function.__doc__ = handler.__doc__
+        # The worker checks these types when it indexes the app; real classes, not postponed strings.
+        http_function.__annotations__ = {"req": Request, "context": func.Context, "return": Response}
         bp.route(route=route, methods=methods, auth_level=func.AuthLevel.ANONYMOUS)(http_function)
         return handler
 
     return register
 
 
-def invoke(handler: Handler, req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+async def serve(handler: Handler, req: Request, context: func.Context) -> Response:
+    """Run one request: read it, call ``handler`` in a thread, map any failure to problem+json."""
     invocation_id = getattr(context, "invocation_id", None) or ""
+    # Bound in this invocation's task; asyncio.to_thread carries it into the handler's thread.
     token = bind_invocation(invocation_id)
     started = time.perf_counter()
     try:
-        settings = get_settings()
-        configure_logging(settings)
-        response = handler(ApiRequest(req, settings, invocation_id))
-    except FolioError as exc:
-        response = problem(exc, invocation_id)
-        if exc.status >= 500:
-            _log.error("%s %s failed: %s", req.method, _path(req), exc.detail, exc_info=exc.__cause__)
-    except Exception:
-        _log.exception("%s %s raised an unexpected error", req.method, _path(req))
-        response = problem(FolioError("Something went wrong on our side; the invocation id identifies it."),
-                           invocation_id)
-    try:
-        _log.info("%s %s -> %s", req.method, _path(req), response.status_code,
+        try:
+            settings = await asyncio.to_thread(_settings)
+            http = await read_input(req, settings.max_request_bytes)
+            response = await asyncio.to_thread(handler, ApiRequest(http, settings, invocation_id))
+        except FolioError as exc:
+            response = problem(exc, invocation_id)
+            if exc.status >= 500:
+                _log.error("%s %s failed: %s", req.method, req.url.path, exc.detail, exc_info=exc.__cause__)
+        except Exception:
+            _log.exception("%s %s raised an unexpected error", req.method, req.url.path)
+            response = problem(FolioError("Something went wrong on our side; the invocation id identifies it."),
+                               invocation_id)
+        _log.info("%s %s -> %s", req.method, req.url.path, response.status_code,
                   extra={"status": response.status_code,
                          "durationMs": round((time.perf_counter() - started) * 1000, 1)})
     finally:
@@ -116,8 +145,24 @@ def invoke(handler: Handler, req: func.HttpRequest, context: func.Context) -> fu
     return response
 
 
-def _path(req: func.HttpRequest) -> str:
-    return req.url.split("?", 1)[0]
+def _settings() -> Settings:
+    settings = get_settings()  # the first call may read App Configuration and Key Vault: not on the event loop
+    configure_logging(settings)
+    return settings
+
+
+async def read_input(req: Request, limit: int) -> HttpInput:
+    """The request with its body read, refusing more than ``limit`` bytes without reading them all."""
+    declared = req.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+    body = bytearray()
+    async for part in req.stream():
+        body += part
+        if len(body) > limit:  # a chunked body declares no length
+            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+    return HttpInput(method=req.method, url=str(req.url), headers=req.headers, params=req.query_params,
+                     route_params=dict(req.path_params), body=bytes(body))
 
 
 def problem_body(exc: FolioError, invocation_id: str | None = None) -> dict[str, Any]:
@@ -134,20 +179,79 @@ def problem_body(exc: FolioError, invocation_id: str | None = None) -> dict[str,
     return body
 
 
-def problem(exc: FolioError, invocation_id: str | None = None) -> func.HttpResponse:
+def problem(exc: FolioError, invocation_id: str | None = None) -> Response:
     """RFC 9457 problem+json; ``type`` is stable per error class. The one error->HTTP mapping."""
     body = problem_body(exc, invocation_id)
     headers = dict(_COMMON_HEADERS)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="folio"'
-    return func.HttpResponse(json.dumps(body), status_code=exc.status, headers=headers,
-                             mimetype="application/problem+json")
+    return Response(json.dumps(body).encode(), status_code=exc.status, headers=headers,
+                    media_type="application/problem+json")
 
 
-def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, default=str), status_code=status,
-                             headers={**_COMMON_HEADERS, **(headers or {})}, mimetype="application/json")
+def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, default=str).encode(), status_code=status,
+                    headers={**_COMMON_HEADERS, **(headers or {})}, media_type="application/json")
 
 
-def no_content() -> func.HttpResponse:
-    return func.HttpResponse(status_code=204, headers=dict(_COMMON_HEADERS))
+def no_content() -> Response:
+    return Response(status_code=204, headers=dict(_COMMON_HEADERS))
+
+
+# --- NDJSON streams -----------------------------------------------------------------------------
+
+_END = object()
+
+
+def ndjson(events: Iterator[dict[str, Any]], invocation_id: str, sent: Iterable[dict[str, Any]] = ()) -> Response:
+    """Stream ``sent`` and then ``events``, one JSON object per line, each line as soon as it exists.
+
+    ``events`` is a blocking generator (it waits on a model provider), so each step runs in a thread.
+    The status is 200 once the first line is out; a failure after that is written as a last
+    ``{"type": "error", "error": {problem+json}}`` line, so the stream always ends with a verdict.
+    """
+    return StreamingResponse(_lines(events, invocation_id, list(sent)), status_code=200,
+                             headers=dict(_COMMON_HEADERS), media_type=NDJSON)
+
+
+def _line(event: dict[str, Any]) -> bytes:
+    return (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+async def _lines(events: Iterator[dict[str, Any]], invocation_id: str,
+                 sent: list[dict[str, Any]]) -> Any:
+    token = bind_invocation(invocation_id)
+    step: asyncio.Future[Any] | None = None
+    try:
+        for event in sent:
+            yield _line(event)
+        while True:
+            step = asyncio.ensure_future(asyncio.to_thread(next, events, _END))
+            try:
+                # Shielded: if the client goes away, the step still finishes before the generator is closed.
+                event = await asyncio.shield(step)
+            except FolioError as exc:
+                if exc.status >= 500:
+                    _log.warning("stream failed: %s", exc.detail)
+                yield _line({"type": "error", "error": problem_body(exc, invocation_id)})
+                return
+            except Exception:
+                _log.exception("stream failed unexpectedly")
+                failure = FolioError("Something went wrong on our side while answering; the invocation id identifies it.")
+                yield _line({"type": "error", "error": problem_body(failure, invocation_id)})
+                return
+            if event is _END:
+                return
+            yield _line(event)
+    finally:
+        if step is not None and not step.done():
+            step.add_done_callback(lambda done: _close_after(done, events))
+        else:
+            events.close()  # a client that left mid-answer: the provider's connection closes now
+        unbind_invocation(token)
+
+
+def _close_after(step: asyncio.Future[Any], events: Iterator[dict[str, Any]]) -> None:
+    if not step.cancelled():
+        step.exception()  # retrieved: an abandoned step's failure is not an "unhandled" one
+    events.close()  # type: ignore[attr-defined]

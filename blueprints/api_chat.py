@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import logging
+from collections.abc import Iterator
 from typing import Any
 
 import azure.functions as func
 
-from blueprints._http import ApiRequest, endpoint, no_content, ok, problem, problem_body
+from blueprints._http import NDJSON, ApiRequest, Response, endpoint, ndjson, no_content, ok, problem
 from shared.chat.answer import Turn, run_turn
 from shared.chat.providers import BYO_PROVIDERS
 from shared.chat.secrets import delete_user_key, get_secret_store, get_user_key, set_user_key
@@ -18,10 +17,6 @@ from shared.errors import FolioError, Invalid
 from shared.validation import Field, parse_uuid
 
 bp = func.Blueprint()
-_log = logging.getLogger("folio.chat")
-
-NDJSON = "application/x-ndjson"
-_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def _wants_json(request: ApiRequest) -> bool:
@@ -39,7 +34,7 @@ def _collection_ids(values: list[Any]) -> tuple[Any, ...]:
 
 
 @endpoint(bp, "chat", ["POST"])
-def chat(request: ApiRequest) -> func.HttpResponse:
+def chat(request: ApiRequest) -> Response:
     body = request.json({"sessionId": Field(str), "message": Field(str, required=True, max_length=4000),
                          "collectionIds": Field(list)})
     session_id = None
@@ -51,35 +46,25 @@ def chat(request: ApiRequest) -> func.HttpResponse:
                       keys=get_secret_store(request.settings))
     # The first event is produced only once the turn is accepted: anything raised before it is a plain
     # HTTP error (400, 402, 404...), mapped by the shared handler.
-    lines = [next(events)]
-    failure: FolioError | None = None
-    try:
-        lines.extend(events)
-    except FolioError as exc:
-        failure = exc
-    except Exception:
-        _log.exception("chat turn failed unexpectedly")
-        failure = FolioError("Something went wrong on our side while answering; the invocation id identifies it.")
-    if failure is not None:
-        if failure.status >= 500:
-            _log.warning("chat turn failed: %s", failure.detail)
-        lines.append({"type": "error", "error": problem_body(failure, request.invocation_id)})
-
+    session = next(events)
     if _wants_json(request):
-        if failure is not None:
-            failure.extensions.setdefault("sessionId", lines[0]["sessionId"])
-            return problem(failure, request.invocation_id)
-        done = lines[-1]
-        return ok({"sessionId": lines[0]["sessionId"], "messageId": done["messageId"],
-                   "answer": "".join(e["text"] for e in lines if e["type"] == "delta"),
-                   "citations": next(e["citations"] for e in lines if e["type"] == "citations"),
-                   "usage": done["usage"], "provider": done["provider"], "model": done["model"],
-                   "extractive": done["extractive"], "grounded": done["grounded"]})
-    # One JSON object per line. The whole body is sent at once: this version does not stream
-    # incrementally (README, "Chat"); a failure after the session line is the last line, as it would be.
-    payload = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-    return func.HttpResponse(payload.encode("utf-8"), status_code=200, headers=dict(_HEADERS),
-                             mimetype=NDJSON, charset="utf-8")
+        return _one_object(request, session, events)
+    return ndjson(events, request.invocation_id, sent=[session])
+
+
+def _one_object(request: ApiRequest, session: dict[str, Any], events: Iterator[dict[str, Any]]) -> Response:
+    """``Accept: application/json``: the whole turn as one object, or problem+json if it failed."""
+    try:
+        lines = [session, *events]
+    except FolioError as exc:
+        exc.extensions.setdefault("sessionId", session["sessionId"])
+        return problem(exc, request.invocation_id)
+    done = lines[-1]
+    return ok({"sessionId": session["sessionId"], "messageId": done["messageId"],
+               "answer": "".join(e["text"] for e in lines if e["type"] == "delta"),
+               "citations": next(e["citations"] for e in lines if e["type"] == "citations"),
+               "usage": done["usage"], "provider": done["provider"], "model": done["model"],
+               "extractive": done["extractive"], "grounded": done["grounded"]})
 
 
 # --- sessions -----------------------------------------------------------------------------------
@@ -104,7 +89,7 @@ def _if_match(request: ApiRequest) -> str | None:
 
 
 @endpoint(bp, "chat/sessions", ["GET"])
-def chat_sessions_list(request: ApiRequest) -> func.HttpResponse:
+def chat_sessions_list(request: ApiRequest) -> Response:
     limit = request.query_int("limit", 20, 1, 100)
     page = get_chat_store(request.settings).list_sessions(owner_of(request.caller), limit=limit,
                                                           continuation=request.http.params.get("continuation"))
@@ -112,7 +97,7 @@ def chat_sessions_list(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "chat/sessions/{sessionId}", ["GET"])
-def chat_sessions_get(request: ApiRequest) -> func.HttpResponse:
+def chat_sessions_get(request: ApiRequest) -> Response:
     session_id = str(request.path_id("sessionId", "chat session"))
     store, owner = get_chat_store(request.settings), owner_of(request.caller)
     session = store.get_session(owner, session_id)
@@ -121,7 +106,7 @@ def chat_sessions_get(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "chat/sessions/{sessionId}", ["PATCH"])
-def chat_sessions_rename(request: ApiRequest) -> func.HttpResponse:
+def chat_sessions_rename(request: ApiRequest) -> Response:
     session_id = str(request.path_id("sessionId", "chat session"))
     body = request.json({"title": Field(str, required=True, min_length=1, max_length=MAX_TITLE_CHARS, single_line=True)})
     session = get_chat_store(request.settings).rename_session(owner_of(request.caller), session_id, body["title"],
@@ -130,7 +115,7 @@ def chat_sessions_rename(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "chat/sessions/{sessionId}", ["DELETE"])
-def chat_sessions_delete(request: ApiRequest) -> func.HttpResponse:
+def chat_sessions_delete(request: ApiRequest) -> Response:
     session_id = str(request.path_id("sessionId", "chat session"))
     get_chat_store(request.settings).delete_session(owner_of(request.caller), session_id,
                                                     if_match=_if_match(request))
@@ -141,13 +126,13 @@ def chat_sessions_delete(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "chat/key", ["GET"])
-def chat_key_get(request: ApiRequest) -> func.HttpResponse:
+def chat_key_get(request: ApiRequest) -> Response:
     key = get_user_key(get_secret_store(request.settings), request.caller)
     return ok({"configured": key is not None, **(key.describe() if key else {})})
 
 
 @endpoint(bp, "chat/key", ["PUT"])
-def chat_key_set(request: ApiRequest) -> func.HttpResponse:
+def chat_key_set(request: ApiRequest) -> Response:
     body = request.json({"provider": Field(str, required=True, choices=BYO_PROVIDERS),
                          "apiKey": Field(str, required=True, max_length=512, single_line=True),
                          "model": Field(str, max_length=100, single_line=True)})
@@ -157,6 +142,6 @@ def chat_key_set(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "chat/key", ["DELETE"])
-def chat_key_delete(request: ApiRequest) -> func.HttpResponse:
+def chat_key_delete(request: ApiRequest) -> Response:
     delete_user_key(get_secret_store(request.settings), request.db, request.caller)
     return no_content()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints._http import ApiRequest, endpoint, no_content, ok
+from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import collections
 from shared.validation import Field
 
@@ -12,7 +12,7 @@ bp = func.Blueprint()
 
 
 @endpoint(bp, "collections", ["POST"])
-def collections_create(request: ApiRequest) -> func.HttpResponse:
+def collections_create(request: ApiRequest) -> Response:
     body = request.json({"name": Field(str, required=True, min_length=1, max_length=200, single_line=True),
                          "description": Field(str, max_length=2000)})
     created = collections.create_collection(request.db, request.caller, body["name"], body.get("description", ""))
@@ -20,16 +20,16 @@ def collections_create(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "collections", ["GET"])
-def collections_list(request: ApiRequest) -> func.HttpResponse:
+def collections_list(request: ApiRequest) -> Response:
     return ok({"collections": collections.list_collections(request.db, request.caller)})
 
 
 @endpoint(bp, "collections/{collectionId}", ["GET"])
-def collections_get(request: ApiRequest) -> func.HttpResponse:
+def collections_get(request: ApiRequest) -> Response:
     return ok(collections.get_collection(request.db, request.caller, request.path_id("collectionId", "collection")))
 
 
 @endpoint(bp, "collections/{collectionId}", ["DELETE"])
-def collections_delete(request: ApiRequest) -> func.HttpResponse:
+def collections_delete(request: ApiRequest) -> Response:
     collections.delete_collection(request.db, request.caller, request.path_id("collectionId", "collection"))
     return no_content()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints._http import ApiRequest, endpoint, no_content, ok
+from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import documents
 from shared.queue import get_job_queue
 from shared.storage import get_blob_store
@@ -14,7 +14,7 @@ bp = func.Blueprint()
 
 
 @endpoint(bp, "collections/{collectionId}/documents", ["POST"])
-def documents_upload(request: ApiRequest) -> func.HttpResponse:
+def documents_upload(request: ApiRequest) -> Response:
     body = request.json({"filename": Field(str, required=True, min_length=1, max_length=255, single_line=True),
                          "contentType": Field(str, max_length=200, single_line=True),
                          "size": Field(int, required=True)})
@@ -26,7 +26,7 @@ def documents_upload(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "collections/{collectionId}/documents", ["GET"])
-def documents_list(request: ApiRequest) -> func.HttpResponse:
+def documents_list(request: ApiRequest) -> Response:
     limit = request.query_int("limit", 100, 1, 1000)
     listed = documents.list_documents(request.db, request.caller, request.path_id("collectionId", "collection"),
                                       limit=limit)
@@ -34,19 +34,19 @@ def documents_list(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "documents/{documentId}", ["GET"])
-def documents_get(request: ApiRequest) -> func.HttpResponse:
+def documents_get(request: ApiRequest) -> Response:
     return ok(documents.get_document(request.db, request.caller, request.path_id("documentId", "document")))
 
 
 @endpoint(bp, "documents/{documentId}", ["DELETE"])
-def documents_delete(request: ApiRequest) -> func.HttpResponse:
+def documents_delete(request: ApiRequest) -> Response:
     documents.delete_document(request.db, get_blob_store(request.settings), request.caller,
                               request.path_id("documentId", "document"))
     return no_content()
 
 
 @endpoint(bp, "documents/{documentId}/reindex", ["POST"])
-def documents_reindex(request: ApiRequest) -> func.HttpResponse:
+def documents_reindex(request: ApiRequest) -> Response:
     queue = get_job_queue(request.settings, request.db)
     return ok(documents.reindex_document(request.db, queue, request.caller,
                                          request.path_id("documentId", "document")), status=202)

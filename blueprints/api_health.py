@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints._http import ApiRequest, endpoint, ok
+from blueprints._http import ApiRequest, Response, endpoint, ok
 from shared import health
 
 bp = func.Blueprint()
 
 
 @endpoint(bp, "health", ["GET"])
-def health_check(request: ApiRequest) -> func.HttpResponse:
+def health_check(request: ApiRequest) -> Response:
     healthy, report = health.check(request.settings, request.db)
     return ok(report, status=200 if healthy else 503)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints._http import ApiRequest, endpoint, ok
+from blueprints._http import ApiRequest, Response, endpoint, ok
 from shared import passages
 
 bp = func.Blueprint()
 
 
 @endpoint(bp, "documents/{documentId}/chunks/{chunkId}", ["GET"])
-def passages_get(request: ApiRequest) -> func.HttpResponse:
+def passages_get(request: ApiRequest) -> Response:
     chunk_id = passages.parse_chunk_id(request.http.route_params.get("chunkId", ""))
     context = request.query_int("context", 2, 0, passages.MAX_CONTEXT)
     return ok(passages.get_passage(request.db, request.caller, request.path_id("documentId", "document"), chunk_id,

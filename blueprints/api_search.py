@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints._http import ApiRequest, endpoint, ok
+from blueprints._http import ApiRequest, Response, endpoint, ok
 from shared import billing
 from shared.embedding import get_embedder
 from shared.errors import Invalid
@@ -34,7 +34,7 @@ def _ids(values: list, name: str) -> tuple:
 
 
 @endpoint(bp, "search", ["POST"])
-def search_documents(request: ApiRequest) -> func.HttpResponse:
+def search_documents(request: ApiRequest) -> Response:
     body = request.json({"query": Field(str, required=True, max_length=4000), "mode": Field(str),
                          "top": Field(int), "collectionIds": Field(list), "filters": Field(dict)})
     filters = parse_object(body.get("filters") or {}, _FILTERS)

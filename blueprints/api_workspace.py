@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints._http import ApiRequest, endpoint, no_content, ok
+from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import workspaces
 from shared.validation import Field
 
@@ -14,17 +14,17 @@ _ROLES = ("owner", "member", "viewer")
 
 
 @endpoint(bp, "me", ["GET"])
-def me(request: ApiRequest) -> func.HttpResponse:
+def me(request: ApiRequest) -> Response:
     return ok(workspaces.describe_caller(request.db, request.caller))
 
 
 @endpoint(bp, "members", ["GET"])
-def members_list(request: ApiRequest) -> func.HttpResponse:
+def members_list(request: ApiRequest) -> Response:
     return ok(workspaces.list_members(request.db, request.caller))
 
 
 @endpoint(bp, "members", ["POST"])
-def members_add(request: ApiRequest) -> func.HttpResponse:
+def members_add(request: ApiRequest) -> Response:
     body = request.json({"email": Field(str, required=True, min_length=3, max_length=320, single_line=True),
                          "role": Field(str, required=True, choices=_ROLES)})
     result = workspaces.add_member(request.db, request.caller, body["email"], body["role"])
@@ -32,18 +32,18 @@ def members_add(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "members/{userId}", ["DELETE"])
-def members_remove(request: ApiRequest) -> func.HttpResponse:
+def members_remove(request: ApiRequest) -> Response:
     workspaces.remove_member(request.db, request.caller, request.path_id("userId", "member"))
     return no_content()
 
 
 @endpoint(bp, "apikeys", ["GET"])
-def api_keys_list(request: ApiRequest) -> func.HttpResponse:
+def api_keys_list(request: ApiRequest) -> Response:
     return ok({"apiKeys": workspaces.list_api_keys(request.db, request.caller)})
 
 
 @endpoint(bp, "apikeys", ["POST"])
-def api_keys_create(request: ApiRequest) -> func.HttpResponse:
+def api_keys_create(request: ApiRequest) -> Response:
     body = request.json({"name": Field(str, required=True, min_length=1, max_length=100, single_line=True),
                          "role": Field(str, choices=("member", "viewer"))})
     created = workspaces.create_api_key(request.db, request.caller, body["name"], body.get("role", "viewer"))
@@ -51,13 +51,13 @@ def api_keys_create(request: ApiRequest) -> func.HttpResponse:
 
 
 @endpoint(bp, "apikeys/{keyId}", ["DELETE"])
-def api_keys_revoke(request: ApiRequest) -> func.HttpResponse:
+def api_keys_revoke(request: ApiRequest) -> Response:
     workspaces.revoke_api_key(request.db, request.caller, request.path_id("keyId", "API key"))
     return no_content()
 
 
 @endpoint(bp, "audit", ["GET"])
-def audit_list(request: ApiRequest) -> func.HttpResponse:
+def audit_list(request: ApiRequest) -> Response:
     limit = request.query_int("limit", 50, 1, 500)
     before = request.query_int("before", 0, 0, 2**62) or None
     entries = workspaces.list_audit(request.db, request.caller, limit, before)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints._http import ApiRequest, endpoint, ok
+from blueprints._http import ApiRequest, Response, endpoint, ok
 from shared.billing import webhook
 
 bp = func.Blueprint()
 
 
 @endpoint(bp, "stripe/webhook", ["POST"])
-def stripe_webhook(request: ApiRequest) -> func.HttpResponse:
+def stripe_webhook(request: ApiRequest) -> Response:
     # The body goes to verification as the exact bytes received: parsing (or re-serialising) first
     # would change what was signed. No caller is resolved: Stripe has no Folio identity.
-    body = request.http.get_body() or b""
+    body = request.http.body
     return ok(webhook.receive(request.db, request.settings, body, request.http.headers.get("stripe-signature")))

@@ -1,21 +1,25 @@
-"""Serves a FunctionApp's HTTP functions with real azure.functions request/response objects."""
+"""Serves a FunctionApp's HTTP functions over real HTTP, with the worker's request/response objects."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
-import logging
+import socket
 import threading
+import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from devhost.functions import HttpRoute, Registration, http_routes
 
-_log = logging.getLogger("devhost")
 MAX_BODY = 100 * 1024 * 1024  # the Functions host's own request size limit
 
 
@@ -75,14 +79,47 @@ class LoopbackServer(ThreadingHTTPServer):
         return thread
 
 
-class FunctionsHttpServer(LoopbackServer):
-    thread_name = "devhost-http"
+class FunctionsHttpServer:
+    """The app's HTTP functions on Uvicorn, as the worker serves them with HTTP streaming on.
+
+    In Azure the worker runs Uvicorn, the host forwards each request to it, and the function gets the
+    Starlette request with its route parameters filled in and returns a Starlette response, which
+    Uvicorn sends (streamed, for a ``StreamingResponse``). Here the same happens minus the host in
+    between: routing, the 404/405 answers and CORS are the host's part and live in :meth:`app`.
+    """
 
     def __init__(self, address: tuple[str, int], registrations: list[Registration], *, route_prefix: str = "api",
                  cors_origins: tuple[str, ...] = ()) -> None:
         self.routes: list[HttpRoute] = http_routes(registrations, route_prefix)
         self.cors_origins = cors_origins
-        super().__init__(address, _Handler)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(address)
+        self._server = uvicorn.Server(uvicorn.Config(self.app, interface="asgi3", lifespan="off", log_config=None,
+                                                     access_log=False, timeout_graceful_shutdown=5))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def start_in_thread(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name="devhost-http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the Functions HTTP server on {self.base_url} did not start")
+            time.sleep(0.01)
+        return self._thread
+
+    def shutdown(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self._socket.close()
 
     def match(self, method: str, path: str) -> tuple[HttpRoute | None, dict[str, str], bool]:
         """(route, route params, whether the path exists under another method)."""
@@ -96,65 +133,46 @@ class FunctionsHttpServer(LoopbackServer):
                 return route, {k: v for k, v in found.groupdict().items() if v is not None}, True
         return None, {}, path_known
 
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        origin = request.headers.get("origin")
+        if request.method == "OPTIONS" and origin and request.headers.get("access-control-request-method"):
+            response = self._preflight(origin, request.headers.get("access-control-request-headers", ""))
+        else:
+            response = await self._invoke(request)
+        if origin and origin in self.cors_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        await response(scope, receive, send)
 
-class _Handler(BaseHTTPRequestHandler):
-    server: FunctionsHttpServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        _log.debug(fmt, *args)
-
-    def _dispatch(self) -> None:
-        split = urlsplit(self.path)
-        origin = self.headers.get("Origin")
-        if self.command == "OPTIONS" and origin and self.headers.get("Access-Control-Request-Method"):
-            return self._preflight(origin)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            return self._send(413, {"Content-Type": "text/plain"}, b"Request body too large", origin)
-        body = self.rfile.read(length) if length else b""
-        route, params, path_known = self.server.match(self.command, split.path)
+    async def _invoke(self, request: Request) -> Response:
+        declared = request.headers.get("content-length") or "0"
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            return PlainTextResponse("Request body too large", status_code=413)
+        route, params, path_known = self.match(request.method, request.url.path)
         if route is None:
-            return self._send(405 if path_known else 404, {"Content-Type": "text/plain"},
-                              b"Method not allowed" if path_known else b"Not found", origin)
-        request = func.HttpRequest(
-            method=self.command,
-            url=f"{self.server.base_url}{self.path}",
-            headers={k.lower(): v for k, v in self.headers.items()},
-            params=dict(parse_qsl(split.query, keep_blank_values=True)),
-            route_params=params,
-            body=body,
-        )
-        response = invoke(route.registration, request)
-        headers = {k: v for k, v in response.headers.items()}
-        if response.mimetype and "content-type" not in {k.lower() for k in headers}:
-            charset = f"; charset={response.charset}" if response.charset and response.mimetype.startswith(
-                ("text/", "application/json")) else ""
-            headers["Content-Type"] = f"{response.mimetype}{charset}"
-        self._send(response.status_code, headers, response.get_body() or b"", origin)
+            return PlainTextResponse("Method not allowed" if path_known else "Not found",
+                                     status_code=405 if path_known else 404)
+        request.scope["path_params"] = dict(params)  # what the worker's RequestSynchronizer fills in
+        if inspect.iscoroutinefunction(route.registration.user_function):
+            result = await invoke(route.registration, request)
+        else:  # the worker runs a synchronous function in its thread pool
+            result = await asyncio.to_thread(invoke, route.registration, request)
+        if not isinstance(result, Response):
+            raise TypeError(f"HTTP function {route.registration.name} returned {type(result).__name__}, "
+                            "not a Starlette Response (HTTP streaming is on for the whole app)")
+        return result
 
-    def _preflight(self, origin: str) -> None:
-        if origin not in self.server.cors_origins:
-            return self._send(403, {}, b"", None)
-        self._send(204, {
+    def _preflight(self, origin: str, requested_headers: str) -> Response:
+        if origin not in self.cors_origins:
+            return Response(status_code=403)
+        return Response(status_code=204, headers={
             "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-            "Access-Control-Allow-Headers": self.headers.get("Access-Control-Request-Headers", ""),
+            "Access-Control-Allow-Headers": requested_headers,
             "Access-Control-Max-Age": "600",
-        }, b"", origin)
-
-    def _send(self, status: int, headers: dict[str, str], body: bytes, origin: str | None) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        if origin and origin in self.server.cors_origins:
-            self.send_header("Access-Control-Allow-Origin", origin)
-            self.send_header("Vary", "Origin")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+        })
 
 
 def invoke(registration: Registration, trigger_value: Any) -> Any:

@@ -6,13 +6,16 @@ model; model providers are the loopback server of tests/stubs/llm_server.py.
 
 from __future__ import annotations
 
+import http.client
 import json
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -342,6 +345,39 @@ def test_provider_429_ends_the_stream_with_an_error_line(world: dict[str, Any], 
     as_json = world["ann"].post("/api/chat", {"message": "How many days to pay?"}, headers={"Accept": "application/json"})
     assert as_json.status == 429 and as_json.headers["content-type"].startswith("application/problem+json")
     assert as_json.json()["sessionId"]
+
+
+def test_lines_reach_the_client_while_the_model_is_still_answering(world: dict[str, Any], openai_stub: LlmStub,
+                                                                   settings_override: Any) -> None:
+    """Incremental, not buffered: the first answer text arrives while the provider holds back the rest.
+
+    The stub sends one piece and then waits for the test's go-ahead, which the test gives only after it
+    has read that piece off the socket. A server that buffered the body would send nothing until the
+    provider's 20 s silence timeout, and then the last line would be an error, not ``done``.
+    """
+    settings_override(CHAT_TIMEOUT_SECONDS="20")
+    go_on = threading.Event()
+    openai_stub.default = Reply(text=["Thirty ", "days ", "[1]."], stall_after=1, gate=go_on)
+    split = urlsplit(world["ann"].base_url)
+    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=60)
+    try:
+        conn.request("POST", "/api/chat", body=json.dumps({"message": "How many days does the buyer have to pay?"}),
+                     headers={**world["ann"].headers, "Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.status == 200 and response.getheader("content-type", "").startswith(NDJSON)
+        assert response.getheader("content-length") is None  # a stream has no length up front
+        session = json.loads(response.readline())
+        first = json.loads(response.readline())
+        assert session["type"] == "session" and first == {"type": "delta", "text": "Thirty "}
+        assert not go_on.is_set()  # read while the model was still holding the rest of its answer
+        go_on.set()
+        rest = [json.loads(line) for line in response.read().decode().splitlines()]
+    finally:
+        go_on.set()
+        conn.close()
+    assert [e["type"] for e in rest][-2:] == ["citations", "done"], rest
+    assert "".join(e["text"] for e in [first, *rest] if e["type"] == "delta") == "Thirty days [1]."
+    assert rest[-2]["citations"][0]["documentId"] == world["contract"]
 
 
 def test_provider_stall_times_out_with_an_error_line(world: dict[str, Any], openai_stub: LlmStub) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import uuid
+from urllib.parse import urlsplit
 
 from tests.helpers import Client
 
@@ -69,6 +72,24 @@ def test_oversize_body_is_413_and_creates_nothing(client: Client) -> None:
     huge = b'{"name": "big", "description": "' + b"x" * 1_100_000 + b'"}'
     response = alice.request("POST", "/api/collections", body=huge, headers={"Content-Type": "application/json"})
     assert response.status == 413
+    assert alice.get("/api/collections").json()["collections"] == []
+
+
+def test_oversize_chunked_body_is_413_without_a_declared_length(client: Client) -> None:
+    """A chunked body declares no length: the limit still holds, counted as the body arrives."""
+    alice = client.as_user(_unique("alice"))
+    alice.get("/api/me")
+    split = urlsplit(client.base_url)
+    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=30)
+    parts = [b'{"name": "big", "description": "'] + [b"x" * 65536] * 20 + [b'"}']
+    try:
+        conn.request("POST", "/api/collections", body=iter(parts), encode_chunked=True,
+                     headers={**alice.headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        response = conn.getresponse()
+        status, problem = response.status, json.loads(response.read())
+    finally:
+        conn.close()
+    assert status == 413 and problem["type"].endswith("/payload-too-large"), problem
     assert alice.get("/api/collections").json()["collections"] == []
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+
 import azure.functions as func
+from starlette.requests import Request
+from starlette.responses import Response
 
 import function_app
 from devhost.functions import _compile, http_routes, registrations
@@ -43,15 +47,17 @@ def test_cors_preflight_allows_the_static_web_app_origin_only(client: Client) ->
     assert denied.status == 403 and "access-control-allow-origin" not in denied.headers
 
 
-def test_functions_receive_real_azure_functions_objects(host: str) -> None:
+def test_functions_receive_the_workers_request_and_context(host: str) -> None:
+    """With HTTP streaming on, the worker passes a Starlette request (route params filled in) and a Context."""
     seen: dict[str, object] = {}
     bp = func.Blueprint()
 
     @bp.route(route="probe/{name}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-    def probe(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    async def probe(req: Request, context: func.Context) -> Response:
         seen.update(req=req, context=context)
-        return func.HttpResponse(f"hi {req.route_params['name']} {req.params.get('q')} {req.get_body().decode()}",
-                                 status_code=202, headers={"X-Probe": "1"})
+        body = (await req.body()).decode()
+        return Response(f"hi {req.path_params['name']} {req.query_params.get('q')} {body}",
+                        status_code=202, headers={"X-Probe": "1"})
 
     app = func.FunctionApp()
     app.register_functions(bp)
@@ -64,5 +70,17 @@ def test_functions_receive_real_azure_functions_objects(host: str) -> None:
     finally:
         server.shutdown()
     assert response.status == 202 and response.body == b"hi ann 1 body" and response.headers["x-probe"] == "1"
-    assert isinstance(seen["req"], func.HttpRequest) and isinstance(seen["context"], func.Context)
+    assert isinstance(seen["req"], Request) and isinstance(seen["context"], func.Context)
     assert seen["context"].invocation_id  # type: ignore[attr-defined]
+
+
+def test_every_api_function_is_async_and_typed_for_http_streaming() -> None:
+    """The worker turns HTTP streaming on for the whole app: each HTTP function must take and return its types."""
+    import typing
+
+    for reg in registrations(function_app.app):
+        if reg.trigger_type != "httpTrigger":
+            continue
+        hints = typing.get_type_hints(reg.user_function)
+        assert inspect.iscoroutinefunction(reg.user_function), reg.name
+        assert hints[reg.trigger_param] is Request and issubclass(hints["return"], Response), reg.name

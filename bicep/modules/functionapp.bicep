@@ -110,6 +110,8 @@ var appSettings = {
   FOLIO_ENVIRONMENT: environmentName
   FOLIO_DEV_MODE: 'false'
   FOLIO_LOG_LEVEL: logLevel
+  // HTTP streaming (chat answers): the worker serves HTTP functions through the FastAPI extension.
+  PYTHON_ENABLE_INIT_INDEXING: '1'
 
   // Identity-based host storage (no connection string, no keys).
   AzureWebJobsStorage__accountName: storageAccountName

@@ -23,6 +23,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     error_body: dict[str, Any] | None = None
     stall_after: int | None = None  # send this many text events, then go silent
+    gate: threading.Event | None = None  # with stall_after: go on once this is set, instead of staying silent
     usage: tuple[int, int] = (11, 7)  # prompt/input, completion/output tokens
     anthropic_error: str | None = None  # an `error` event inside a 200 stream
 
@@ -148,8 +149,11 @@ def _handler(stub: LlmStub) -> type[BaseHTTPRequestHandler]:
                 is_text = b'"content": "' in chunk and b'"content": ""' not in chunk or b"text_delta" in chunk
                 if reply.stall_after is not None and is_text and sent_text >= reply.stall_after:
                     self.wfile.flush()
-                    stub._release.wait(60)  # silence: the client's read timeout must fire first
-                    return
+                    if reply.gate is None:
+                        stub._release.wait(60)  # silence: the client's read timeout must fire first
+                        return
+                    reply.gate.wait(60)
+                    reply.stall_after = None
                 self.wfile.write(chunk)
                 self.wfile.flush()
                 sent_text += int(is_text)
