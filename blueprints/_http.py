@@ -11,10 +11,12 @@ runs the synchronous handler in a worker thread, because the handlers block on P
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -40,6 +42,20 @@ PROBLEM_BASE = "https://folio.dev/problems/"
 NDJSON = "application/x-ndjson"
 WORKSPACE_HEADER = "x-folio-workspace"
 _COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+# Handlers and stream steps block (PostgreSQL, Cosmos DB, a model that is still thinking), so they run
+# here rather than in asyncio's default executor, which has cpu_count + 4 threads: on a 2-core instance
+# six slow chat answers would hold all of them and every other request would wait. 64 is well above
+# the per-instance HTTP concurrency of Flex Consumption (16 by default); database work is bounded
+# separately by its connection pool.
+BLOCKING_THREADS = 64
+_blocking = ThreadPoolExecutor(max_workers=BLOCKING_THREADS, thread_name_prefix="folio-http")
+
+
+def run_blocking(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """``fn(*args)`` on the HTTP thread pool, with this task's context (the bound invocation id)."""
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(_blocking, context.run, fn, *args)
 
 
 @dataclass(frozen=True)
@@ -121,14 +137,14 @@ def endpoint(bp: func.Blueprint, route: str, methods: list[str]) -> Callable[[Ha
 async def serve(handler: Handler, req: Request, context: func.Context) -> Response:
     """Run one request: read it, call ``handler`` in a thread, map any failure to problem+json."""
     invocation_id = getattr(context, "invocation_id", None) or ""
-    # Bound in this invocation's task; asyncio.to_thread carries it into the handler's thread.
+    # Bound in this invocation's task; run_blocking carries it into the handler's thread.
     token = bind_invocation(invocation_id)
     started = time.perf_counter()
     try:
         try:
-            settings = await asyncio.to_thread(_settings)
+            settings = await run_blocking(_settings)
             http = await read_input(req, settings.max_request_bytes)
-            response = await asyncio.to_thread(handler, ApiRequest(http, settings, invocation_id))
+            response = await run_blocking(handler, ApiRequest(http, settings, invocation_id))
         except FolioError as exc:
             response = problem(exc, invocation_id)
             if exc.status >= 500:
@@ -220,25 +236,19 @@ def _line(event: dict[str, Any]) -> bytes:
 
 async def _lines(events: Iterator[dict[str, Any]], invocation_id: str,
                  sent: list[dict[str, Any]]) -> Any:
-    token = bind_invocation(invocation_id)
+    # No context variable is held across a yield: the task that resumes an async generator (or
+    # finalises it) need not be the one that started it. Each step binds the invocation id itself.
     step: asyncio.Future[Any] | None = None
     try:
         for event in sent:
             yield _line(event)
         while True:
-            step = asyncio.ensure_future(asyncio.to_thread(next, events, _END))
+            step = run_blocking(_step, events, invocation_id)
             try:
                 # Shielded: if the client goes away, the step still finishes before the generator is closed.
                 event = await asyncio.shield(step)
-            except FolioError as exc:
-                if exc.status >= 500:
-                    _log.warning("stream failed: %s", exc.detail)
-                yield _line({"type": "error", "error": problem_body(exc, invocation_id)})
-                return
-            except Exception:
-                _log.exception("stream failed unexpectedly")
-                failure = FolioError("Something went wrong on our side while answering; the invocation id identifies it.")
-                yield _line({"type": "error", "error": problem_body(failure, invocation_id)})
+            except Exception as exc:  # noqa: BLE001 - every failure becomes the stream's last line
+                yield _line(_error_event(exc, invocation_id))
                 return
             if event is _END:
                 return
@@ -247,11 +257,37 @@ async def _lines(events: Iterator[dict[str, Any]], invocation_id: str,
         if step is not None and not step.done():
             step.add_done_callback(lambda done: _close_after(done, events))
         else:
-            events.close()  # a client that left mid-answer: the provider's connection closes now
+            _close(events)  # a client that left mid-answer: the provider's connection closes now
+
+
+def _step(events: Iterator[dict[str, Any]], invocation_id: str) -> Any:
+    token = bind_invocation(invocation_id)
+    try:
+        return next(events, _END)
+    finally:
+        unbind_invocation(token)
+
+
+def _error_event(exc: Exception, invocation_id: str) -> dict[str, Any]:
+    token = bind_invocation(invocation_id)
+    try:
+        if not isinstance(exc, FolioError):
+            _log.error("stream failed unexpectedly", exc_info=exc)
+            exc = FolioError("Something went wrong on our side while answering; the invocation id identifies it.")
+        elif exc.status >= 500:
+            _log.warning("stream failed: %s", exc.detail)
+        return {"type": "error", "error": problem_body(exc, invocation_id)}
+    finally:
         unbind_invocation(token)
 
 
 def _close_after(step: asyncio.Future[Any], events: Iterator[dict[str, Any]]) -> None:
     if not step.cancelled():
         step.exception()  # retrieved: an abandoned step's failure is not an "unhandled" one
-    events.close()  # type: ignore[attr-defined]
+    _close(events)
+
+
+def _close(events: Iterator[dict[str, Any]]) -> None:
+    close = getattr(events, "close", None)  # generators have it; a plain iterator holds nothing to release
+    if close is not None:
+        close()

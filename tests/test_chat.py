@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import stat
 import threading
 import time
@@ -378,6 +379,34 @@ def test_lines_reach_the_client_while_the_model_is_still_answering(world: dict[s
     assert [e["type"] for e in rest][-2:] == ["citations", "done"], rest
     assert "".join(e["text"] for e in [first, *rest] if e["type"] == "delta") == "Thirty days [1]."
     assert rest[-2]["citations"][0]["documentId"] == world["contract"]
+
+
+def test_answers_waiting_on_a_model_do_not_hold_up_other_requests(world: dict[str, Any], openai_stub: LlmStub,
+                                                                  settings_override: Any) -> None:
+    """More streams waiting on the model than asyncio's default executor has threads, and the API still answers."""
+    settings_override(CHAT_TIMEOUT_SECONDS="30")
+    go_on = threading.Event()
+    openai_stub.default = Reply(text=["Thirty ", "days ", "[1]."], stall_after=1, gate=go_on)
+    held = (os.cpu_count() or 1) + 6  # the default executor has cpu_count + 4 threads
+    split = urlsplit(world["ann"].base_url)
+    streams = []
+    try:
+        for _ in range(held):
+            conn = http.client.HTTPConnection(split.hostname, split.port, timeout=20)
+            conn.request("POST", "/api/chat", body=json.dumps({"message": "How many days does the buyer have to pay?"}),
+                         headers={**world["ann"].headers, "Content-Type": "application/json"})
+            response = conn.getresponse()
+            streams.append((conn, response))
+            assert [json.loads(response.readline())["type"] for _ in range(2)] == ["session", "delta"]
+        assert not go_on.is_set()
+        assert world["ann"].get("/api/me").status == 200  # while every one of those answers is still open
+        go_on.set()
+        for _, response in streams:
+            assert json.loads(response.read().decode().splitlines()[-1])["type"] == "done"
+    finally:
+        go_on.set()
+        for conn, _ in streams:
+            conn.close()
 
 
 def test_provider_stall_times_out_with_an_error_line(world: dict[str, Any], openai_stub: LlmStub) -> None:
