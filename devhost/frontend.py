@@ -30,7 +30,8 @@ _log = logging.getLogger("devhost.frontend")
 DEFAULT_PORT = 4280  # the Static Web Apps CLI's port; BILLING_RETURN_URL and Host.CORS name it
 DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                         "transfer-encoding", "upgrade", "host", "content-length"})
+                         "transfer-encoding", "upgrade", "host", "content-length",
+                         "date", "server"})  # the last two: this server writes its own
 _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".html": "text/html",
           ".json": "application/json", ".map": "application/json", ".svg": "image/svg+xml", ".ico": "image/x-icon",
           ".png": "image/png", ".txt": "text/plain", ".woff2": "font/woff2"}
@@ -143,16 +144,18 @@ class _Handler(BaseHTTPRequestHandler):
                 if key.lower() not in _HOP_BY_HOP:
                     self.send_header(key, value)
             declared = response.getheader("Content-Length")
+            chunked = declared is None and response.status not in (204, 304) and self.command != "HEAD"
             if declared is not None:
                 self.send_header("Content-Length", declared)
-            else:
-                self.send_header("Connection", "close")  # streamed: the body ends when the connection does
-                self.close_connection = True
+            elif chunked:
+                self.send_header("Transfer-Encoding", "chunked")  # streamed: each piece goes on as it arrives
             self.end_headers()
             if self.command == "HEAD":
                 return
             while chunk := response.read1(65536):
-                self.wfile.write(chunk)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
                 self.wfile.flush()
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
         finally:
             upstream.close()

@@ -31,8 +31,9 @@ class FolderIngest:
 
     @staticmethod
     def dev_principal(email: str) -> dict[str, str]:
-        """The SWA header the local host trusts in dev mode."""
-        payload = {"identityProvider": "aad", "userId": f"cli-{email}", "userDetails": email,
+        """The SWA header the local host trusts in dev mode: the same user as the web app's dev sign-in."""
+        email = email.strip().lower()
+        payload = {"identityProvider": "aad", "userId": f"dev:{email}", "userDetails": email,
                    "userRoles": ["anonymous", "authenticated"]}
         return {"x-ms-client-principal": base64.b64encode(json.dumps(payload).encode()).decode()}
 

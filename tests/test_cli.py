@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from shared import cli
 from shared.folder_ingest import FolderIngest
+from tests.helpers import Client
 from tests.pipeline import Pipeline
 
 
@@ -32,6 +34,11 @@ def test_folder_ingest_uploads_every_supported_file_and_waits_for_indexing(
     assert "indexing" in progress.getvalue() and "3/3" in progress.getvalue()
     # Running it again reuses the collection instead of failing on the name.
     assert ingest.collection_id("imported") == ingest.collection_id("imported")
+    # The web app's dev sign-in with the same email (frontend/src/auth.ts, devSignIn) is the same user.
+    signed_in = {"identityProvider": "aad", "userId": "dev:cli-user@example.com", "userDetails": "cli-user@example.com",
+                 "userRoles": ["anonymous", "authenticated"]}
+    web = Client(host, {"x-ms-client-principal": base64.b64encode(json.dumps(signed_in).encode()).decode()})
+    assert "imported" in [c["name"] for c in web.get("/api/collections").json()["collections"]]
 
 
 def test_deadletters_can_be_listed_and_replayed(capsys: pytest.CaptureFixture[str]) -> None:

@@ -133,7 +133,16 @@ def test_web_server_passes_api_calls_through_on_the_same_origin(static_site: str
     assert "content-security-policy" not in headers  # the API's own headers only
     status, headers, body = _get(static_site, "/api/stream", method="POST", body=b"{}")
     assert status == 200 and headers["content-type"] == "application/x-ndjson"
+    assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
     assert [json.loads(line)["text"] for line in body.splitlines()] == ["0", "1", "2"]
+    url = urlsplit(static_site)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.request("POST", "/api/things", body=b"{}")
+        names = [k.lower() for k, _ in conn.getresponse().getheaders()]
+    finally:
+        conn.close()
+    assert names.count("date") == 1 and names.count("server") == 1  # the upstream's are not repeated
 
 
 def test_web_server_reports_an_unreachable_api_as_problem_json(tmp_path: Path) -> None:
