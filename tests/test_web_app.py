@@ -195,17 +195,7 @@ def built_app() -> Path:
 
 
 @pytest.fixture(scope="module")
-def chat_backend(request: pytest.FixtureRequest) -> bool:
-    """Cosmos DB for chat, when the suite has the chat tests' `cosmos` fixture (chat is built in parallel)."""
-    try:
-        request.getfixturevalue("cosmos")
-    except pytest.FixtureLookupError:
-        return False
-    return True
-
-
-@pytest.fixture(scope="module")
-def web(host: str, built_app: Path, running_pipeline: Pipeline, chat_backend: bool) -> Iterator[str]:
+def web(host: str, built_app: Path, running_pipeline: Pipeline, cosmos: str) -> Iterator[str]:
     """The built app on its own origin with /api passed to the test host; Azurite accepts its uploads."""
     from shared.config import get_settings
     from shared.storage import get_blob_store
@@ -315,11 +305,6 @@ def _focused(page: Any) -> str:
                          "(document.activeElement.textContent || '').trim().slice(0, 60) : ''")
 
 
-def _chat_works(host: str) -> bool:
-    """Whether this test run's host answers chat (the chat API is built in parallel and needs Cosmos DB)."""
-    return Client(host).as_user("chat-probe").get("/api/chat/sessions").status == 200
-
-
 def test_a_user_signs_in_uploads_searches_and_sees_billing_in_the_browser(page: Any, web: str, host: str,
                                                                           tmp_path: Path) -> None:
     from playwright.sync_api import expect
@@ -410,24 +395,20 @@ def test_a_user_signs_in_uploads_searches_and_sees_billing_in_the_browser(page: 
     page.get_by_label("Search your documents").press("Enter")
     expect(page.get_by_text("No passages match")).to_be_visible()
 
-    # Chat, if the chat API is served yet (it is built in parallel): a question, a streamed answer, a citation.
+    # Chat: a question, a streamed answer, a citation.
     page.get_by_role("link", name="Chat").click()
     expect(page.get_by_role("heading", level=1)).to_be_focused()
-    if _chat_works(host):
-        page.get_by_label("Ask a question about your documents").fill("How much does a widget cost?")
-        page.get_by_label("Ask a question about your documents").press("Enter")
-        citation = page.locator(".message-assistant .cite").first
-        expect(citation).to_be_visible()
-        shot(page, "chat-answer")
-        assert _accessibility_problems(page) == []
-        citation.click()
-        expect(page.get_by_role("dialog")).to_be_visible()
-        shot(page, "chat-citation")
-        page.keyboard.press("Escape")
-        expect(page.locator(".chat-sessions li")).not_to_have_count(0)
-    else:  # a designed state either way: "not available" without the route, the API's detail otherwise
-        expect(page.locator(".chat-main .state-empty, .chat-sessions .state-error").first).to_be_visible()
-        shot(page, "chat-unavailable")
+    page.get_by_label("Ask a question about your documents").fill("How much does a widget cost?")
+    page.get_by_label("Ask a question about your documents").press("Enter")
+    citation = page.locator(".message-assistant .cite").first
+    expect(citation).to_be_visible()
+    shot(page, "chat-answer")
+    assert _accessibility_problems(page) == []
+    citation.click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    shot(page, "chat-citation")
+    page.keyboard.press("Escape")
+    expect(page.locator(".chat-sessions li")).not_to_have_count(0)
 
     # Billing: the free plan and usage against every limit.
     page.get_by_role("link", name="Billing").click()
@@ -483,21 +464,8 @@ def test_an_owner_upgrades_through_stripe_checkout_from_the_billing_page(page: A
     expect(page.get_by_role("heading", name="Pay")).to_be_visible()
 
 
-CONTRACT_STREAM = [
-    {"type": "session", "sessionId": "s-1", "title": "Widget prices"},
-    {"type": "delta", "text": "Each widget costs ten euros "},
-    {"type": "delta", "text": "[1], payable within thirty days [1]."},
-    {"type": "citations", "citations": [{"n": 1, "chunkId": "{chunk}", "documentId": "{document}",
-                                         "title": "supply-agreement.pdf", "headingPath": ["Section 2 Price"],
-                                         "pages": {"start": 2, "end": 2}, "snippet": "ten <mark>euros</mark>"}]},
-    {"type": "done", "usage": {"promptTokens": 10, "completionTokens": 12}},
-]
-
-
 def test_chat_view_streams_an_answer_and_opens_its_citation(page: Any, web: str, host: str) -> None:
-    """The chat view against the NDJSON contract of POST /api/chat. While the chat API is not served
-    by the host, the browser is given that stream (and an empty session list); the citation then
-    opens a real passage through the real API either way."""
+    """The chat view against the real POST /api/chat (extractive answers): the citation opens the real passage."""
     from playwright.sync_api import expect
 
     shot = Shots("chat")
@@ -505,15 +473,6 @@ def test_chat_view_streams_an_answer_and_opens_its_citation(page: Any, web: str,
     collection = user.post("/api/collections", {"name": "Agreements"}).json()["id"]
     created = upload(user, collection, "supply-agreement.pdf", _pdf(), "application/pdf")
     _wait_ready(user, created["documentId"])
-    hit = user.post("/api/search", {"query": "widget costs ten euros", "mode": "lexical"}).json()["results"][0]
-
-    if not _chat_works(host):
-        lines = json.dumps(CONTRACT_STREAM).replace("{chunk}", hit["chunkId"]).replace("{document}", hit["documentId"])
-        body = "".join(json.dumps(line) + "\n" for line in json.loads(lines))
-        page.route("**/api/chat", lambda route: route.fulfill(status=200, body=body,
-                                                               headers={"Content-Type": "application/x-ndjson"}))
-        page.route("**/api/chat/sessions", lambda route: route.fulfill(
-            status=200, json={"sessions": [{"id": "s-1", "title": "Widget prices", "updatedAt": None}]}))
 
     _sign_in_as(page, web, user)
     page.goto(web + "/chat")
@@ -535,6 +494,53 @@ def test_chat_view_streams_an_answer_and_opens_its_citation(page: Any, web: str,
     shot(page, "citation")
     page.keyboard.press("Escape")
     expect(answer.locator(".cite").first).to_be_focused()
+
+
+def test_chat_shows_the_answer_while_the_model_is_still_writing_and_stop_ends_it(
+        page: Any, web: str, host: str, settings_override: Any) -> None:
+    """Browser → same-origin proxy → host → model, incrementally: the first words are on screen while the
+    (stub) model holds back the rest; Stop ends a second answer mid-way and nothing of it is kept."""
+    from playwright.sync_api import expect
+
+    from tests.stubs.llm_server import LlmStub, Reply
+
+    shot = Shots("chat-stream")
+    user = Client(host).as_user(f"stream-{uuid.uuid4().hex[:8]}", email=f"stream-{uuid.uuid4().hex[:6]}@example.com")
+    collection = user.post("/api/collections", {"name": "Agreements"}).json()["id"]
+    _wait_ready(user, upload(user, collection, "supply-agreement.pdf", _pdf(), "application/pdf")["documentId"])
+    with LlmStub() as llm:
+        settings_override(CHAT_PROVIDER="openai", OPENAI_BASE_URL=llm.url + "/v1", OPENAI_API_KEY="sk-test-0123456789",
+                          OPENAI_CHAT_MODEL="gpt-stub", CHAT_TIMEOUT_SECONDS="60")
+        first_go, second_go = threading.Event(), threading.Event()
+        llm.script(Reply(text=["Each widget costs ", "ten euros [1]."], stall_after=1, gate=first_go),
+                   Reply(text=["Thirty ", "days [1]."], stall_after=1, gate=second_go))
+        try:
+            _sign_in_as(page, web, user)
+            page.goto(web + "/chat")
+            box = page.get_by_label("Ask a question about your documents")
+            box.fill("How much does a widget cost?")
+            box.press("Enter")
+            answer = page.locator(".message-assistant").last
+            expect(answer.locator(".answer-streaming")).to_have_text("Each widget costs ")
+            expect(page.get_by_role("button", name="Stop")).to_be_visible()
+            assert not first_go.is_set()  # on screen while the model still holds the rest
+            shot(page, "partial")
+            first_go.set()
+            expect(answer.locator(".answer")).to_contain_text("ten euros")
+            expect(answer.locator(".cite").first).to_be_visible()
+            session_id = page.url.rsplit("/", 1)[-1]
+
+            box.fill("Within how many days must the buyer pay for the widgets?")  # standalone: no rewrite call
+            box.press("Enter")
+            expect(page.locator(".message-assistant").last.locator(".answer-streaming")).to_have_text("Thirty ")
+            page.get_by_role("button", name="Stop").click()
+            expect(page.locator(".message-assistant").last).to_contain_text("Stopped.")
+            shot(page, "stopped")
+        finally:
+            first_go.set()
+            second_go.set()
+    kept = user.get(f"/api/chat/sessions/{session_id}").json()
+    assert kept["turns"] == 1 and [m["role"] for m in kept["messages"]] == ["user", "assistant"]
 
 
 def _wait_ready(user: Client, document_id: str) -> None:
