@@ -14,7 +14,9 @@ import asyncio
 import contextvars
 import json
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,12 +27,12 @@ from uuid import UUID
 # Importing the extension is what switches the worker to HTTP streaming (see above).
 import azurefunctions.extensions.http.fastapi  # noqa: F401
 import azure.functions as func
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
-from shared.config import Settings, get_settings
+from shared.config import Settings, cached_settings, get_settings
 from shared.db import Database, get_database
-from shared.errors import FolioError, Invalid, PayloadTooLarge, UnsupportedMediaType
+from shared.errors import FolioError, Invalid, PayloadTooLarge, RequestTimeout, Unavailable, UnsupportedMediaType
 from shared.identity import authenticate
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 from shared.tenancy import Caller, resolve_caller
@@ -45,11 +47,38 @@ _COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosni
 
 # Handlers and stream steps block (PostgreSQL, Cosmos DB, a model that is still thinking), so they run
 # here rather than in asyncio's default executor, which has cpu_count + 4 threads: on a 2-core instance
-# six slow chat answers would hold all of them and every other request would wait. 64 is well above
-# the per-instance HTTP concurrency of Flex Consumption (16 by default); database work is bounded
-# separately by its connection pool.
-BLOCKING_THREADS = 64
+# six slow chat answers would hold all of them and every other request would wait. The pool is larger
+# than everything that can hold a thread at once: host.json's maxConcurrentRequests (100) plus the
+# streams (MAX_STREAMS), whose last step may outlive a client that left. Threads start on demand.
+BLOCKING_THREADS = 160
+MAX_STREAMS = 48  # chat answers being written at once on one instance; more get a 503 and Retry-After
+BODY_READ_SECONDS = 60.0  # a client that stops sending its body mid-way gets a 408
 _blocking = ThreadPoolExecutor(max_workers=BLOCKING_THREADS, thread_name_prefix="folio-http")
+
+
+class StreamSlots:
+    """A fixed number of long-running answers per instance, so streams cannot take every thread."""
+
+    def __init__(self, size: int) -> None:
+        self._free = threading.BoundedSemaphore(size)
+
+    def take(self) -> Callable[[], None]:
+        """A slot, or 503 when none is free; the returned release is safe to call more than once."""
+        if not self._free.acquire(blocking=False):
+            raise Unavailable("Too many answers are being written right now; try again in a few seconds.",
+                              retryAfter=5)
+        lock, held = threading.Lock(), [True]
+
+        def release() -> None:
+            with lock:
+                if held[0]:
+                    held[0] = False
+                    self._free.release()
+
+        return release
+
+
+stream_slots = StreamSlots(MAX_STREAMS)
 
 
 def run_blocking(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
@@ -93,7 +122,9 @@ class ApiRequest:
     def json(self, spec: dict[str, Field]) -> dict[str, Any]:
         body = self.http.body
         content_type = (self.http.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if content_type and content_type != "application/json":
+        # Required, not assumed: a body without this type is what a cross-site form or a fetch that
+        # skips the CORS preflight sends, so refusing it keeps JSON endpoints out of reach of both.
+        if body and content_type != "application/json":
             raise UnsupportedMediaType("Send the request body as application/json.")
         return parse_object(parse_json(body), spec)
 
@@ -142,9 +173,18 @@ async def serve(handler: Handler, req: Request, context: func.Context) -> Respon
     started = time.perf_counter()
     try:
         try:
-            settings = await run_blocking(_settings)
-            http = await read_input(req, settings.max_request_bytes)
+            # Fresh settings are read without a thread; loading or refreshing them may do I/O.
+            settings = cached_settings() or await run_blocking(_settings)
+            try:
+                async with asyncio.timeout(BODY_READ_SECONDS):
+                    http = await read_input(req, settings.max_request_bytes)
+            except TimeoutError:
+                raise RequestTimeout(f"The request body did not arrive within {BODY_READ_SECONDS:.0f} s.") from None
             response = await run_blocking(handler, ApiRequest(http, settings, invocation_id))
+        except ClientDisconnect:
+            # The client left before sending its whole body: nobody to answer, and not our failure.
+            _log.info("%s %s: the client disconnected before sending its body", req.method, req.url.path)
+            response = problem(Invalid("The request body ended early."), invocation_id)
         except FolioError as exc:
             response = problem(exc, invocation_id)
             if exc.status >= 500:
@@ -201,6 +241,9 @@ def problem(exc: FolioError, invocation_id: str | None = None) -> Response:
     headers = dict(_COMMON_HEADERS)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="folio"'
+    retry_after = exc.extensions.get("retryAfter")
+    if isinstance(retry_after, int) and retry_after > 0:
+        headers["Retry-After"] = str(retry_after)
     return Response(json.dumps(body).encode(), status_code=exc.status, headers=headers,
                     media_type="application/problem+json")
 
@@ -219,14 +262,20 @@ def no_content() -> Response:
 _END = object()
 
 
-def ndjson(events: Iterator[dict[str, Any]], invocation_id: str, sent: Iterable[dict[str, Any]] = ()) -> Response:
+def ndjson(events: Iterator[dict[str, Any]], invocation_id: str, sent: Iterable[dict[str, Any]] = (),
+           on_close: Callable[[], None] | None = None) -> Response:
     """Stream ``sent`` and then ``events``, one JSON object per line, each line as soon as it exists.
 
     ``events`` is a blocking generator (it waits on a model provider), so each step runs in a thread.
     The status is 200 once the first line is out; a failure after that is written as a last
     ``{"type": "error", "error": {problem+json}}`` line, so the stream always ends with a verdict.
+    ``events`` is closed in a thread too (closing may write: an abandoned chat turn is billed), and
+    ``on_close`` runs after that, or when ``events`` is dropped unstarted (a client gone before the
+    response began).
     """
-    return StreamingResponse(_lines(events, invocation_id, list(sent)), status_code=200,
+    if on_close is not None:
+        weakref.finalize(events, on_close)
+    return StreamingResponse(_lines(events, invocation_id, list(sent), on_close), status_code=200,
                              headers=dict(_COMMON_HEADERS), media_type=NDJSON)
 
 
@@ -234,8 +283,8 @@ def _line(event: dict[str, Any]) -> bytes:
     return (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
-async def _lines(events: Iterator[dict[str, Any]], invocation_id: str,
-                 sent: list[dict[str, Any]]) -> Any:
+async def _lines(events: Iterator[dict[str, Any]], invocation_id: str, sent: list[dict[str, Any]],
+                 on_close: Callable[[], None] | None) -> Any:
     # No context variable is held across a yield: the task that resumes an async generator (or
     # finalises it) need not be the one that started it. Each step binds the invocation id itself.
     step: asyncio.Future[Any] | None = None
@@ -255,9 +304,9 @@ async def _lines(events: Iterator[dict[str, Any]], invocation_id: str,
             yield _line(event)
     finally:
         if step is not None and not step.done():
-            step.add_done_callback(lambda done: _close_after(done, events))
-        else:
-            _close(events)  # a client that left mid-answer: the provider's connection closes now
+            step.add_done_callback(lambda done: _close_after(done, events, invocation_id, on_close))
+        else:  # done, failed, or a client that left between steps: the provider's connection closes now
+            _close(events, invocation_id, on_close)
 
 
 def _step(events: Iterator[dict[str, Any]], invocation_id: str) -> Any:
@@ -281,13 +330,23 @@ def _error_event(exc: Exception, invocation_id: str) -> dict[str, Any]:
         unbind_invocation(token)
 
 
-def _close_after(step: asyncio.Future[Any], events: Iterator[dict[str, Any]]) -> None:
+def _close_after(step: asyncio.Future[Any], events: Iterator[dict[str, Any]], invocation_id: str,
+                 on_close: Callable[[], None] | None) -> None:
     if not step.cancelled():
         step.exception()  # retrieved: an abandoned step's failure is not an "unhandled" one
-    _close(events)
+    _close(events, invocation_id, on_close)
 
 
-def _close(events: Iterator[dict[str, Any]]) -> None:
-    close = getattr(events, "close", None)  # generators have it; a plain iterator holds nothing to release
-    if close is not None:
-        close()
+def _close(events: Iterator[dict[str, Any]], invocation_id: str, on_close: Callable[[], None] | None) -> None:
+    def close() -> None:
+        token = bind_invocation(invocation_id)
+        try:
+            getattr(events, "close", lambda: None)()  # generators have it; a plain iterator holds nothing
+        except Exception:
+            _log.exception("closing a stream failed")
+        finally:
+            unbind_invocation(token)
+            if on_close is not None:
+                on_close()
+
+    _blocking.submit(close)

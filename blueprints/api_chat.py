@@ -7,7 +7,7 @@ from typing import Any
 
 import azure.functions as func
 
-from blueprints._http import NDJSON, ApiRequest, Response, endpoint, ndjson, no_content, ok, problem
+from blueprints._http import NDJSON, ApiRequest, Response, endpoint, ndjson, no_content, ok, problem, stream_slots
 from shared.chat.answer import Turn, run_turn
 from shared.chat.providers import BYO_PROVIDERS
 from shared.chat.secrets import delete_user_key, get_secret_store, get_user_key, set_user_key
@@ -41,15 +41,22 @@ def chat(request: ApiRequest) -> Response:
     if body.get("sessionId"):
         session_id = parse_uuid(body["sessionId"], "chat session")
     turn = Turn(body["message"], session_id, _collection_ids(body.get("collectionIds") or []))
-    events = run_turn(turn, caller=request.caller, db=request.db, store=get_chat_store(request.settings),
-                      settings=request.settings, embedder=get_embedder(request.settings),
-                      keys=get_secret_store(request.settings))
-    # The first event is produced only once the turn is accepted: anything raised before it is a plain
-    # HTTP error (400, 402, 404...), mapped by the shared handler.
-    session = next(events)
-    if _wants_json(request):
-        return _one_object(request, session, events)
-    return ndjson(events, request.invocation_id, sent=[session])
+    release = stream_slots.take()  # 503 when this instance is already writing its share of answers
+    streaming = False
+    try:
+        events = run_turn(turn, caller=request.caller, db=request.db, store=get_chat_store(request.settings),
+                          settings=request.settings, embedder=get_embedder(request.settings),
+                          keys=get_secret_store(request.settings))
+        # The first event is produced only once the turn is accepted: anything raised before it is a plain
+        # HTTP error (400, 402, 404...), mapped by the shared handler.
+        session = next(events)
+        if _wants_json(request):
+            return _one_object(request, session, events)
+        streaming = True
+        return ndjson(events, request.invocation_id, sent=[session], on_close=release)
+    finally:
+        if not streaming:
+            release()
 
 
 def _one_object(request: ApiRequest, session: dict[str, Any], events: Iterator[dict[str, Any]]) -> Response:

@@ -95,8 +95,11 @@ class FunctionsHttpServer:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(address)
+        # limit_concurrency: past it, new connections get a 503 instead of piling up (the Functions host
+        # has maxConcurrentRequests/maxOutstandingRequests for that in Azure).
         self._server = uvicorn.Server(uvicorn.Config(self.app, interface="asgi3", lifespan="off", log_config=None,
-                                                     access_log=False, timeout_graceful_shutdown=5))
+                                                     access_log=False, timeout_graceful_shutdown=5,
+                                                     limit_concurrency=512))
         self._thread: threading.Thread | None = None
 
     @property

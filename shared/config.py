@@ -428,6 +428,13 @@ class SettingsProvider:
                 self._maybe_refresh()
             return self._settings
 
+    def cached(self) -> Settings | None:
+        """The settings if :meth:`get` would return them without loading or refreshing (no I/O)."""
+        settings = self._settings
+        if settings is not None and (self._app_config is None or time.monotonic() < self._next_check):
+            return settings
+        return None
+
     def _load(self) -> Settings:
         base = load_settings(self._environ)
         app_values: Mapping[str, str] | None = None
@@ -478,6 +485,11 @@ _provider = SettingsProvider()
 def get_settings() -> Settings:
     """The process-wide settings, loaded on first use."""
     return _provider.get()
+
+
+def cached_settings() -> Settings | None:
+    """The process-wide settings when they are loaded and fresh; ``None`` when getting them may do I/O."""
+    return _provider.cached()
 
 
 def reset_settings() -> None:

@@ -48,6 +48,10 @@ class PayloadTooLarge(FolioError):
     status, type_slug, title = 413, "payload-too-large", "Payload too large"
 
 
+class RequestTimeout(FolioError):
+    status, type_slug, title = 408, "request-timeout", "Request timeout"
+
+
 class QuotaExceeded(FolioError):
     status, type_slug, title = 402, "quota-exceeded", "Plan limit reached"
 

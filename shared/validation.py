@@ -29,16 +29,15 @@ def parse_json(body: bytes) -> Any:
         raise Invalid("The request body is empty; send a JSON object.")
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Invalid(f"The request body is not valid JSON ({exc.__class__.__name__}: {_short(exc)}).") from None
+    except UnicodeDecodeError:
+        raise Invalid("The request body is not valid UTF-8.") from None
+    except json.JSONDecodeError as exc:
+        # Composed here, not the parser's own message: a position is all a caller needs.
+        raise Invalid(f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno}).") from None
     except RecursionError:
         raise Invalid("The request body is nested too deeply.") from None
     except ValueError:  # e.g. an integer longer than Python's digit limit
         raise Invalid("The request body holds a value that cannot be read.") from None
-
-
-def _short(exc: Exception) -> str:
-    return str(exc)[:120]
 
 
 def parse_object(data: Any, spec: dict[str, Field]) -> dict[str, Any]:

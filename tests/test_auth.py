@@ -186,6 +186,13 @@ def test_swa_header_is_trusted_in_dev_mode(client: Client, settings_override: An
     base64.b64encode(b'["a list"]').decode(),
     base64.b64encode(json.dumps({"identityProvider": "aad", "userRoles": ["authenticated"]}).encode()).decode(),
     base64.b64encode(json.dumps({"identityProvider": "aad", "userId": "x", "userRoles": ["anonymous"]}).encode()).decode(),
+    base64.b64encode(b"[" * 5000).decode(),  # nested too deeply for the JSON parser
+    base64.b64encode(json.dumps({"identityProvider": "aad", "userId": "x", "userDetails": "eve\u0000@example.com",
+                                 "userRoles": ["authenticated"]}).encode()).decode(),
+    base64.b64encode(json.dumps({"identityProvider": "aad", "userId": "x", "userDetails": "\u202egro.example@eve",
+                                 "userRoles": ["authenticated"]}).encode()).decode(),
+    base64.b64encode(json.dumps({"identityProvider": "aad", "userId": "x" * 513,
+                                 "userRoles": ["authenticated"]}).encode()).decode(),
 ])
 def test_malformed_swa_header_is_401(client: Client, header: str) -> None:
     assert client.with_headers(**{"x-ms-client-principal": header}).get("/api/me").status == 401

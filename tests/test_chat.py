@@ -418,6 +418,76 @@ def test_provider_stall_times_out_with_an_error_line(world: dict[str, Any], open
     assert lines[1]["text"] == "Thirty " and lines[-1]["error"]["status"] == 504
 
 
+def _open_stream(user: Client, message: str) -> tuple[http.client.HTTPConnection, Any]:
+    split = urlsplit(user.base_url)
+    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=30)
+    conn.request("POST", "/api/chat", body=json.dumps({"message": message}),
+                 headers={**user.headers, "Content-Type": "application/json"})
+    return conn, conn.getresponse()
+
+
+def test_leaving_mid_answer_is_still_billed_and_stores_nothing(host: str, pipeline: Pipeline, openai_stub: LlmStub,
+                                                               settings_override: Any) -> None:
+    """Closing the connection once the text has arrived must not make the answer free (nor keep it)."""
+    settings_override(CHAT_TIMEOUT_SECONDS="30")
+    user = Client(host).as_user(f"leaver-{uuid.uuid4().hex[:8]}")
+    collection = user.post("/api/collections", {"name": "c"}).json()["id"]
+    upload(user, collection, "supply.md", CONTRACT)
+    pipeline.settle()
+    before = _chat_tokens_used(user)
+    go_on = threading.Event()
+    openai_stub.default = Reply(text=["Thirty ", "days ", "[1]."], stall_after=1, gate=go_on, usage=(900, 50))
+    conn, response = _open_stream(user, "How many days does the buyer have to pay an invoice?")
+    try:
+        session = json.loads(response.readline())
+        assert json.loads(response.readline())["type"] == "delta"
+    finally:
+        conn.close()  # gone before the provider reports its usage
+        go_on.set()
+    deadline = time.monotonic() + 30
+    while _chat_tokens_used(user) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    charged = _chat_tokens_used(user) - before
+    assert charged > 0  # estimated from the prompt (the sources) and the words written so far
+    kept = user.get(f"/api/chat/sessions/{session['sessionId']}").json()
+    assert kept["turns"] == 0 and kept["messages"] == []
+
+
+def test_answers_beyond_the_instances_share_get_503_and_the_share_comes_back(
+        world: dict[str, Any], openai_stub: LlmStub, settings_override: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from blueprints import _http
+
+    monkeypatch.setattr(_http, "stream_slots", _http.StreamSlots(2))
+    import blueprints.api_chat as api_chat
+
+    monkeypatch.setattr(api_chat, "stream_slots", _http.stream_slots)
+    settings_override(CHAT_TIMEOUT_SECONDS="30")
+    go_on = threading.Event()
+    openai_stub.default = Reply(text=["Thirty ", "days ", "[1]."], stall_after=1, gate=go_on)
+    question = "How many days does the buyer have to pay an invoice?"
+    held = []
+    try:
+        for _ in range(2):
+            conn, response = _open_stream(world["ann"], question)
+            held.append((conn, response))
+            assert json.loads(response.readline())["type"] == "session"
+        refused = world["ann"].post("/api/chat", {"message": question})
+        assert refused.status == 503 and refused.headers["retry-after"] == "5"
+        assert refused.json()["type"].endswith("/unavailable")
+        go_on.set()
+        for _, response in held:
+            assert json.loads(response.read().decode().splitlines()[-1])["type"] == "done"
+    finally:
+        go_on.set()
+        for conn, _ in held:
+            conn.close()
+    deadline = time.monotonic() + 30  # slots return once each finished stream is closed
+    while (status := world["ann"].post("/api/chat", {"message": question}).status) == 503 and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status == 200
+
+
 # --- usage, quota, own keys ------------------------------------------------------------------------
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import uuid
 from urllib.parse import urlsplit
+
+import pytest
 
 from tests.helpers import Client
 
@@ -98,6 +101,26 @@ def test_non_json_content_type_is_415(client: Client) -> None:
     response = alice.request("POST", "/api/collections", body=b"name=x",
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status == 415
+    # No type at all is what a cross-site fetch of a Blob sends without a CORS preflight: refused too.
+    untyped = alice.request("POST", "/api/collections", body=b'{"name": "csrf"}')
+    assert untyped.status == 415
+    assert alice.get("/api/collections").json()["collections"] == []
+
+
+def test_a_body_that_stops_arriving_is_408_not_a_hang(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from blueprints import _http
+
+    monkeypatch.setattr(_http, "BODY_READ_SECONDS", 0.5)
+    alice = client.as_user(_unique("alice"))
+    alice.get("/api/me")
+    split = urlsplit(client.base_url)
+    with socket.create_connection((split.hostname, split.port), timeout=30) as sock:
+        head = "".join(f"{k}: {v}\r\n" for k, v in alice.headers.items())
+        sock.sendall(f"POST /api/collections HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: 100\r\n{head}\r\n".encode() + b'{"name": "sl')
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 408") and "request-timeout" in reply
+    assert alice.get("/api/collections").json()["collections"] == []
 
 
 def test_malformed_and_unknown_ids_are_404(client: Client) -> None:

@@ -10,7 +10,9 @@
 Failures are raised as :class:`~shared.errors.FolioError`. One raised before the session event (bad
 input, unknown session, quota) can still be an HTTP status; one raised after it (a provider's 429 or
 timeout, the store down...) ends the stream, and the HTTP layer writes it as a final
-``{"type": "error", "error": {problem+json}}`` line. A failed turn stores nothing.
+``{"type": "error", "error": {problem+json}}`` line. A failed turn stores nothing. A turn the client
+abandons (it disconnects, and the generator is closed) stores nothing either, but is billed for what
+the model read and wrote until then, estimated when the provider had not reported it yet.
 
 Scope comes only from the caller: the workspace searched is ``caller.tenant_id`` (the search
 filters on it in SQL, and row-level security backs that), the history is the caller's own session
@@ -28,7 +30,8 @@ from uuid import UUID
 
 from shared import billing
 from shared.chat import prompt
-from shared.chat.providers import Provider, Source, Usage, complete, get_provider, user_provider
+from shared.chat.providers import (Generation, Provider, Source, Usage, complete, estimated_usage, get_provider,
+                                   user_provider)
 from shared.chat.secrets import SecretStore, get_user_key
 from shared.chat.store import ChatStore, now_iso, owner_of
 from shared.config import Settings
@@ -94,32 +97,39 @@ def _answer(message: str, turn: Turn, session_id: str, history: list[dict[str, A
     sources = retrieve(db, caller, query, turn.collection_ids, embedder, settings.chat_sources)
     answer: list[str] = []
     cite = prompt.CitationFilter({s.n for s in sources})
-    if sources:
-        generation = prompt.answer_generation(message, sources, history, settings.chat_max_output_tokens)
-        for piece in provider.stream(generation):
-            if isinstance(piece, Usage):
-                usage = usage.add(piece)
-                continue
-            text = cite.feed(piece)
-            if text:
-                answer.append(text)
-                yield {"type": "delta", "text": text}
-        rest = cite.finish()
-        if rest:
-            answer.append(rest)
-            yield {"type": "delta", "text": rest}
-    else:
-        # Nothing retrieved: say so without asking a model to make something up.
-        answer.append(prompt.NO_ANSWER)
-        yield {"type": "delta", "text": prompt.NO_ANSWER}
+    generation: Generation | None = None
+    reported = False  # whether the provider's own usage arrived (it comes last)
+    try:
+        if sources:
+            generation = prompt.answer_generation(message, sources, history, settings.chat_max_output_tokens)
+            for piece in provider.stream(generation):
+                if isinstance(piece, Usage):
+                    usage, reported = usage.add(piece), True
+                    continue
+                text = cite.feed(piece)
+                if text:
+                    answer.append(text)
+                    yield {"type": "delta", "text": text}
+            rest = cite.finish()
+            if rest:
+                answer.append(rest)
+                yield {"type": "delta", "text": rest}
+        else:
+            # Nothing retrieved: say so without asking a model to make something up.
+            answer.append(prompt.NO_ANSWER)
+            yield {"type": "delta", "text": prompt.NO_ANSWER}
 
-    by_number = {s.n: s for s in sources}
-    citations = [by_number[n].citation() for n in sorted(cite.cited)]
-    yield {"type": "citations", "citations": citations}
-
-    if billed and usage.total_tokens:
-        billing.consume(db, caller, billing.CHAT_TOKENS, usage.total_tokens, allow_overrun=True,
-                        source=f"chat:{session_id}")
+        by_number = {s.n: s for s in sources}
+        citations = [by_number[n].citation() for n in sorted(cite.cited)]
+        yield {"type": "citations", "citations": citations}
+    except GeneratorExit:
+        # The client left mid-answer. The model still read the prompt and wrote until now (and its
+        # provider bills for that), so it counts: otherwise leaving early would be free, unlimited chat.
+        if generation is not None and not reported:
+            usage = usage.add(estimated_usage(generation, "".join(answer)))
+        _charge(db, caller, usage, billed, session_id)
+        raise
+    _charge(db, caller, usage, billed, session_id)
     text = "".join(answer)
     model = {"provider": provider.name, "model": provider.model, "extractive": provider.extractive}
     _, stored = store.append_turn(
@@ -131,6 +141,12 @@ def _answer(message: str, turn: Turn, session_id: str, history: list[dict[str, A
         max_turns=settings.chat_max_turns)
     yield {"type": "done", "messageId": stored[1]["id"], "usage": usage.as_json(), **model,
            "grounded": bool(citations)}
+
+
+def _charge(db: Database, caller: Caller, usage: Usage, billed: bool, session_id: str) -> None:
+    if billed and usage.total_tokens:
+        billing.consume(db, caller, billing.CHAT_TOKENS, usage.total_tokens, allow_overrun=True,
+                        source=f"chat:{session_id}")
 
 
 def _rewrite(provider: Provider, message: str, history: list[dict[str, Any]]) -> tuple[str, Usage]:

@@ -6,11 +6,13 @@ import base64
 import binascii
 import json
 
-from shared.errors import Unauthenticated
+from shared.errors import Invalid, Unauthenticated
 from shared.identity.principal import Principal
+from shared.validation import check_text
 
 HEADER = "x-ms-client-principal"
 _MAX_HEADER = 16_384
+_MAX_FIELD = 512
 
 
 def parse_client_principal(value: str) -> Principal:
@@ -19,7 +21,7 @@ def parse_client_principal(value: str) -> Principal:
         raise Unauthenticated("The client principal header is too large.")
     try:
         data = json.loads(base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise Unauthenticated("The client principal header is not valid base64 JSON.") from None
     if not isinstance(data, dict):
         raise Unauthenticated("The client principal header is not a JSON object.")
@@ -33,11 +35,25 @@ def parse_client_principal(value: str) -> Principal:
     details = details if isinstance(details, str) and details else None
     email = details if details and "@" in details else _claim(data, "email", "preferred_username")
     name = _claim(data, "name") or details
+    for text in (provider, user_id, details, email, name):
+        _check_field(text)
     # With the Entra ID provider, userDetails is the directory's UPN; other providers (GitHub, X,
     # custom OpenID Connect) give a handle or an address they may not have verified.
     verified = provider.lower() in ("aad", "azureactivedirectory") and bool(details and email == details)
     return Principal(idp=f"swa:{provider.lower()}", subject=user_id, email=email, name=name,
                      email_verified=verified)
+
+
+def _check_field(text: str | None) -> None:
+    """Identity text is stored and shown to other members: no control or bidi characters, bounded."""
+    if text is None:
+        return
+    if len(text) > _MAX_FIELD:
+        raise Unauthenticated("The client principal header holds an over-long value.")
+    try:
+        check_text("principal", text, single_line=True)
+    except Invalid:
+        raise Unauthenticated("The client principal header holds control characters.") from None
 
 
 def _claim(data: dict, *types: str) -> str | None:

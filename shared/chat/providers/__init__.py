@@ -16,7 +16,8 @@ import threading
 from typing import Any
 
 from shared.chat.providers.base import (Generation, Message, Provider, ProviderError, ProviderRateLimited,
-                                        ProviderTimeout, ProviderUnavailable, Source, Usage, complete)
+                                        ProviderTimeout, ProviderUnavailable, Source, Usage, complete,
+                                        estimated_usage)
 from shared.config import Settings
 from shared.errors import ConfigError
 
@@ -24,7 +25,8 @@ PROVIDERS = ("extractive", "azure-openai", "openai", "anthropic")
 BYO_PROVIDERS = ("openai", "anthropic")
 
 __all__ = ["BYO_PROVIDERS", "PROVIDERS", "Generation", "Message", "Provider", "ProviderError", "ProviderRateLimited",
-           "ProviderTimeout", "ProviderUnavailable", "Source", "Usage", "complete", "get_provider", "user_provider"]
+           "ProviderTimeout", "ProviderUnavailable", "Source", "Usage", "complete", "estimated_usage", "get_provider",
+           "user_provider"]
 
 _lock = threading.Lock()
 _cache: dict[tuple[Any, ...], Provider] = {}

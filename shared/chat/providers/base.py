@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.errors import FolioError
+from shared.ingest.tokens import estimate_tokens
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,12 @@ class Usage:
     def as_json(self) -> dict[str, Any]:
         return {"promptTokens": self.prompt_tokens, "completionTokens": self.completion_tokens,
                 "totalTokens": self.total_tokens, "estimated": self.estimated}
+
+
+def estimated_usage(generation: Generation, produced: str) -> Usage:
+    """Usage counted locally: what ``generation`` gave the model to read, and what it wrote."""
+    read = generation.system + "".join(m.content for m in generation.messages)
+    return Usage(estimate_tokens(read), estimate_tokens(produced), estimated=True)
 
 
 class Provider(Protocol):

@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-from shared.chat.providers.base import Generation, ProviderError, ProviderUnavailable, Usage
+from shared.chat.providers.base import Generation, ProviderError, ProviderUnavailable, Usage, estimated_usage
 from shared.chat.providers.sse import StreamingClient, check_url
 from shared.errors import ConfigError, Unavailable
-from shared.ingest.tokens import estimate_tokens
 
 _COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
 _TOKEN_REFRESH_MARGIN_S = 300
@@ -86,8 +85,7 @@ class OpenAIChat:
             if reported:
                 usage = Usage(int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0))
         if usage is None:  # an API version without stream usage: count it ourselves, and say so
-            prompt = generation.system + "".join(m.content for m in generation.messages)
-            usage = Usage(estimate_tokens(prompt), estimate_tokens("".join(produced)), estimated=True)
+            usage = estimated_usage(generation, "".join(produced))
         yield usage
 
 

@@ -11,6 +11,7 @@ bounds the whole answer, so a stalled provider ends in :class:`ProviderTimeout`,
 from __future__ import annotations
 
 import json
+import logging
 import random
 import socket
 import ssl
@@ -24,6 +25,7 @@ from shared.chat.providers.base import ProviderError, ProviderRateLimited, Provi
 from shared.errors import ConfigError
 from shared.retry_after import retry_after
 
+_log = logging.getLogger(__name__)
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _BUSY = {429, 503, 529}  # 529: Anthropic's "overloaded"
 _RETRYABLE = _BUSY | {408, 500, 502, 504}
@@ -143,8 +145,8 @@ class StreamingClient:
                                   provider=self._provider) from None
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
-            raise ProviderUnavailable(f"Could not reach {self._provider} ({type(exc).__name__}).",
-                                      provider=self._provider) from None
+            _log.warning("could not reach %s: %s", self._provider, type(exc).__name__)
+            raise ProviderUnavailable(f"Could not reach {self._provider}.", provider=self._provider) from None
 
     def _lines(self, response: Any, started: float) -> Iterator[bytes]:
         import http.client
