@@ -84,6 +84,7 @@ def test_chunks_get_the_configured_vector_dimension_and_indexes(scratch_db: str)
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'")}
     assert typ == "vector(384)"
     assert "hnsw" in indexes["chunks_embedding"] and "vector_cosine_ops" in indexes["chunks_embedding"]
+    assert "m='24'" in indexes["chunks_embedding"] and "ef_construction='128'" in indexes["chunks_embedding"]
     assert "gin" in indexes["chunks_tsv"]
 
 
