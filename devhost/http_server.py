@@ -156,8 +156,10 @@ class FunctionsHttpServer:
             return PlainTextResponse("Request body too large", status_code=413)
         route, params, path_known = self.match(request.method, request.url.path)
         if route is None:
-            return PlainTextResponse("Method not allowed" if path_known else "Not found",
-                                     status_code=405 if path_known else 404)
+            if not path_known:
+                return PlainTextResponse("Not found", status_code=404)
+            allowed = sorted({m for r in self.routes if r.pattern.match(request.url.path) for m in r.methods})
+            return PlainTextResponse("Method not allowed", status_code=405, headers={"Allow": ", ".join(allowed)})
         request.scope["path_params"] = dict(params)  # what the worker's RequestSynchronizer fills in
         if inspect.iscoroutinefunction(route.registration.user_function):
             result = await invoke(route.registration, request)

@@ -34,7 +34,8 @@ def test_route_templates_match_like_the_functions_host() -> None:
 
 def test_unknown_path_is_404_and_wrong_method_is_405(client: Client) -> None:
     assert client.get("/api/nope").status == 404
-    assert client.request("PUT", "/api/collections").status == 405
+    wrong = client.request("PUT", "/api/collections")
+    assert wrong.status == 405 and wrong.headers["allow"] == "GET, POST"
 
 
 def test_cors_preflight_allows_the_static_web_app_origin_only(client: Client) -> None:
