@@ -260,6 +260,12 @@ def no_content() -> Response:
 # --- NDJSON streams -----------------------------------------------------------------------------
 
 _END = object()
+_open_streams = 0  # streams being sent by this process (changed on the event loop only)
+
+
+def open_streams() -> int:
+    """How many NDJSON responses are being sent now (operations; tests wait on it)."""
+    return _open_streams
 
 
 def ndjson(events: Iterator[dict[str, Any]], invocation_id: str, sent: Iterable[dict[str, Any]] = (),
@@ -287,7 +293,9 @@ async def _lines(events: Iterator[dict[str, Any]], invocation_id: str, sent: lis
                  on_close: Callable[[], None] | None) -> Any:
     # No context variable is held across a yield: the task that resumes an async generator (or
     # finalises it) need not be the one that started it. Each step binds the invocation id itself.
+    global _open_streams
     step: asyncio.Future[Any] | None = None
+    _open_streams += 1
     try:
         for event in sent:
             yield _line(event)
@@ -303,6 +311,7 @@ async def _lines(events: Iterator[dict[str, Any]], invocation_id: str, sent: lis
                 return
             yield _line(event)
     finally:
+        _open_streams -= 1
         if step is not None and not step.done():
             step.add_done_callback(lambda done: _close_after(done, events, invocation_id, on_close))
         else:  # done, failed, or a client that left between steps: the provider's connection closes now

@@ -18,6 +18,9 @@ import json
 import logging
 import mimetypes
 import posixpath
+import select
+import socket
+import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -152,10 +155,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command == "HEAD":
                 return
-            while chunk := response.read1(65536):
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-                self.wfile.flush()
-            if chunked:
-                self.wfile.write(b"0\r\n\r\n")
+            streaming = threading.Event()
+            if chunked:  # a stream may idle for long: notice a client that leaves meanwhile
+                streaming.set()
+                threading.Thread(target=self._close_upstream_if_client_leaves, args=(upstream, streaming),
+                                 daemon=True).start()
+            try:
+                while chunk := response.read1(65536):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                    self.wfile.flush()
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            finally:
+                streaming.clear()
         finally:
             upstream.close()
+
+    def _close_upstream_if_client_leaves(self, upstream: http.client.HTTPConnection, streaming: threading.Event) -> None:
+        """Like a front end does: a browser that aborts (Stop) closes the connection to the API at once,
+        not at the next write, so the API sees the client go while the answer is still being written."""
+        while streaming.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.1)
+            if not readable:
+                continue
+            try:
+                gone = self.connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                gone = True
+            if gone and streaming.is_set() and upstream.sock is not None:
+                upstream.sock.shutdown(socket.SHUT_RDWR)
+            return  # gone, or the client's next request is waiting: either way nothing more to watch

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -502,6 +503,7 @@ def test_chat_shows_the_answer_while_the_model_is_still_writing_and_stop_ends_it
     (stub) model holds back the rest; Stop ends a second answer mid-way and nothing of it is kept."""
     from playwright.sync_api import expect
 
+    from blueprints._http import open_streams
     from tests.stubs.llm_server import LlmStub, Reply
 
     shot = Shots("chat-stream")
@@ -536,6 +538,11 @@ def test_chat_shows_the_answer_while_the_model_is_still_writing_and_stop_ends_it
             page.get_by_role("button", name="Stop").click()
             expect(page.locator(".message-assistant").last).to_contain_text("Stopped.")
             shot(page, "stopped")
+            # The abort travels browser → proxy → host; the model resumes only once the host has let go.
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while open_streams() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert open_streams() == 0
         finally:
             first_go.set()
             second_go.set()
@@ -544,8 +551,6 @@ def test_chat_shows_the_answer_while_the_model_is_still_writing_and_stop_ends_it
 
 
 def _wait_ready(user: Client, document_id: str) -> None:
-    import time
-
     deadline = time.monotonic() + WAIT_MS / 1000
     while time.monotonic() < deadline:
         status = user.get(f"/api/documents/{document_id}").json()["status"]
