@@ -348,6 +348,24 @@ def test_provider_429_ends_the_stream_with_an_error_line(world: dict[str, Any], 
     assert as_json.json()["sessionId"]
 
 
+def _open_stream(user: Client, message: str) -> tuple[http.client.HTTPConnection, Any]:
+    split = urlsplit(user.base_url)
+    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=30)
+    conn.request("POST", "/api/chat", body=json.dumps({"message": message}),
+                 headers={**user.headers, "Content-Type": "application/json"})
+    return conn, conn.getresponse()
+
+
+def _finish(held: list[tuple[http.client.HTTPConnection, Any]]) -> None:
+    """Read every held stream to its end (each must end with ``done``), then close them all."""
+    try:
+        for _, response in held:
+            assert json.loads(response.read().decode().splitlines()[-1])["type"] == "done"
+    finally:
+        for conn, _ in held:
+            conn.close()
+
+
 def test_lines_reach_the_client_while_the_model_is_still_answering(world: dict[str, Any], openai_stub: LlmStub,
                                                                    settings_override: Any) -> None:
     """Incremental, not buffered: the first answer text arrives while the provider holds back the rest.
@@ -359,12 +377,8 @@ def test_lines_reach_the_client_while_the_model_is_still_answering(world: dict[s
     settings_override(CHAT_TIMEOUT_SECONDS="20")
     go_on = threading.Event()
     openai_stub.default = Reply(text=["Thirty ", "days ", "[1]."], stall_after=1, gate=go_on)
-    split = urlsplit(world["ann"].base_url)
-    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=60)
+    conn, response = _open_stream(world["ann"], "How many days does the buyer have to pay?")
     try:
-        conn.request("POST", "/api/chat", body=json.dumps({"message": "How many days does the buyer have to pay?"}),
-                     headers={**world["ann"].headers, "Content-Type": "application/json"})
-        response = conn.getresponse()
         assert response.status == 200 and response.getheader("content-type", "").startswith(NDJSON)
         assert response.getheader("content-length") is None  # a stream has no length up front
         session = json.loads(response.readline())
@@ -388,25 +402,16 @@ def test_answers_waiting_on_a_model_do_not_hold_up_other_requests(world: dict[st
     go_on = threading.Event()
     openai_stub.default = Reply(text=["Thirty ", "days ", "[1]."], stall_after=1, gate=go_on)
     held = (os.cpu_count() or 1) + 6  # the default executor has cpu_count + 4 threads
-    split = urlsplit(world["ann"].base_url)
     streams = []
     try:
         for _ in range(held):
-            conn = http.client.HTTPConnection(split.hostname, split.port, timeout=20)
-            conn.request("POST", "/api/chat", body=json.dumps({"message": "How many days does the buyer have to pay?"}),
-                         headers={**world["ann"].headers, "Content-Type": "application/json"})
-            response = conn.getresponse()
-            streams.append((conn, response))
-            assert [json.loads(response.readline())["type"] for _ in range(2)] == ["session", "delta"]
+            streams.append(_open_stream(world["ann"], "How many days does the buyer have to pay?"))
+            assert [json.loads(streams[-1][1].readline())["type"] for _ in range(2)] == ["session", "delta"]
         assert not go_on.is_set()
         assert world["ann"].get("/api/me").status == 200  # while every one of those answers is still open
-        go_on.set()
-        for _, response in streams:
-            assert json.loads(response.read().decode().splitlines()[-1])["type"] == "done"
     finally:
         go_on.set()
-        for conn, _ in streams:
-            conn.close()
+        _finish(streams)
 
 
 def test_provider_stall_times_out_with_an_error_line(world: dict[str, Any], openai_stub: LlmStub) -> None:
@@ -416,14 +421,6 @@ def test_provider_stall_times_out_with_an_error_line(world: dict[str, Any], open
     assert time.monotonic() - started < 10
     assert [e["type"] for e in lines] == ["session", "delta", "error"]
     assert lines[1]["text"] == "Thirty " and lines[-1]["error"]["status"] == 504
-
-
-def _open_stream(user: Client, message: str) -> tuple[http.client.HTTPConnection, Any]:
-    split = urlsplit(user.base_url)
-    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=30)
-    conn.request("POST", "/api/chat", body=json.dumps({"message": message}),
-                 headers={**user.headers, "Content-Type": "application/json"})
-    return conn, conn.getresponse()
 
 
 def test_leaving_mid_answer_is_still_billed_and_stores_nothing(host: str, pipeline: Pipeline, openai_stub: LlmStub,
@@ -468,19 +465,14 @@ def test_answers_beyond_the_instances_share_get_503_and_the_share_comes_back(
     held = []
     try:
         for _ in range(2):
-            conn, response = _open_stream(world["ann"], question)
-            held.append((conn, response))
-            assert json.loads(response.readline())["type"] == "session"
+            held.append(_open_stream(world["ann"], question))
+            assert json.loads(held[-1][1].readline())["type"] == "session"
         refused = world["ann"].post("/api/chat", {"message": question})
         assert refused.status == 503 and refused.headers["retry-after"] == "5"
         assert refused.json()["type"].endswith("/unavailable")
-        go_on.set()
-        for _, response in held:
-            assert json.loads(response.read().decode().splitlines()[-1])["type"] == "done"
     finally:
         go_on.set()
-        for conn, _ in held:
-            conn.close()
+        _finish(held)
     deadline = time.monotonic() + 30  # slots return once each finished stream is closed
     while (status := world["ann"].post("/api/chat", {"message": question}).status) == 503 and \
             time.monotonic() < deadline:
