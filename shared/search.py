@@ -65,6 +65,7 @@ class Tuning:
     # Candidates come from the rarest query terms whose postings add up to this many (at least
     # one term); the others still score. Bounds the work on large workspaces.
     candidate_budget: int = 1000
+    candidate_cap: int = 2000  # at most this many candidates when even the rarest term exceeds the budget
     rescore_depth: int = 400  # stage-1 shortlist rescored with every term
     ef_search: int = 100
 
@@ -118,7 +119,8 @@ _TF = ("(folio_tf(ts_rank('{1,1,1,1}', c.tsv, x.tq))"
 
 _LEXICAL = f"""
 terms AS MATERIALIZED (
-  SELECT lexeme, tq, tq_head, idf, df, sum(df) OVER (ORDER BY df, lexeme) - df AS df_before
+  SELECT lexeme, tq, tq_head, idf, df, sum(df) OVER (ORDER BY df, lexeme) - df AS df_before,
+         CASE WHEN df > 0 THEN row_number() OVER (PARTITION BY df > 0 ORDER BY df, lexeme) END AS rarity
   FROM (
     SELECT q.lexeme, quote_literal(q.lexeme)::tsquery AS tq, (quote_literal(q.lexeme) || ':A')::tsquery AS tq_head,
            ln(1 + (st.chunks - coalesce(ls.df, 0) + 0.5) / (coalesce(ls.df, 0) + 0.5)) AS idf,
@@ -132,11 +134,24 @@ avg_len AS MATERIALIZED (
   SELECT greatest(total_len::float8 / greatest(chunks, 1), 1) AS avgdl FROM tenant_text_stats
   WHERE tenant_id = %(tenant)s
 ),
--- Candidates come from the rarest terms, as many as fit a budget of postings (at least one term).
+-- Narrow: even the rarest term that occurs has more postings than the budget (common words only,
+-- in a large workspace). Then the three rarest terms make the candidates, and chunks holding all
+-- three come first, then two, then either of the two rarest, up to a cap: the chunks with several
+-- query terms are where BM25's best scores are, and the work stays bounded.
+narrow AS MATERIALIZED (
+  SELECT coalesce(min(df) FILTER (WHERE df > 0) > %(candidate_budget)s, false) AS active,
+         string_agg(quote_literal(lexeme), ' & ') FILTER (WHERE rarity <= 3)::tsquery AS all3,
+         string_agg(quote_literal(lexeme), ' & ') FILTER (WHERE rarity <= 2)::tsquery AS all2,
+         string_agg(quote_literal(lexeme), ' | ') FILTER (WHERE rarity <= 2)::tsquery AS any2
+  FROM terms
+),
+-- Otherwise candidates come from the rarest terms, as many as fit a budget of postings (at least one).
 matcher AS MATERIALIZED (
   SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS tq,
          array_agg(tq) AS tqs, array_agg(tq_head) AS heads, array_agg(idf) AS idfs
-  FROM terms WHERE df_before = 0 OR df_before + df <= %(candidate_budget)s
+  FROM terms
+  WHERE CASE WHEN (SELECT active FROM narrow) THEN rarity <= 3
+             ELSE df_before = 0 OR df_before + df <= %(candidate_budget)s END
 ),
 everything AS MATERIALIZED (
   SELECT array_agg(tq) AS tqs, array_agg(tq_head) AS heads, array_agg(idf) AS idfs FROM terms
@@ -147,8 +162,22 @@ shortlist AS MATERIALIZED (
   FROM (
     -- "|| ''" detoasts each candidate's tsvector once, not once per term; OFFSET 0 keeps it so.
     SELECT c.chunk_id, c.lex_len, c.tsv || ''::tsvector AS tsv
-    FROM tenant_chunks c
-    WHERE {{candidate_match}} @@ (SELECT tq FROM matcher) {_FILTERS}
+    FROM (
+      SELECT c.chunk_id, c.lex_len, c.tsv FROM tenant_chunks c
+      WHERE NOT (SELECT active FROM narrow) AND {{candidate_match}} @@ (SELECT tq FROM matcher) {_FILTERS}
+      UNION ALL
+      SELECT c.chunk_id, c.lex_len, c.tsv FROM tenant_chunks c
+      WHERE (SELECT active FROM narrow) AND {{candidate_match}} @@ (SELECT all3 FROM narrow) {_FILTERS}
+      UNION ALL
+      SELECT c.chunk_id, c.lex_len, c.tsv FROM tenant_chunks c
+      WHERE (SELECT active FROM narrow) AND {{candidate_match}} @@ (SELECT all2 FROM narrow)
+        AND NOT c.tsv @@ (SELECT all3 FROM narrow) {_FILTERS}
+      UNION ALL
+      SELECT c.chunk_id, c.lex_len, c.tsv FROM tenant_chunks c
+      WHERE (SELECT active FROM narrow) AND {{candidate_match}} @@ (SELECT any2 FROM narrow)
+        AND NOT c.tsv @@ (SELECT all2 FROM narrow) {_FILTERS}
+      LIMIT %(candidate_cap)s
+    ) c
     OFFSET 0
   ) c
   CROSS JOIN avg_len a
@@ -282,7 +311,8 @@ def build_params(caller: Caller, request: SearchRequest, *, highlight: bool = Tr
         "collections": list(request.collection_ids), "documents": list(request.document_ids),
         "doc_types": list(request.doc_types), "jurisdictions": list(request.jurisdictions),
         "k1": tuning.k1, "b": tuning.b, "heading_boost": tuning.heading_boost,
-        "candidate_budget": tuning.candidate_budget, "rescore_depth": max(tuning.rescore_depth, tuning.depth),
+        "candidate_budget": tuning.candidate_budget, "candidate_cap": tuning.candidate_cap,
+        "rescore_depth": max(tuning.rescore_depth, tuning.depth),
         "rrf_k": tuning.rrf_k, "lexical_weight": tuning.lexical_weight, "vector_weight": tuning.vector_weight,
         "highlight": highlight,
     }

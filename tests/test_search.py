@@ -218,3 +218,54 @@ def test_legal_abbreviations_expand_the_lexical_query(client_module: Client, pip
     pipeline.settle()
     found = _search(user, query="how long does the NDA last", mode="lexical")
     assert found["results"] and "<mark>" in found["results"][0]["snippet"]
+
+
+COMMON_WORDS = b"""# Field notes
+
+## One
+
+The harbour pilot checked the tide tables.
+
+## Two
+
+The harbour pilot waited for the tide and the wind.
+
+## Three
+
+A harbour crane lifted crates all night.
+
+## Four
+
+The harbour was quiet.
+
+## Five
+
+Tide tables for the harbour are printed weekly.
+"""
+
+
+def test_when_every_term_is_common_chunks_with_more_rare_terms_are_candidates_first(
+        client_module: Client, pipeline: Pipeline) -> None:
+    """Past the candidate budget (tiny here, as if the workspace held millions of chunks), candidates
+    holding the three rarest terms come first, then two, then either; at most ``candidate_cap``."""
+    from shared.db import get_database
+    from shared.search import SearchRequest, Tuning, search
+    from shared.tenancy import Caller, Role
+
+    user = client_module.as_user(f"narrow-{uuid.uuid4().hex[:8]}")
+    collection = user.post("/api/collections", {"name": "notes"}).json()["id"]
+    upload(user, collection, "notes.md", COMMON_WORDS)
+    pipeline.settle()
+    caller = Caller(uuid.UUID(user.get("/api/me").json()["tenant"]["id"]), Role.VIEWER, "user", "test")
+
+    def headings(tuning: Tuning) -> list[str]:
+        found = search(get_database(), caller, SearchRequest("harbour pilot tide wind", mode="lexical", tuning=tuning),
+                       embedder=None, highlight=False)["results"]
+        return [r["headingPath"][-1] for r in found]
+
+    everything = headings(Tuning())  # within the budget: every chunk with any of the terms
+    assert set(everything) == {"One", "Two", "Three", "Four", "Five"}
+    # wind (1) < pilot (2) < tide (3) < harbour (5): "Two" alone holds the three rarest.
+    assert headings(Tuning(candidate_budget=0, candidate_cap=1)) == ["Two"]
+    # Then the chunks with the two rarest (wind & pilot: only "Two" again), then either of them ("One").
+    assert headings(Tuning(candidate_budget=0, candidate_cap=2)) == ["Two", "One"]
