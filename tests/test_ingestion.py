@@ -319,7 +319,7 @@ def test_transient_failures_retry_then_fail_visibly_and_dead_letter(client: Clie
         set_embedder(HashingEmbedder(384))
     doc = user.get(f"/api/documents/{created['documentId']}").json()
     assert doc["status"] == "failed" and "temporary problem" in doc["error"]
-    dead = [d for d in pipeline.worker.queue.dead_letters() if d.body["documentId"] == created["documentId"]]
+    dead = [d for d in pipeline.worker.queue.dead_letters() if d.body.get("documentId") == created["documentId"]]
     assert len(dead) == 1 and dead[0].delivery_count == 3 and "Unavailable" in (dead[0].description or "")
 
     assert pipeline.worker.queue.replay(dead[0].message_id)  # the operator's replay, once it is back up
