@@ -63,19 +63,11 @@ class StreamSlots:
         self._free = threading.BoundedSemaphore(size)
 
     def take(self) -> Callable[[], None]:
-        """A slot, or 503 when none is free; the returned release is safe to call more than once."""
+        """A slot, or 503 when none is free; returns the slot's release (call it once)."""
         if not self._free.acquire(blocking=False):
             raise Unavailable("Too many answers are being written right now; try again in a few seconds.",
                               retryAfter=5)
-        lock, held = threading.Lock(), [True]
-
-        def release() -> None:
-            with lock:
-                if held[0]:
-                    held[0] = False
-                    self._free.release()
-
-        return release
+        return self._free.release
 
 
 stream_slots = StreamSlots(MAX_STREAMS)
@@ -91,8 +83,6 @@ def run_blocking(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
 class HttpInput:
     """The parts of the HTTP request a handler may read, taken off the worker's request once."""
 
-    method: str
-    url: str
     headers: Mapping[str, str]  # case-insensitive
     params: Mapping[str, str]  # the query string
     route_params: Mapping[str, str]
@@ -217,8 +207,8 @@ async def read_input(req: Request, limit: int) -> HttpInput:
         body += part
         if len(body) > limit:  # a chunked body declares no length
             raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
-    return HttpInput(method=req.method, url=str(req.url), headers=req.headers, params=req.query_params,
-                     route_params=dict(req.path_params), body=bytes(body))
+    return HttpInput(headers=req.headers, params=req.query_params, route_params=dict(req.path_params),
+                     body=bytes(body))
 
 
 def problem_body(exc: FolioError, invocation_id: str | None = None) -> dict[str, Any]:
@@ -280,7 +270,8 @@ def ndjson(events: Iterator[dict[str, Any]], invocation_id: str, sent: Iterable[
     response began).
     """
     if on_close is not None:
-        weakref.finalize(events, on_close)
+        # A finalizer runs once: called by _close once ``events`` is closed, or when ``events`` is dropped.
+        on_close = weakref.finalize(events, on_close)
     return StreamingResponse(_lines(events, invocation_id, list(sent), on_close), status_code=200,
                              headers=dict(_COMMON_HEADERS), media_type=NDJSON)
 

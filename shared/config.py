@@ -418,8 +418,8 @@ class SettingsProvider:
         self._next_check = 0.0
 
     def get(self) -> Settings:
-        settings = self._settings
-        if settings is not None and (self._app_config is None or time.monotonic() < self._next_check):
+        settings = self.cached()
+        if settings is not None:
             return settings
         with self._lock:
             if self._settings is None:
