@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Modules that must never load at import: parsers, models, SDKs only some requests need.
 HEAVY = ("pypdf", "docx", "onnxruntime", "tokenizers", "torch", "sentence_transformers", "jwt",
-         "azure.identity", "azure.storage.blob", "azure.cosmos", "stripe", "azure.monitor")
+         "azure.identity", "azure.storage.blob", "azure.cosmos", "stripe", "azure.monitor",
+         "openai", "anthropic", "azure.servicebus", "azure.appconfiguration", "azure.keyvault")
 
 _PROBE = """
 import sys, time, json
