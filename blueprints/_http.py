@@ -14,25 +14,25 @@ import asyncio
 import contextvars
 import json
 import logging
-import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 from uuid import UUID
 
+import azure.functions as func
+
 # Importing the extension is what switches the worker to HTTP streaming (see above).
 import azurefunctions.extensions.http.fastapi  # noqa: F401
-import azure.functions as func
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from shared.config import Settings, cached_settings, get_settings
-from shared.db import Database, get_database
-from shared.errors import FolioError, Invalid, PayloadTooLarge, RequestTimeout, Unavailable, UnsupportedMediaType
+from shared.bootstrap import Services, services
+from shared.config import Settings, cached_settings
+from shared.db import Database
+from shared.errors import FolioError, Invalid, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from shared.identity import authenticate
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 from shared.tenancy import Caller, resolve_caller
@@ -43,40 +43,22 @@ _log = logging.getLogger("folio.http")
 PROBLEM_BASE = "https://folio.dev/problems/"
 NDJSON = "application/x-ndjson"
 WORKSPACE_HEADER = "x-folio-workspace"
-_COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 # Handlers and stream steps block (PostgreSQL, Cosmos DB, a model that is still thinking), so they run
 # here rather than in asyncio's default executor, which has cpu_count + 4 threads: on a 2-core instance
 # six slow chat answers would hold all of them and every other request would wait. The pool is larger
 # than everything that can hold a thread at once: host.json's maxConcurrentRequests (100) plus the
-# streams (MAX_STREAMS), whose last step may outlive a client that left. Threads start on demand.
+# streams (blueprints/_ndjson.py: MAX_STREAMS), whose last step may outlive a client that left. Threads start on demand.
 BLOCKING_THREADS = 160
-MAX_STREAMS = 48  # chat answers being written at once on one instance; more get a 503 and Retry-After
 BODY_READ_SECONDS = 60.0  # a client that stops sending its body mid-way gets a 408
-_blocking = ThreadPoolExecutor(max_workers=BLOCKING_THREADS, thread_name_prefix="folio-http")
-
-
-class StreamSlots:
-    """A fixed number of long-running answers per instance, so streams cannot take every thread."""
-
-    def __init__(self, size: int) -> None:
-        self._free = threading.BoundedSemaphore(size)
-
-    def take(self) -> Callable[[], None]:
-        """A slot, or 503 when none is free; returns the slot's release (call it once)."""
-        if not self._free.acquire(blocking=False):
-            raise Unavailable("Too many answers are being written right now; try again in a few seconds.",
-                              retryAfter=5)
-        return self._free.release
-
-
-stream_slots = StreamSlots(MAX_STREAMS)
+blocking_pool = ThreadPoolExecutor(max_workers=BLOCKING_THREADS, thread_name_prefix="folio-http")
 
 
 def run_blocking(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
     """``fn(*args)`` on the HTTP thread pool, with this task's context (the bound invocation id)."""
     context = contextvars.copy_context()
-    return asyncio.get_running_loop().run_in_executor(_blocking, context.run, fn, *args)
+    return asyncio.get_running_loop().run_in_executor(blocking_pool, context.run, fn, *args)
 
 
 @dataclass(frozen=True)
@@ -92,14 +74,15 @@ class HttpInput:
 class ApiRequest:
     """What a handler sees: validated pieces of the request, the caller on demand, the database."""
 
-    def __init__(self, http: HttpInput, settings: Settings, invocation_id: str) -> None:
+    def __init__(self, http: HttpInput, services: Services, settings: Settings, invocation_id: str) -> None:
         self.http = http
+        self.services = services
         self.settings = settings
         self.invocation_id = invocation_id
 
     @property
     def db(self) -> Database:
-        return get_database()
+        return self.services.database
 
     @cached_property
     def caller(self) -> Caller:
@@ -170,7 +153,7 @@ async def serve(handler: Handler, req: Request, context: func.Context) -> Respon
                     http = await read_input(req, settings.max_request_bytes)
             except TimeoutError:
                 raise RequestTimeout(f"The request body did not arrive within {BODY_READ_SECONDS:.0f} s.") from None
-            response = await run_blocking(handler, ApiRequest(http, settings, invocation_id))
+            response = await run_blocking(handler, ApiRequest(http, services(), settings, invocation_id))
         except ClientDisconnect:
             # The client left before sending its whole body: nobody to answer, and not our failure.
             _log.info("%s %s: the client disconnected before sending its body", req.method, req.url.path)
@@ -192,7 +175,7 @@ async def serve(handler: Handler, req: Request, context: func.Context) -> Respon
 
 
 def _settings() -> Settings:
-    settings = get_settings()  # the first call may read App Configuration and Key Vault: not on the event loop
+    settings = services().settings  # the first call may read App Configuration and Key Vault: not on the event loop
     configure_logging(settings)
     return settings
 
@@ -228,7 +211,7 @@ def problem_body(exc: FolioError, invocation_id: str | None = None) -> dict[str,
 def problem(exc: FolioError, invocation_id: str | None = None) -> Response:
     """RFC 9457 problem+json; ``type`` is stable per error class. The one error->HTTP mapping."""
     body = problem_body(exc, invocation_id)
-    headers = dict(_COMMON_HEADERS)
+    headers = dict(COMMON_HEADERS)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="folio"'
     retry_after = exc.extensions.get("retryAfter")
@@ -240,113 +223,8 @@ def problem(exc: FolioError, invocation_id: str | None = None) -> Response:
 
 def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body, default=str).encode(), status_code=status,
-                    headers={**_COMMON_HEADERS, **(headers or {})}, media_type="application/json")
+                    headers={**COMMON_HEADERS, **(headers or {})}, media_type="application/json")
 
 
 def no_content() -> Response:
-    return Response(status_code=204, headers=dict(_COMMON_HEADERS))
-
-
-# --- NDJSON streams -----------------------------------------------------------------------------
-
-_END = object()
-_open_streams = 0  # streams being sent by this process (changed on the event loop only)
-
-
-def open_streams() -> int:
-    """How many NDJSON responses are being sent now (operations; tests wait on it)."""
-    return _open_streams
-
-
-def ndjson(events: Iterator[dict[str, Any]], invocation_id: str, sent: Iterable[dict[str, Any]] = (),
-           on_close: Callable[[], None] | None = None) -> Response:
-    """Stream ``sent`` and then ``events``, one JSON object per line, each line as soon as it exists.
-
-    ``events`` is a blocking generator (it waits on a model provider), so each step runs in a thread.
-    The status is 200 once the first line is out; a failure after that is written as a last
-    ``{"type": "error", "error": {problem+json}}`` line, so the stream always ends with a verdict.
-    ``events`` is closed in a thread too (closing may write: an abandoned chat turn is billed), and
-    ``on_close`` runs after that, or when ``events`` is dropped unstarted (a client gone before the
-    response began).
-    """
-    if on_close is not None:
-        # A finalizer runs once: called by _close once ``events`` is closed, or when ``events`` is dropped.
-        on_close = weakref.finalize(events, on_close)
-    return StreamingResponse(_lines(events, invocation_id, list(sent), on_close), status_code=200,
-                             headers=dict(_COMMON_HEADERS), media_type=NDJSON)
-
-
-def _line(event: dict[str, Any]) -> bytes:
-    return (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-
-
-async def _lines(events: Iterator[dict[str, Any]], invocation_id: str, sent: list[dict[str, Any]],
-                 on_close: Callable[[], None] | None) -> Any:
-    # No context variable is held across a yield: the task that resumes an async generator (or
-    # finalises it) need not be the one that started it. Each step binds the invocation id itself.
-    global _open_streams
-    step: asyncio.Future[Any] | None = None
-    _open_streams += 1
-    try:
-        for event in sent:
-            yield _line(event)
-        while True:
-            step = run_blocking(_step, events, invocation_id)
-            try:
-                # Shielded: if the client goes away, the step still finishes before the generator is closed.
-                event = await asyncio.shield(step)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes the stream's last line
-                yield _line(_error_event(exc, invocation_id))
-                return
-            if event is _END:
-                return
-            yield _line(event)
-    finally:
-        _open_streams -= 1
-        if step is not None and not step.done():
-            step.add_done_callback(lambda done: _close_after(done, events, invocation_id, on_close))
-        else:  # done, failed, or a client that left between steps: the provider's connection closes now
-            _close(events, invocation_id, on_close)
-
-
-def _step(events: Iterator[dict[str, Any]], invocation_id: str) -> Any:
-    token = bind_invocation(invocation_id)
-    try:
-        return next(events, _END)
-    finally:
-        unbind_invocation(token)
-
-
-def _error_event(exc: Exception, invocation_id: str) -> dict[str, Any]:
-    token = bind_invocation(invocation_id)
-    try:
-        if not isinstance(exc, FolioError):
-            _log.error("stream failed unexpectedly", exc_info=exc)
-            exc = FolioError("Something went wrong on our side while answering; the invocation id identifies it.")
-        elif exc.status >= 500:
-            _log.warning("stream failed: %s", exc.detail)
-        return {"type": "error", "error": problem_body(exc, invocation_id)}
-    finally:
-        unbind_invocation(token)
-
-
-def _close_after(step: asyncio.Future[Any], events: Iterator[dict[str, Any]], invocation_id: str,
-                 on_close: Callable[[], None] | None) -> None:
-    if not step.cancelled():
-        step.exception()  # retrieved: an abandoned step's failure is not an "unhandled" one
-    _close(events, invocation_id, on_close)
-
-
-def _close(events: Iterator[dict[str, Any]], invocation_id: str, on_close: Callable[[], None] | None) -> None:
-    def close() -> None:
-        token = bind_invocation(invocation_id)
-        try:
-            getattr(events, "close", lambda: None)()  # generators have it; a plain iterator holds nothing
-        except Exception:
-            _log.exception("closing a stream failed")
-        finally:
-            unbind_invocation(token)
-            if on_close is not None:
-                on_close()
-
-    _blocking.submit(close)
+    return Response(status_code=204, headers=dict(COMMON_HEADERS))

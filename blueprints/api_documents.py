@@ -6,8 +6,6 @@ import azure.functions as func
 
 from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import documents
-from shared.queue import get_job_queue
-from shared.storage import get_blob_store
 from shared.validation import Field
 
 bp = func.Blueprint()
@@ -19,7 +17,7 @@ def documents_upload(request: ApiRequest) -> Response:
                          "contentType": Field(str, max_length=200, single_line=True),
                          "size": Field(int, required=True)})
     created = documents.request_upload(
-        request.db, get_blob_store(request.settings), request.caller, request.path_id("collectionId", "collection"),
+        request.db, request.services.blobs, request.caller, request.path_id("collectionId", "collection"),
         filename=body["filename"], content_type=body.get("contentType", ""), size=body["size"],
         max_bytes=request.settings.max_upload_bytes)
     return ok(created, status=201, headers={"Location": f"/api/documents/{created['documentId']}"})
@@ -40,13 +38,12 @@ def documents_get(request: ApiRequest) -> Response:
 
 @endpoint(bp, "documents/{documentId}", ["DELETE"])
 def documents_delete(request: ApiRequest) -> Response:
-    documents.delete_document(request.db, get_blob_store(request.settings), request.caller,
+    documents.delete_document(request.db, request.services.blobs, request.caller,
                               request.path_id("documentId", "document"))
     return no_content()
 
 
 @endpoint(bp, "documents/{documentId}/reindex", ["POST"])
 def documents_reindex(request: ApiRequest) -> Response:
-    queue = get_job_queue(request.settings, request.db)
-    return ok(documents.reindex_document(request.db, queue, request.caller,
+    return ok(documents.reindex_document(request.db, request.services.job_queue, request.caller,
                                          request.path_id("documentId", "document")), status=202)

@@ -12,5 +12,5 @@ bp = func.Blueprint()
 
 @endpoint(bp, "health", ["GET"])
 def health_check(request: ApiRequest) -> Response:
-    healthy, report = health.check(request.settings, request.db)
+    healthy, report = health.check(request.services)
     return ok(report, status=200 if healthy else 503)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import azure.functions as func
 
 from blueprints._http import ApiRequest, Response, endpoint, ok
-from shared import billing
-from shared.embedding import get_embedder
 from shared.errors import Invalid
-from shared.search import SearchRequest, search
+from shared.search import SearchRequest, search_workspace
 from shared.validation import Field, check_text, parse_object, parse_uuid
 
 bp = func.Blueprint()
@@ -38,16 +36,12 @@ def search_documents(request: ApiRequest) -> Response:
     body = request.json({"query": Field(str, required=True, max_length=4000), "mode": Field(str),
                          "top": Field(int), "collectionIds": Field(list), "filters": Field(dict)})
     filters = parse_object(body.get("filters") or {}, _FILTERS)
-    top = body.get("top", 10)
-    if not 1 <= top <= 50:
-        raise Invalid("Field 'top' must be between 1 and 50.", fields=["top"])
     search_request = SearchRequest(
-        query=body["query"], mode=body.get("mode", "hybrid"), top=top,
+        query=body["query"], mode=body.get("mode", "hybrid"), top=body.get("top", 10),
         collection_ids=_ids(body.get("collectionIds") or [], "collectionIds"),
         document_ids=_ids(filters.get("documentIds") or [], "filters.documentIds"),
         doc_types=_strings(filters.get("docType") or [], "filters.docType"),
         jurisdictions=_strings(filters.get("jurisdiction") or [], "filters.jurisdiction"),
     )
-    search_request.validate()  # a bad request is a 400 and is not counted
-    billing.consume(request.db, request.caller, billing.SEARCHES, 1)  # 402 when the month's searches are used up
-    return ok(search(request.db, request.caller, search_request, embedder=get_embedder(request.settings)))
+    return ok(search_workspace(request.db, request.caller, search_request, embedder=request.services.embedder,
+                               settings=request.settings))

@@ -6,8 +6,7 @@ import logging
 
 import azure.functions as func
 
-from shared.config import get_settings
-from shared.db import get_database
+from shared.bootstrap import services
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 
 bp = func.Blueprint()
@@ -18,11 +17,12 @@ _log = logging.getLogger("folio.billing")
 def billing_flush(timer: func.TimerRequest, context: func.Context) -> None:
     token = bind_invocation(getattr(context, "invocation_id", None))
     try:
-        settings = get_settings()
+        parts = services()
+        settings = parts.settings
         configure_logging(settings)
         from shared.billing import periodic  # loaded on the first run, not at cold start
 
-        report = periodic.run(get_database(), settings)
+        report = periodic.run(parts.database, settings)
         # Raising would not retry a timer run; the next run picks up whatever is left, so log and return.
         _log.info("billing timer (past due: %s): %s", timer.past_due, report)
     finally:

@@ -7,11 +7,8 @@ import logging
 import azure.functions as func
 
 from shared.blob_events import handle_blob_event, parse_event
-from shared.config import get_settings
-from shared.db import get_database
+from shared.bootstrap import services
 from shared.errors import Invalid
-from shared.queue import get_job_queue
-from shared.storage import get_blob_store
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 
 bp = func.Blueprint()
@@ -24,7 +21,8 @@ def on_blob_event(event: func.EventGridEvent, context: func.Context) -> None:
     Event Grid redelivers."""
     token = bind_invocation(getattr(context, "invocation_id", None))
     try:
-        settings = get_settings()
+        parts = services()
+        settings = parts.settings
         configure_logging(settings)
         try:
             parsed = parse_event(event.id, event.event_type, event.subject, event.get_json())
@@ -33,9 +31,8 @@ def on_blob_event(event: func.EventGridEvent, context: func.Context) -> None:
             return
         if parsed is None:
             return
-        db = get_database()
-        outcome = handle_blob_event(db, get_job_queue(settings, db), parsed, container=settings.upload_container,
-                                    blobs=get_blob_store(settings), max_bytes=settings.max_upload_bytes)
+        outcome = handle_blob_event(parts.database, parts.job_queue, parsed, container=settings.upload_container,
+                                    blobs=parts.blobs, max_bytes=settings.max_upload_bytes)
         _log.info("blob event %s %s -> %s", event.id, event.event_type, outcome)
     finally:
         unbind_invocation(token)

@@ -7,12 +7,9 @@ import logging
 
 import azure.functions as func
 
-from shared.config import get_settings
-from shared.db import get_database
-from shared.embedding import get_embedder
+from shared.bootstrap import services
 from shared.indexer import ingest_limits, run_job
 from shared.jobs import IndexJob
-from shared.storage import get_blob_store
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 
 bp = func.Blueprint()
@@ -24,12 +21,13 @@ _log = logging.getLogger("folio.indexer")
 def index_document(message: func.ServiceBusMessage, context: func.Context) -> None:
     token = bind_invocation(getattr(context, "invocation_id", None))
     try:
-        settings = get_settings()
+        parts = services()
+        settings = parts.settings
         configure_logging(settings)
         # A malformed message raises here and ends in the dead-letter queue for inspection.
         job = IndexJob.from_body(json.loads(message.get_body()))
         last_attempt = (message.delivery_count or 1) >= settings.index_max_delivery
-        outcome = run_job(get_database(), get_blob_store(settings), get_embedder(settings), job,
+        outcome = run_job(parts.database, parts.blobs, parts.embedder, job,
                           limits=ingest_limits(settings), last_attempt=last_attempt)
         _log.info("index job %s (%s, delivery %s) -> %s", message.message_id, job.kind, message.delivery_count,
                   outcome.status)

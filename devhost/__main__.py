@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         log.info("Azurite blob endpoint on http://127.0.0.1:%s/devstoreaccount1", azurite.blob_port)
 
     cosmos = None if args.no_cosmos else _start_cosmos(log)
+    from devhost.services import local_services
+    from shared import bootstrap
+
+    bootstrap.install(local_services())
 
     import function_app
 
@@ -96,7 +100,7 @@ def _start_cosmos(log: logging.Logger) -> stack.CosmosEmulator | None:
     """The local Cosmos DB stand-in, when COSMOS_ENDPOINT points at this machine; with its container."""
     from urllib.parse import urlsplit
 
-    from shared.chat.store import ensure_container, is_local_endpoint
+    from devhost.cosmos import is_local_endpoint
     from shared.config import get_settings
 
     settings = get_settings()
@@ -104,7 +108,6 @@ def _start_cosmos(log: logging.Logger) -> stack.CosmosEmulator | None:
         log.info("Cosmos DB: using %s", settings.cosmos_endpoint or "nothing (COSMOS_ENDPOINT is unset; chat is off)")
         return None
     emulator = stack.start_cosmos(urlsplit(settings.cosmos_endpoint).port or stack.DEV_COSMOS_PORT)
-    ensure_container(settings)
     log.info("Cosmos DB emulator (cosmosdb-server, memory only) on %s, container %s/%s", emulator.endpoint,
              settings.cosmos_database, settings.cosmos_chat_container)
     return emulator
@@ -118,11 +121,10 @@ def start_web_app(port: int, api_upstream: str) -> StaticWebAppServer:
     """The built web app on one origin with /api passed to the Functions host, as Static Web Apps serves it."""
     from urllib.parse import urlsplit
 
-    from shared.config import get_settings
-    from shared.storage import get_blob_store
+    from shared.bootstrap import services
 
     log = logging.getLogger("devhost")
-    blob = urlsplit(get_blob_store(get_settings()).container.url)  # browsers PUT uploads there (CSP connect-src)
+    blob = urlsplit(services().blobs.container.url)  # browsers PUT uploads there (CSP connect-src)
     web = StaticWebAppServer(("127.0.0.1", port), api_upstream, connect_sources=(f"{blob.scheme}://{blob.netloc}",))
     web.start_in_thread()
     if not (DIST / "index.html").exists():
@@ -135,15 +137,13 @@ def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:
     """Event Grid, Service Bus and timer stand-ins that drive the app's non-HTTP functions."""
     from devhost.eventgrid import BlobEventSource
     from devhost.servicebus import QueueWorker
-    from shared.config import get_settings
-    from shared.db import get_database
-    from shared.queue import PostgresQueue
-    from shared.storage import get_blob_store
+    from shared.bootstrap import services
 
     log = logging.getLogger("devhost")
-    settings = get_settings()
+    parts = services()
+    settings = parts.settings
     by_type = {r.trigger_type: r for r in regs}
-    store = get_blob_store(settings)
+    store = parts.blobs
     store.ensure_container()
     store.allow_browser_uploads(cors_origins)
     drivers: list = []
@@ -153,9 +153,8 @@ def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:
         drivers.append(events)
         log.info("Event Grid stand-in: blob changes in '%s' -> %s", settings.upload_container,
                  by_type["eventGridTrigger"].name)
-    if "serviceBusTrigger" in by_type and settings.index_queue_backend == "postgres":
-        queue = PostgresQueue(get_database(), settings.index_queue_name, max_delivery=settings.index_max_delivery)
-        worker = QueueWorker(queue, by_type["serviceBusTrigger"])
+    if "serviceBusTrigger" in by_type and not settings.servicebus_namespace:
+        worker = QueueWorker(parts.job_queue, by_type["serviceBusTrigger"])
         worker.start()
         drivers.append(worker)
         log.info("Service Bus stand-in: queue '%s' -> %s", settings.index_queue_name,

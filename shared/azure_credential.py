@@ -1,26 +1,33 @@
-"""The one Entra credential the process uses for every Azure service (managed identity in Azure)."""
+"""The app's Entra credentials: one ``DefaultAzureCredential`` per managed identity, shared by every SDK."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 _lock = threading.Lock()
-_credential: Any = None
+_credentials: dict[str | None, TokenCredential] = {}
 
 
-def get_credential(client_id: str | None = None) -> Any:
-    """A process-wide ``DefaultAzureCredential``, created on first use.
+def get_credential(client_id: str | None = None) -> TokenCredential:
+    """The process's ``DefaultAzureCredential`` for ``client_id``, created on first use.
 
-    ``client_id`` selects the user-assigned managed identity (``AZURE_CLIENT_ID``). The import
-    is deferred so that processes that never talk to Azure never load azure-identity.
+    ``client_id`` selects the user-assigned managed identity (``AZURE_CLIENT_ID``); each id gets its
+    own credential (and token cache). One instance per id is shared because each holds a token cache
+    that every client using it benefits from. The import is deferred so that processes that never
+    talk to Azure never load azure-identity.
     """
-    global _credential
-    if _credential is None:
+    key = client_id or None
+    credential = _credentials.get(key)
+    if credential is None:
         with _lock:
-            if _credential is None:
+            credential = _credentials.get(key)
+            if credential is None:
                 from azure.identity import DefaultAzureCredential
 
-                kwargs = {"managed_identity_client_id": client_id} if client_id else {}
-                _credential = DefaultAzureCredential(**kwargs)
-    return _credential
+                kwargs = {"managed_identity_client_id": key} if key else {}
+                credential = _credentials[key] = DefaultAzureCredential(**kwargs)
+    return credential

@@ -10,7 +10,8 @@ from shared import audit, billing
 from shared.db import Database
 from shared.errors import Conflict, Invalid, NotFound
 from shared.jobs import IndexJob
-from shared.storage import BlobRef, BlobStore
+from shared.ports import BlobStore
+from shared.storage import BlobRef
 from shared.tenancy import Caller, Role
 
 # What users may upload, by extension and declared type. The indexer decides by content again.

@@ -6,23 +6,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.config import Settings
+from shared.bootstrap import Services
 from shared.db import Database
 from shared.errors import FolioError
 
 
-def check(settings: Settings, db: Database) -> tuple[bool, dict[str, Any]]:
+def check(services: Services) -> tuple[bool, dict[str, Any]]:
     """Each dependency's status. Unhealthy (503) only when the database is down: without it nothing
     works; with Storage or Cosmos DB down, search still works, so the status is "degraded"."""
-    checks = {"database": _database(db)}
+    settings = services.settings
+    checks = {"database": _database(services.database)}
     if settings.storage_account_url or (settings.storage_connection_string and settings.storage_connection_string.is_set()):
-        from shared.storage import get_blob_store
-
-        checks["storage"] = _probe(lambda: get_blob_store().ping())
+        checks["storage"] = _probe(lambda: services.blobs.ping())
     if settings.cosmos_endpoint:
-        from shared.chat.store import get_chat_store
-
-        checks["cosmos"] = _probe(lambda: get_chat_store().ping())
+        checks["cosmos"] = _probe(lambda: services.chat_store.ping())
     healthy = checks["database"]["status"] == "ok"
     degraded = healthy and any(c["status"] != "ok" for c in checks.values())
     status = "unavailable" if not healthy else "degraded" if degraded else "ok"

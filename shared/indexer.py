@@ -26,7 +26,8 @@ from shared import billing
 from shared.db import Database
 from shared.errors import FolioError, QuotaExceeded
 from shared.jobs import IndexJob
-from shared.storage import BlobMissing, BlobRef, BlobStore, BlobTooLarge
+from shared.ports import BlobStore
+from shared.storage import BlobMissing, BlobRef, BlobTooLarge
 
 _log = logging.getLogger(__name__)
 

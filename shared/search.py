@@ -27,17 +27,25 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from psycopg import Connection
+
 from shared import synonyms
+from shared.config import Settings
 from shared.db import Database
 from shared.errors import Invalid
 from shared.tenancy import Caller
 
+if TYPE_CHECKING:
+    from shared.ports import Embedder
+
 MODES = ("hybrid", "lexical", "vector")
 MAX_QUERY_CHARS = 1000
+MAX_TOP = 50
 # Below this many chunks a workspace reads its own rows for lexical candidates: that beats GIN
 # postings that span every workspace.
 SMALL_WORKSPACE_CHUNKS = 5_000
@@ -90,8 +98,8 @@ class SearchRequest:
             raise Invalid(f"Field 'query' must be at most {MAX_QUERY_CHARS} characters.", fields=["query"])
         if self.mode not in MODES:
             raise Invalid("Field 'mode' must be one of: hybrid, lexical, vector.", fields=["mode"])
-        if not 1 <= self.top <= 100:
-            raise Invalid("Field 'top' must be between 1 and 50.", fields=["top"])
+        if not 1 <= self.top <= MAX_TOP:
+            raise Invalid(f"Field 'top' must be between 1 and {MAX_TOP}.", fields=["top"])
         return SearchRequest(query, self.mode, self.top, self.collection_ids, self.document_ids, self.doc_types,
                              self.jurisdictions, self.tuning, self.expand_synonyms)
 
@@ -270,9 +278,13 @@ def build_sql(mode: str, *, exact_vector: bool, small_workspace: bool = False) -
 # --- the service ----------------------------------------------------------------------------
 
 
-def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: Any,
-           highlight: bool = True) -> dict[str, Any]:
-    """Results for ``request`` within the caller's workspace only."""
+def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: Embedder,
+           highlight: bool = True, charge: Callable[[Connection[Any]], object] | None = None) -> dict[str, Any]:
+    """Results for ``request`` within the caller's workspace only.
+
+    ``charge`` runs in the search's own transaction before the query (the searches quota: see
+    :func:`search_workspace`), so a search that fails is not counted and one over the limit never runs.
+    """
     request = request.validate()
     started = time.perf_counter()
     tuning = request.tuning
@@ -287,6 +299,8 @@ def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: An
     settings = {"hnsw.ef_search": str(tuning.ef_search), "hnsw.iterative_scan": "relaxed_order",
                 "enable_seqscan": "off", "plan_cache_mode": "force_custom_plan"}
     with db.transaction(caller.tenant_id, caller.user_id, local_settings=settings) as conn:
+        if charge is not None:
+            charge(conn)
         size = conn.execute("SELECT chunks FROM tenant_text_stats WHERE tenant_id = %s",
                             (caller.tenant_id,)).fetchone()
         if size is None:  # nothing indexed yet in this workspace
@@ -300,6 +314,21 @@ def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: An
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(LARGE_EF_SEARCH),))
             rows = conn.execute(sql, params).fetchall()
     return {"results": [_shape(row) for row in rows], "tookMs": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def search_workspace(db: Database, caller: Caller, request: SearchRequest, *, embedder: Embedder,
+                     settings: Settings) -> dict[str, Any]:
+    """What ``POST /api/search`` runs: a valid request is counted against the plan's monthly searches
+    (402 when they are used up), in the same transaction as the search; an invalid one is a 400 and
+    is not counted."""
+    from shared import billing
+
+    request = request.validate()
+
+    def charge(conn: Connection[Any]) -> object:
+        return billing.consume(conn, caller, billing.SEARCHES, 1, settings=settings)
+
+    return search(db, caller, request, embedder=embedder, charge=charge)
 
 
 def build_params(caller: Caller, request: SearchRequest, *, highlight: bool = True) -> dict[str, Any]:

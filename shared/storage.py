@@ -6,12 +6,14 @@ import datetime as dt
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from shared.config import Settings, get_settings
-from shared.lazy import ProcessSingleton
+from shared.config import Settings
 from shared.errors import ConfigError, Invalid, Unavailable
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 # Blob names encode tenant, collection and document; the user's filename is metadata, never a path.
 _BLOB_NAME = re.compile(r"^([0-9a-f-]{36})/([0-9a-f-]{36})/([0-9a-f-]{36})$")
@@ -61,10 +63,11 @@ class BlobTooLarge(Exception):
         self.size, self.limit = size, limit
 
 
-class BlobStore:
-    """The upload container. Account-key SAS on Azurite; user-delegation SAS with Entra in Azure."""
+class AzureBlobStore:
+    """The upload container (the ``BlobStore`` port). Account-key SAS on Azurite; user-delegation SAS
+    with Entra (``credential``) in Azure."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, credential: TokenCredential | None = None) -> None:
         from azure.storage.blob import BlobServiceClient
 
         self._container_name = settings.upload_container
@@ -78,11 +81,8 @@ class BlobStore:
                 settings.storage_connection_string.reveal(), connection_timeout=10, read_timeout=60
             )
             self._account_key = self._service.credential.account_key
-        elif settings.storage_account_url:
-            from shared.azure_credential import get_credential
-
-            self._service = BlobServiceClient(settings.storage_account_url,
-                                              credential=get_credential(settings.azure_client_id))
+        elif settings.storage_account_url and credential is not None:
+            self._service = BlobServiceClient(settings.storage_account_url, credential=credential)
             self._account_key = None
         else:
             raise ConfigError("Blob storage needs STORAGE_ACCOUNT_URL (Azure) or STORAGE_CONNECTION_STRING (local).")
@@ -194,11 +194,3 @@ class BlobStore:
             return False
         except Exception as exc:
             raise Unavailable("Blob storage is unavailable.") from exc
-
-
-_store: ProcessSingleton[BlobStore] = ProcessSingleton(lambda: BlobStore(get_settings()))
-reset_blob_store = _store.reset
-
-
-def get_blob_store(settings: Settings | None = None) -> BlobStore:
-    return _store.get()

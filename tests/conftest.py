@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,9 +41,11 @@ def postgres() -> Iterator[object]:
     pg = local_pg.start(ROOT / ".local" / "pg-test", TEST_PG_PORT)
     local_pg.ensure_database(pg, TEST_DB, app_role=APP_ROLE, recreate=True)
     yield pg
-    from shared.db import reset_database
+    from shared import bootstrap
 
-    reset_database()
+    process = bootstrap.install(None)
+    if process is not None:
+        process.close()
     local_pg.drop_database(pg, TEST_DB)
 
 
@@ -84,9 +87,11 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def app_environment(database_urls: dict[str, str], azurite: str) -> Iterator[dict[str, str]]:
-    """The environment the app reads its settings from during tests."""
+    """The environment the app reads its settings from during tests, and the app's services built from it
+    (the local host's: the PostgreSQL stand-in for Service Bus)."""
+    from devhost.services import local_services
+    from shared import bootstrap
     from shared.config import reset_settings
-    from shared.db import reset_database
 
     env = {
         "FOLIO_ENVIRONMENT": "test",
@@ -107,14 +112,12 @@ def app_environment(database_urls: dict[str, str], azurite: str) -> Iterator[dic
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     reset_settings()
-    reset_database()
-    from shared.config import get_settings
-    from shared.storage import get_blob_store, reset_blob_store
-
-    get_blob_store(get_settings()).ensure_container()
+    services = local_services()
+    services.blobs.ensure_container()  # type: ignore[attr-defined]
+    bootstrap.install(services)
     yield env
-    reset_database()
-    reset_blob_store()
+    bootstrap.install(None)
+    services.close()
     _restore_environment(saved)
 
 
@@ -181,7 +184,7 @@ def cosmos(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFac
     own keys. Yields the endpoint.
     """
     from devhost import stack
-    from shared.chat.store import ensure_container, reset_chat_store
+    from devhost.cosmos import emulator_chat_store
     from shared.config import get_settings, reset_settings
 
     emulator = stack.start_cosmos(_free_port(), log=tmp_path_factory.mktemp("cosmos") / "cosmos.log")
@@ -193,10 +196,8 @@ def cosmos(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFac
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     reset_settings()
-    reset_chat_store()
-    ensure_container(get_settings())
+    emulator_chat_store(get_settings())  # creates the database and the container; the app builds its own store
     yield emulator.endpoint
-    reset_chat_store()
     _restore_environment(saved)
     emulator.stop()
 
@@ -207,21 +208,20 @@ def cosmos(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFac
 def _indexing_pipeline(*, background: bool) -> Iterator[Any]:
     """Blob events → queue → indexer with the fast hashing embedder: the tests that use this check
     behaviour, not ranking quality (benchmarks/retrieval.py does that with the real model)."""
-    from shared.embedding import set_embedder
     from shared.ingest.embedders import HashingEmbedder
+    from tests.helpers import using
     from tests.pipeline import build_pipeline
 
-    set_embedder(HashingEmbedder(384))
-    built = build_pipeline()
-    built.settle()  # absorb blobs left by earlier test modules
-    if background:
-        built.events.start()
-        built.worker.start()
-    yield built
-    if background:
-        built.events.stop()
-        built.worker.stop()
-    set_embedder(None)
+    with using(embedder=HashingEmbedder(384)):
+        built = build_pipeline()
+        built.settle()  # absorb blobs left by earlier test modules
+        if background:
+            built.events.start()
+            built.worker.start()
+        yield built
+        if background:
+            built.events.stop()
+            built.worker.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,14 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Services
 
 
 def swa_principal(user: str, *, email: str | None = None, provider: str = "aad",
@@ -64,3 +69,21 @@ class Client:
 
     def delete(self, path: str, **kw: Any) -> Response:
         return self.request("DELETE", path, **kw)
+
+
+@contextmanager
+def using(**parts: Any) -> Iterator[Services]:
+    """The app's services with ``parts`` in place of their own while the block runs.
+
+    Goes through the composition root (``shared.bootstrap.install``), the way the local host
+    hands in its stand-ins: nothing is patched. Parts given here are closed by whoever made them.
+    """
+    from shared import bootstrap
+
+    previous = bootstrap.services()
+    replaced = previous.replace(**parts)
+    bootstrap.install(replaced)
+    try:
+        yield replaced
+    finally:
+        bootstrap.install(previous)

@@ -8,10 +8,7 @@ import function_app
 from devhost.eventgrid import BlobEventSource
 from devhost.functions import registrations
 from devhost.servicebus import QueueWorker
-from shared.config import get_settings
-from shared.db import get_database
-from shared.queue import PostgresQueue
-from shared.storage import get_blob_store
+from shared.bootstrap import services
 
 
 @dataclass
@@ -29,8 +26,8 @@ class Pipeline:
 
 
 def build_pipeline() -> Pipeline:
-    settings = get_settings()
+    parts = services()
     regs = {r.trigger_type: r for r in registrations(function_app.app)}
-    queue = PostgresQueue(get_database(), settings.index_queue_name, max_delivery=settings.index_max_delivery)
-    events = BlobEventSource(get_blob_store(settings).container, regs["eventGridTrigger"])
-    return Pipeline(events, QueueWorker(queue, regs["serviceBusTrigger"], lock_s=60))
+    # The local host's queue (its composition: devhost/services.py) is the one the app sends to.
+    events = BlobEventSource(parts.blobs.container, regs["eventGridTrigger"])  # type: ignore[attr-defined]
+    return Pipeline(events, QueueWorker(parts.job_queue, regs["serviceBusTrigger"], lock_s=60))  # type: ignore[arg-type]

@@ -26,11 +26,11 @@ def _metered_workspace(client: Client, admin_conn: psycopg.Connection) -> tuple[
 
 def _use_chat_tokens(tenant: str, tokens: int) -> None:
     from shared import billing as quotas
-    from shared.db import get_database
+    from shared.bootstrap import services
     from shared.tenancy import Caller, Role
 
     caller = Caller(uuid.UUID(tenant), Role.MEMBER, "user", "test")
-    quotas.consume(get_database(), caller, quotas.CHAT_TOKENS, tokens, source="chat:test")
+    quotas.consume(services().database, caller, quotas.CHAT_TOKENS, tokens, source="chat:test")
 
 
 def _rows(admin_conn: psycopg.Connection, tenant: str) -> list[dict[str, Any]]:
@@ -40,10 +40,10 @@ def _rows(admin_conn: psycopg.Connection, tenant: str) -> list[dict[str, Any]]:
 
 def _flush() -> dict[str, Any]:
     from shared.billing import periodic
+    from shared.bootstrap import services
     from shared.config import get_settings
-    from shared.db import get_database
 
-    return periodic.run(get_database(), get_settings())
+    return periodic.run(services().database, get_settings())
 
 
 def _sent_for(stub: StripeStub, customer: str) -> list[Any]:

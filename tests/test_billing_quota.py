@@ -143,7 +143,7 @@ def _caller(tenant: str) -> Any:
 def test_concurrent_searches_consume_exactly_the_quota(client: Client, billing: StripeStub,
                                                       admin_conn: psycopg.Connection) -> None:
     from shared import billing as quotas
-    from shared.db import get_database
+    from shared.bootstrap import services
 
     _owner, tenant = new_owner(client)
     caller = _caller(tenant)
@@ -153,7 +153,7 @@ def test_concurrent_searches_consume_exactly_the_quota(client: Client, billing: 
     def search() -> None:
         barrier.wait()
         try:
-            quotas.consume(get_database(), caller, quotas.SEARCHES, 1)
+            quotas.consume(services().database, caller, quotas.SEARCHES, 1)
             outcomes.append("ok")
         except QuotaExceeded as exc:
             outcomes.append(exc.extensions["limit"])
@@ -171,10 +171,10 @@ def test_concurrent_searches_consume_exactly_the_quota(client: Client, billing: 
 
 def test_check_counts_nothing_and_overrun_records_usage_already_incurred(client: Client, billing: StripeStub) -> None:
     from shared import billing as quotas
-    from shared.db import get_database
+    from shared.bootstrap import services
 
     owner, tenant = new_owner(client)
-    caller, db = _caller(tenant), get_database()
+    caller, db = _caller(tenant), services().database
     assert quotas.check(db, caller, quotas.CHAT_TOKENS, 1).used == 0
     assert quotas.consume(db, caller, quotas.CHAT_TOKENS, 900).used == 900
     with pytest.raises(QuotaExceeded) as refused:
@@ -190,10 +190,10 @@ def test_check_counts_nothing_and_overrun_records_usage_already_incurred(client:
 
 def test_usage_rolls_back_with_the_work_that_failed(client: Client, billing: StripeStub) -> None:
     from shared import billing as quotas
-    from shared.db import get_database
+    from shared.bootstrap import services
 
     _owner, tenant = new_owner(client)
-    caller, db = _caller(tenant), get_database()
+    caller, db = _caller(tenant), services().database
     with pytest.raises(RuntimeError):
         with db.transaction(caller.tenant_id) as conn:
             quotas.consume(conn, caller, quotas.SEARCHES, 2)
@@ -271,14 +271,14 @@ def _set(conn: psycopg.Connection, name: str, value: str) -> None:
 def test_billing_tables_are_tenant_isolated_with_two_narrow_exceptions(
         client: Client, billing: StripeStub, admin_conn: psycopg.Connection, app_conn: psycopg.Connection) -> None:
     from shared import billing as quotas
-    from shared.db import get_database
+    from shared.bootstrap import services
 
     owner_a, tenant_a = new_owner(client)
     owner_b, tenant_b = new_owner(client)
     customer_a, _ = subscribe(client, owner_a, tenant_a, admin_conn)
     subscribe(client, owner_b, tenant_b, admin_conn)
-    quotas.consume(get_database(), _caller(tenant_a), quotas.CHAT_TOKENS, 10)  # metered: an outbox row
-    quotas.consume(get_database(), _caller(tenant_b), quotas.CHAT_TOKENS, 10)
+    quotas.consume(services().database, _caller(tenant_a), quotas.CHAT_TOKENS, 10)  # metered: an outbox row
+    quotas.consume(services().database, _caller(tenant_b), quotas.CHAT_TOKENS, 10)
     tables = ("billing_accounts", "usage_counters", "meter_outbox")
     with app_conn.transaction():
         assert all(app_conn.execute(f"SELECT count(*) AS n FROM {t}").fetchone()["n"] == 0 for t in tables)
@@ -306,12 +306,10 @@ def test_a_quota_race_lost_at_write_time_fails_the_document_and_keeps_nothing(
         client: Client, pipeline: Any, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
     """Two documents can both pass the early check; the count in the write transaction decides."""
     from shared import billing as quotas
+    from shared.bootstrap import services
     from shared.config import get_settings
-    from shared.db import get_database
-    from shared.embedding import get_embedder
     from shared.indexer import run_job
     from shared.jobs import IndexJob
-    from shared.storage import get_blob_store
 
     owner, tenant = new_owner(client)
     document = _upload(owner, _collection(owner), "two.md", _markdown(1))
@@ -319,10 +317,10 @@ def test_a_quota_race_lost_at_write_time_fails_the_document_and_keeps_nothing(
     queued = pipeline.worker.queue.receive(1, 60)[0]
 
     def another_document_counts_first(_: int) -> None:
-        quotas.consume(get_database(), _caller(tenant), quotas.PAGES_INDEXED, 4)  # its own, committed
+        quotas.consume(services().database, _caller(tenant), quotas.PAGES_INDEXED, 4)  # its own, committed
 
     settings = get_settings()
-    outcome = run_job(get_database(), get_blob_store(settings), get_embedder(settings),
+    outcome = run_job(services().database, services().blobs, services().embedder,
                       IndexJob.from_body(queued.body), after_chunks_written=another_document_counts_first)
     pipeline.worker.queue.complete(queued)
     assert outcome.status == "failed" and "pages indexed per month" in (outcome.detail or "")

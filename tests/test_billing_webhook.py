@@ -12,8 +12,18 @@ import psycopg
 import pytest
 
 from tests.helpers import Client
-from tests.stripe_events import (PAGES_PRICE, PRO_PRICE, billing, event, new_owner, post_event,  # noqa: F401
-                                 sign, stripe_stub, subscribe, subscription_object)
+from tests.stripe_events import (  # noqa: F401
+    PAGES_PRICE,
+    PRO_PRICE,
+    billing,
+    event,
+    new_owner,
+    post_event,
+    sign,
+    stripe_stub,
+    subscribe,
+    subscription_object,
+)
 from tests.stubs.stripe_server import StripeStub
 
 
@@ -39,10 +49,10 @@ def _customer(client: Client, admin_conn: psycopg.Connection) -> tuple[Client, s
 
 def _run_timer() -> dict[str, Any]:
     from shared.billing import periodic
+    from shared.bootstrap import services
     from shared.config import get_settings
-    from shared.db import get_database
 
-    return periodic.run(get_database(), get_settings())
+    return periodic.run(services().database, get_settings())
 
 
 def test_signed_subscription_event_grants_the_paid_plan(client: Client, billing: StripeStub,

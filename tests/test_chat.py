@@ -235,8 +235,8 @@ def test_rename_with_etags_and_delete(world: dict[str, Any]) -> None:
 
 
 def test_deleted_session_leaves_no_messages(world: dict[str, Any]) -> None:
-    from shared.chat.store import get_chat_store, owner_of
-    from shared.config import get_settings
+    from shared.bootstrap import services
+    from shared.chat.store import owner_of
     from shared.tenancy import Caller, Role
 
     ann = world["ann"]
@@ -244,7 +244,7 @@ def test_deleted_session_leaves_no_messages(world: dict[str, Any]) -> None:
     me = ann.get("/api/me").json()
     owner = owner_of(Caller(uuid.UUID(world["tenant_a"]), Role.OWNER, "user", me["user"]["id"],
                             uuid.UUID(me["user"]["id"])))
-    store = get_chat_store(get_settings())
+    store = services().chat_store
     assert len(store.messages(owner, session)) == 2
     assert ann.delete(f"/api/chat/sessions/{session}").status == 204
     assert store.messages(owner, session) == []
@@ -452,12 +452,10 @@ def test_leaving_mid_answer_is_still_billed_and_stores_nothing(host: str, pipeli
 
 def test_answers_beyond_the_instances_share_get_503_and_the_share_comes_back(
         world: dict[str, Any], openai_stub: LlmStub, settings_override: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from blueprints import _http
-
-    monkeypatch.setattr(_http, "stream_slots", _http.StreamSlots(2))
     import blueprints.api_chat as api_chat
+    from blueprints import _ndjson
 
-    monkeypatch.setattr(api_chat, "stream_slots", _http.stream_slots)
+    monkeypatch.setattr(api_chat, "stream_slots", _ndjson.StreamSlots(2))
     settings_override(CHAT_TIMEOUT_SECONDS="30")
     go_on = threading.Event()
     openai_stub.default = Reply(text=["Thirty ", "days ", "[1]."], stall_after=1, gate=go_on)

@@ -25,12 +25,14 @@ class _Failing:
 
 def test_a_500_means_missing_only_on_the_local_emulator() -> None:
     # cosmosdb-server answers a read of a missing item with 500; from Cosmos DB a 500 is an outage.
+    from devhost.cosmos import EmulatorContainer
+
     with pytest.raises(NotFound):
-        ChatStore(_Failing(500), local_emulator=True).get_session(OWNER, "s")
+        ChatStore(EmulatorContainer(_Failing(500))).get_session(OWNER, "s")
     with pytest.raises(Unavailable):
-        ChatStore(_Failing(500), local_emulator=False).get_session(OWNER, "s")
+        ChatStore(_Failing(500)).get_session(OWNER, "s")
     with pytest.raises(NotFound):
-        ChatStore(_Failing(404), local_emulator=False).get_session(OWNER, "s")
+        ChatStore(_Failing(404)).get_session(OWNER, "s")
 
 
 def test_continuation_tokens_round_trip_and_reject_anything_else() -> None:

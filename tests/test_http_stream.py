@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from blueprints._http import ndjson
+from blueprints._ndjson import ndjson
 from shared.chat.providers.base import ProviderRateLimited
 
 

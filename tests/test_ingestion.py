@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import io
-import json
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,9 +10,8 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from shared.embedding import set_embedder
 from shared.ingest.embedders import HashingEmbedder
-from tests.helpers import Client
+from tests.helpers import Client, using
 from tests.ingest.fixtures import build_pdf, zip_bomb
 from tests.pipeline import Pipeline
 
@@ -121,10 +118,11 @@ def test_duplicate_event_and_duplicate_message_index_once(client: Client, pipeli
     body = {"v": 1, "kind": "index", "tenantId": event.subject.split("/")[-3],
             "collectionId": event.subject.split("/")[-2], "documentId": created["documentId"],
             "etag": event.get_json()["eTag"], "sequencer": event.get_json()["sequencer"]}
+    import datetime as dt
+
     from devhost.http_server import invoke
     from devhost.servicebus import to_function_message
     from shared.queue import ReceivedMessage
-    import datetime as dt
 
     message = ReceivedMessage("again", body, 2, str(uuid.uuid4()), dt.datetime.now(dt.timezone.utc), 1)
     invoke(pipeline.worker._registration, to_function_message(message, 60))
@@ -179,12 +177,9 @@ def test_delete_removes_document_chunks_and_blob(client: Client, pipeline: Pipel
 
 def test_crash_mid_write_leaves_no_partial_document_and_retry_succeeds(client: Client, pipeline: Pipeline,
                                                                        admin_conn: psycopg.Connection) -> None:
-    from shared.config import get_settings
-    from shared.db import get_database
-    from shared.embedding import get_embedder
+    from shared.bootstrap import services
     from shared.indexer import run_job
     from shared.jobs import IndexJob
-    from shared.storage import get_blob_store
 
     user = _user(client)
     created = upload(user, _collection(user), "crash.md", MARKDOWN)
@@ -197,7 +192,7 @@ def test_crash_mid_write_leaves_no_partial_document_and_retry_succeeds(client: C
         raise RuntimeError(f"worker died after writing {written} chunks")
 
     with pytest.raises(RuntimeError):
-        run_job(get_database(), get_blob_store(get_settings()), get_embedder(get_settings()), job,
+        run_job(services().database, services().blobs, services().embedder, job,
                 after_chunks_written=crash)
     assert chunks_of(admin_conn, created["documentId"]) == []
     assert user.get(f"/api/documents/{created['documentId']}").json()["status"] == "processing"
@@ -312,11 +307,8 @@ def test_transient_failures_retry_then_fail_visibly_and_dead_letter(client: Clie
 
     user = _user(client)
     created = upload(user, _collection(user), "retry.md", MARKDOWN)
-    set_embedder(Down())
-    try:
+    with using(embedder=Down()):
         pipeline.settle()
-    finally:
-        set_embedder(HashingEmbedder(384))
     doc = user.get(f"/api/documents/{created['documentId']}").json()
     assert doc["status"] == "failed" and "temporary problem" in doc["error"]
     dead = [d for d in pipeline.worker.queue.dead_letters() if d.body.get("documentId") == created["documentId"]]
@@ -328,8 +320,9 @@ def test_transient_failures_retry_then_fail_visibly_and_dead_letter(client: Clie
 
 
 def test_events_for_other_containers_paths_and_types_are_ignored(pipeline: Pipeline) -> None:
-    import azure.functions as func
     import datetime as dt
+
+    import azure.functions as func
 
     from devhost.http_server import invoke
 
@@ -379,8 +372,7 @@ def test_reindex_reuses_embeddings_of_unchanged_chunks(client: Client, pipeline:
             return super().embed(texts)
 
     counting = Counting()
-    set_embedder(counting)
-    try:
+    with using(embedder=counting):
         user = _user(client)
         created = upload(user, _collection(user), "reuse.md", MARKDOWN)
         pipeline.settle()
@@ -392,5 +384,3 @@ def test_reindex_reuses_embeddings_of_unchanged_chunks(client: Client, pipeline:
         put_blob(created, MARKDOWN + b"\n## Article 3 Notices\n\nNotices go to the registered address.\n")
         pipeline.settle()
         assert 0 < counting.texts - first < len(chunks_of(admin_conn, created["documentId"]))
-    finally:
-        set_embedder(HashingEmbedder(384))

@@ -248,7 +248,7 @@ def test_when_every_term_is_common_chunks_with_more_rare_terms_are_candidates_fi
         client_module: Client, pipeline: Pipeline) -> None:
     """Past the candidate budget (tiny here, as if the workspace held millions of chunks), candidates
     holding the three rarest terms come first, then two, then either; at most ``candidate_cap``."""
-    from shared.db import get_database
+    from shared.bootstrap import services
     from shared.search import SearchRequest, Tuning, search
     from shared.tenancy import Caller, Role
 
@@ -259,7 +259,7 @@ def test_when_every_term_is_common_chunks_with_more_rare_terms_are_candidates_fi
     caller = Caller(uuid.UUID(user.get("/api/me").json()["tenant"]["id"]), Role.VIEWER, "user", "test")
 
     def headings(tuning: Tuning) -> list[str]:
-        found = search(get_database(), caller, SearchRequest("harbour pilot tide wind", mode="lexical", tuning=tuning),
+        found = search(services().database, caller, SearchRequest("harbour pilot tide wind", mode="lexical", tuning=tuning),
                        embedder=None, highlight=False)["results"]
         return [r["headingPath"][-1] for r in found]
 

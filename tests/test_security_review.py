@@ -411,10 +411,11 @@ def test_blob_larger_than_declared_is_refused_and_deleted(client: Client, pipeli
     usage = user.get("/api/billing").json()
     stored = admin_conn.execute("SELECT size_bytes, status, error FROM documents WHERE document_id = %s",
                                 (created.json()["documentId"],)).fetchone()
-    from shared.storage import BlobMissing, BlobRef, get_blob_store
+    from shared.bootstrap import services
+    from shared.storage import BlobMissing, BlobRef
 
     with pytest.raises(BlobMissing):
-        get_blob_store().properties(BlobRef(uuid.UUID(_tenant(user)), uuid.UUID(coll),
+        services().blobs.properties(BlobRef(uuid.UUID(_tenant(user)), uuid.UUID(coll),
                                             uuid.UUID(created.json()["documentId"])))
     storage = usage["usage"]["storageBytes"]
     assert stored["status"] == "failed" and "limit is 50,000 bytes" in stored["error"]

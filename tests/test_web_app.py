@@ -198,10 +198,9 @@ def built_app() -> Path:
 @pytest.fixture(scope="module")
 def web(host: str, built_app: Path, running_pipeline: Pipeline, cosmos: str) -> Iterator[str]:
     """The built app on its own origin with /api passed to the test host; Azurite accepts its uploads."""
-    from shared.config import get_settings
-    from shared.storage import get_blob_store
+    from shared.bootstrap import services
 
-    store = get_blob_store(get_settings())
+    store = services().blobs
     blob = urlsplit(store.container.url)
     server = StaticWebAppServer(("127.0.0.1", 0), host, dist=built_app,
                                 connect_sources=(f"{blob.scheme}://{blob.netloc}",))
@@ -503,7 +502,7 @@ def test_chat_shows_the_answer_while_the_model_is_still_writing_and_stop_ends_it
     (stub) model holds back the rest; Stop ends a second answer mid-way and nothing of it is kept."""
     from playwright.sync_api import expect
 
-    from blueprints._http import open_streams
+    from blueprints._ndjson import open_streams
     from tests.stubs.llm_server import LlmStub, Reply
 
     shot = Shots("chat-stream")

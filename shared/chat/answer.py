@@ -30,13 +30,13 @@ from uuid import UUID
 
 from shared import billing
 from shared.chat import prompt
-from shared.chat.providers import (Generation, Provider, Source, Usage, complete, estimated_usage, get_provider,
-                                   user_provider)
-from shared.chat.secrets import SecretStore, get_user_key
-from shared.chat.store import ChatStore, now_iso, owner_of
+from shared.chat.providers.base import Generation, Source, Usage, complete, estimated_usage
+from shared.chat.secrets import get_user_key
+from shared.chat.store import now_iso, owner_of
 from shared.config import Settings
 from shared.db import Database
 from shared.errors import Conflict, FolioError, Invalid
+from shared.ports import ChatModel, ChatModels, ChatStore, Embedder, SecretStore
 from shared.search import SearchRequest, search
 from shared.tenancy import Caller
 
@@ -52,9 +52,10 @@ class Turn:
     collection_ids: tuple[UUID, ...] = ()
 
 
-def run_turn(turn: Turn, *, caller: Caller, db: Database, store: ChatStore, settings: Settings, embedder: Any,
-             keys: SecretStore | None = None, provider: Provider | None = None) -> Iterator[dict[str, Any]]:
-    """The events of one turn (see the module docstring). ``provider`` overrides the configured one (tests)."""
+def run_turn(turn: Turn, *, caller: Caller, db: Database, store: ChatStore, settings: Settings, embedder: Embedder,
+             models: ChatModels, keys: SecretStore | None = None) -> Iterator[dict[str, Any]]:
+    """The events of one turn (see the module docstring). The model is the user's own (``keys``) if
+    they set one, else the deployment's (``models``)."""
     message = turn.message.strip()
     if not message:
         raise Invalid("Field 'message' must not be empty.", fields=["message"])
@@ -62,10 +63,9 @@ def run_turn(turn: Turn, *, caller: Caller, db: Database, store: ChatStore, sett
         raise Invalid(f"Field 'message' must be at most {MAX_MESSAGE_CHARS} characters.", fields=["message"])
     owner = owner_of(caller)
 
-    own_key = get_user_key(keys, caller) if provider is None else None
-    if provider is None:
-        provider = (user_provider(settings, own_key.provider, own_key.api_key, own_key.model) if own_key
-                    else get_provider(settings))
+    own_key = get_user_key(keys, caller)
+    provider = (models.with_user_key(own_key.provider, own_key.api_key, own_key.model) if own_key
+                else models.configured())
     billed = own_key is None  # with their own key the user pays the provider; usage is still recorded
     if billed:
         billing.check(db, caller, billing.CHAT_TOKENS, 1)  # 402 before any work when the month is used up
@@ -85,7 +85,7 @@ def run_turn(turn: Turn, *, caller: Caller, db: Database, store: ChatStore, sett
 
 
 def _answer(message: str, turn: Turn, session_id: str, history: list[dict[str, Any]], *, caller: Caller,
-            db: Database, store: ChatStore, settings: Settings, embedder: Any, provider: Provider,
+            db: Database, store: ChatStore, settings: Settings, embedder: Embedder, provider: ChatModel,
             billed: bool) -> Iterator[dict[str, Any]]:
     asked_at = now_iso()
     usage = Usage()
@@ -149,7 +149,7 @@ def _charge(db: Database, caller: Caller, usage: Usage, billed: bool, session_id
                         source=f"chat:{session_id}")
 
 
-def _rewrite(provider: Provider, message: str, history: list[dict[str, Any]]) -> tuple[str, Usage]:
+def _rewrite(provider: ChatModel, message: str, history: list[dict[str, Any]]) -> tuple[str, Usage]:
     """A standalone query for a follow-up question; the model's if there is one, else a heuristic."""
     if provider.extractive:
         return prompt.heuristic_rewrite(message, history), Usage()
@@ -164,7 +164,7 @@ def _rewrite(provider: Provider, message: str, history: list[dict[str, Any]]) ->
     return (query or prompt.heuristic_rewrite(message, history)), usage
 
 
-def retrieve(db: Database, caller: Caller, query: str, collection_ids: tuple[UUID, ...], embedder: Any,
+def retrieve(db: Database, caller: Caller, query: str, collection_ids: tuple[UUID, ...], embedder: Embedder,
              top: int) -> list[Source]:
     """The caller's best passages for ``query``, numbered 1..n, with their full text."""
     found = search(db, caller, SearchRequest(query=query[:1000], top=top, collection_ids=collection_ids),

@@ -23,13 +23,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from shared import audit
 from shared.config import Settings
 from shared.db import Database
 from shared.errors import ConfigError, Forbidden, Invalid, Unavailable
+from shared.ports import SecretStore
 from shared.tenancy import Caller
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 STORES = ("none", "local", "keyvault")
 _NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
@@ -47,14 +51,6 @@ class UserKey:
     def describe(self) -> dict[str, Any]:
         """What may be shown back: never the key, only its last four characters."""
         return {"provider": self.provider, "model": self.model, "keyHint": "…" + self.api_key[-4:]}
-
-
-class SecretStore(Protocol):
-    def get(self, name: str) -> str | None: ...
-
-    def set(self, name: str, value: str) -> None: ...
-
-    def delete(self, name: str) -> None: ...
 
 
 def secret_name(caller: Caller) -> str:
@@ -148,15 +144,10 @@ class LocalFileSecrets:
 class KeyVaultUserSecrets:
     """Secrets in a Key Vault the app may write to, with a short read cache."""
 
-    def __init__(self, vault_url: str, *, credential: Any = None, cache_s: float = _CACHE_S,
+    def __init__(self, vault_url: str, *, credential: TokenCredential, cache_s: float = _CACHE_S,
                  **client_kwargs: Any) -> None:
         from azure.keyvault.secrets import SecretClient
 
-        if credential is None:
-            from shared.azure_credential import get_credential
-
-            credential = get_credential(client_kwargs.pop("client_id", None))
-        client_kwargs.pop("client_id", None)
         self._client = SecretClient(vault_url, credential, **client_kwargs)
         self._cache_s = cache_s
         self._lock = threading.Lock()
@@ -219,22 +210,15 @@ def _translate(exc: Exception, doing: str) -> Exception:
     return Unavailable(f"Could not {doing} the provider key: Key Vault is unavailable ({type(exc).__name__}).")
 
 
-_lock = threading.Lock()
-_stores: dict[tuple[str, str], SecretStore] = {}
-
-
-def get_secret_store(settings: Settings) -> SecretStore | None:
-    """The configured store, one per process; None when own keys are switched off."""
+def secret_store_from_settings(settings: Settings, credential: TokenCredential | None = None) -> SecretStore | None:
+    """The store CHAT_KEY_STORE names (Key Vault needs ``credential``); None when own keys are switched off."""
     kind = settings.chat_key_store
     if kind not in STORES:
         raise ConfigError(f"Setting CHAT_KEY_STORE must be one of: {', '.join(STORES)}")
     if kind == "none":
         return None
-    where = settings.chat_local_secrets_dir if kind == "local" else settings.require("chat_key_vault_url")
-    with _lock:
-        store = _stores.get((kind, where))
-        if store is None:
-            store = LocalFileSecrets(where) if kind == "local" else KeyVaultUserSecrets(
-                where, client_id=settings.azure_client_id)
-            _stores[(kind, where)] = store
-        return store
+    if kind == "local":
+        return LocalFileSecrets(settings.chat_local_secrets_dir)
+    if credential is None:
+        raise ConfigError("CHAT_KEY_STORE=keyvault needs the app's identity.")
+    return KeyVaultUserSecrets(settings.require("chat_key_vault_url"), credential=credential)

@@ -33,13 +33,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from shared.config import Settings, get_settings
-from shared.errors import Conflict, FolioError, Invalid, NotFound, PreconditionFailed, Unavailable
-from shared.lazy import ProcessSingleton
+from shared.config import Settings
+from shared.errors import ConfigError, Conflict, FolioError, Invalid, NotFound, PreconditionFailed, Unavailable
 from shared.tenancy import Caller
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 _log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ MAX_PAGE_SIZE = 100
 _APPEND_ATTEMPTS = 6
 # A session being deleted expires on its own (Cosmos TTL) should the cleanup never finish.
 _DELETING_TTL_S = 24 * 3600
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _MAX_CONTINUATION_CHARS = 4096
 
 _SELECT_SESSIONS = (
@@ -119,12 +119,8 @@ def _etag_matches(if_match: str | None, raw: str) -> bool:
 class ChatStore:
     """The chat repository. ``container`` is an azure-cosmos ``ContainerProxy``."""
 
-    def __init__(self, container: Any, *, local_emulator: bool = False,
-                 clock: Callable[[], str] = now_iso) -> None:
+    def __init__(self, container: Any, *, clock: Callable[[], str] = now_iso) -> None:
         self._container = container
-        # The local emulator answers a point read of a missing item with 500 instead of 404. Only
-        # there is a 500 taken to mean "not found"; from real Cosmos DB a 500 is an outage.
-        self._local_emulator = local_emulator
         self._now = clock
 
     def ping(self) -> None:
@@ -238,7 +234,7 @@ class ChatStore:
         except exceptions.CosmosResourceNotFoundError:
             return None
         except exceptions.CosmosHttpResponseError as exc:
-            if exc.status_code == 404 or (self._local_emulator and exc.status_code == 500):
+            if exc.status_code == 404:
                 return None
             raise _unavailable("read the chat session", exc) from None
         except Exception as exc:  # azure-core transport errors: no answer at all
@@ -332,72 +328,20 @@ def _unavailable(doing: str, exc: BaseException) -> Unavailable:
     return Unavailable(f"Could not {doing}: the chat store is unavailable; retry shortly.")
 
 
-# --- the process-wide client ------------------------------------------------------------------
-
-
-
-def is_local_endpoint(endpoint: str) -> bool:
-    return (urlsplit(endpoint).hostname or "") in _LOOPBACK
-
-
-def cosmos_client(settings: Settings) -> Any:
-    """A CosmosClient: Entra (the app identity) in Azure, the key only where COSMOS_KEY is set (the emulator)."""
-    endpoint = settings.require("cosmos_endpoint")
+def cosmos_chat_store(settings: Settings, credential: TokenCredential | None = None) -> ChatStore:
+    """The chat store on Cosmos DB: Entra (``credential``, the app identity) in Azure, or COSMOS_KEY."""
     from azure.cosmos import CosmosClient
 
-    local = is_local_endpoint(endpoint)
+    endpoint = settings.require("cosmos_endpoint")
     # The SDK logs every request and response at INFO through its own policy: far too much for app logs.
     logging.getLogger("azure.cosmos._cosmos_http_logging_policy").setLevel(logging.WARNING)
+    auth: Any = credential
     if settings.cosmos_key is not None and settings.cosmos_key.is_set():
-        credential: Any = settings.cosmos_key.reveal()
-    else:
-        from shared.azure_credential import get_credential
-
-        credential = get_credential(settings.azure_client_id)
-    options: dict[str, Any] = {
-        "connection_timeout": max(1, int(settings.cosmos_timeout_s)),
-        "read_timeout": settings.cosmos_timeout_s,
-        # The emulator holds one region; endpoint discovery would only re-read its account document.
-        "enable_endpoint_discovery": not local,
-    }
-    if local:
-        # The emulator's certificate is self-signed; this is never done for a non-loopback endpoint.
-        import warnings
-
-        import urllib3
-
-        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
-        options["connection_verify"] = False
-    return CosmosClient(endpoint, credential, **options)
-
-
-def _build_store() -> ChatStore:
-    settings = get_settings()
-    container = cosmos_client(settings).get_database_client(settings.cosmos_database).get_container_client(
+        auth = settings.cosmos_key.reveal()
+    if auth is None:
+        raise ConfigError("Cosmos DB needs the app's identity (Azure) or COSMOS_KEY.")
+    client = CosmosClient(endpoint, auth, connection_timeout=max(1, int(settings.cosmos_timeout_s)),
+                          read_timeout=settings.cosmos_timeout_s)
+    container = client.get_database_client(settings.cosmos_database).get_container_client(
         settings.cosmos_chat_container)
-    return ChatStore(container, local_emulator=is_local_endpoint(settings.cosmos_endpoint or ""))
-
-
-# The process-wide store; the client (and its connection pool) is created once, on first use.
-_store: ProcessSingleton[ChatStore] = ProcessSingleton(_build_store)
-# Forget the process store (tests and the local host, after settings change).
-reset_chat_store = _store.reset
-
-
-def get_chat_store(settings: Settings | None = None) -> ChatStore:
-    return _store.get()
-
-
-def ensure_container(settings: Settings) -> None:
-    """Create the database and the chat container if missing: for the local emulator only.
-
-    In Azure, Bicep creates both, and the app's identity has data-plane rights only (Cosmos DB
-    Built-in Data Contributor), which do not include creating containers.
-    """
-    from azure.cosmos import PartitionKey
-
-    client = cosmos_client(settings)
-    database = client.create_database_if_not_exists(settings.cosmos_database)
-    database.create_container_if_not_exists(
-        settings.cosmos_chat_container, partition_key=PartitionKey(path=["/tenantId", "/userId"], kind="MultiHash"))
-
+    return ChatStore(container)

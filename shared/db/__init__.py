@@ -1,5 +1,5 @@
-"""PostgreSQL access: one lazily created pool per process and tenant-scoped transactions."""
+"""PostgreSQL access: a connection pool and tenant-scoped transactions (one pool per process, see shared.bootstrap)."""
 
-from shared.db.pool import Database, get_database, reset_database
+from shared.db.pool import Database
 
-__all__ = ["Database", "get_database", "reset_database"]
+__all__ = ["Database"]

@@ -1,20 +1,22 @@
-"""The process-wide connection pool and the tenant-scoped transaction every request runs in."""
+"""The connection pool and the tenant-scoped transaction every request runs in."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from shared.config import Settings, get_settings
-from shared.errors import Unavailable
-from shared.lazy import ProcessSingleton
+from shared.config import Settings
+from shared.errors import ConfigError, Unavailable
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 # Scope of the Entra token Azure Database for PostgreSQL accepts as a password.
 _POSTGRES_ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
@@ -62,12 +64,12 @@ class Database:
         self._open_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
+    def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Database:
+        """The pool DATABASE_URL describes; with DATABASE_ENTRA_AUTH, ``credential`` signs each connection in."""
         token: Callable[[], str] | None = None
         if settings.database_entra_auth:
-            from shared.azure_credential import get_credential
-
-            credential = get_credential(settings.azure_client_id)
+            if credential is None:
+                raise ConfigError("DATABASE_ENTRA_AUTH needs the app's identity.")
 
             def token() -> str:
                 return str(credential.get_token(_POSTGRES_ENTRA_SCOPE).token)
@@ -120,10 +122,3 @@ class Database:
         if self._opened:
             self._pool.close()
             self._opened = False
-
-
-_database: ProcessSingleton[Database] = ProcessSingleton(lambda: Database.from_settings(get_settings()),
-                                                        close=Database.close)
-# The process-wide Database, created on first use (never at import); reset closes the pool.
-get_database = _database.get
-reset_database = _database.reset
