@@ -1,45 +1,36 @@
-"""Azure configuration sources for :mod:`shared.config`: Key Vault secrets (TTL-cached) and App Configuration."""
+"""Azure sources for :mod:`shared.config`: App Configuration through its official provider, Key Vault secrets by name.
+
+Imported only when ``APP_CONFIG_ENDPOINT`` or ``KEY_VAULT_URL`` is set, and every Azure SDK is imported inside the
+constructors, so local development never loads one.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from shared.config import SecretSource
-from shared.errors import ConfigError, Unavailable
+from shared.errors import ConfigError, FolioError, Unavailable
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 _log = logging.getLogger(__name__)
 
-KEY_VAULT_REFERENCE_CONTENT_TYPE = "application/vnd.microsoft.appconfig.keyvaultref+json;charset=utf-8"
-FEATURE_FLAG_PREFIX = ".appconfig.featureflag/"
-
-# SettingsProvider hands the same options to both sources; these belong to one SDK only. The other SDK would
-# silently swallow them today, but that is luck, not contract.
-_KEY_VAULT_ONLY = frozenset({"verify_challenge_resource"})
-_APP_CONFIG_ONLY = frozenset({"audience"})
-
-# A refresh that failed is retried no sooner than this (or the TTL, if shorter): every caller paying for an
+# A failed Key Vault lookup is retried no sooner than this (or the TTL, if shorter): every caller paying for an
 # outage with its own timed-out request would turn a Key Vault blip into an API-wide slowdown.
 _MAX_FAILED_REFRESH_BACKOFF_S = 10.0
 
 
-def _without(options: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k not in names}
-
-
-def _default_credential() -> Any:
-    from shared.azure_credential import get_credential
-
-    return get_credential()
-
-
 def _status(exc: BaseException) -> int | None:
-    return getattr(exc, "status_code", None)
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -49,110 +40,82 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _describe_failure(exc: BaseException) -> str:
-    # Type and status only: SDK messages embed response bodies, which are not ours to vouch for.
+    """Type, status and the URL that failed (no query): SDK messages embed response bodies, not ours to vouch for."""
     status = _status(exc)
-    return f"{type(exc).__name__}, HTTP {status}" if status else type(exc).__name__
+    request = getattr(getattr(exc, "response", None), "request", None)
+    url = getattr(request, "url", None)
+    where = ""
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        where = f" from {parts.scheme}://{parts.netloc}{parts.path}"
+    return f"{type(exc).__name__}, HTTP {status}{where}" if status else type(exc).__name__
 
 
-class _CacheEntry:
-    """One cached lookup. ``value`` None means the secret was looked up and does not exist."""
-
-    __slots__ = ("value", "fetched_at", "expires_at")
-
-    def __init__(self, value: str | None, fetched_at: float, expires_at: float) -> None:
-        self.value = value
-        self.fetched_at = fetched_at
-        self.expires_at = expires_at
-
-    def __repr__(self) -> str:
-        return f"_CacheEntry(value=***, expires_at={self.expires_at:.1f})"
+# --- Key Vault secrets by name ------------------------------------------------------------------------------
 
 
-class KeyVaultSecrets(SecretSource):
-    """Key Vault secrets by name, each cached for ``ttl_s`` so a rotation is picked up without a restart.
+@dataclass(slots=True)
+class _Cached:
+    """One lookup; ``value`` None means the secret was looked up and does not exist."""
 
-    A lookup that fails transiently keeps serving the last value it had (with a warning naming the secret,
-    never its value); with nothing to fall back on it raises :class:`Unavailable`. A refused lookup
-    (401/403/400) raises :class:`ConfigError`: that is a deployment mistake a stale value would hide.
+    value: str | None = field(repr=False)
+    fetched_at: float
+    expires_at: float
+
+
+class KeyVaultSecrets:
+    """The secrets of one vault by name, each cached for ``ttl_s``, so a rotation lands without a restart.
+
+    A lookup that fails transiently keeps serving the last value it had (with a warning naming the secret, never
+    its value) and is not retried for a short back-off; with nothing to fall back on it raises
+    :class:`Unavailable`. A refused lookup (401/403/400) raises :class:`ConfigError`: that is a deployment
+    mistake a stale value would hide. Concurrent readers of an expired secret wait for one fetch.
     """
 
-    def __init__(self, vault_url: str, *, ttl_s: float, credential: Any = None, **client_kwargs: Any) -> None:
-        self._vault_url = _normalise_vault_url(vault_url) if vault_url else ""
+    def __init__(
+        self,
+        vault_url: str,
+        credential: TokenCredential,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        **client_options: Any,
+    ) -> None:
+        from azure.keyvault.secrets import SecretClient
+
+        self._client = SecretClient(vault_url, credential, **client_options)
         self._ttl_s = max(0.0, float(ttl_s))
         self._retry_s = min(self._ttl_s, _MAX_FAILED_REFRESH_BACKOFF_S)
-        self._credential = credential if credential is not None else _default_credential()
-        self._client_kwargs = _without(client_kwargs, _APP_CONFIG_ONLY)
-        self._lock = threading.Lock()  # guards the three dicts below, never held during I/O
-        self._clients: dict[str, Any] = {}
-        self._entries: dict[tuple[str, str, str | None], _CacheEntry] = {}
-        self._fetch_locks: dict[tuple[str, str, str | None], threading.Lock] = {}
+        self._clock = clock
+        self._lock = threading.Lock()  # guards _fetching; never held during I/O
+        self._fetching: dict[str, threading.Lock] = {}
+        self._cache: dict[str, _Cached] = {}
 
     def __repr__(self) -> str:
-        return f"KeyVaultSecrets({self._vault_url!r}, ttl_s={self._ttl_s})"
-
-    @property
-    def vault_url(self) -> str:
-        return self._vault_url
+        return f"KeyVaultSecrets({self._client.vault_url!r}, ttl_s={self._ttl_s})"
 
     def get(self, name: str) -> str | None:
-        """The current value of secret ``name`` in this vault, or None when there is no such secret."""
-        if not self._vault_url:
-            raise ConfigError("KeyVaultSecrets.get needs a vault URL (set KEY_VAULT_URL)")
-        return self._lookup(self._vault_url, name, None)
-
-    def get_by_id(self, secret_id_url: str) -> str:
-        """Resolve a Key Vault reference (``https://<vault>/secrets/<name>[/<version>]``), in any vault."""
-        from azure.keyvault.secrets import KeyVaultSecretIdentifier
-
-        try:
-            ident = KeyVaultSecretIdentifier(secret_id_url)
-        except (ValueError, TypeError):
-            raise ConfigError(f"Not a Key Vault secret identifier: {secret_id_url!r}") from None
-        if ident.name is None or urlsplit(secret_id_url).path.split("/")[1:2] != ["secrets"]:
-            raise ConfigError(f"Not a Key Vault secret identifier: {secret_id_url!r}")
-        value = self._lookup(_normalise_vault_url(ident.vault_url), ident.name, ident.version or None)
-        if value is None:
-            version = f" (version {ident.version})" if ident.version else ""
-            raise ConfigError(f"Key Vault secret '{ident.name}'{version} does not exist in {ident.vault_url}")
-        return value
-
-    # --- internals ----------------------------------------------------------------------
-
-    def _client(self, vault_url: str) -> Any:
-        with self._lock:
-            client = self._clients.get(vault_url)
-            if client is None:
-                from azure.keyvault.secrets import SecretClient
-
-                client = SecretClient(vault_url, self._credential, **self._client_kwargs)
-                self._clients[vault_url] = client
-            return client
-
-    def _lookup(self, vault_url: str, name: str, version: str | None) -> str | None:
-        key = (vault_url, name, version)
-        entry = self._entries.get(key)
-        if entry is not None and time.monotonic() < entry.expires_at:
+        """The current value of secret ``name``, or None when the vault has no such secret."""
+        entry = self._cache.get(name)
+        if entry is not None and self._clock() < entry.expires_at:
             return entry.value
         with self._lock:
-            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
-        # One fetch per secret at a time: concurrent callers of an expired entry wait for it, not stampede.
-        with fetch_lock:
-            entry = self._entries.get(key)
-            if entry is not None and time.monotonic() < entry.expires_at:
+            fetching = self._fetching.setdefault(name, threading.Lock())
+        with fetching:
+            entry = self._cache.get(name)  # another caller may have fetched it while this one waited
+            if entry is not None and self._clock() < entry.expires_at:
                 return entry.value
-            return self._refresh(key, entry)
+            return self._fetch(name, entry)
 
-    def _refresh(self, key: tuple[str, str, str | None], previous: _CacheEntry | None) -> str | None:
+    def _fetch(self, name: str, previous: _Cached | None) -> str | None:
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-        vault_url, name, version = key
         try:
-            secret = self._client(vault_url).get_secret(name, version)
-            value: str | None = secret.value if secret.value is not None else ""
+            value: str | None = self._client.get_secret(name).value or ""
         except ResourceNotFoundError:
             value = None
         except AzureError as exc:
-            where = f"secret '{name}' in {vault_url}"
+            where = f"secret '{name}' in {self._client.vault_url}"
             if not _is_transient(exc):
                 raise ConfigError(
                     f"Key Vault refused {where} ({_describe_failure(exc)}): check the identity has the "
@@ -160,7 +123,7 @@ class KeyVaultSecrets(SecretSource):
                 ) from None
             if previous is None:
                 raise Unavailable(f"Key Vault is unavailable for {where} ({_describe_failure(exc)})") from None
-            now = time.monotonic()
+            now = self._clock()
             previous.expires_at = now + self._retry_s
             _log.warning(
                 "Key Vault refresh of %s failed (%s); serving the value cached %.0f s ago",
@@ -169,19 +132,32 @@ class KeyVaultSecrets(SecretSource):
                 now - previous.fetched_at,
             )
             return previous.value
-        now = time.monotonic()
-        with self._lock:
-            self._entries[key] = _CacheEntry(value, now, now + self._ttl_s)
+        now = self._clock()
+        self._cache[name] = _Cached(value, now, now + self._ttl_s)
         return value
 
 
-def _normalise_vault_url(url: str) -> str:
-    # One client per vault, however the URL was spelled (case, trailing slash, default port).
-    parts = urlsplit(url.strip())
-    netloc = parts.netloc.lower()
-    if netloc.endswith(":443"):
-        netloc = netloc[: -len(":443")]
-    return f"{(parts.scheme or 'https').lower()}://{netloc}"
+# --- App Configuration ----------------------------------------------------------------------------------------
+
+
+class _SameOptionsForEveryVault(Mapping[str, dict[str, Any]]):
+    """``keyvault_client_configs`` for vaults not known in advance: a Key Vault reference may name any vault.
+
+    The provider looks a vault's client options up with ``.get(vault_url, {})`` and pops from the result, so each
+    lookup returns a fresh copy.
+    """
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self._options = dict(options)
+
+    def __getitem__(self, vault_url: str) -> dict[str, Any]:
+        return dict(self._options)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
 
 def _escape_filter(text: str) -> str:
@@ -189,107 +165,95 @@ def _escape_filter(text: str) -> str:
     return text.replace("\\", "\\\\").replace("*", "\\*").replace(",", "\\,")
 
 
-def _is_key_vault_reference(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == KEY_VAULT_REFERENCE_CONTENT_TYPE.split(";", 1)[0]
+def _as_text(values: Mapping[str, Any]) -> dict[str, str]:
+    # A key-value without a value (null, as the portal allows) sets nothing. The provider parses values with a
+    # JSON content type; settings are text, so those go back to JSON text.
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if v is not None}
 
 
-class AppConfigSource:
-    """Every key-value of one App Configuration label, Key Vault references resolved, plus a sentinel check.
+class AppConfiguration:
+    """Every key-value of one App Configuration label, read by ``azure-appconfiguration-provider``.
 
-    :meth:`load` reads the sentinel *before* listing, so a change published while the list is being read
-    is seen by the next :meth:`sentinel_changed` rather than lost.
+    The provider lists the label, resolves Key Vault references (in any vault, with the same credential; the
+    resolved values are re-read every ``secret_refresh_s``) and, on :meth:`refresh`, reads the sentinel key and
+    reloads the label only when the sentinel changed, appeared or disappeared. How often to look is the
+    caller's decision: the provider's own refresh timer is set to its minimum (1 s) so it never skips a look
+    the caller asked for. Failures surface as :class:`Unavailable` (may heal) or :class:`ConfigError`.
     """
 
-    _NOT_LOADED = object()
-
     def __init__(
-        self, endpoint: str, *, label: str, sentinel_key: str, credential: Any = None, **client_kwargs: Any
+        self,
+        endpoint: str,
+        credential: TokenCredential,
+        *,
+        label: str,
+        sentinel_key: str,
+        secret_refresh_s: float,
+        **client_options: Any,
     ) -> None:
-        from azure.appconfiguration import AzureAppConfigurationClient
+        from azure.appconfiguration.provider import SettingSelector, WatchKey, load
 
-        credential = credential if credential is not None else _default_credential()
         self._endpoint = endpoint
         self._label = label
-        self._sentinel_key = sentinel_key
-        self._client = AzureAppConfigurationClient(endpoint, credential, **_without(client_kwargs, _KEY_VAULT_ONLY))
-        # References are re-read on every load (ttl 0): a reload is the moment a rotated reference should land.
-        self._resolver: Callable[[str], str] = KeyVaultSecrets(
-            "", ttl_s=0.0, credential=credential, **_without(client_kwargs, _APP_CONFIG_ONLY)
-        ).get_by_id
-        self._lock = threading.Lock()
-        self._sentinel_etag: object = self._NOT_LOADED
+        try:
+            self._provider = load(
+                endpoint,
+                credential,
+                selects=[SettingSelector(key_filter="*", label_filter=_escape_filter(label))],
+                refresh_on=[WatchKey(sentinel_key, label)],
+                refresh_interval=1,
+                keyvault_credential=credential,
+                keyvault_client_configs=_SameOptionsForEveryVault(client_options),
+                secret_refresh_interval=max(1, math.ceil(secret_refresh_s)),
+                # One pass over the store (and its replicas): the caller answers 503 and tries again on its next
+                # request rather than hold this one for the provider's default 100 s of start-up retries.
+                startup_timeout=0,
+                **client_options,
+            )
+        except Exception as exc:
+            raise self._translate(exc) from None
+        self._values = _as_text(self._provider)
 
     def __repr__(self) -> str:
-        return f"AppConfigSource({self._endpoint!r}, label={self._label!r})"
+        return f"AppConfiguration({self._endpoint!r}, label={self._label!r})"
 
     @property
-    def label(self) -> str:
-        return self._label
+    def values(self) -> dict[str, str]:
+        """The key-values as last loaded, Key Vault references resolved."""
+        return dict(self._values)
 
-    def load(self) -> dict[str, str]:
-        """Every setting with this label; raises :class:`Unavailable` or :class:`ConfigError` on failure."""
-        from azure.core.exceptions import AzureError
-
-        with self._lock:
-            try:
-                sentinel_etag = self._read_sentinel_etag()
-                items = list(self._client.list_configuration_settings(label_filter=_escape_filter(self._label)))
-            except AzureError as exc:
-                raise self._translate(exc) from None
-            values: dict[str, str] = {}
-            for item in items:
-                if item.key.startswith(FEATURE_FLAG_PREFIX) or item.value is None:
-                    continue
-                values[item.key] = (
-                    self._resolve_reference(item.key, item.value)
-                    if _is_key_vault_reference(item.content_type)
-                    else item.value
-                )
-            self._sentinel_etag = sentinel_etag
-            return values
-
-    def sentinel_changed(self) -> bool:
-        """True when the sentinel's etag differs from the one seen by the last :meth:`load`."""
-        from azure.core.exceptions import AzureError
-
-        with self._lock:
-            if self._sentinel_etag is self._NOT_LOADED:
-                return True
-            try:
-                return self._read_sentinel_etag() != self._sentinel_etag
-            except AzureError as exc:
-                raise self._translate(exc) from None
-
-    # --- internals ----------------------------------------------------------------------
-
-    def _read_sentinel_etag(self) -> str | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
+    def refresh(self) -> dict[str, str] | None:
+        """Look for a change now: the new key-values if the label was reloaded (or a reference rotated), else None."""
         try:
-            setting = self._client.get_configuration_setting(key=self._sentinel_key, label=self._label)
-        except ResourceNotFoundError:
-            return None  # absent is a state too: its appearance later counts as a change
-        return None if setting is None else setting.etag
+            self._provider.refresh()
+        except Exception as exc:
+            raise self._translate(exc) from None
+        values = _as_text(self._provider)
+        if values == self._values:
+            return None
+        self._values = values
+        return dict(values)
 
-    def _resolve_reference(self, key: str, raw: str) -> str:
-        try:
-            uri = json.loads(raw)["uri"]
-            if not isinstance(uri, str):
-                raise TypeError(uri)
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(
-                f"App Configuration key {key} (label {self._label}) is a Key Vault reference without a 'uri'"
-            ) from None
-        try:
-            return self._resolver(uri)
-        except ConfigError as exc:
-            raise ConfigError(f"App Configuration key {key} (label {self._label}): {exc.detail}") from None
+    def _translate(self, exc: BaseException) -> FolioError:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-    def _translate(self, exc: Exception) -> Exception:
-        what = f"App Configuration {self._endpoint} ({_describe_failure(exc)})"
-        if _is_transient(exc):
-            return Unavailable(f"{what} is unavailable")
-        return ConfigError(f"{what} refused the request: check the identity has 'App Configuration Data Reader'")
+        if isinstance(exc, FolioError):
+            return exc
+        cause = exc
+        if isinstance(exc, TimeoutError) and len(exc.args) > 1 and exc.args[1]:
+            cause = exc.args[1][-1]  # the start-up attempts' exceptions, last one last
+        elif isinstance(exc.__cause__, AzureError):  # the provider wraps a network failure of Key Vault
+            cause = exc.__cause__
+        what = f"App Configuration {self._endpoint} (label {self._label})"
+        if isinstance(cause, ResourceNotFoundError):
+            return ConfigError(f"{what}: a Key Vault reference names a secret that does not exist ({_describe_failure(cause)})")
+        if isinstance(cause, AzureError):
+            if _is_transient(cause):
+                return Unavailable(f"{what} is unavailable ({_describe_failure(cause)})")
+            return ConfigError(
+                f"{what} refused the request ({_describe_failure(cause)}): check the identity has 'App Configuration "
+                f"Data Reader' on the store and 'Key Vault Secrets User' on the vaults its references name"
+            )
+        if isinstance(cause, ValueError):  # a malformed Key Vault reference; the provider's words name no value
+            return ConfigError(f"{what}: a Key Vault reference could not be resolved: {cause}")
+        return Unavailable(f"{what} could not be read ({type(cause).__name__})")

@@ -4,14 +4,18 @@ Sources, later wins:
 
 1. defaults declared on :class:`Settings`;
 2. the process environment (``local.settings.json`` ``Values`` land here under ``func start``);
-3. Azure App Configuration, when ``APP_CONFIG_ENDPOINT`` is set (Entra auth, one label per
-   environment, Key Vault references resolved, refreshed when a sentinel key changes);
-4. Key Vault secrets by name, when ``KEY_VAULT_URL`` is set, for the fields marked secret.
-   Secrets are fetched at use and cached with a TTL, so a rotated secret is picked up without
-   a restart.
+3. Azure App Configuration, when ``APP_CONFIG_ENDPOINT`` is set: the key-values of one label
+   (``APP_CONFIG_LABEL``, else ``FOLIO_ENVIRONMENT``), Key Vault references resolved, read by
+   ``azure-appconfiguration-provider`` and reloaded when the sentinel key changes;
+4. Key Vault secrets by name, when ``KEY_VAULT_URL`` is set, for the fields marked secret
+   (``DATABASE_URL`` -> secret ``database-url``). Secrets are fetched at use and cached for
+   ``KEY_VAULT_CACHE_SECONDS``, so a rotated secret is picked up without a restart.
 
-Nothing else in Folio reads ``os.environ``: code asks :func:`get_settings` and passes values down.
-A missing required setting fails at first use with a message naming it and where to set it.
+Every value is text until :func:`load_settings` coerces it to the field's type; a bad value fails with
+the setting's name, never its value. Nothing else in Folio reads ``os.environ``: code asks
+:func:`get_settings` (or is handed a :class:`Settings`) and passes values down. A missing required
+setting fails at first use with a message naming it and where to set it. With neither
+``APP_CONFIG_ENDPOINT`` nor ``KEY_VAULT_URL`` set, no Azure SDK is imported.
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 
-from shared.errors import ConfigError
+from shared.errors import ConfigError, FolioError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from shared.azure_config import AppConfiguration
 
 _log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
 
 class Secret:
     """A secret value that never shows itself in reprs, logs or error bodies.
@@ -67,8 +73,17 @@ class Secret:
         raise TypeError("Secret values cannot be pickled")
 
 
-def _setting(env: str, default: Any = None, *, secret: bool = False, doc: str = "") -> Any:
-    return field(default=default, metadata={"env": env, "secret": secret, "doc": doc})
+def _meta(env: str, *, secret: bool = False, doc: str = "") -> dict[str, Any]:
+    return {"env": env, "secret": secret, "doc": doc}
+
+
+def _setting(env: str, default: Any = None, *, doc: str = "") -> Any:
+    return field(default=default, metadata=_meta(env, doc=doc))
+
+
+def _secret(env: str, *, doc: str = "") -> dict[str, Any]:
+    """Metadata of a field whose value is a :class:`Secret` (``None`` when no source has it)."""
+    return _meta(env, secret=True, doc=doc)
 
 
 # Billing plans when BILLING_PLANS is unset: a free plan roomy enough for local development and the
@@ -97,11 +112,11 @@ class Settings:
     )
 
     # --- database -----------------------------------------------------------------------
-    database_url: Secret | None = _setting(
-        "DATABASE_URL", secret=True, doc="libpq URL the app connects with (a non-owner role; RLS applies)"
+    database_url: Secret | None = field(
+        default=None, metadata=_secret("DATABASE_URL", doc="libpq URL the app connects with (a non-owner role; RLS applies)")
     )
-    database_admin_url: Secret | None = _setting(
-        "DATABASE_ADMIN_URL", secret=True, doc="libpq URL of the schema owner, used by migrations only"
+    database_admin_url: Secret | None = field(
+        default=None, metadata=_secret("DATABASE_ADMIN_URL", doc="libpq URL of the schema owner, used by migrations only")
     )
     database_app_role: str = _setting("DATABASE_APP_ROLE", "folio_app", doc="role migrations grant DML to")
     database_pool_min: int = _setting("DATABASE_POOL_MIN", 1)
@@ -145,8 +160,8 @@ class Settings:
     azure_openai_api_version: str = _setting("AZURE_OPENAI_API_VERSION", "2024-10-21")
 
     # --- blob storage and uploads -------------------------------------------------------
-    storage_connection_string: Secret | None = _setting(
-        "STORAGE_CONNECTION_STRING", secret=True, doc="local/Azurite: account-key auth; unset in Azure"
+    storage_connection_string: Secret | None = field(
+        default=None, metadata=_secret("STORAGE_CONNECTION_STRING", doc="local/Azurite: account-key auth; unset in Azure")
     )
     storage_account_url: str | None = _setting(
         "STORAGE_ACCOUNT_URL", doc="https://<account>.blob.core.windows.net; managed identity in Azure"
@@ -173,11 +188,11 @@ class Settings:
     # --- billing (Stripe) ----------------------------------------------------------------
     # Everything billing reads; the logic is in shared/billing/. Plans are one JSON value so a plan
     # change is one App Configuration edit, validated as a whole (shared/billing/plans.py).
-    stripe_secret_key: Secret | None = _setting(
-        "STRIPE_SECRET_KEY", secret=True, doc="Stripe API key (sk_test_/sk_live_ or a restricted rk_ key)"
+    stripe_secret_key: Secret | None = field(
+        default=None, metadata=_secret("STRIPE_SECRET_KEY", doc="Stripe API key (sk_test_/sk_live_ or a restricted rk_ key)")
     )
-    stripe_webhook_secret: Secret | None = _setting(
-        "STRIPE_WEBHOOK_SECRET", secret=True, doc="signing secret (whsec_...) of the /api/stripe/webhook endpoint"
+    stripe_webhook_secret: Secret | None = field(
+        default=None, metadata=_secret("STRIPE_WEBHOOK_SECRET", doc="signing secret (whsec_...) of the /api/stripe/webhook endpoint")
     )
     stripe_api_base: str | None = _setting(
         "STRIPE_API_BASE", doc="override of https://api.stripe.com (tests point it at a loopback stand-in)"
@@ -213,8 +228,8 @@ class Settings:
     cosmos_endpoint: str | None = _setting(
         "COSMOS_ENDPOINT", doc="https://<account>.documents.azure.com:443/; locally the cosmosdb-server emulator"
     )
-    cosmos_key: Secret | None = _setting(
-        "COSMOS_KEY", secret=True, doc="local emulator only; unset in Azure, where the app identity (Entra) is used"
+    cosmos_key: Secret | None = field(
+        default=None, metadata=_secret("COSMOS_KEY", doc="local emulator only; unset in Azure, where the app identity (Entra) is used")
     )
     cosmos_database: str = _setting("COSMOS_DATABASE", "folio")
     cosmos_chat_container: str = _setting(
@@ -229,10 +244,10 @@ class Settings:
         "AZURE_OPENAI_CHAT_DEPLOYMENT", doc="chat model deployment on AZURE_OPENAI_ENDPOINT (Entra auth)"
     )
     openai_base_url: str = _setting("OPENAI_BASE_URL", "https://api.openai.com/v1")
-    openai_api_key: Secret | None = _setting("OPENAI_API_KEY", secret=True, doc="for CHAT_PROVIDER=openai")
+    openai_api_key: Secret | None = field(default=None, metadata=_secret("OPENAI_API_KEY", doc="for CHAT_PROVIDER=openai"))
     openai_chat_model: str = _setting("OPENAI_CHAT_MODEL", "gpt-4o-mini")
     anthropic_base_url: str = _setting("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
-    anthropic_api_key: Secret | None = _setting("ANTHROPIC_API_KEY", secret=True, doc="for CHAT_PROVIDER=anthropic")
+    anthropic_api_key: Secret | None = field(default=None, metadata=_secret("ANTHROPIC_API_KEY", doc="for CHAT_PROVIDER=anthropic"))
     anthropic_chat_model: str = _setting("ANTHROPIC_CHAT_MODEL", "claude-3-5-haiku-latest")
     chat_timeout_s: float = _setting(
         "CHAT_TIMEOUT_SECONDS", 30.0, doc="connect timeout and longest silence while a provider streams"
@@ -257,16 +272,28 @@ class Settings:
     # --- end of chat ------------------------------------------------------------------------
 
     # --- Azure configuration sources ----------------------------------------------------
-    app_config_endpoint: str | None = _setting("APP_CONFIG_ENDPOINT")
+    # Taken from the environment when settings first load: App Configuration cannot move itself or the vault.
+    app_config_endpoint: str | None = _setting(
+        "APP_CONFIG_ENDPOINT", doc="https://<store>.azconfig.io; unset: no App Configuration layer"
+    )
     app_config_label: str | None = _setting("APP_CONFIG_LABEL", doc="defaults to FOLIO_ENVIRONMENT")
-    app_config_sentinel_key: str = _setting("APP_CONFIG_SENTINEL_KEY", "FOLIO_SENTINEL")
-    app_config_refresh_s: float = _setting("APP_CONFIG_REFRESH_SECONDS", 30.0)
-    key_vault_url: str | None = _setting("KEY_VAULT_URL")
-    key_vault_cache_s: float = _setting("KEY_VAULT_CACHE_SECONDS", 300.0)
+    app_config_sentinel_key: str = _setting(
+        "APP_CONFIG_SENTINEL_KEY", "FOLIO_SENTINEL", doc="change it (same label) to publish a change of any key"
+    )
+    app_config_refresh_s: float = _setting(
+        "APP_CONFIG_REFRESH_SECONDS", 30.0, doc="how often the sentinel is read, at most (1 s minimum in effect)"
+    )
+    key_vault_url: str | None = _setting(
+        "KEY_VAULT_URL", doc="vault of the secret settings by name (DATABASE_URL -> database-url); unset: none"
+    )
+    key_vault_cache_s: float = _setting(
+        "KEY_VAULT_CACHE_SECONDS", 300.0,
+        doc="how long a secret is cached; also how often Key Vault references are re-read (whole seconds, >= 1)",
+    )
 
     # --- telemetry ----------------------------------------------------------------------
-    applicationinsights_connection_string: Secret | None = _setting(
-        "APPLICATIONINSIGHTS_CONNECTION_STRING", secret=True
+    applicationinsights_connection_string: Secret | None = field(
+        default=None, metadata=_secret("APPLICATIONINSIGHTS_CONNECTION_STRING")
     )
     log_level: str = _setting("FOLIO_LOG_LEVEL", "INFO")
 
@@ -348,11 +375,10 @@ def _coerce(env: str, raw: str, annotation: Any) -> Any:
 # --- loading ------------------------------------------------------------------------------
 
 
-class SecretSource:
-    """What Key Vault looks like to this module: a cached lookup by secret name."""
+class SecretSource(Protocol):
+    """What Key Vault looks like to this module: a (cached) lookup by secret name; None when there is none."""
 
-    def get(self, name: str) -> str | None:  # pragma: no cover - interface
-        raise NotImplementedError
+    def get(self, name: str) -> str | None: ...
 
 
 def load_settings(
@@ -377,7 +403,7 @@ def load_settings(
         # An empty value means "unset": local.settings.json lists every key, most left blank.
         if environ.get(env, "").strip():
             raw, sources[f.name] = environ[env], "environment"
-        if app_config is not None and (app_config.get(env) or "").strip():
+        if app_config is not None and app_config.get(env, "").strip():
             raw, sources[f.name] = app_config[env], "app-configuration"
         if f.metadata["secret"]:
             values[f.name] = _secret_field(env, raw, secrets, sources, f.name)
@@ -402,18 +428,36 @@ def _secret_field(
 
 
 class SettingsProvider:
-    """Caches one :class:`Settings` per process and refreshes it from App Configuration.
+    """One :class:`Settings` per process, refreshed from App Configuration.
 
-    Refresh is pull-based and cheap: at most once per ``APP_CONFIG_REFRESH_SECONDS`` the
-    sentinel key's etag is read; only when it changed is the whole label reloaded.
+    ``environ`` is the environment layer (``os.environ`` when None). ``credential`` is the azure-core
+    ``TokenCredential`` for App Configuration and Key Vault; when None, the process credential for
+    ``AZURE_CLIENT_ID`` (:func:`shared.azure_credential.get_credential`) is used, created only if an Azure
+    source is configured. ``client_options`` go to every Azure SDK client (transport, retry, TLS options).
+    ``clock`` is the monotonic clock of the refresh interval and the Key Vault TTL.
+
+    Refresh is pull-based and cheap: at most once per ``APP_CONFIG_REFRESH_SECONDS`` a call to :meth:`get`
+    has the provider read the sentinel key; only when it changed is the label reloaded. A refresh that
+    fails, or publishes a value that does not validate, keeps the last good settings and logs a warning.
+    A first load that fails raises ``Unavailable`` (or ``ConfigError`` when waiting will not help);
+    the next :meth:`get` tries again.
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None, *, azure_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        credential: TokenCredential | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._environ = environ
-        self._azure_options = dict(azure_options or {})
+        self._credential = credential
+        self._client_options = dict(client_options or {})
+        self._clock = clock
         self._lock = threading.Lock()
         self._settings: Settings | None = None
-        self._app_config: Any = None  # shared.azure_config.AppConfigSource
+        self._app_config: AppConfiguration | None = None
         self._secrets: SecretSource | None = None
         self._next_check = 0.0
 
@@ -424,49 +468,54 @@ class SettingsProvider:
         with self._lock:
             if self._settings is None:
                 self._settings = self._load()
-            elif self._app_config is not None and time.monotonic() >= self._next_check:
-                self._maybe_refresh()
+            elif self._app_config is not None and self._clock() >= self._next_check:
+                self._refresh(self._settings, self._app_config)
             return self._settings
 
     def cached(self) -> Settings | None:
         """The settings if :meth:`get` would return them without loading or refreshing (no I/O)."""
         settings = self._settings
-        if settings is not None and (self._app_config is None or time.monotonic() < self._next_check):
+        if settings is not None and (self._app_config is None or self._clock() < self._next_check):
             return settings
         return None
 
     def _load(self) -> Settings:
         base = load_settings(self._environ)
-        app_values: Mapping[str, str] | None = None
-        if base.app_config_endpoint or base.key_vault_url:
-            from shared import azure_config  # imported only when Azure sources are configured
+        if not (base.app_config_endpoint or base.key_vault_url):
+            return base
+        from shared.azure_config import AppConfiguration, KeyVaultSecrets  # only when Azure sources are configured
 
-            if base.key_vault_url:
-                self._secrets = azure_config.KeyVaultSecrets(
-                    base.key_vault_url, ttl_s=base.key_vault_cache_s, **self._azure_options
-                )
-            if base.app_config_endpoint:
-                self._app_config = azure_config.AppConfigSource(
-                    base.app_config_endpoint,
-                    label=base.app_config_label or base.environment,
-                    sentinel_key=base.app_config_sentinel_key,
-                    **self._azure_options,
-                )
-                app_values = self._app_config.load()
-                self._next_check = time.monotonic() + base.app_config_refresh_s
-        return load_settings(self._environ, app_config=app_values, secrets=self._secrets)
+        credential = self._credential or _process_credential(base.azure_client_id)
+        if base.key_vault_url:
+            self._secrets = KeyVaultSecrets(
+                base.key_vault_url, credential, ttl_s=base.key_vault_cache_s, clock=self._clock,
+                **self._client_options,
+            )
+        published: Mapping[str, str] | None = None
+        if base.app_config_endpoint:
+            self._app_config = AppConfiguration(
+                base.app_config_endpoint,
+                credential,
+                label=base.app_config_label or base.environment,
+                sentinel_key=base.app_config_sentinel_key,
+                secret_refresh_s=base.key_vault_cache_s,
+                **self._client_options,
+            )
+            published = self._app_config.values
+            self._next_check = self._clock() + base.app_config_refresh_s
+        return load_settings(self._environ, app_config=published, secrets=self._secrets)
 
-    def _maybe_refresh(self) -> None:
-        assert self._settings is not None and self._app_config is not None
-        self._next_check = time.monotonic() + self._settings.app_config_refresh_s
+    def _refresh(self, current: Settings, app_config: AppConfiguration) -> None:
+        self._next_check = self._clock() + current.app_config_refresh_s
         try:
-            if not self._app_config.sentinel_changed():
+            published = app_config.refresh()
+            if published is None:
                 return
-            values = self._app_config.load()
             # A malformed published value must not take the app down: validate before swapping.
-            settings = load_settings(self._environ, app_config=values, secrets=self._secrets)
+            settings = load_settings(self._environ, app_config=published, secrets=self._secrets)
         except Exception as exc:  # keep serving the last good settings; say so once per interval
-            _log.warning("App Configuration refresh failed; keeping current settings: %s", type(exc).__name__)
+            reason = exc.detail if isinstance(exc, FolioError) else type(exc).__name__
+            _log.warning("App Configuration refresh failed; keeping current settings: %s", reason)
             return
         self._settings = settings
         _log.info("settings reloaded from App Configuration")
@@ -479,6 +528,13 @@ class SettingsProvider:
             self._next_check = 0.0
 
 
+def _process_credential(client_id: str | None) -> TokenCredential:
+    from shared.azure_credential import get_credential
+
+    return get_credential(client_id)
+
+
+# The process-wide provider behind get_settings(); the composition root may construct its own instead.
 _provider = SettingsProvider()
 
 

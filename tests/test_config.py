@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +139,18 @@ def test_missing_secret_names_the_setting_and_its_key_vault_name() -> None:
     assert "DATABASE_URL" in str(missing.value) and "'database-url'" in str(missing.value)
     with pytest.raises(ConfigError, match="AUTH_AUDIENCE"):
         settings.require("auth_audience")
+
+
+def test_without_azure_sources_no_azure_sdk_is_imported() -> None:
+    # Local development: loading settings (not just importing the module) must not load an Azure SDK.
+    probe = (
+        "import json, sys\n"
+        "from shared.config import get_settings\n"
+        "settings = get_settings()\n"
+        "print(json.dumps([settings.environment, sorted(m for m in sys.modules if m.startswith('azure'))]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+        check=True, env={"PATH": "/usr/bin:/bin", "FOLIO_ENVIRONMENT": "dev", "APP_CONFIG_ENDPOINT": " "},
+    )
+    assert json.loads(out.stdout) == ["dev", []]

@@ -1,24 +1,30 @@
-"""Settings from App Configuration and Key Vault, through the real Azure SDKs against a local HTTPS stub."""
+"""Settings from App Configuration and Key Vault, through the real Azure SDKs against a local HTTPS stub.
+
+App Configuration is read by ``azure-appconfiguration-provider``; Key Vault secrets by name by ``SecretClient``.
+Folio's own refresh interval and Key Vault TTL run on a fake clock handed to the provider. The App Configuration
+provider also keeps a wall-clock timer of its own (1 s, its minimum), so a test that expects a refresh first lets
+one real second pass (:func:`settle`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import shared.azure_config
-import shared.config
-from shared.azure_config import AppConfigSource, KeyVaultSecrets
+from shared.azure_config import AppConfiguration, KeyVaultSecrets
 from shared.config import SettingsProvider
 from shared.errors import ConfigError, Unavailable
 from tests.stubs.azure_rest import (
     APP_CONFIGURATION,
     KEY_VAULT,
     OTHER_HOST,
+    PRIMARY_HOST,
     TENANT_ID,
     AzureRestStub,
     FakeCredential,
@@ -28,6 +34,7 @@ INTERVAL = 0.2  # both the App Configuration refresh interval and the Key Vault 
 KEY_VAULT_SCOPE = "https://vault.azure.net/.default"
 # An endpoint that is not *.azconfig.io gets the public-cloud audience.
 APP_CONFIG_SCOPE = "https://appconfig.azure.com/.default"
+FEATURE_FLAG_CONTENT_TYPE = "application/vnd.microsoft.appconfig.ff+json;charset=utf-8"
 
 
 class FakeClock:
@@ -43,6 +50,11 @@ class FakeClock:
         self.now += seconds
 
 
+def settle() -> None:
+    """Let the provider's own refresh timer (wall clock, 1 s minimum, also its back-off after a failure) run out."""
+    time.sleep(1.05)
+
+
 @pytest.fixture
 def stub() -> Iterator[AzureRestStub]:
     with AzureRestStub() as server:
@@ -55,17 +67,12 @@ def credential() -> FakeCredential:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    # Both modules read time as `time.monotonic()`; swapping their `time` leaves the SDKs' clocks alone.
-    monkeypatch.setattr(shared.config, "time", fake)
-    monkeypatch.setattr(shared.azure_config, "time", fake)
-    return fake
+def clock() -> FakeClock:
+    return FakeClock()
 
 
-def azure_options(stub: AzureRestStub, credential: FakeCredential, **extra: Any) -> dict[str, Any]:
+def client_options(stub: AzureRestStub, **extra: Any) -> dict[str, Any]:
     return {
-        "credential": credential,
         "connection_verify": stub.ca_path,
         # The stub's challenge names vault.azure.net, which 127.0.0.1 is not a subdomain of.
         "verify_challenge_resource": False,
@@ -76,19 +83,29 @@ def azure_options(stub: AzureRestStub, credential: FakeCredential, **extra: Any)
 
 
 def make_provider(
-    stub: AzureRestStub, credential: FakeCredential, *, key_vault: bool = True, app_config: bool = True, **env: str
+    stub: AzureRestStub,
+    credential: FakeCredential,
+    clock: FakeClock,
+    *,
+    key_vault: bool = True,
+    app_config: bool = True,
+    env: dict[str, str] | None = None,
+    **more_env: str,
 ) -> SettingsProvider:
     environ = {
         "FOLIO_ENVIRONMENT": "test",
         "APP_CONFIG_REFRESH_SECONDS": str(INTERVAL),
         "KEY_VAULT_CACHE_SECONDS": str(INTERVAL),
-        **env,
+        **(env or {}),
+        **more_env,
     }
     if app_config:
         environ["APP_CONFIG_ENDPOINT"] = stub.url
     if key_vault:
         environ["KEY_VAULT_URL"] = stub.url
-    return SettingsProvider(environ=environ, azure_options=azure_options(stub, credential))
+    return SettingsProvider(
+        environ, credential=credential, client_options=client_options(stub), clock=clock.monotonic
+    )
 
 
 def requests_to(stub: AzureRestStub, service: str) -> int:
@@ -102,7 +119,7 @@ def test_app_configuration_overrides_environment(
     stub: AzureRestStub, credential: FakeCredential, clock: FakeClock
 ) -> None:
     stub.set_setting("MAX_REQUEST_BYTES", "2048", label="test")
-    provider = make_provider(stub, credential, key_vault=False, MAX_REQUEST_BYTES="1024", DATABASE_POOL_MAX="7")
+    provider = make_provider(stub, credential, clock, key_vault=False, MAX_REQUEST_BYTES="1024", DATABASE_POOL_MAX="7")
 
     settings = provider.get()
 
@@ -124,6 +141,7 @@ def test_key_vault_secret_overrides_other_sources(
     provider = make_provider(
         stub,
         credential,
+        clock,
         DATABASE_URL="postgresql://app:from-env@db/folio",
         DATABASE_ADMIN_URL="postgresql://owner:from-env@db/folio",
     )
@@ -152,7 +170,7 @@ def test_key_vault_reference_in_app_configuration_is_resolved(
     stub.set_key_vault_reference(
         "AUTH_AUDIENCE", stub.secret_id("folio-audience", pinned, host=OTHER_HOST), label="test"
     )
-    provider = make_provider(stub, credential, key_vault=False)
+    provider = make_provider(stub, credential, clock, key_vault=False)
 
     settings = provider.get()
 
@@ -172,7 +190,7 @@ def test_label_selects_environment(stub: AzureRestStub, credential: FakeCredenti
     stub.set_setting("MAX_REQUEST_BYTES", "444", label="prod,eu")  # filter syntax in a label must stay literal
 
     def max_bytes(**env: str) -> int:
-        return make_provider(stub, credential, key_vault=False, **env).get().max_request_bytes
+        return make_provider(stub, credential, clock, key_vault=False, env=env).get().max_request_bytes
 
     assert max_bytes(FOLIO_ENVIRONMENT="test") == 111
     assert max_bytes(FOLIO_ENVIRONMENT="prod") == 222
@@ -189,24 +207,28 @@ def test_settings_refresh_only_after_sentinel_changes(
 ) -> None:
     stub.set_setting("MAX_REQUEST_BYTES", "1000", label="test")
     stub.set_setting("FOLIO_SENTINEL", "1", label="test")
-    provider = make_provider(stub, credential, key_vault=False)
+    provider = make_provider(stub, credential, clock, key_vault=False)
     assert provider.get().max_request_bytes == 1000
     assert stub.list_reads() == 1
 
     stub.set_setting("MAX_REQUEST_BYTES", "2000", label="test")
     stub.set_setting("FOLIO_SENTINEL", "2", label="test")
+    settle()
     seen = len(stub.requests)
     clock.advance(INTERVAL / 2)
+    assert provider.cached() is not None
     assert provider.get().max_request_bytes == 1000  # sentinel changed, but the interval has not passed
     assert len(stub.requests) == seen  # not even the sentinel was read
 
     clock.advance(INTERVAL)
+    assert provider.cached() is None  # the next get() may do I/O: the HTTP layer calls it off the event loop
     assert provider.get().max_request_bytes == 2000
     assert stub.list_reads() == 2
 
     # A value changed without touching the sentinel is not published yet: one sentinel read, no reload.
     stub.set_setting("MAX_REQUEST_BYTES", "3000", label="test")
     sentinel_reads = stub.setting_reads("FOLIO_SENTINEL")
+    settle()
     clock.advance(INTERVAL * 1.5)
     assert provider.get().max_request_bytes == 2000
     assert stub.setting_reads("FOLIO_SENTINEL") == sentinel_reads + 1
@@ -214,42 +236,56 @@ def test_settings_refresh_only_after_sentinel_changes(
 
 
 def test_sentinel_that_appears_or_disappears_counts_as_a_change(
-    stub: AzureRestStub, credential: FakeCredential
+    stub: AzureRestStub, credential: FakeCredential, clock: FakeClock
 ) -> None:
-    source = AppConfigSource(stub.url, label="test", sentinel_key="FOLIO_SENTINEL", **azure_options(stub, credential))
-    assert source.sentinel_changed()  # never loaded
-    source.load()
-    assert not source.sentinel_changed()
+    stub.set_setting("MAX_REQUEST_BYTES", "1000", label="test")
+    provider = make_provider(stub, credential, clock, key_vault=False)  # no sentinel yet
+    assert provider.get().max_request_bytes == 1000
 
-    stub.set_setting("FOLIO_SENTINEL", "1", label="test")
-    assert source.sentinel_changed()
-    source.load()
-    assert not source.sentinel_changed()
+    def after_next_check() -> int:
+        settle()
+        clock.advance(INTERVAL * 1.5)
+        return provider.get().max_request_bytes
 
+    stub.set_setting("MAX_REQUEST_BYTES", "2000", label="test")
+    stub.set_setting("FOLIO_SENTINEL", "1", label="test")  # appears
+    assert after_next_check() == 2000
+
+    stub.set_setting("MAX_REQUEST_BYTES", "3000", label="test")
     stub.set_setting("FOLIO_SENTINEL", "1", label="prod")  # another environment's sentinel is not ours
-    assert not source.sentinel_changed()
+    assert after_next_check() == 2000
 
-    stub.delete_setting("FOLIO_SENTINEL", label="test")
-    assert source.sentinel_changed()
+    stub.delete_setting("FOLIO_SENTINEL", label="test")  # disappears
+    assert after_next_check() == 3000
+    assert stub.list_reads() == 3
 
 
 def test_every_page_is_loaded_and_feature_flags_are_skipped(stub: AzureRestStub, credential: FakeCredential) -> None:
     stub.page_size = 2
     for i in range(5):
         stub.set_setting(f"KEY_{i}", str(i), label="test")
-    stub.set_setting(".appconfig.featureflag/Beta", json.dumps({"id": "Beta", "enabled": True}), label="test")
+    stub.set_setting(
+        ".appconfig.featureflag/Beta",
+        json.dumps({"id": "Beta", "enabled": True, "conditions": {"client_filters": []}}),
+        label="test",
+        content_type=FEATURE_FLAG_CONTENT_TYPE,
+    )
     stub.set_setting("UNSET_IN_PORTAL", None, label="test")
-    source = AppConfigSource(stub.url, label="test", sentinel_key="FOLIO_SENTINEL", **azure_options(stub, credential))
+    stub.set_setting("BILLING_PLANS", '{"free": {"limits": {}}}', label="test", content_type="application/json")
+    source = AppConfiguration(
+        stub.url, credential, label="test", sentinel_key="FOLIO_SENTINEL", secret_refresh_s=60, **client_options(stub)
+    )
 
-    assert source.load() == {f"KEY_{i}": str(i) for i in range(5)}
-    assert stub.list_reads() == 4  # 7 items, 2 per page, followed through @nextLink
+    # JSON values come back as JSON text: settings are coerced from text, and plans are validated as JSON.
+    assert source.values == {**{f"KEY_{i}": str(i) for i in range(5)}, "BILLING_PLANS": '{"free": {"limits": {}}}'}
+    assert stub.list_reads() == 4  # 8 items, 2 per page, followed through @nextLink
 
 
 def test_rotated_secret_is_picked_up_after_ttl(
     stub: AzureRestStub, credential: FakeCredential, clock: FakeClock
 ) -> None:
     stub.set_secret("database-url", "postgresql://app:first@db/folio")
-    settings = make_provider(stub, credential, app_config=False).get()
+    settings = make_provider(stub, credential, clock, app_config=False).get()
     assert settings.database_url is not None
     assert settings.database_url.reveal() == "postgresql://app:first@db/folio"
     assert stub.secret_reads("database-url") == 1
@@ -269,7 +305,7 @@ def test_concurrent_reads_of_an_expired_secret_fetch_it_once(
     stub: AzureRestStub, credential: FakeCredential, clock: FakeClock
 ) -> None:
     stub.set_secret("database-url", "postgresql://app:one@db/folio")
-    secrets = KeyVaultSecrets(stub.url, ttl_s=INTERVAL, **azure_options(stub, credential))
+    secrets = KeyVaultSecrets(stub.url, credential, ttl_s=INTERVAL, clock=clock.monotonic, **client_options(stub))
     assert secrets.get("database-url") == "postgresql://app:one@db/folio"
     stub.set_secret("database-url", "postgresql://app:two@db/folio")
     clock.advance(INTERVAL * 1.5)
@@ -298,7 +334,7 @@ def test_stale_secret_served_when_key_vault_fails(
 ) -> None:
     stub.set_secret("database-url", "postgresql://app:cached@db/folio")
     stub.set_secret("database-admin-url", "postgresql://owner:never-read@db/folio")
-    settings = make_provider(stub, credential, app_config=False).get()
+    settings = make_provider(stub, credential, clock, app_config=False).get()
     assert settings.database_url is not None and settings.database_admin_url is not None
     assert settings.database_url.reveal() == "postgresql://app:cached@db/folio"
 
@@ -331,7 +367,7 @@ def test_key_vault_refusal_is_a_configuration_error(
     stub: AzureRestStub, credential: FakeCredential, clock: FakeClock
 ) -> None:
     stub.set_secret("database-url", "postgresql://app:cached@db/folio")
-    secrets = KeyVaultSecrets(stub.url, ttl_s=INTERVAL, **azure_options(stub, credential))
+    secrets = KeyVaultSecrets(stub.url, credential, ttl_s=INTERVAL, clock=clock.monotonic, **client_options(stub))
     assert secrets.get("database-url") == "postgresql://app:cached@db/folio"
 
     # A 403 (role assignment removed, secret disabled) will not heal by waiting; a stale value would hide it.
@@ -347,16 +383,20 @@ def test_app_configuration_down_keeps_last_good_settings(
 ) -> None:
     stub.set_setting("MAX_REQUEST_BYTES", "1000", label="test")
     stub.set_setting("FOLIO_SENTINEL", "1", label="test")
-    provider = make_provider(stub, credential, key_vault=False)
+    provider = make_provider(stub, credential, clock, key_vault=False)
     first = provider.get()
 
     stub.set_setting("MAX_REQUEST_BYTES", "2000", label="test")
     stub.set_setting("FOLIO_SENTINEL", "2", label="test")
     stub.fail(APP_CONFIGURATION, 503)
+    settle()
     clock.advance(INTERVAL * 1.5)
+    before = len(stub.requests)
     with caplog.at_level(logging.WARNING, logger="shared.config"):
         assert provider.get() is first
     assert any("App Configuration refresh failed" in r.getMessage() for r in caplog.records)
+    # It looked once (retry_total=0 reached the provider's client) and failed.
+    assert [(r.path, r.status) for r in stub.requests[before:]] == [("/kv/FOLIO_SENTINEL", 503)]
     seen = len(stub.requests)
     assert provider.get() is first
     assert len(stub.requests) == seen  # the failure does not make every call try again
@@ -364,11 +404,14 @@ def test_app_configuration_down_keeps_last_good_settings(
     # Worse case: the sentinel read works and the listing fails. The new etag must not be remembered,
     # or the change would never be retried.
     stub.fail(APP_CONFIGURATION, 503, path="/kv")
+    settle()
     clock.advance(INTERVAL * 1.5)
     assert provider.get() is first
+    assert [(r.path, r.status) for r in stub.requests[seen:]] == [("/kv/FOLIO_SENTINEL", 200), ("/kv", 503)]
 
     # Once healed, the next check reloads: the failures did not swallow the sentinel change.
     stub.fail(APP_CONFIGURATION, None)
+    settle()
     clock.advance(INTERVAL * 1.5)
     assert provider.get().max_request_bytes == 2000
 
@@ -377,18 +420,31 @@ def test_first_load_with_app_configuration_down_is_unavailable(
     stub: AzureRestStub, credential: FakeCredential, clock: FakeClock
 ) -> None:
     stub.set_setting("MAX_REQUEST_BYTES", "1000", label="test")
-    provider = make_provider(stub, credential, key_vault=False)
+    provider = make_provider(stub, credential, clock, key_vault=False)
     stub.fail(APP_CONFIGURATION, 503)
-    with pytest.raises(Unavailable):
-        provider.get()
+    with pytest.raises(Unavailable) as unavailable:
+        provider.get()  # one pass, then the provider's 5 s minimum before it reports a start-up failure
+    assert stub.url in str(unavailable.value) and "HTTP 503" in str(unavailable.value)
+    assert provider.cached() is None
     stub.fail(APP_CONFIGURATION, None)
     assert provider.get().max_request_bytes == 1000
+
+
+def test_key_vault_reference_to_a_missing_secret_is_a_configuration_error(
+    stub: AzureRestStub, credential: FakeCredential, clock: FakeClock
+) -> None:
+    stub.set_key_vault_reference("DATABASE_URL", stub.secret_id("deleted-db", host=OTHER_HOST), label="test")
+    provider = make_provider(stub, credential, clock, key_vault=False)
+    with pytest.raises(ConfigError) as broken:
+        provider.get()  # waiting will not fix it: a 500 that names the reference, not a 503
+    message = str(broken.value)
+    assert "Key Vault reference" in message and f"{stub.other_url}/secrets/deleted-db" in message
 
 
 def test_missing_required_setting_names_it_and_where_to_set_it(
     stub: AzureRestStub, credential: FakeCredential, clock: FakeClock
 ) -> None:
-    settings = make_provider(stub, credential).get()
+    settings = make_provider(stub, credential, clock).get()
 
     with pytest.raises(ConfigError) as missing:
         settings.require("auth_audience")
@@ -418,7 +474,7 @@ def test_secrets_never_appear_in_repr_describe_or_logs(
     )
     stub.set_setting("FOLIO_SENTINEL", "1", label="test")
     caplog.set_level(logging.DEBUG)  # SDK and transport logging included
-    provider = make_provider(stub, credential, DATABASE_ADMIN_URL=from_env)
+    provider = make_provider(stub, credential, clock, DATABASE_ADMIN_URL=from_env)
     settings = provider.get()
     revealed = {
         settings.database_url.reveal(),  # type: ignore[union-attr]
@@ -431,9 +487,11 @@ def test_secrets_never_appear_in_repr_describe_or_logs(
     stub.fail(KEY_VAULT, 503)
     stub.fail(APP_CONFIGURATION, 503)
     stub.set_setting("FOLIO_SENTINEL", "2", label="test")
+    settle()
     clock.advance(INTERVAL * 1.5)
     assert settings.database_url.reveal() == from_vault  # type: ignore[union-attr]
     assert provider.get() is settings
+    assert any("App Configuration refresh failed" in r.getMessage() for r in caplog.records)
 
     shown = [
         repr(settings),
@@ -452,50 +510,34 @@ def test_secrets_never_appear_in_repr_describe_or_logs(
             assert secret not in text
 
 
-# --- option routing -------------------------------------------------------------------------
+# --- client options -------------------------------------------------------------------------
 
 
-def test_azure_options_reach_the_right_clients(
-    stub: AzureRestStub, credential: FakeCredential, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+def test_client_options_reach_every_azure_client(
+    stub: AzureRestStub, credential: FakeCredential, clock: FakeClock
 ) -> None:
-    import azure.appconfiguration
-    import azure.keyvault.secrets
-
-    seen: dict[str, list[dict[str, Any]]] = {"app-config": [], "key-vault": []}
-
-    class RecordingAppConfig(azure.appconfiguration.AzureAppConfigurationClient):
-        def __init__(self, base_url: str, cred: Any, **kwargs: Any) -> None:
-            seen["app-config"].append({"credential": cred, **kwargs})
-            super().__init__(base_url, cred, **kwargs)
-
-    class RecordingSecrets(azure.keyvault.secrets.SecretClient):
-        def __init__(self, vault_url: str, cred: Any, **kwargs: Any) -> None:
-            seen["key-vault"].append({"vault_url": vault_url, "credential": cred, **kwargs})
-            super().__init__(vault_url, cred, **kwargs)
-
-    monkeypatch.setattr(azure.appconfiguration, "AzureAppConfigurationClient", RecordingAppConfig)
-    monkeypatch.setattr(azure.keyvault.secrets, "SecretClient", RecordingSecrets)
+    # TLS to the stub works only with connection_verify (its certificate is its own root), and a Key Vault
+    # client accepts the stub's challenge only with verify_challenge_resource=False: every request succeeding
+    # shows both reached the App Configuration client, the provider's reference resolver and KEY_VAULT_URL's.
     stub.set_secret("database-url", "postgresql://app:x@db/folio")
     stub.set_secret("folio-audience", "api://folio", host=OTHER_HOST)
     stub.set_key_vault_reference("AUTH_AUDIENCE", stub.secret_id("folio-audience", host=OTHER_HOST), label="test")
-    environ = {
-        "FOLIO_ENVIRONMENT": "test",
-        "APP_CONFIG_ENDPOINT": stub.url,
-        "KEY_VAULT_URL": stub.url,
-    }
-    options = azure_options(stub, credential, audience="https://appconfig.azure.com/")
-    settings = SettingsProvider(environ=environ, azure_options=options).get()
+    settings = make_provider(stub, credential, clock).get()
     assert settings.auth_audience == "api://folio"
     assert settings.database_url is not None and settings.database_url.reveal() == "postgresql://app:x@db/folio"
+    assert {r.host for r in stub.requests if r.service == KEY_VAULT and r.status == 200} == {PRIMARY_HOST, OTHER_HOST}
+    # Nothing else failed, apart from Key Vault's challenge round trip (401) and the absent sentinel (404).
+    assert {(r.path, r.status) for r in stub.requests if r.status not in (200, 401)} == {("/kv/FOLIO_SENTINEL", 404)}
+    assert credential.scopes == {APP_CONFIG_SCOPE, KEY_VAULT_SCOPE}
 
-    [app_config] = seen["app-config"]
-    assert app_config["credential"] is credential
-    assert app_config["connection_verify"] == stub.ca_path and app_config["retry_total"] == 0
-    assert app_config["audience"] == "https://appconfig.azure.com/"
-    assert "verify_challenge_resource" not in app_config
-    # One SecretClient per vault: the reference resolver's (other vault) and KEY_VAULT_URL's.
-    assert sorted(c["vault_url"] for c in seen["key-vault"]) == sorted([stub.url, stub.other_url])
-    for client in seen["key-vault"]:
-        assert client["credential"] is credential
-        assert client["verify_challenge_resource"] is False and client["connection_verify"] == stub.ca_path
-        assert "audience" not in client
+    # The control: without connection_verify the same vault is unreachable.
+    untrusting = KeyVaultSecrets(stub.url, credential, ttl_s=INTERVAL, verify_challenge_resource=False, retry_total=0)
+    with pytest.raises(Unavailable):
+        untrusting.get("database-url")
+
+    # retry_total=0 reached Folio's SecretClient too: a 503 is asked once, not retried with back-off.
+    stub.fail(KEY_VAULT, 503)
+    before = len(stub.requests)
+    with pytest.raises(Unavailable):
+        KeyVaultSecrets(stub.url, credential, ttl_s=INTERVAL, **client_options(stub)).get("folio-new")
+    assert [(r.path, r.status) for r in stub.requests[before:]] == [("/secrets/folio-new/", 503)]

@@ -92,7 +92,7 @@ class _KeyValue:
     def touch(self) -> None:
         # Any change gets a new etag, as the service does; that is what sentinel refresh relies on.
         self.etag = uuid.uuid4().hex
-        self.last_modified = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        self.last_modified = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,7 +149,7 @@ def _make_certificate(directory: Path) -> tuple[Path, Path]:
     """A throwaway self-signed certificate for 127.0.0.1 and localhost (it is its own trust anchor)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "folio azure stub")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     public = key.public_key()
     cert = (
         x509.CertificateBuilder()
@@ -527,7 +527,7 @@ def _handler_for(stub: AzureRestStub) -> type[BaseHTTPRequestHandler]:
         # Headers and body go out as separate writes; with Nagle on, the client's delayed ACK adds ~40 ms each.
         disable_nagle_algorithm = True
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:  # http.server's naming
             split = urlsplit(self.path)
             # The App Configuration SDK lower-cases query names; Key Vault sends them as-is.
             query = {k.lower(): v for k, v in parse_qs(split.query, keep_blank_values=True).items()}
@@ -569,9 +569,9 @@ def _handler_for(stub: AzureRestStub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(reply.body)
 
-        do_PUT = do_DELETE = _write  # noqa: N815 - http.server's naming
+        do_PUT = do_DELETE = _write  # http.server's naming
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from http.server
+        def log_message(self, format: str, *args: Any) -> None:  # signature from http.server
             pass  # the request log on the stub is the record; stderr noise helps nobody
 
     return Handler
