@@ -1,4 +1,4 @@
-"""Local Service Bus trigger: drives the app's queue-triggered function from the PostgreSQL queue.
+"""Local Service Bus trigger: drives the app's queue-triggered function from devhost's PostgreSQL queue.
 
 Same contract as the Functions host: peek-lock a message, call the function, complete on return,
 abandon on exception (redelivered with delivery_count + 1), dead-letter after the maximum.
@@ -16,13 +16,13 @@ from azure.functions.servicebus import ServiceBusMessage
 
 from devhost.functions import Registration
 from devhost.http_server import invoke
-from shared.queue import PostgresQueue, ReceivedMessage
+from devhost.local_queue import PostgresQueue, ReceivedMessage
 
 _log = logging.getLogger("devhost.servicebus")
 
 
 def to_function_message(message: ReceivedMessage, lock_s: float) -> ServiceBusMessage:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return ServiceBusMessage(
         body=json.dumps(message.body).encode(),
         message_id=message.message_id,

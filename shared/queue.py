@@ -1,38 +1,40 @@
-"""The index-job queue: Service Bus in Azure, a PostgreSQL table with the same semantics locally.
+"""The index-job queue on Azure Service Bus: send with duplicate detection, list and replay dead letters.
 
-Senders see one method, :meth:`JobQueue.send`, keyed by a message id so duplicate sends collapse
-(Service Bus duplicate detection; a primary key locally). Only the local host receives from the
-PostgreSQL queue; in Azure the Functions host's Service Bus trigger does the receiving.
+Senders see one method, :meth:`ServiceBusQueue.send`, keyed by a message id so that duplicate sends
+collapse (the queue has duplicate detection on). In Azure the Functions host's Service Bus trigger
+does the receiving; this module only reads the dead-letter sub-queue, for operators
+(``python -m shared.cli deadletters``). The local host's stand-in, a PostgreSQL table with the same
+semantics, is development-only and lives in ``devhost/local_queue.py``.
+
+The SDK is imported on first use, never at import time (cold start).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import logging
 import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from psycopg.types.json import Jsonb
+from shared.errors import ConfigError, FolioError, Unavailable
 
-from shared.config import Settings, get_settings
-from shared.lazy import ProcessSingleton
-from shared.db import Database
-from shared.errors import ConfigError, Unavailable
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusSubQueue
 
+    from shared.config import Settings
+    from shared.db import Database
+    from shared.ports import JobQueue
 
-class JobQueue(Protocol):
-    def send(self, message_id: str, body: dict[str, Any]) -> None: ...
+_log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class ReceivedMessage:
-    message_id: str
-    body: dict[str, Any]
-    delivery_count: int
-    lock_token: str
-    enqueued_at: dt.datetime
-    sequence_number: int
+# What Service Bus asks of a client it reports busy: back off about 10 seconds before retrying.
+_SERVER_BUSY_RETRY_AFTER_S = 10
 
 
 @dataclass(frozen=True)
@@ -42,190 +44,313 @@ class DeadLetter:
     delivery_count: int
     reason: str | None
     description: str | None
-    enqueued_at: dt.datetime
+    enqueued_at: dt.datetime | None
 
 
-class PostgresQueue:
-    """A durable queue with Service Bus peek-lock semantics, for the local host and tests."""
+# --- the part of azure.servicebus the adapter uses (tests hand in a fake with exactly this shape) -------
 
-    def __init__(self, db: Database, name: str, *, max_delivery: int = 5, dedupe_window_s: float = 3600) -> None:
-        self._db = db
-        self.name = name
-        self.max_delivery = max_delivery
-        self._dedupe_window = dt.timedelta(seconds=dedupe_window_s)
 
-    def send(self, message_id: str, body: dict[str, Any]) -> None:
-        with self._db.transaction() as conn:
-            # Like Service Bus duplicate detection: a second send of a recent id is dropped.
-            conn.execute(
-                "DELETE FROM local_queue WHERE queue_name = %s AND message_id = %s AND state = 'completed'"
-                " AND settled_at < now() - %s",
-                (self.name, message_id, self._dedupe_window),
-            )
-            conn.execute(
-                "INSERT INTO local_queue (queue_name, message_id, body) VALUES (%s, %s, %s)"
-                " ON CONFLICT (queue_name, message_id) DO NOTHING",
-                (self.name, message_id, Jsonb(body)),
-            )
+class ServiceBusSenderLike(Protocol):
+    def send_messages(self, message: ServiceBusMessage, *, timeout: float | None = ...) -> None: ...
 
-    def receive(self, max_messages: int = 1, lock_s: float = 60.0) -> list[ReceivedMessage]:
-        """Lock up to ``max_messages`` ready messages; an expired lock makes a message ready again."""
-        with self._db.transaction() as conn:
-            rows = conn.execute(
-                "UPDATE local_queue q SET lock_token = gen_random_uuid(),"
-                " locked_until = clock_timestamp() + %s, delivery_count = q.delivery_count + 1"
-                " WHERE (queue_name, message_id) IN ("
-                "   SELECT queue_name, message_id FROM local_queue WHERE queue_name = %s AND state = 'active'"
-                "   AND (locked_until IS NULL OR locked_until < clock_timestamp())"
-                "   ORDER BY sequence_number FOR UPDATE SKIP LOCKED LIMIT %s)"
-                " RETURNING message_id, body, delivery_count, lock_token, enqueued_at, sequence_number",
-                (dt.timedelta(seconds=lock_s), self.name, max_messages),
-            ).fetchall()
-        received = [ReceivedMessage(r["message_id"], r["body"], r["delivery_count"], str(r["lock_token"]),
-                                    r["enqueued_at"], r["sequence_number"]) for r in rows]
-        # A message whose lock expired on its last allowed delivery goes to the dead-letter state.
-        for message in [m for m in received if m.delivery_count > self.max_delivery]:
-            self._settle(message, "deadlettered", "MaxDeliveryCountExceeded",
-                         f"delivered {message.delivery_count - 1} times without completing")
-        return [m for m in received if m.delivery_count <= self.max_delivery]
+    def close(self) -> None: ...
 
-    def complete(self, message: ReceivedMessage) -> bool:
-        return self._settle(message, "completed")
 
-    def abandon(self, message: ReceivedMessage, error: str | None = None) -> None:
-        """Unlock for redelivery, or dead-letter once the max delivery count is reached."""
-        if message.delivery_count >= self.max_delivery:
-            self._settle(message, "deadlettered", "MaxDeliveryCountExceeded", error)
-            return
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE local_queue SET lock_token = NULL, locked_until = NULL"
-                " WHERE queue_name = %s AND message_id = %s AND lock_token = %s",
-                (self.name, message.message_id, message.lock_token),
-            )
+class ServiceBusReceiverLike(Protocol):
+    def peek_messages(self, max_message_count: int = ..., *, sequence_number: int = ...,
+                      timeout: float | None = ...) -> list[ServiceBusReceivedMessage]: ...
 
-    def _settle(self, message: ReceivedMessage, state: str, reason: str | None = None,
-                description: str | None = None) -> bool:
-        with self._db.transaction() as conn:
-            # The lock token must still be ours: a message whose lock expired was redelivered.
-            row = conn.execute(
-                "UPDATE local_queue SET state = %s, settled_at = now(), lock_token = NULL, locked_until = NULL,"
-                " dead_letter_reason = %s, dead_letter_description = %s"
-                " WHERE queue_name = %s AND message_id = %s AND lock_token = %s RETURNING message_id",
-                (state, reason, (description or "")[:1000] or None, self.name, message.message_id,
-                 message.lock_token),
-            ).fetchone()
-        return row is not None
+    def receive_messages(self, max_message_count: int | None = ...,
+                         max_wait_time: float | None = ...) -> list[ServiceBusReceivedMessage]: ...
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        with self._db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT message_id, body, delivery_count, dead_letter_reason, dead_letter_description, enqueued_at"
-                " FROM local_queue WHERE queue_name = %s AND state = 'deadlettered' ORDER BY sequence_number"
-                " LIMIT %s",
-                (self.name, limit),
-            ).fetchall()
-        return [DeadLetter(r["message_id"], r["body"], r["delivery_count"], r["dead_letter_reason"],
-                           r["dead_letter_description"], r["enqueued_at"]) for r in rows]
+    def complete_message(self, message: ServiceBusReceivedMessage) -> None: ...
 
-    def replay(self, message_id: str) -> bool:
-        """Move a dead-lettered message back to the queue with a fresh delivery count."""
-        with self._db.transaction() as conn:
-            row = conn.execute(
-                "UPDATE local_queue SET state = 'active', delivery_count = 0, dead_letter_reason = NULL,"
-                " dead_letter_description = NULL, settled_at = NULL"
-                " WHERE queue_name = %s AND message_id = %s AND state = 'deadlettered' RETURNING message_id",
-                (self.name, message_id),
-            ).fetchone()
-        return row is not None
+    def abandon_message(self, message: ServiceBusReceivedMessage) -> None: ...
 
-    def active_count(self) -> int:
-        with self._db.transaction() as conn:
-            return conn.execute(
-                "SELECT count(*) AS n FROM local_queue WHERE queue_name = %s AND state = 'active'", (self.name,)
-            ).fetchone()["n"]
+    def close(self) -> None: ...
+
+
+class ServiceBusClientLike(Protocol):
+    """What :class:`azure.servicebus.ServiceBusClient` offers and :class:`ServiceBusQueue` calls."""
+
+    def get_queue_sender(self, queue_name: str) -> ServiceBusSenderLike: ...
+
+    def get_queue_receiver(self, queue_name: str, *, sub_queue: ServiceBusSubQueue | None = ...,
+                           max_wait_time: float | None = ...) -> ServiceBusReceiverLike: ...
+
+    def close(self) -> None: ...
+
+
+def _sdk_client(namespace: str, credential: TokenCredential) -> ServiceBusClientLike:
+    from azure.servicebus import ServiceBusClient
+
+    return ServiceBusClient(namespace, credential)
 
 
 class ServiceBusQueue:
-    """Sends to the Service Bus queue with the managed identity; message id = duplicate-detection key."""
+    """Index jobs on one Service Bus queue, reached with an Entra credential (the managed identity).
 
-    def __init__(self, namespace: str, queue_name: str, client_id: str | None) -> None:
-        self._namespace = namespace
-        self._queue_name = queue_name
-        self._client_id = client_id
-        self._sender: Any = None
+    ``client_factory`` replaces the SDK client (tests); otherwise ``credential`` is required. The
+    client and its sender are created on first send and reused (one AMQP connection per process, as
+    the SDK recommends); :meth:`close` releases them. Sends are serialised: the SDK's senders are
+    not thread-safe and the Functions worker runs functions on several threads.
+    """
+
+    def __init__(self, namespace: str, queue_name: str, credential: TokenCredential | None = None, *,
+                 client_factory: Callable[[], ServiceBusClientLike] | None = None,
+                 operation_timeout_s: float = 30.0, receive_wait_s: float = 5.0,
+                 replay_scan_limit: int = 500) -> None:
+        if client_factory is None:
+            if credential is None:
+                raise ValueError("ServiceBusQueue needs a credential or a client_factory")
+            client_factory = functools.partial(_sdk_client, namespace, credential)
+        self.namespace = namespace
+        self.queue_name = queue_name
+        self._client_factory = client_factory
+        self._timeout = operation_timeout_s
+        self._receive_wait = receive_wait_s
+        self._scan_limit = replay_scan_limit
         self._lock = threading.Lock()
+        self._client: ServiceBusClientLike | None = None
+        self._sender: ServiceBusSenderLike | None = None
 
-    def _get_sender(self) -> Any:
-        if self._sender is None:
-            with self._lock:
-                if self._sender is None:
-                    from azure.servicebus import ServiceBusClient
-
-                    from shared.azure_credential import get_credential
-
-                    client = ServiceBusClient(self._namespace, credential=get_credential(self._client_id))
-                    self._sender = client.get_queue_sender(self._queue_name)
-        return self._sender
+    # --- sending -------------------------------------------------------------------------------------
 
     def send(self, message_id: str, body: dict[str, Any]) -> None:
+        """Enqueue a job; a second send of ``message_id`` within the duplicate-detection window is dropped."""
         from azure.servicebus import ServiceBusMessage
-        from azure.servicebus.exceptions import ServiceBusError
 
-        message = ServiceBusMessage(json.dumps(body), message_id=message_id, content_type="application/json")
-        try:
-            self._get_sender().send_messages(message)
-        except ServiceBusError as exc:
-            raise Unavailable("The index queue is unavailable.") from exc
+        self._send(ServiceBusMessage(json.dumps(body), message_id=message_id, content_type="application/json"))
+
+    def _send(self, message: ServiceBusMessage) -> None:
+        with self._lock:
+            try:
+                if self._sender is None:
+                    self._sender = self._shared_client().get_queue_sender(self.queue_name)
+                self._sender.send_messages(message, timeout=self._timeout)
+            except Exception as exc:
+                # The SDK has already retried (its retry policy): the next send starts on a new sender
+                # (its own connection); the client stays, as a dead-letter receiver may be using it.
+                sender, self._sender = self._sender, None
+                _close_quietly(sender)
+                _raise_translated(exc, self)
+
+    def _shared_client(self) -> ServiceBusClientLike:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def close(self) -> None:
+        """Close the sender and the client; the next call opens new ones."""
+        with self._lock:
+            sender, client, self._sender, self._client = self._sender, self._client, None, None
+        _close_quietly(sender)
+        _close_quietly(client)
+
+    # --- the dead-letter sub-queue -------------------------------------------------------------------
+
+    def _dead_letter_receiver(self) -> ServiceBusReceiverLike:
+        from azure.servicebus import ServiceBusSubQueue
+
+        with self._lock:
+            client = self._shared_client()
+        return client.get_queue_receiver(self.queue_name, sub_queue=ServiceBusSubQueue.DEAD_LETTER,
+                                         max_wait_time=self._receive_wait)
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        from azure.servicebus import ServiceBusClient, ServiceBusSubQueue
-
-        from shared.azure_credential import get_credential
-
-        with ServiceBusClient(self._namespace, credential=get_credential(self._client_id)) as client, \
-                client.get_queue_receiver(self._queue_name, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as receiver:
-            peeked = receiver.peek_messages(max_message_count=limit)
-        return [DeadLetter(str(m.message_id), json.loads(str(m)), m.delivery_count or 0, m.dead_letter_reason,
+        """Up to ``limit`` dead-lettered jobs, oldest first, without locking or changing any of them."""
+        try:
+            receiver = self._dead_letter_receiver()
+            try:
+                peeked = self._peek(receiver, limit)
+            finally:
+                receiver.close()
+        except Exception as exc:
+            _raise_translated(exc, self)
+        return [DeadLetter(str(m.message_id), _body_dict(m), m.delivery_count or 0, m.dead_letter_reason,
                            m.dead_letter_error_description, m.enqueued_time_utc) for m in peeked]
 
+    def _peek(self, receiver: ServiceBusReceiverLike, limit: int) -> list[ServiceBusReceivedMessage]:
+        """Browse from the start of the sub-queue, page by page (a peek may return fewer than asked)."""
+        peeked: list[ServiceBusReceivedMessage] = []
+        next_sequence = 1
+        while len(peeked) < limit:
+            page = receiver.peek_messages(max_message_count=min(limit - len(peeked), 250),
+                                          sequence_number=next_sequence, timeout=self._timeout)
+            if not page:
+                break
+            peeked.extend(page)
+            next_sequence = (page[-1].sequence_number or 0) + 1
+        return peeked[:limit]
+
     def replay(self, message_id: str) -> bool:
-        """Re-send a dead-lettered message (new delivery count) and remove it from the DLQ."""
-        from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue
+        """Re-send one dead-lettered job under a fresh id and remove it from the dead-letter queue.
 
-        from shared.azure_credential import get_credential
+        Returns False, touching nothing, when no dead letter has that id among the first
+        ``replay_scan_limit``.
 
-        with ServiceBusClient(self._namespace, credential=get_credential(self._client_id)) as client, \
-                client.get_queue_receiver(self._queue_name, sub_queue=ServiceBusSubQueue.DEAD_LETTER,
-                                          max_wait_time=5) as receiver, \
-                client.get_queue_sender(self._queue_name) as sender:
-            for message in receiver:
-                if str(message.message_id) == message_id:
-                    # A fresh id: the original is still inside the duplicate-detection window.
-                    sender.send_messages(ServiceBusMessage(str(message), message_id=f"{message_id}:replay",
-                                                           content_type="application/json"))
-                    receiver.complete_message(message)
-                    return True
-                receiver.abandon_message(message)
-        return False
+        Why this cannot loop: the message is first located by peeking, which neither locks nor
+        redelivers anything, so an unknown id ends there. Then messages are received in peek-lock
+        mode and *held* (not abandoned) until the target is among them: an abandoned message is handed
+        straight back by the next receive, which is how the previous version spun forever on the
+        first dead letter. Each receive either adds new messages to the held set or ends the search
+        (an empty receive; a sequence number already held, which means a held lock expired; or
+        ``replay_scan_limit`` messages held), so there are at most that many receives. Only after the
+        search are the received non-matching messages abandoned, once each. ``receive_deferred_messages`` cannot do
+        this: it only returns messages that were deferred, and dead letters are not.
+        """
+        try:
+            receiver = self._dead_letter_receiver()
+            try:
+                return self._replay(receiver, message_id)
+            finally:
+                receiver.close()
+        except Exception as exc:
+            _raise_translated(exc, self)
+
+    def _replay(self, receiver: ServiceBusReceiverLike, message_id: str) -> bool:
+        from azure.servicebus import ServiceBusMessage
+
+        peeked = self._peek(receiver, self._scan_limit)
+        position = next((i for i, m in enumerate(peeked) if str(m.message_id) == message_id), None)
+        if position is None:
+            return False
+        target = peeked[position].sequence_number or 0
+        held: dict[int, ServiceBusReceivedMessage] = {}
+        released_early: list[ServiceBusReceivedMessage] = []  # second deliveries of held messages
+        found: ServiceBusReceivedMessage | None = None
+        try:
+            while found is None and len(held) < self._scan_limit:
+                # Ask for just enough to reach the target (dead letters come in sequence order), at least 1.
+                wanted = max(1, min(position + 1 - len(held), self._scan_limit - len(held)))
+                batch = receiver.receive_messages(max_message_count=wanted, max_wait_time=self._receive_wait)
+                if not batch:
+                    break  # gone: another replay took it, or its message expired
+                for message in batch:
+                    sequence = message.sequence_number or 0
+                    if sequence in held:
+                        released_early.append(message)  # a lock we held expired and it came back
+                    else:
+                        held[sequence] = message
+                        if sequence == target:
+                            found = message
+                if released_early:
+                    break  # locks are expiring faster than the search advances: stop rather than cycle
+            if found is None:
+                return False
+            # A fresh id: the original is still inside the duplicate-detection window, so re-sending it
+            # under its own id would be dropped. Earlier replay suffixes are replaced, not stacked.
+            base = message_id.split(":replay:", 1)[0]
+            self._send(ServiceBusMessage(_body_bytes(found), message_id=f"{base}:replay:{uuid.uuid4().hex[:12]}",
+                                         content_type=found.content_type or "application/json"))
+            receiver.complete_message(found)
+            del held[target]
+            return True
+        finally:
+            for message in [*released_early, *held.values()]:
+                try:
+                    receiver.abandon_message(message)
+                except Exception:  # its lock expired already: it is back in the sub-queue either way
+                    _log.debug("abandoning dead letter %s failed", message.sequence_number, exc_info=True)
 
 
-def _build_queue() -> Any:
-    from shared.db import get_database
+def _close_quietly(handle: ServiceBusSenderLike | ServiceBusClientLike | None) -> None:
+    if handle is not None:
+        try:
+            handle.close()
+        except Exception:  # closing a broken link must not hide why it broke
+            _log.debug("closing a Service Bus handle failed", exc_info=True)
 
-    settings = get_settings()
+
+def _body_bytes(message: ServiceBusReceivedMessage) -> bytes:
+    body = message.body
+    return body if isinstance(body, bytes) else b"".join(body)
+
+
+def _body_dict(message: ServiceBusReceivedMessage) -> dict[str, Any]:
+    """The job as sent; a body that is not a JSON object (a poison message) is shown as text."""
+    text = _body_bytes(message).decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"unparsed": text[:1000]}
+
+
+def _raise_translated(exc: Exception, queue: ServiceBusQueue) -> NoReturn:
+    """Raise Folio's error for an SDK or identity failure (the SDK has already retried what it can);
+    anything else (a bug) propagates as it is."""
+    translated = _translate(exc, queue)
+    if translated is exc:
+        raise exc
+    raise translated from exc
+
+
+def _translate(exc: Exception, queue: ServiceBusQueue) -> Exception:
+    from azure.core.exceptions import AzureError
+    from azure.servicebus.exceptions import (
+        MessagingEntityDisabledError,
+        MessagingEntityNotFoundError,
+        ServiceBusAuthorizationError,
+        ServiceBusServerBusyError,
+    )
+
+    if isinstance(exc, FolioError):
+        return exc
+    if isinstance(exc, MessagingEntityNotFoundError | MessagingEntityDisabledError):
+        return ConfigError(f"The Service Bus queue {queue.queue_name!r} (INDEX_QUEUE_NAME) does not exist "
+                           "or is disabled in SERVICEBUS_NAMESPACE.")
+    if isinstance(exc, ServiceBusAuthorizationError):
+        return ConfigError("The app's identity may not use the index queue: it needs the Azure Service Bus "
+                           "Data Sender and Data Receiver roles on SERVICEBUS_NAMESPACE.")
+    if isinstance(exc, ServiceBusServerBusyError):
+        return Unavailable("The index queue is busy; try again shortly.", retryAfter=_SERVER_BUSY_RETRY_AFTER_S)
+    if isinstance(exc, AzureError):
+        return Unavailable("The index queue is unavailable.")
+    return exc
+
+
+def servicebus_queue_from_settings(settings: Settings, credential: TokenCredential) -> ServiceBusQueue:
+    """The index queue named by ``INDEX_QUEUE_NAME`` in ``SERVICEBUS_NAMESPACE``, as ``credential``."""
+    return ServiceBusQueue(settings.require("servicebus_namespace"), settings.index_queue_name, credential)
+
+
+# --- TEMPORARY bridge (#14): remove once every caller takes its queue from shared.bootstrap ---------------
+
+
+def get_job_queue(settings: Settings | None = None, db: Database | None = None) -> JobQueue:
+    """The configured queue, built on each call (nothing is cached here any more).
+
+    Service Bus: the composition root's instance (so no call opens a connection of its own).
+    ``INDEX_QUEUE_BACKEND=postgres``: the local host's stand-in, imported from ``devhost`` on demand.
+    """
+    from shared.config import get_settings
+
+    settings = settings or get_settings()
     if settings.index_queue_backend == "servicebus":
-        namespace = settings.require("servicebus_namespace")
-        return ServiceBusQueue(namespace, settings.index_queue_name, settings.azure_client_id)
+        from shared.bootstrap import services
+
+        return services().job_queue
     if settings.index_queue_backend == "postgres":
-        return PostgresQueue(get_database(), settings.index_queue_name, max_delivery=settings.index_max_delivery)
+        from devhost.local_queue import local_queue_from_settings
+
+        if db is None:
+            from shared.bootstrap import services
+
+            db = services().database
+        return local_queue_from_settings(settings, db)
     raise ConfigError("INDEX_QUEUE_BACKEND must be 'servicebus' or 'postgres'.")
 
 
-_queue: ProcessSingleton[Any] = ProcessSingleton(_build_queue)
-reset_job_queue = _queue.reset
+def reset_job_queue() -> None:
+    """Nothing to reset: :func:`get_job_queue` no longer caches. Kept until its callers are gone."""
 
 
-def get_job_queue(settings: Settings | None = None, db: Database | None = None) -> Any:
-    """The configured queue, created once per process."""
-    return _queue.get()
+def __getattr__(name: str) -> Any:
+    """TEMPORARY (#14): the stand-in moved to ``devhost.local_queue``; old imports from here still work
+    until devhost/services.py and tests/test_ingestion.py import it from there."""
+    if name in ("PostgresQueue", "ReceivedMessage"):
+        import devhost.local_queue
+
+        return getattr(devhost.local_queue, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

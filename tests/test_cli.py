@@ -42,40 +42,36 @@ def test_folder_ingest_uploads_every_supported_file_and_waits_for_indexing(
     assert "imported" in [c["name"] for c in web.get("/api/collections").json()["collections"]]
 
 
-def test_deadletters_can_be_listed_and_replayed(capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.db import get_database
-    from shared.queue import PostgresQueue
+def test_deadletters_can_be_listed_and_replayed(capsys: pytest.CaptureFixture[str], settings_override: Any) -> None:
+    from devhost.local_queue import local_queue_from_settings
+    from shared.bootstrap import services
+    from shared.config import get_settings
 
     # A queue of its own: the index queue has a background worker in this module (running_pipeline),
     # which would race this test for the message and this test would disturb its messages.
-    queue = PostgresQueue(get_database(), f"deadletters-{uuid.uuid4().hex[:8]}", max_delivery=1)
-    monkeypatch.setattr(cli, "_queue", lambda: queue)
+    settings_override(INDEX_QUEUE_NAME=f"deadletters-{uuid.uuid4().hex[:8]}")
+    settings = get_settings()
+    queue = local_queue_from_settings(settings, services().database)
     queue.send("poison-1", {"v": 0, "kind": "nonsense"})
-    (message,) = queue.receive(10, 60)
-    queue.abandon(message, "ValueError: bad message")
+    for _ in range(settings.index_max_delivery):
+        (message,) = queue.receive(10, 60)
+        queue.abandon(message, "ValueError: bad message")
     assert cli.main(["deadletters"]) == 0
-    listed = json.loads(capsys.readouterr().out)
-    poison = next(d for d in listed if d["messageId"] == "poison-1")
+    (poison,) = json.loads(capsys.readouterr().out)
+    assert poison["messageId"] == "poison-1" and poison["body"] == {"v": 0, "kind": "nonsense"}
     assert poison["reason"] == "MaxDeliveryCountExceeded" and "bad message" in poison["description"]
 
     assert cli.main(["deadletters", "--replay", "poison-1", "no-such-id"]) == 1
     replayed = json.loads(capsys.readouterr().out)
     assert replayed == {"replayed": ["poison-1"], "notFound": ["no-such-id"]}
-    assert all(d.message_id != "poison-1" for d in queue.dead_letters())
-    message = next(m for m in queue.receive(50, 60) if m.message_id == "poison-1")
-    assert message.delivery_count == 1
+    assert queue.dead_letters() == []
+    (message,) = queue.receive(50, 60)
+    assert message.message_id == "poison-1" and message.delivery_count == 1
     queue.complete(message)
 
 
 def test_cli_reports_configuration_errors_without_a_traceback(capsys: pytest.CaptureFixture[str],
                                                                settings_override: Any) -> None:
     settings_override(INDEX_QUEUE_BACKEND="carrier-pigeon")
-    from shared.queue import reset_job_queue
-
-    reset_job_queue()
-    try:
-        assert cli.main(["deadletters"]) == 2
-    finally:
-        reset_job_queue()
+    assert cli.main(["deadletters"]) == 2
     assert "INDEX_QUEUE_BACKEND" in capsys.readouterr().err

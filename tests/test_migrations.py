@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from devhost import postgres as local_pg
-from shared.db.migrate import discover, migrate
+from devhost.local_queue import PostgresQueue, create_local_queue_table
+from shared.db import Database
+from shared.db.migrate import MIGRATIONS_DIR, discover, migrate
 from shared.errors import ConfigError
+
+_SCRATCH = f"folio_migrations_test_{os.getpid()}"
 
 
 @pytest.fixture
-def scratch_db(postgres: object) -> str:
+def scratch_db(postgres: local_pg.LocalPostgres | None) -> str:
     if postgres is None:
         pytest.skip("needs the embedded server to create scratch databases")
-    name = f"folio_migrations_test_{os.getpid()}"
-    local_pg.ensure_database(postgres, name, app_role="folio_app", recreate=True)  # type: ignore[arg-type]
-    return postgres.url(database=name)  # type: ignore[attr-defined]
+    local_pg.ensure_database(postgres, _SCRATCH, app_role="folio_app", recreate=True)
+    return postgres.url(database=_SCRATCH)
+
+
+def _value(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> Any:
+    """The first column of the one row ``query`` returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
 
 
 def _migrate(url: str, **overrides: object) -> list[str]:
@@ -77,9 +89,8 @@ def test_missing_app_role_is_a_clear_error(scratch_db: str) -> None:
 def test_chunks_get_the_configured_vector_dimension_and_indexes(scratch_db: str) -> None:
     _migrate(scratch_db, embedding_dim=384)
     with psycopg.connect(scratch_db) as conn:
-        typ = conn.execute(
-            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-            " WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'").fetchone()[0]
+        typ = _value(conn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                           " WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'")
         indexes = {r[0]: r[1] for r in conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'")}
     assert typ == "vector(384)"
@@ -90,12 +101,88 @@ def test_chunks_get_the_configured_vector_dimension_and_indexes(scratch_db: str)
 
 def test_heading_outweighs_body_in_the_stored_tsvector(database_urls: dict[str, str]) -> None:
     with psycopg.connect(database_urls["admin"]) as conn:
-        tsv = conn.execute(
-            "SELECT setweight(to_tsvector('english', 'Indemnification'), 'A') ||"
-            " setweight(to_tsvector('english', 'the parties agree'), 'B')").fetchone()[0]
-        generated = conn.execute(
-            "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef"
-            " WHERE adrelid = 'chunks'::regclass AND adnum = (SELECT attnum FROM pg_attribute"
-            " WHERE attrelid = 'chunks'::regclass AND attname = 'tsv')").fetchone()[0]
+        tsv = _value(conn, "SELECT setweight(to_tsvector('english', 'Indemnification'), 'A') ||"
+                           " setweight(to_tsvector('english', 'the parties agree'), 'B')")
+        generated = _value(conn, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef"
+                                 " WHERE adrelid = 'chunks'::regclass AND adnum = (SELECT attnum FROM pg_attribute"
+                                 " WHERE attrelid = 'chunks'::regclass AND attname = 'tsv')")
     assert "'indemnif':1A" in tsv
     assert "'A'" in generated and "'B'" in generated and "heading" in generated
+
+
+# What 0002_local_queue.sql said until the local queue became development-only, byte for byte: databases
+# migrated back then recorded this text's checksum.
+_OLD_0002 = """-- The local stand-in for the Service Bus index queue (INDEX_QUEUE_BACKEND=postgres): peek-lock
+-- semantics with delivery counts and a dead-letter state. Unused in Azure, where Service Bus is the
+-- queue. Holds job envelopes (ids and versions), never document content.
+
+CREATE TABLE local_queue (
+  queue_name      text NOT NULL,
+  message_id      text NOT NULL,              -- duplicate detection: one live row per id
+  body            jsonb NOT NULL,
+  state           text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'completed', 'deadlettered')),
+  delivery_count  integer NOT NULL DEFAULT 0,
+  enqueued_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+  sequence_number bigint GENERATED ALWAYS AS IDENTITY,
+  lock_token      uuid,
+  locked_until    timestamptz,
+  dead_letter_reason text,
+  dead_letter_description text,
+  settled_at      timestamptz,
+  PRIMARY KEY (queue_name, message_id)
+);
+CREATE INDEX local_queue_ready ON local_queue (queue_name, sequence_number) WHERE state = 'active';
+"""
+
+
+def _has_table(url: str, name: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return bool(_value(conn, "SELECT to_regclass(%s) IS NOT NULL", (name,)))
+
+
+def test_production_migrations_do_not_create_the_local_queue(scratch_db: str) -> None:
+    _migrate(scratch_db)
+    assert not _has_table(scratch_db, "local_queue")
+
+
+def test_a_database_that_applied_the_old_0002_takes_the_new_one_and_loses_the_local_queue(
+        scratch_db: str, tmp_path: Path) -> None:
+    (tmp_path / "0001_foundation.sql").write_bytes((MIGRATIONS_DIR / "0001_foundation.sql").read_bytes())
+    (tmp_path / "0002_local_queue.sql").write_text(_OLD_0002, encoding="utf-8")
+    assert hashlib.sha256(_OLD_0002.encode()).hexdigest() == (
+        "36f0e763a4abcce40d6ed6a3a493f0f83be529970ed49c462952f9cb0b89f8bd")
+    assert _migrate(scratch_db, directory=tmp_path) == ["0001_foundation", "0002_local_queue"]
+    assert _has_table(scratch_db, "local_queue")
+
+    applied = _migrate(scratch_db)  # the release with the emptied 0002: no "edited after it was applied"
+
+    assert applied == [m.version for m in discover()][2:] and "0007_drop_local_queue" in applied
+    assert not _has_table(scratch_db, "local_queue")
+    with psycopg.connect(scratch_db) as conn:
+        recorded = _value(conn, "SELECT checksum FROM folio_schema_migrations WHERE version = '0002_local_queue'")
+    assert recorded == discover()[1].checksum
+    assert _migrate(scratch_db) == []
+
+
+def test_only_the_known_old_text_of_0002_is_accepted(scratch_db: str, tmp_path: Path) -> None:
+    (tmp_path / "0001_foundation.sql").write_bytes((MIGRATIONS_DIR / "0001_foundation.sql").read_bytes())
+    (tmp_path / "0002_local_queue.sql").write_text(_OLD_0002 + "-- another text\n", encoding="utf-8")
+    _migrate(scratch_db, directory=tmp_path)
+    with pytest.raises(ConfigError, match="edited after it was applied"):
+        _migrate(scratch_db)
+
+
+def test_the_local_host_creates_its_queue_table_for_the_app_role(scratch_db: str,
+                                                                 postgres: local_pg.LocalPostgres) -> None:
+    _migrate(scratch_db)
+    create_local_queue_table(scratch_db, "folio_app")
+    create_local_queue_table(scratch_db, "folio_app")  # idempotent: every start of the local host runs it
+    db = Database(postgres.url("folio_app", _SCRATCH), min_size=1, max_size=1)
+    try:
+        queue = PostgresQueue(db, "jobs")
+        queue.send("m1", {"v": 1})
+        queue.send("m1", {"v": 1})
+        (message,) = queue.receive(5, 60)
+        assert (message.message_id, message.delivery_count) == ("m1", 1) and queue.complete(message)
+    finally:
+        db.close()

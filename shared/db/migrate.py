@@ -19,6 +19,14 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every process that migrates this database.
 _LOCK_KEY = 0x466F6C696F  # "Folio"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# Migrations whose text was replaced after release, with the checksums of the texts they replace. A
+# database that applied one of those texts takes the new one (its recorded checksum is updated)
+# instead of failing as "edited"; a later migration brings such databases to where the new text
+# leaves a fresh one. Anything else edited after it was applied is still refused.
+_REWRITTEN: dict[str, frozenset[str]] = {
+    # 0002 created the local queue stand-in's table; now empty, and 0007 drops the table.
+    "0002_local_queue": frozenset({"36f0e763a4abcce40d6ed6a3a493f0f83be529970ed49c462952f9cb0b89f8bd"}),
+}
 
 
 @dataclass(frozen=True)
@@ -68,10 +76,14 @@ def migrate(admin_url: str, *, app_role: str, embedding_model: str, embedding_di
                 "CREATE TABLE IF NOT EXISTS folio_schema_migrations ("
                 " version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = dict(conn.execute("SELECT version, checksum FROM folio_schema_migrations").fetchall())
+            done: dict[str, str] = dict(conn.execute("SELECT version, checksum FROM folio_schema_migrations").fetchall())
             for migration in discover(directory):
                 if migration.version in done:
-                    if done[migration.version] != migration.checksum:
+                    if done[migration.version] in _REWRITTEN.get(migration.version, frozenset()):
+                        conn.execute("UPDATE folio_schema_migrations SET checksum = %s WHERE version = %s",
+                                     (migration.checksum, migration.version))
+                        _log.info("migration %s was rewritten; recorded its new checksum", migration.version)
+                    elif done[migration.version] != migration.checksum:
                         raise ConfigError(
                             f"Migration {migration.version} was edited after it was applied; "
                             "add a new migration instead"
@@ -110,7 +122,7 @@ def _check_index_settings(conn: psycopg.Connection, model: str, dim: int) -> Non
         " ON CONFLICT (key) DO NOTHING",
         (model, str(dim)),
     )
-    stored = dict(conn.execute("SELECT key, value FROM folio_index_settings").fetchall())
+    stored: dict[str, str] = dict(conn.execute("SELECT key, value FROM folio_index_settings").fetchall())
     if stored["embedding_dim"] != str(dim) or stored["embedding_model"] != model:
         raise ConfigError(
             f"The index was built with {stored['embedding_model']} ({stored['embedding_dim']} dimensions) but "
