@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from shared.config import get_settings
+
+if TYPE_CHECKING:
+    from shared.ports import JobQueue
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -25,21 +29,20 @@ def _config(_: argparse.Namespace) -> int:
     return 0
 
 
-def _queue() -> object:
-    from shared.db import get_database
+def _index_queue() -> JobQueue:
+    """The queue the dead-letter commands read: Service Bus in Azure, the local stand-in under `make dev`."""
     from shared.queue import get_job_queue
 
-    settings = get_settings()
-    return get_job_queue(settings, get_database())
+    return get_job_queue(get_settings())
 
 
 def _deadletters(args: argparse.Namespace) -> int:
-    queue = _queue()
+    queue = _index_queue()
     if args.replay:
-        replayed = [m for m in args.replay if queue.replay(m)]  # type: ignore[attr-defined]
+        replayed = [m for m in args.replay if queue.replay(m)]
         print(json.dumps({"replayed": replayed, "notFound": sorted(set(args.replay) - set(replayed))}))
         return 0 if len(replayed) == len(args.replay) else 1
-    letters = queue.dead_letters(args.limit)  # type: ignore[attr-defined]
+    letters = queue.dead_letters(args.limit)
     print(json.dumps([{"messageId": d.message_id, "deliveryCount": d.delivery_count, "reason": d.reason,
                        "description": d.description, "enqueuedAt": d.enqueued_at, "body": d.body}
                       for d in letters], indent=2, default=str))
