@@ -208,7 +208,7 @@ def cosmos(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFac
 def _indexing_pipeline(*, background: bool) -> Iterator[Any]:
     """Blob events → queue → indexer with the fast hashing embedder: the tests that use this check
     behaviour, not ranking quality (benchmarks/retrieval.py does that with the real model)."""
-    from shared.ingest.embedders import HashingEmbedder
+    from tests.fakes_embedding import HashingEmbedder
     from tests.helpers import using
     from tests.pipeline import build_pipeline
 

