@@ -1,13 +1,18 @@
 """A loopback HTTP server speaking the streaming wire formats of OpenAI, Azure OpenAI and Anthropic (SSE).
 
 Each request takes the next scripted :class:`Reply` (or the default one): a streamed answer, an
-error status with headers, or a stream that stalls after a few events. Every request is recorded
-(path, headers, JSON body), so tests can see exactly what a provider adapter sent.
+error status with headers, a stream that stalls after a few events or ends in an error event, a
+connection reset before any answer, or silence. Every request is recorded (path with query,
+headers, JSON body), so tests can see exactly what the SDKs sent. It speaks the wire formats only:
+OpenAI's ``POST …/chat/completions`` (also under Azure's ``/openai/deployments/{d}/…?api-version=``)
+and Anthropic's ``POST …/v1/messages``; it checks no key or token, it records them.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +30,9 @@ class Reply:
     stall_after: int | None = None  # send this many text events, then go silent
     gate: threading.Event | None = None  # with stall_after: go on once this is set, instead of staying silent
     usage: tuple[int, int] = (11, 7)  # prompt/input, completion/output tokens
-    anthropic_error: str | None = None  # an `error` event inside a 200 stream
+    stream_error: str | None = None  # after the text, an error event of this type inside the 200 stream
+    reset: bool = False  # read the request, then reset the connection without a byte of answer
+    hang: bool = False  # read the request, then say nothing (until the stub closes)
 
 
 @dataclass
@@ -77,7 +84,7 @@ class LlmStub:
 
 
 def _openai_events(reply: Reply, model: str) -> list[bytes]:
-    events = []
+    events: list[dict[str, Any]] = []
     # Azure OpenAI opens with a chunk that has no choices (prompt filter results); clients must cope.
     events.append({"id": "c1", "object": "chat.completion.chunk", "choices": [], "prompt_filter_results": []})
     events.append({"id": "c1", "object": "chat.completion.chunk", "model": model,
@@ -85,6 +92,9 @@ def _openai_events(reply: Reply, model: str) -> list[bytes]:
     for piece in reply.text:
         events.append({"id": "c1", "object": "chat.completion.chunk", "model": model,
                        "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+    if reply.stream_error:
+        events.append({"error": {"type": reply.stream_error, "code": None, "message": "x"}})
+        return [f"data: {json.dumps(e)}\n\n".encode() for e in events]
     events.append({"id": "c1", "object": "chat.completion.chunk", "model": model,
                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     events.append({"id": "c1", "object": "chat.completion.chunk", "model": model, "choices": [],
@@ -106,8 +116,8 @@ def _anthropic_events(reply: Reply, model: str) -> list[bytes]:
     for piece in reply.text:
         out.append(event("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                  "delta": {"type": "text_delta", "text": piece}}))
-    if reply.anthropic_error:
-        out.append(event("error", {"type": "error", "error": {"type": reply.anthropic_error, "message": "x"}}))
+    if reply.stream_error:
+        out.append(event("error", {"type": "error", "error": {"type": reply.stream_error, "message": "x"}}))
         return out
     out += [event("content_block_stop", {"type": "content_block_stop", "index": 0}),
             event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
@@ -120,12 +130,22 @@ def _handler(stub: LlmStub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             path = urlsplit(self.path).path
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             body = json.loads(raw or b"{}")
             reply = stub._next(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             anthropic = path.endswith("/v1/messages")
+            if reply.reset:
+                # SO_LINGER 0: closing sends RST, as a load balancer dropping the connection would.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.close_connection = True
+                return
+            if reply.hang:
+                stub._release.wait(60)
+                self.close_connection = True
+                return
             if reply.status != 200:
                 payload = json.dumps(reply.error_body or (
                     {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}} if anthropic
@@ -146,7 +166,7 @@ def _handler(stub: LlmStub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             sent_text = 0
             for chunk in events:
-                is_text = b'"content": "' in chunk and b'"content": ""' not in chunk or b"text_delta" in chunk
+                is_text = (b'"content": "' in chunk and b'"content": ""' not in chunk) or b"text_delta" in chunk
                 if reply.stall_after is not None and is_text and sent_text >= reply.stall_after:
                     self.wfile.flush()
                     if reply.gate is None:
@@ -154,13 +174,17 @@ def _handler(stub: LlmStub) -> type[BaseHTTPRequestHandler]:
                         return
                     reply.gate.wait(60)
                     reply.stall_after = None
-                self.wfile.write(chunk)
-                self.wfile.flush()
+                try:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a deadline, a stop)
+                    self.close_connection = True
+                    return
                 sent_text += int(is_text)
                 time.sleep(0.001)
             self.close_connection = True
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler

@@ -5,21 +5,39 @@
 * ``openai``: ``OPENAI_BASE_URL`` with ``OPENAI_API_KEY``.
 * ``anthropic``: ``ANTHROPIC_BASE_URL`` with ``ANTHROPIC_API_KEY``.
 
-A user's own key (shared/chat/secrets.py) selects ``openai`` or ``anthropic`` with that key, at the
-configured base URL: users choose a key and a model, never an endpoint, so a key cannot be used to
-make the app call arbitrary hosts.
+The model providers run on the official ``openai`` and ``anthropic`` SDKs, loaded on first use, under
+Folio's time limits (:mod:`shared.chat.providers.limits`). A user's own key (shared/chat/secrets.py)
+selects ``openai`` or ``anthropic`` with that key, at the configured base URL: users choose a key and
+a model, never an endpoint, so a key cannot be used to make the app call arbitrary hosts.
+
+The factories here build a new provider on every call and keep nothing: the composition root
+(:mod:`shared.bootstrap`) decides what to keep, and passes the Azure credential and, optionally, one
+shared HTTP client (:func:`shared.chat.providers.limits.model_http_client`).
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
-from shared.chat.providers.base import (Generation, Message, Provider, ProviderError, ProviderRateLimited,
-                                        ProviderTimeout, ProviderUnavailable, Source, Usage, complete,
-                                        estimated_usage)
-from shared.config import Settings
+from shared.chat.providers.base import (
+    Generation,
+    Message,
+    Provider,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+    Source,
+    Usage,
+    complete,
+    estimated_usage,
+)
+from shared.config import Secret, Settings
 from shared.errors import ConfigError
+
+if TYPE_CHECKING:
+    import httpx2
+    from azure.core.credentials import TokenCredential
 
 PROVIDERS = ("extractive", "azure-openai", "openai", "anthropic")
 BYO_PROVIDERS = ("openai", "anthropic")
@@ -28,66 +46,50 @@ __all__ = ["BYO_PROVIDERS", "PROVIDERS", "Generation", "Message", "Provider", "P
            "ProviderTimeout", "ProviderUnavailable", "Source", "Usage", "complete", "estimated_usage", "get_provider",
            "user_provider"]
 
-_lock = threading.Lock()
-_cache: dict[tuple[Any, ...], Provider] = {}
 
-
-def _client(settings: Settings, name: str) -> Any:
-    from shared.chat.providers.sse import StreamingClient
-
-    return StreamingClient(provider=name, timeout_s=settings.chat_timeout_s, max_s=settings.chat_max_seconds,
-                           rate_limit_budget_s=settings.chat_rate_limit_budget_s)
-
-
-def get_provider(settings: Settings) -> Provider:
-    """The operator's provider. Keyed ones are built per use, so a rotated key (Key Vault) applies at once;
-    the others are kept per process and configuration (Azure OpenAI's Entra token cache lives in it)."""
-    name = settings.chat_provider
-    if name == "openai":
-        return user_provider(settings, "openai", settings.require("openai_api_key").reveal(), None)
-    if name == "anthropic":
-        return user_provider(settings, "anthropic", settings.require("anthropic_api_key").reveal(), None)
-    key = (name, settings.chat_timeout_s, settings.chat_max_seconds, settings.chat_rate_limit_budget_s,
-           settings.azure_openai_endpoint, settings.azure_openai_chat_deployment, settings.azure_openai_api_version,
-           settings.azure_client_id)
-    with _lock:
-        provider = _cache.get(key)
-        if provider is None:
-            provider = _cache[key] = _build(settings)
-        return provider
-
-
-def _build(settings: Settings) -> Provider:
+def get_provider(settings: Settings, credential: TokenCredential | None = None, *,
+                 http_client: httpx2.Client | None = None) -> Provider:
+    """The deployment's provider, per ``CHAT_PROVIDER``. ``credential`` is the app's Entra identity (for
+    ``azure-openai``); keys are :class:`~shared.config.Secret` values, resolved per request."""
     name = settings.chat_provider
     if name == "extractive":
         from shared.chat.providers.extractive import ExtractiveAnswerer
 
         return ExtractiveAnswerer()
+    if name == "openai":
+        return user_provider(settings, "openai", settings.require("openai_api_key"), None, http_client=http_client)
+    if name == "anthropic":
+        return user_provider(settings, "anthropic", settings.require("anthropic_api_key"), None,
+                             http_client=http_client)
     if name == "azure-openai":
-        from shared.chat.providers.openai import azure_openai_chat
+        from shared.chat.providers.limits import Limits
+        from shared.chat.providers.openai import AzureOpenAIChat
 
-        return azure_openai_chat(endpoint=settings.require("azure_openai_endpoint"),
-                                 deployment=settings.require("azure_openai_chat_deployment"),
-                                 api_version=settings.azure_openai_api_version, client=_client(settings, name),
-                                 client_id=settings.azure_client_id)
+        if credential is None:  # transitional, until every caller passes the composition root's credential
+            from shared.azure_credential import get_credential
+
+            credential = get_credential(settings.azure_client_id)
+        return AzureOpenAIChat(endpoint=settings.require("azure_openai_endpoint"),
+                               deployment=settings.require("azure_openai_chat_deployment"),
+                               api_version=settings.azure_openai_api_version, credential=credential,
+                               limits=Limits.from_settings(settings), http_client=http_client)
     raise ConfigError(f"Setting CHAT_PROVIDER must be one of: {', '.join(PROVIDERS)}")
 
 
-def user_provider(settings: Settings, name: str, api_key: str, model: str | None) -> Provider:
-    """A provider with a given key (the operator's or a user's own); built per use, nothing cached."""
-    if name == "openai":
-        from shared.chat.providers.openai import openai_chat
+def user_provider(settings: Settings, name: str, api_key: str | Secret, model: str | None, *,
+                  http_client: httpx2.Client | None = None) -> Provider:
+    """A provider with a given key (the operator's, or a user's own) and model (else the configured one)."""
+    from shared.chat.providers.limits import Limits
 
-        return openai_chat(base_url=settings.openai_base_url, api_key=api_key,
-                           model=model or settings.openai_chat_model, client=_client(settings, name))
+    limits = Limits.from_settings(settings)
+    if name == "openai":
+        from shared.chat.providers.openai import OpenAIChat
+
+        return OpenAIChat(base_url=settings.openai_base_url, api_key=api_key, model=model or settings.openai_chat_model,
+                          limits=limits, http_client=http_client)
     if name == "anthropic":
         from shared.chat.providers.anthropic import AnthropicChat
 
         return AnthropicChat(base_url=settings.anthropic_base_url, api_key=api_key,
-                             model=model or settings.anthropic_chat_model, client=_client(settings, name))
+                             model=model or settings.anthropic_chat_model, limits=limits, http_client=http_client)
     raise ConfigError(f"Own keys are supported for: {', '.join(BYO_PROVIDERS)}")
-
-
-def reset_providers() -> None:
-    with _lock:
-        _cache.clear()

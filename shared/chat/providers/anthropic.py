@@ -1,85 +1,87 @@
-"""Anthropic Messages API, streamed: ``message_start`` … ``content_block_delta`` … ``message_delta`` … ``message_stop``.
+"""Anthropic Messages API, streamed through the official ``anthropic`` SDK.
 
-Input tokens arrive in ``message_start``, output tokens (cumulative) in ``message_delta``; an
-``error`` event may arrive inside a 200 stream (e.g. ``overloaded_error``) and ends the answer.
+Events: ``message_start`` (input tokens) … ``content_block_delta`` (text) … ``message_delta``
+(cumulative output tokens) … ``message_stop``. An ``error`` event inside a 200 stream (e.g.
+``overloaded_error``) ends the answer; the SDK raises it and :func:`~shared.chat.providers.limits.translate`
+names it. No temperature is sent: the Messages API version this SDK speaks has none.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.chat.providers.base import (Generation, ProviderError, ProviderRateLimited, ProviderUnavailable,
-                                        Usage)
-from shared.chat.providers.sse import StreamingClient, check_url
+from shared.chat.providers.base import Generation, Usage
+from shared.chat.providers.limits import (
+    Limits,
+    SdkErrors,
+    check_url,
+    folio_errors_through,
+    model_call,
+    model_http_client,
+    translated,
+)
+from shared.config import Secret
 
-API_VERSION = "2023-06-01"
-_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-
-
-def error_code(body: bytes) -> str | None:
-    try:
-        error = json.loads(body).get("error") or {}
-    except (ValueError, AttributeError):
-        return None
-    value = error.get("type") if isinstance(error, dict) else None
-    return value if isinstance(value, str) and _CODE.match(value) else None
+if TYPE_CHECKING:
+    import anthropic
+    import httpx2
 
 
 class AnthropicChat:
+    """Claude at ``base_url`` with an API key (the operator's, or a user's own).
+
+    A :class:`~shared.config.Secret` key is resolved for every answer, so a rotated key applies at once.
+    The SDK sends the key as ``Authorization: Bearer`` (it speaks API version 2026-10-21).
+    """
+
     extractive = False
 
-    def __init__(self, *, base_url: str, api_key: str, model: str, client: StreamingClient,
-                 temperature: float = 0.2) -> None:
+    def __init__(self, *, base_url: str, api_key: str | Secret, model: str, limits: Limits,
+                 http_client: httpx2.Client | None = None) -> None:
         check_url(base_url, "ANTHROPIC_BASE_URL")
         self.name = "anthropic"
         self.model = model
-        self._url = f"{base_url.rstrip('/')}/v1/messages"
+        self._base_url = base_url
         self._api_key = api_key
-        self._client = client
-        self._temperature = temperature
+        self._limits = limits
+        self._http = http_client or model_http_client()
+        self._client = self._new_client(api_key) if isinstance(api_key, str) else None
+
+    def _new_client(self, api_key: str) -> anthropic.Anthropic:
+        import anthropic
+
+        return anthropic.Anthropic(base_url=self._base_url, api_key=api_key, max_retries=self._limits.max_retries,
+                                   timeout=self._limits.timeout(), http_client=self._http,
+                                   middleware=[folio_errors_through])
 
     def stream(self, generation: Generation) -> Iterator[str | Usage]:
-        body: dict[str, Any] = {
-            "model": self.model, "max_tokens": generation.max_tokens, "system": generation.system,
-            "messages": [{"role": m.role, "content": m.content} for m in generation.messages],
-            "stream": True, "temperature": self._temperature,
-        }
-        headers = {"x-api-key": self._api_key, "anthropic-version": API_VERSION}
+        import anthropic
+
+        errors = SdkErrors(status=anthropic.APIStatusError, timeout=anthropic.APITimeoutError,
+                           connection=anthropic.APIConnectionError, api=anthropic.APIError)
+        client = self._client or self._new_client(self._api_key.reveal() if isinstance(self._api_key, Secret)
+                                                   else self._api_key)
+        messages: list[Any] = [{"role": m.role, "content": m.content} for m in generation.messages]
+        started = time.monotonic()
+        with translated(self.name, errors, self._limits), model_call(self.name, self._limits):
+            events = client.messages.create(model=self.model, max_tokens=generation.max_tokens,
+                                            system=generation.system, messages=messages, stream=True)
         usage = Usage()
-        for event in self._client.events(self._url, headers, body, error_code):
-            if event.event == "ping":
-                continue
-            try:
-                data = event.json()
-            except ValueError:
-                raise ProviderUnavailable("anthropic sent a malformed stream event.", provider=self.name) from None
-            kind = data.get("type", event.event)
-            if kind == "message_start":
-                reported = (data.get("message") or {}).get("usage") or {}
-                usage = Usage(int(reported.get("input_tokens") or 0), int(reported.get("output_tokens") or 0))
-            elif kind == "content_block_delta":
-                delta = data.get("delta") or {}
-                if delta.get("type") == "text_delta" and delta.get("text"):
-                    yield delta["text"]
-            elif kind == "message_delta":
-                reported = data.get("usage") or {}
-                if "output_tokens" in reported:  # cumulative, not an increment
-                    usage.completion_tokens = int(reported["output_tokens"] or 0)
-            elif kind == "message_stop":
-                break
-            elif kind == "error":
-                raise _stream_error(data)
+        with translated(self.name, errors, self._limits), events:
+            for event in events:
+                self._limits.check_deadline(self.name, started)
+                if event.type == "message_start":
+                    reported = event.message.usage
+                    usage = Usage(reported.input_tokens or 0, reported.output_tokens or 0)
+                elif event.type == "content_block_delta":
+                    if event.delta.type == "text_delta" and event.delta.text:
+                        yield event.delta.text
+                elif event.type == "message_delta":  # cumulative counts, not increments
+                    usage.completion_tokens = event.usage.output_tokens or 0
+                    if event.usage.input_tokens:
+                        usage.prompt_tokens = event.usage.input_tokens
+                elif event.type == "message_stop":
+                    break
         yield usage
-
-
-def _stream_error(data: dict[str, Any]) -> Exception:
-    kind = error_code(json.dumps(data).encode()) or "error"
-    if kind == "rate_limit_error":
-        return ProviderRateLimited("anthropic is rate limiting requests; retry in a moment.", provider="anthropic",
-                                   retryAfter=5)
-    if kind in ("overloaded_error", "api_error"):
-        return ProviderUnavailable(f"anthropic failed while answering ({kind}); retry shortly.", provider="anthropic")
-    return ProviderError(f"anthropic refused the request ({kind}).", provider="anthropic")

@@ -1,130 +1,129 @@
-"""OpenAI and Azure OpenAI chat completions, streamed (one adapter: the wire format is the same).
+"""OpenAI and Azure OpenAI chat completions, streamed through the official ``openai`` SDK.
 
 OpenAI authenticates with an API key (the operator's, or a user's own). Azure OpenAI uses the app's
-Entra identity (``DefaultAzureCredential``; no API keys in Azure) and addresses a deployment, not a
-model. Both stream ``data: {chat.completion.chunk}`` events ending in ``data: [DONE]``; with
-``stream_options.include_usage`` the last chunk carries the token usage, which is what is billed.
+Entra identity (a ``TokenCredential``, through ``azure-identity``'s bearer token provider, which
+caches the token until it nears expiry; no API keys in Azure) and addresses a deployment. Both
+stream ``chat.completion.chunk`` events; with ``stream_options.include_usage`` the last one carries
+the token usage, which is what is billed (counted locally, and marked estimated, when it is absent).
+
+Parameters: ``max_completion_tokens`` always (the API reference deprecates ``max_tokens`` for chat
+completions, and the o-series refuses it; Azure accepts it from api-version 2024-10-21). A
+temperature is sent only to models that are not reasoning models (:func:`is_reasoning_model`),
+which accept none but the default.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
 
-from shared.chat.providers.base import Generation, ProviderError, ProviderUnavailable, Usage, estimated_usage
-from shared.chat.providers.sse import StreamingClient, check_url
-from shared.errors import ConfigError, Unavailable
+from shared.chat.providers.base import Generation, ProviderError, Usage, estimated_usage
+from shared.chat.providers.limits import Limits, SdkErrors, check_url, model_call, model_http_client, translated
+from shared.config import Secret
+from shared.errors import Unavailable
 
-_COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
-_TOKEN_REFRESH_MARGIN_S = 300
-_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+if TYPE_CHECKING:
+    import httpx2
+    import openai
+    from azure.core.credentials import TokenCredential
 
+COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
+DEFAULT_TEMPERATURE = 0.2
 
-def error_code(body: bytes) -> str | None:
-    """The provider's error code or type (an identifier), never its free-text message."""
-    try:
-        error = json.loads(body).get("error") or {}
-    except (ValueError, AttributeError):
-        return None
-    for key in ("code", "type"):
-        value = error.get(key) if isinstance(error, dict) else None
-        if isinstance(value, str) and _CODE.match(value):
-            return value
-    return None
+# o1, o3-mini, o4-mini-2025-04-16, gpt-5, gpt-5.1-mini, gpt-6 ...: the o-series, and gpt-5 to gpt-9.
+_REASONING = re.compile(r"^(?:o\d+|gpt-[5-9])(?:[-.:_]|$)", re.IGNORECASE)
 
 
-class OpenAIChat:
-    """``POST {base}/chat/completions`` (OpenAI) or ``{endpoint}/openai/deployments/{d}/chat/completions`` (Azure)."""
+def is_reasoning_model(model: str) -> bool:
+    """Whether ``model`` is an OpenAI reasoning model: the o-series (``o1``, ``o3-mini``, ``o4-mini``...)
+    and ``gpt-5`` and later (``gpt-5-mini``, ``gpt-5.1``...). These take no ``temperature`` but the
+    default. A provider prefix (``openai/o3``) is ignored. On Azure the name checked is the
+    deployment's, so name a deployment of such a model after it (``o4-mini``, ``gpt-5-chat``)."""
+    return bool(_REASONING.match(model.rsplit("/", 1)[-1]))
+
+
+class _ChatCompletions:
+    """Streams one generation from an ``openai`` client's chat completions."""
 
     extractive = False
 
-    def __init__(self, *, name: str, url: str, model: str, client: StreamingClient,
-                 auth: Callable[[], dict[str, str]], send_model: bool = True, temperature: float = 0.2) -> None:
+    def __init__(self, *, name: str, model: str, client: openai.OpenAI, limits: Limits, temperature: float) -> None:
         self.name = name
         self.model = model
-        self._url = url
         self._client = client
-        self._auth = auth
-        self._send_model = send_model
-        self._temperature = temperature
+        self._limits = limits
+        self._temperature = None if is_reasoning_model(model) else temperature
 
     def stream(self, generation: Generation) -> Iterator[str | Usage]:
-        messages = [{"role": "system", "content": generation.system}]
+        import openai
+
+        errors = SdkErrors(status=openai.APIStatusError, timeout=openai.APITimeoutError,
+                           connection=openai.APIConnectionError, api=openai.APIError)
+        messages: list[Any] = [{"role": "system", "content": generation.system}]
         messages += [{"role": m.role, "content": m.content} for m in generation.messages]
-        body: dict[str, Any] = {"messages": messages, "stream": True, "stream_options": {"include_usage": True},
-                                "max_tokens": generation.max_tokens, "temperature": self._temperature}
-        if self._send_model:
-            body["model"] = self.model
+        options: dict[str, Any] = {} if self._temperature is None else {"temperature": self._temperature}
+        started = time.monotonic()
+        with translated(self.name, errors, self._limits), model_call(self.name, self._limits):
+            chunks = self._client.chat.completions.create(
+                model=self.model, messages=messages, stream=True, stream_options={"include_usage": True},
+                max_completion_tokens=generation.max_tokens, **options)
         usage: Usage | None = None
         produced: list[str] = []
-        for event in self._client.events(self._url, self._auth(), body, error_code):
-            if event.data.strip() == "[DONE]":
-                break
+        with translated(self.name, errors, self._limits), chunks:
+            for chunk in chunks:
+                self._limits.check_deadline(self.name, started)
+                for choice in chunk.choices:  # Azure opens with a chunk of prompt filter results, no choices
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        produced.append(text)
+                        yield text
+                    if choice.finish_reason == "content_filter":
+                        raise ProviderError(f"{self.name} filtered the answer (content policy).", provider=self.name)
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+        yield usage if usage is not None else estimated_usage(generation, "".join(produced))
+
+
+class OpenAIChat(_ChatCompletions):
+    """Chat completions at ``base_url`` (OpenAI, or a server speaking its API) with an API key.
+
+    A :class:`~shared.config.Secret` key is resolved for every request, so a rotated key applies at once.
+    """
+
+    def __init__(self, *, base_url: str, api_key: str | Secret, model: str, limits: Limits,
+                 http_client: httpx2.Client | None = None, temperature: float = DEFAULT_TEMPERATURE) -> None:
+        check_url(base_url, "OPENAI_BASE_URL")
+        import openai
+
+        key: str | Callable[[], str] = api_key.reveal if isinstance(api_key, Secret) else api_key
+        client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=limits.max_retries,
+                               timeout=limits.timeout(), http_client=http_client or model_http_client())
+        super().__init__(name="openai", model=model, client=client, limits=limits, temperature=temperature)
+
+
+class AzureOpenAIChat(_ChatCompletions):
+    """A chat deployment on an Azure OpenAI endpoint, with the app's Entra identity."""
+
+    def __init__(self, *, endpoint: str, deployment: str, api_version: str, credential: TokenCredential,
+                 limits: Limits, http_client: httpx2.Client | None = None,
+                 temperature: float = DEFAULT_TEMPERATURE) -> None:
+        check_url(endpoint, "AZURE_OPENAI_ENDPOINT")
+        import openai
+        from azure.identity import get_bearer_token_provider
+
+        bearer = get_bearer_token_provider(credential, COGNITIVE_SCOPE)
+
+        def token() -> str:
             try:
-                chunk = event.json()
-            except ValueError:
-                raise ProviderUnavailable(f"{self.name} sent a malformed stream event.", provider=self.name) from None
-            if chunk.get("error"):
-                # An error inside a 200 stream (e.g. the server gave up mid-answer).
-                raise ProviderUnavailable(f"{self.name} failed while answering"
-                                          f" ({error_code(json.dumps(chunk).encode()) or 'error'}).",
-                                          provider=self.name)
-            for choice in chunk.get("choices") or []:
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    produced.append(text)
-                    yield text
-                if choice.get("finish_reason") == "content_filter":
-                    raise ProviderError(f"{self.name} filtered the answer (content policy).", provider=self.name)
-            reported = chunk.get("usage")
-            if reported:
-                usage = Usage(int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0))
-        if usage is None:  # an API version without stream usage: count it ourselves, and say so
-            usage = estimated_usage(generation, "".join(produced))
-        yield usage
+                return bearer()
+            except Exception as exc:  # azure-identity raises many types; none is ours to show
+                raise Unavailable(f"Could not get an Entra token for Azure OpenAI ({type(exc).__name__})") from None
 
+        client = openai.AzureOpenAI(azure_endpoint=endpoint, azure_deployment=deployment, api_version=api_version,
+                                    azure_ad_token_provider=token, max_retries=limits.max_retries,
+                                    timeout=limits.timeout(), http_client=http_client or model_http_client())
+        super().__init__(name="azure-openai", model=deployment, client=client, limits=limits,
+                         temperature=temperature)
 
-def openai_chat(*, base_url: str, api_key: str, model: str, client: StreamingClient) -> OpenAIChat:
-    check_url(base_url, "OPENAI_BASE_URL")
-    return OpenAIChat(name="openai", url=f"{base_url.rstrip('/')}/chat/completions", model=model, client=client,
-                      auth=lambda: {"Authorization": f"Bearer {api_key}"})
-
-
-def azure_openai_chat(*, endpoint: str, deployment: str, api_version: str, client: StreamingClient,
-                      credential: Any = None, client_id: str | None = None) -> OpenAIChat:
-    check_url(endpoint, "AZURE_OPENAI_ENDPOINT")
-    if not deployment:
-        raise ConfigError("AZURE_OPENAI_CHAT_DEPLOYMENT is required for CHAT_PROVIDER=azure-openai")
-    url = (f"{endpoint.rstrip('/')}/openai/deployments/{quote(deployment, safe='')}/chat/completions"
-           f"?api-version={quote(api_version, safe='')}")
-    tokens = EntraToken(credential, client_id)
-    return OpenAIChat(name="azure-openai", url=url, model=deployment, client=client, send_model=False,
-                      auth=lambda: {"Authorization": f"Bearer {tokens.get()}"})
-
-
-class EntraToken:
-    """An Entra access token for Azure OpenAI, refreshed before it expires, never mid-request."""
-
-    def __init__(self, credential: Any = None, client_id: str | None = None) -> None:
-        self._credential = credential
-        self._client_id = client_id
-        self._lock = threading.Lock()
-        self._token: Any = None
-
-    def get(self) -> str:
-        with self._lock:
-            if self._token is None or self._token.expires_on - time.time() < _TOKEN_REFRESH_MARGIN_S:
-                if self._credential is None:
-                    from shared.azure_credential import get_credential  # deferred: loads azure-identity
-
-                    self._credential = get_credential(self._client_id)
-                try:
-                    self._token = self._credential.get_token(_COGNITIVE_SCOPE)
-                except Exception as exc:  # azure-identity raises many types; none is ours to show
-                    raise Unavailable(f"Could not get an Entra token for Azure OpenAI ({type(exc).__name__})") from None
-            return str(self._token.token)
