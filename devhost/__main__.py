@@ -153,7 +153,7 @@ def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:
         drivers.append(events)
         log.info("Event Grid stand-in: blob changes in '%s' -> %s", settings.upload_container,
                  by_type["eventGridTrigger"].name)
-    if "serviceBusTrigger" in by_type and not settings.servicebus_namespace:
+    if "serviceBusTrigger" in by_type and settings.index_queue_backend == "postgres":
         worker = QueueWorker(parts.job_queue, by_type["serviceBusTrigger"])
         worker.start()
         drivers.append(worker)

@@ -9,9 +9,9 @@ from shared.ports import ChatStore, JobQueue
 
 
 def _job_queue(services: Services) -> JobQueue:
-    """The PostgreSQL stand-in for Service Bus, unless SERVICEBUS_NAMESPACE names a real namespace."""
+    """The PostgreSQL stand-in for Service Bus (INDEX_QUEUE_BACKEND=postgres), else Service Bus itself."""
     settings = services.settings
-    if settings.servicebus_namespace:
+    if settings.index_queue_backend != "postgres":
         from shared.queue import servicebus_queue_from_settings
 
         return servicebus_queue_from_settings(settings, services.credential)

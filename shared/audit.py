@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from shared.db import Conn
 from shared.telemetry import current_invocation_id
 from shared.tenancy import Caller
 
 
-def record(conn: Connection, caller: Caller, action: str, target_type: str, target_id: object | None = None,
+def record(conn: Conn, caller: Caller, action: str, target_type: str, target_id: object | None = None,
            **details: Any) -> None:
     """Append an audit row. Details must never hold secrets (keys, tokens, document text)."""
     conn.execute(
@@ -22,7 +22,7 @@ def record(conn: Connection, caller: Caller, action: str, target_type: str, targ
     )
 
 
-def list_entries(conn: Connection, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+def list_entries(conn: Conn, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT audit_id, occurred_at, actor_type, actor_id, action, target_type, target_id, details, invocation_id"
         " FROM audit_log WHERE tenant_id = folio_current_tenant() AND (%s::bigint IS NULL OR audit_id < %s)"

@@ -46,10 +46,11 @@ class Services:
         self._settings = settings
         self._builders = dict(builders or {})
         self._lock = threading.RLock()
-        given = {"credential": credential, "database": database, "blobs": blobs, "job_queue": job_queue,
+        given: dict[str, Any] = {"credential": credential, "database": database, "blobs": blobs, "job_queue": job_queue,
                  "embedder": embedder, "chat_store": chat_store, "chat_models": chat_models,
                  "secret_store": secret_store}
-        self._given = {name: value for name, value in given.items() if value is not None and value is not _UNSET}
+        self._given: dict[str, Any] = {name: value for name, value in given.items()
+                                       if value is not None and value is not _UNSET}
         if secret_store is None:
             self._given["secret_store"] = None
         self._built: dict[str, Any] = {}
@@ -68,7 +69,8 @@ class Services:
 
     def _part(self, name: str, build: Callable[[], T]) -> T:
         if name in self._given:
-            return self._given[name]  # type: ignore[no-any-return]
+            given: T = self._given[name]
+            return given
         value = self._built.get(name, _UNSET)
         if value is _UNSET:
             with self._lock:

@@ -70,9 +70,10 @@ def _ingest(args: argparse.Namespace) -> int:
 def _billing_flush(_: argparse.Namespace) -> int:
     """What the billing timer runs: meter events to Stripe, queued subscription re-syncs, pruning."""
     from shared.billing import periodic
-    from shared.db import get_database
+    from shared.bootstrap import services
 
-    print(json.dumps(periodic.run(get_database(), get_settings()), indent=2, default=str))
+    parts = services()
+    print(json.dumps(periodic.run(parts.database, parts.settings), indent=2, default=str))
     return 0
 
 

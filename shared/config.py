@@ -175,7 +175,7 @@ class Settings:
 
     # --- indexing queue -----------------------------------------------------------------
     index_queue_backend: str = _setting(
-        "INDEX_QUEUE_BACKEND", "postgres", doc="servicebus in Azure; postgres = the local peek-lock stand-in"
+        "INDEX_QUEUE_BACKEND", "servicebus", doc="servicebus (Azure); postgres = the local host's peek-lock stand-in (devhost)"
     )
     index_queue_name: str = _setting("INDEX_QUEUE_NAME", "index-jobs")
     servicebus_namespace: str | None = _setting(

@@ -41,7 +41,7 @@ class FolderIngest:
               headers: dict[str, str] | None = None) -> tuple[int, Any]:
         parts = urlsplit(url)
         conn_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        conn = conn_type(parts.hostname, parts.port, timeout=60)
+        conn = conn_type(parts.hostname or "", parts.port, timeout=60)
         try:
             conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body,
                          headers=headers or {})
@@ -69,8 +69,8 @@ class FolderIngest:
     def collection_id(self, name: str) -> str:
         for collection in self._api("GET", "/collections")["collections"]:
             if collection["name"] == name:
-                return collection["id"]
-        return self._api("POST", "/collections", {"name": name})["id"]
+                return str(collection["id"])
+        return str(self._api("POST", "/collections", {"name": name})["id"])
 
     def upload(self, collection: str, path: Path) -> str:
         data = path.read_bytes()
@@ -80,7 +80,7 @@ class FolderIngest:
         status, detail = self._call("PUT", created["uploadUrl"], data, created["headers"])
         if status not in (200, 201):
             raise RuntimeError(f"upload of {path.name} to storage failed with {status}: {detail}")
-        return created["documentId"]
+        return str(created["documentId"])
 
     def run(self, folder: Path, collection_name: str, *, timeout_s: float = 3600) -> dict[str, dict[str, Any]]:
         files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in ALLOWED_TYPES)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.bootstrap import Services
-from shared.db import Database
+from shared.db import Database, one
 from shared.errors import FolioError
 
 
@@ -53,6 +53,6 @@ def _database(db: Database) -> dict[str, Any]:
         "status": "ok",
         "latencyMs": round((time.perf_counter() - started) * 1000, 1),
         # The app role must not bypass row-level security; say so loudly if it does.
-        "rowLevelSecurity": "bypassed" if row["bypasses_rls"] else "enforced",
-        "migrated": row["embedding_dim"] is not None,
+        "rowLevelSecurity": "bypassed" if one(row)["bypasses_rls"] else "enforced",
+        "migrated": one(row)["embedding_dim"] is not None,
     }

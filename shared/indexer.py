@@ -20,10 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-
 from shared import billing
-from shared.db import Database
+from shared.db import Conn, Database
 from shared.errors import FolioError, QuotaExceeded
 from shared.jobs import IndexJob
 from shared.ports import BlobStore
@@ -202,7 +200,7 @@ def _write(db: Database, job: IndexJob, chunks: Sequence[Any], vectors: Sequence
 COPY_THRESHOLD = 8
 
 
-def copy_chunks(conn: psycopg.Connection, job: IndexJob, chunks: Sequence[Any], vectors: Sequence[str]) -> None:
+def copy_chunks(conn: Conn, job: IndexJob, chunks: Sequence[Any], vectors: Sequence[str]) -> None:
     """Bulk-load a document's chunks: COPY through a staging table, or one INSERT for a handful.
 
     COPY FROM is refused on tables with row-level security, so a temp table (no RLS) takes the

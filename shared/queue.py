@@ -344,13 +344,3 @@ def get_job_queue(settings: Settings | None = None, db: Database | None = None) 
 
 def reset_job_queue() -> None:
     """Nothing to reset: :func:`get_job_queue` no longer caches. Kept until its callers are gone."""
-
-
-def __getattr__(name: str) -> Any:
-    """TEMPORARY (#14): the stand-in moved to ``devhost.local_queue``; old imports from here still work
-    until devhost/services.py and tests/test_ingestion.py import it from there."""
-    if name in ("PostgresQueue", "ReceivedMessage"):
-        import devhost.local_queue
-
-        return getattr(devhost.local_queue, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -74,7 +74,7 @@ class AzureBlobStore:
         self._sas_minutes = settings.upload_sas_minutes
         self._public_url = (settings.storage_public_url or "").rstrip("/") or None
         self._delegation_key: Any = None
-        self._delegation_expiry = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        self._delegation_expiry = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._lock = threading.Lock()
         if settings.storage_connection_string is not None and settings.storage_connection_string.is_set():
             self._service = BlobServiceClient.from_connection_string(
@@ -124,7 +124,7 @@ class AzureBlobStore:
         """A SAS URL for exactly this blob: create and write only, valid for a few minutes."""
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or dt.datetime.now(dt.UTC)
         expires = now + dt.timedelta(minutes=self._sas_minutes)
         common: dict[str, Any] = {
             "account_name": self._service.account_name,

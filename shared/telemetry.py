@@ -47,8 +47,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if getattr(record, "invocation_id", None):
-            entry["invocationId"] = record.invocation_id
+        invocation_id = getattr(record, "invocation_id", None)
+        if invocation_id:
+            entry["invocationId"] = invocation_id
         for key in ("event", "status", "durationMs", "function"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)

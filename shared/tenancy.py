@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from uuid import UUID
 
-from shared.db import Database
+from shared.db import Database, one
 from shared.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from shared.identity import apikeys
 from shared.identity.principal import ApiKeyCredential, Principal
@@ -110,12 +110,12 @@ def _user_id(db: Database, principal: Principal) -> UUID:
         row = conn.execute("SELECT folio_find_user(%s, %s) AS user_id", key).fetchone()
         user_id = row["user_id"] if row else None
         if user_id is None:
-            user_id = conn.execute(
+            user_id = one(conn.execute(
                 "SELECT folio_sign_in(%s, %s, %s, %s, %s) AS user_id",
                 (*key, principal.email, principal.name, principal.email_verified),
-            ).fetchone()["user_id"]
+            ).fetchone())["user_id"]
     _user_ids.put(key, user_id)
-    return user_id
+    return UUID(str(user_id))
 
 
 def _api_key_caller(db: Database, credential: ApiKeyCredential) -> Caller:

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from shared import audit
-from shared.db import Database
+from shared.db import Database, one
 from shared.errors import Conflict, Invalid, NotFound
 from shared.identity import apikeys
 from shared.tenancy import Caller, Role
@@ -18,7 +18,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 def describe_caller(db: Database, caller: Caller) -> dict[str, Any]:
     """The caller, the workspace it acts in, and (for users) every workspace it may switch to."""
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        tenant = conn.execute("SELECT tenant_id, name FROM tenants WHERE tenant_id = %s", (caller.tenant_id,)).fetchone()
+        tenant = one(conn.execute("SELECT tenant_id, name FROM tenants WHERE tenant_id = %s", (caller.tenant_id,)).fetchone())
         user = None
         workspaces: list[dict[str, Any]] = []
         if caller.user_id is not None:
@@ -122,11 +122,11 @@ def create_api_key(db: Database, caller: Caller, name: str, role: str) -> dict[s
     key_id, key = apikeys.generate(caller.tenant_id)
     secret = apikeys.parse(key).secret
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        row = conn.execute(
+        row = one(conn.execute(
             "INSERT INTO api_keys (tenant_id, key_id, name, role, secret_hash, created_by)"
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING created_at",
             (caller.tenant_id, key_id, name, role_value, apikeys.hash_secret(secret), caller.user_id),
-        ).fetchone()
+        ).fetchone())
         audit.record(conn, caller, "api_key.create", "api_key", key_id, name=name, role=role_value)
     return {"id": str(key_id), "name": name, "role": role_value, "createdAt": row["created_at"].isoformat(),
             "key": key}

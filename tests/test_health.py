@@ -15,7 +15,7 @@ def test_health_is_200_with_database_ok_and_rls_enforced(client: Client) -> None
     assert response.status == 200
     report = response.json()
     db = report["checks"]["database"]
-    assert report["status"] == "ok" and db["status"] == "ok"
+    assert report["status"] == "ok" and db["status"] == "ok", report
     assert db["rowLevelSecurity"] == "enforced" and db["migrated"] is True
 
 

@@ -122,7 +122,7 @@ def test_duplicate_event_and_duplicate_message_index_once(client: Client, pipeli
 
     from devhost.http_server import invoke
     from devhost.servicebus import to_function_message
-    from shared.queue import ReceivedMessage
+    from devhost.local_queue import ReceivedMessage
 
     message = ReceivedMessage("again", body, 2, str(uuid.uuid4()), dt.datetime.now(dt.timezone.utc), 1)
     invoke(pipeline.worker._registration, to_function_message(message, 60))

@@ -91,7 +91,7 @@ def start_checkout(db: Database, settings: Settings, caller: Caller, plan_name: 
             audit.record(conn, caller, "billing.customer_created", "customer", customer)
         started = account["checkout_started_at"]
         same_attempt = (account["checkout_plan"] == plan.name and started is not None
-                        and dt.datetime.now(dt.timezone.utc) - started < CHECKOUT_ATTEMPT_WINDOW)
+                        and dt.datetime.now(dt.UTC) - started < CHECKOUT_ATTEMPT_WINDOW)
         attempt = account["checkout_attempt"] if same_attempt else account["checkout_attempt"] + 1
         if not same_attempt:
             conn.execute("UPDATE billing_accounts SET checkout_plan = %s, checkout_attempt = %s,"

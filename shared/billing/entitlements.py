@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
-
 from shared.billing.plans import Catalog, Plan
+from shared.db import Conn, one
 
 _log = logging.getLogger(__name__)
 
@@ -36,20 +35,20 @@ class Entitlement:
         return self.grace_ends_at is not None and not self.downgraded
 
 
-def load_account(conn: Connection, tenant_id: UUID) -> dict[str, Any] | None:
+def load_account(conn: Conn, tenant_id: UUID) -> dict[str, Any] | None:
     return conn.execute("SELECT * FROM billing_accounts WHERE tenant_id = %s", (tenant_id,)).fetchone()
 
 
-def lock_account(conn: Connection, tenant_id: UUID) -> dict[str, Any]:
+def lock_account(conn: Conn, tenant_id: UUID) -> dict[str, Any]:
     """The workspace's account row, created if missing, locked until the transaction ends.
 
     One statement: ON CONFLICT DO UPDATE takes the row lock, so concurrent callers queue here
     (uploads counting documents, checkouts creating the one Stripe customer, webhook updates).
     """
-    return conn.execute(
+    return one(conn.execute(
         "INSERT INTO billing_accounts AS a (tenant_id) VALUES (%s)"
         " ON CONFLICT (tenant_id) DO UPDATE SET updated_at = a.updated_at RETURNING *", (tenant_id,)
-    ).fetchone()
+    ).fetchone())
 
 
 def entitlement(account: dict[str, Any] | None, plans: Catalog, grace_days: int,
@@ -66,11 +65,11 @@ def entitlement(account: dict[str, Any] | None, plans: Catalog, grace_days: int,
         _log.warning("subscription %s has no known plan price %s", account["subscription_id"],
                      account["subscription_prices"])
         return Entitlement(plans.free, status)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     failed_at = account.get("payment_failed_at")
     if failed_at is None and status in DELINQUENT:
         # Delinquent without a recorded failure (the invoice event is late): count from when we learned it.
-        failed_at = dt.datetime.fromtimestamp(account["subscription_version"], dt.timezone.utc)
+        failed_at = dt.datetime.fromtimestamp(account["subscription_version"], dt.UTC)
     if failed_at is None:
         return Entitlement(plan, status)
     grace_ends = failed_at + dt.timedelta(days=grace_days)

@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
-
 from shared.billing.stripe_api import AlreadyRecorded, StripeGateway
-from shared.db import Database
+from shared.db import Conn, Database, one
 
 _log = logging.getLogger(__name__)
 
@@ -29,7 +27,7 @@ _LEASE = dt.timedelta(minutes=5)
 _MAX_BACKOFF = dt.timedelta(hours=1)
 
 
-def record(conn: Connection, tenant_id: UUID, meter: str, event_name: str, customer_id: str, value: int,
+def record(conn: Conn, tenant_id: UUID, meter: str, event_name: str, customer_id: str, value: int,
            source: str | None = None) -> UUID:
     outbox_id = uuid.uuid4()
     conn.execute(
@@ -113,8 +111,8 @@ def pending(db: Database) -> dict[str, Any]:
     """How much is waiting to be sent, and the oldest: for the CLI and monitoring."""
     with db.transaction() as conn:
         conn.execute("SELECT set_config('app.billing_worker', 'on', true)")
-        row = conn.execute("SELECT count(*) AS n, min(occurred_at) AS oldest, max(attempts) AS attempts,"
+        row = one(conn.execute("SELECT count(*) AS n, min(occurred_at) AS oldest, max(attempts) AS attempts,"
                            " count(*) FILTER (WHERE last_error IS NOT NULL) AS failing"
-                           " FROM meter_outbox WHERE sent_at IS NULL").fetchone()
+                           " FROM meter_outbox WHERE sent_at IS NULL").fetchone())
     return {"pending": row["n"], "failing": row["failing"], "maxAttempts": row["attempts"] or 0,
             "oldest": row["oldest"].isoformat() if row["oldest"] else None}

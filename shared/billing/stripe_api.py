@@ -56,13 +56,14 @@ class StripeGateway:
         line_items: list[dict[str, Any]] = [{"price": price, "quantity": 1}]
         line_items += [{"price": p} for p in metered_prices]
         metadata = {"folio_tenant_id": str(tenant_id), "folio_plan": plan}
+        # Any: the SDK's SessionCreateParams TypedDict, which this plain dict literal satisfies at run time.
+        params: Any = {"mode": "subscription", "customer": customer, "client_reference_id": str(tenant_id),
+                       "line_items": line_items, "success_url": success_url, "cancel_url": cancel_url,
+                       "metadata": metadata, "subscription_data": {"metadata": metadata}}
         session = self._call(lambda: self._client.v1.checkout.sessions.create(
-            params={"mode": "subscription", "customer": customer, "client_reference_id": str(tenant_id),
-                    "line_items": line_items, "success_url": success_url, "cancel_url": cancel_url,
-                    "metadata": metadata, "subscription_data": {"metadata": metadata}},
-            options={"idempotency_key": idempotency_key}))
+            params=params, options={"idempotency_key": idempotency_key}))
         return {"id": str(session.id), "url": str(session.url),
-                "expiresAt": dt.datetime.fromtimestamp(session.expires_at, dt.timezone.utc).isoformat()
+                "expiresAt": dt.datetime.fromtimestamp(session.expires_at, dt.UTC).isoformat()
                 if getattr(session, "expires_at", None) else None}
 
     def create_portal_session(self, *, customer: str, return_url: str) -> str:
@@ -118,7 +119,7 @@ def _server_time(obj: Any) -> int:
             return int(email.utils.parsedate_to_datetime(date).timestamp())
         except (TypeError, ValueError):
             pass
-    return int(dt.datetime.now(dt.timezone.utc).timestamp())
+    return int(dt.datetime.now(dt.UTC).timestamp())
 
 
 _lock = threading.Lock()

@@ -22,10 +22,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import Connection
-
 from shared import audit
 from shared.billing.entitlements import DELINQUENT, LIVE, PAID, TERMINAL
+from shared.db import Conn
 from shared.errors import Invalid
 from shared.tenancy import Caller, Role
 
@@ -74,14 +73,14 @@ def _id(value: Any) -> str:
 
 
 def _ts(seconds: int | None) -> dt.datetime | None:
-    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 def _stripe_actor(account: dict[str, Any]) -> Caller:
     return Caller(account["tenant_id"], Role.OWNER, "system", "stripe")
 
 
-def apply_snapshot(conn: Connection, account: dict[str, Any], snap: Snapshot, version: int) -> str:
+def apply_snapshot(conn: Conn, account: dict[str, Any], snap: Snapshot, version: int) -> str:
     """Apply a subscription snapshot to a locked account row; returns what happened, for the log."""
     tracked, held = account["subscription_id"], account["subscription_status"]
     tie = False
@@ -137,7 +136,7 @@ def _payment_state(account: dict[str, Any], status: str, version: int) -> tuple[
     return failed_at, payment_version
 
 
-def apply_invoice(conn: Connection, account: dict[str, Any], invoice: dict[str, Any], *, paid: bool,
+def apply_invoice(conn: Conn, account: dict[str, Any], invoice: dict[str, Any], *, paid: bool,
                   version: int) -> str:
     """``invoice.paid`` ends a grace period; ``invoice.payment_failed`` starts one (once)."""
     subscription = invoice_subscription(invoice)
@@ -170,7 +169,7 @@ def invoice_subscription(invoice: dict[str, Any]) -> str | None:
         return None
 
 
-def apply_checkout_completed(conn: Connection, account: dict[str, Any], session: dict[str, Any]) -> str:
+def apply_checkout_completed(conn: Conn, account: dict[str, Any], session: dict[str, Any]) -> str:
     """Link the subscription Checkout created and queue a re-fetch: the session has no status or prices."""
     conn.execute("UPDATE billing_accounts SET checkout_plan = NULL, checkout_started_at = NULL, updated_at = now()"
                  " WHERE tenant_id = %s", (account["tenant_id"],))

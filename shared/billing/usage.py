@@ -21,10 +21,19 @@ from psycopg import Connection
 
 from shared.billing import outbox
 from shared.billing.entitlements import Entitlement, entitlement, load_account, lock_account
-from shared.billing.plans import (CHAT_TOKENS, DOCUMENTS, LIMIT_NAMES, METERED, MONTHLY_METERS, PAGES_INDEXED,
-                                  SEARCHES, STORAGE, catalog)
+from shared.billing.plans import (
+    CHAT_TOKENS,
+    DOCUMENTS,
+    LIMIT_NAMES,
+    METERED,
+    MONTHLY_METERS,
+    PAGES_INDEXED,
+    SEARCHES,
+    STORAGE,
+    catalog,
+)
 from shared.config import Settings, get_settings
-from shared.db import Database
+from shared.db import Conn, Database, one
 from shared.errors import Invalid, QuotaExceeded
 from shared.tenancy import Caller
 
@@ -43,7 +52,7 @@ class Usage:
 
 def period_bounds(now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
     """The UTC calendar month ``now`` falls in, as [start, end). Monthly quotas reset at its end."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     start = dt.date(now.year, now.month, 1)
     end = dt.date(now.year + (now.month == 12), now.month % 12 + 1, 1)
     return start, end
@@ -57,7 +66,7 @@ def billable_pages(pages: int | None, text_chars: int) -> int:
 
 
 @contextmanager
-def _transaction(target: Database | Connection, tenant_id: UUID, user_id: UUID | None) -> Iterator[Connection]:
+def _transaction(target: Database | Conn, tenant_id: UUID, user_id: UUID | None) -> Iterator[Conn]:
     if isinstance(target, Connection):
         yield target  # the caller's transaction: usage commits or rolls back with the work
     else:
@@ -69,14 +78,14 @@ def _who(who: Caller | UUID) -> tuple[UUID, UUID | None]:
     return (who.tenant_id, who.user_id) if isinstance(who, Caller) else (who, None)
 
 
-def current_entitlement(conn: Connection, tenant_id: UUID,
+def current_entitlement(conn: Conn, tenant_id: UUID,
                         settings: Settings | None = None) -> tuple[Entitlement, dict[str, Any] | None]:
     settings = settings or get_settings()
     account = load_account(conn, tenant_id)
     return entitlement(account, catalog(settings), settings.billing_grace_days), account
 
 
-def consume(target: Database | Connection, who: Caller | UUID, meter: str, amount: int, *,
+def consume(target: Database | Conn, who: Caller | UUID, meter: str, amount: int, *,
             source: str | None = None, allow_overrun: bool = False, settings: Settings | None = None) -> Usage:
     """Count ``amount`` of a monthly ``meter`` against the workspace's plan, or raise QuotaExceeded (402).
 
@@ -122,7 +131,7 @@ def consume(target: Database | Connection, who: Caller | UUID, meter: str, amoun
         return Usage(meter, row["used"], limit)
 
 
-def check(target: Database | Connection, who: Caller | UUID, meter: str, amount: int = 1, *,
+def check(target: Database | Conn, who: Caller | UUID, meter: str, amount: int = 1, *,
           settings: Settings | None = None) -> Usage:
     """Refuse (402) if ``amount`` more would pass the limit now; counts nothing (consume does)."""
     if meter not in MONTHLY_METERS:
@@ -138,7 +147,7 @@ def check(target: Database | Connection, who: Caller | UUID, meter: str, amount:
     return Usage(meter, used, limit)
 
 
-def check_upload(conn: Connection, caller: Caller, size: int, *, settings: Settings | None = None) -> None:
+def check_upload(conn: Conn, caller: Caller, size: int, *, settings: Settings | None = None) -> None:
     """Refuse (402) a new document past the plan's document count or storage, exactly.
 
     Runs in the upload's transaction, before its INSERT: the account row lock makes concurrent
@@ -155,7 +164,7 @@ def check_upload(conn: Connection, caller: Caller, size: int, *, settings: Setti
         raise _exceeded(granted, STORAGE, stock["bytes"], size)
 
 
-def usage_report(conn: Connection, tenant_id: UUID, granted: Entitlement) -> dict[str, dict[str, int | None]]:
+def usage_report(conn: Conn, tenant_id: UUID, granted: Entitlement) -> dict[str, dict[str, int | None]]:
     """Every limit of the plan in force with what is used of it (this month for monthly ones)."""
     period, _ = period_bounds()
     used = {r["meter"]: r["used"] for r in conn.execute(
@@ -165,7 +174,7 @@ def usage_report(conn: Connection, tenant_id: UUID, granted: Entitlement) -> dic
     return {LIMIT_NAMES[m]: {"used": int(used.get(m, 0)), "limit": granted.plan.limit(m)} for m in LIMIT_NAMES}
 
 
-def check_storage_growth(conn: Connection, tenant_id: UUID, extra_bytes: int, *,
+def check_storage_growth(conn: Conn, tenant_id: UUID, extra_bytes: int, *,
                          settings: Settings | None = None) -> None:
     """Refuse (402) a stored blob that grows the workspace by ``extra_bytes`` past its storage limit.
 
@@ -183,14 +192,14 @@ def check_storage_growth(conn: Connection, tenant_id: UUID, extra_bytes: int, *,
         raise _exceeded(granted, STORAGE, stored, extra_bytes)
 
 
-def _stock(conn: Connection, tenant_id: UUID) -> dict[str, int]:
-    row = conn.execute(
+def _stock(conn: Conn, tenant_id: UUID) -> dict[str, int]:
+    row = one(conn.execute(
         "SELECT count(*) AS documents, coalesce(sum(size_bytes), 0)::bigint AS bytes FROM documents"
-        " WHERE tenant_id = %s AND status <> 'deleted'", (tenant_id,)).fetchone()
+        " WHERE tenant_id = %s AND status <> 'deleted'", (tenant_id,)).fetchone())
     return {"documents": int(row["documents"]), "bytes": int(row["bytes"])}
 
 
-def _used(conn: Connection, tenant_id: UUID, meter: str, period: dt.date) -> int:
+def _used(conn: Conn, tenant_id: UUID, meter: str, period: dt.date) -> int:
     row = conn.execute("SELECT used FROM usage_counters WHERE tenant_id = %s AND meter = %s AND period_start = %s",
                        (tenant_id, meter, period)).fetchone()
     return int(row["used"]) if row else 0

@@ -16,12 +16,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from psycopg import Connection
-
 from shared.billing.entitlements import lock_account
 from shared.billing.subscriptions import Snapshot, apply_checkout_completed, apply_invoice, apply_snapshot
 from shared.config import Settings
-from shared.db import Database
+from shared.db import Conn, Database
 from shared.errors import Invalid, PayloadTooLarge
 
 _log = logging.getLogger(__name__)
@@ -78,11 +76,11 @@ def apply_event(db: Database, event: dict[str, Any]) -> dict[str, Any]:
     return {"received": True, "outcome": outcome}
 
 
-def _record_outcome(conn: Connection, event_id: str, outcome: str) -> None:
+def _record_outcome(conn: Conn, event_id: str, outcome: str) -> None:
     conn.execute("UPDATE stripe_events SET outcome = %s WHERE event_id = %s", (outcome[:500], event_id))
 
 
-def _account_for_customer(conn: Connection, customer: Any) -> dict[str, Any] | None:
+def _account_for_customer(conn: Conn, customer: Any) -> dict[str, Any] | None:
     """The locked account of the workspace that owns this Stripe customer, with its tenant context set.
 
     The lookup is the one cross-workspace read here: policy billing_account_by_customer shows the
@@ -104,7 +102,7 @@ def _account_for_customer(conn: Connection, customer: Any) -> dict[str, Any] | N
     return lock_account(conn, rows[0]["tenant_id"])
 
 
-def _on_subscription(conn: Connection, event: dict[str, Any]) -> str:
+def _on_subscription(conn: Conn, event: dict[str, Any]) -> str:
     snap = Snapshot.from_object(event["data"]["object"])
     account = _account_for_customer(conn, snap.customer)
     if account is None:
@@ -112,8 +110,8 @@ def _on_subscription(conn: Connection, event: dict[str, Any]) -> str:
     return apply_snapshot(conn, account, snap, event["created"])
 
 
-def _on_invoice(paid: bool) -> Callable[[Connection, dict[str, Any]], str]:
-    def handle(conn: Connection, event: dict[str, Any]) -> str:
+def _on_invoice(paid: bool) -> Callable[[Conn, dict[str, Any]], str]:
+    def handle(conn: Conn, event: dict[str, Any]) -> str:
         invoice = event["data"]["object"]
         account = _account_for_customer(conn, invoice.get("customer"))
         if account is None:
@@ -123,7 +121,7 @@ def _on_invoice(paid: bool) -> Callable[[Connection, dict[str, Any]], str]:
     return handle
 
 
-def _on_checkout_completed(conn: Connection, event: dict[str, Any]) -> str:
+def _on_checkout_completed(conn: Conn, event: dict[str, Any]) -> str:
     session = event["data"]["object"]
     account = _account_for_customer(conn, session.get("customer"))
     if account is None:
@@ -131,7 +129,7 @@ def _on_checkout_completed(conn: Connection, event: dict[str, Any]) -> str:
     return apply_checkout_completed(conn, account, session)
 
 
-_HANDLERS: dict[str, Callable[[Connection, dict[str, Any]], str]] = {
+_HANDLERS: dict[str, Callable[[Conn, dict[str, Any]], str]] = {
     "checkout.session.completed": _on_checkout_completed,
     "customer.subscription.created": _on_subscription,
     "customer.subscription.updated": _on_subscription,

@@ -176,7 +176,7 @@ def retrieve(db: Database, caller: Caller, query: str, collection_ids: tuple[UUI
         bodies = {row["chunk_id"]: row["body"] for row in conn.execute(
             "SELECT chunk_id, body FROM chunks WHERE tenant_id = %s AND chunk_id = ANY(%s)",
             (caller.tenant_id, ids))}
-    sources = []
+    sources: list[Source] = []
     for result in found:
         body = bodies.get(int(result["chunkId"]))
         if body is None:  # deleted between the search and now

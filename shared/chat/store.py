@@ -101,7 +101,7 @@ class Page:
 
 def now_iso() -> str:
     # Microseconds, fixed width, UTC: ISO strings then sort in time order, which ORDER BY relies on.
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def http_etag(raw: str) -> str:
@@ -258,7 +258,8 @@ class ChatStore:
                     session_id, updated, etag=current["_etag"], match_condition=MatchConditions.IfNotModified))
             except exceptions.CosmosAccessConditionFailedError:
                 if if_match is not None and "*" not in if_match:
-                    raise PreconditionFailed("The chat session has changed since it was read; reload it and retry.")
+                    raise PreconditionFailed(
+                        "The chat session has changed since it was read; reload it and retry.") from None
                 continue  # someone else wrote in between: re-read and apply the change again
             except exceptions.CosmosResourceNotFoundError:
                 raise NotFound("No such chat session.") from None

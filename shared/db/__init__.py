@@ -1,5 +1,5 @@
 """PostgreSQL access: a connection pool and tenant-scoped transactions (one pool per process, see shared.bootstrap)."""
 
-from shared.db.pool import Database
+from shared.db.pool import Conn, Database, Row, one
 
-__all__ = ["Database"]
+__all__ = ["Conn", "Database", "Row", "one"]

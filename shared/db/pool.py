@@ -19,6 +19,18 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
 # Scope of the Entra token Azure Database for PostgreSQL accepts as a password.
+# A connection of the pool: rows come back as dicts (psycopg's dict_row).
+Row = dict[str, Any]
+Conn = psycopg.Connection[Row]
+
+
+def one(row: Row | None) -> Row:
+    """The row a statement always returns (an aggregate, ``INSERT ... RETURNING``); None would be a bug."""
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row
+
+
 _POSTGRES_ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
 
 
@@ -29,9 +41,9 @@ def _entra_connection_class(token: Callable[[], str]) -> type[psycopg.Connection
     checks the password only at connect time.
     """
 
-    class EntraConnection(psycopg.Connection):  # type: ignore[type-arg]
+    class EntraConnection(psycopg.Connection):
         @classmethod
-        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:  # type: ignore[override]
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
             kwargs["password"] = token()
             return super().connect(conninfo, **kwargs)
 
@@ -95,7 +107,7 @@ class Database:
 
     @contextmanager
     def transaction(self, tenant_id: UUID | None = None, user_id: UUID | None = None,
-                    local_settings: dict[str, str] | None = None) -> Iterator[psycopg.Connection[Any]]:
+                    local_settings: dict[str, str] | None = None) -> Iterator[Conn]:
         """One transaction with ``app.tenant_id``/``app.user_id`` set locally for row-level security.
 
         The settings are transaction-local (``set_config(..., true)``), so a pooled connection,

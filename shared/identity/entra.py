@@ -22,8 +22,11 @@ _ALGORITHMS = ["RS256"]
 
 
 def _fetch_json(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - https URL from settings
-        return json.loads(response.read(1_000_000))
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        document = json.loads(response.read(1_000_000))
+    if not isinstance(document, dict):
+        raise ValueError(f"{url} did not answer with a JSON object")
+    return document
 
 
 class JwksCache:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import Any
 
 from shared.errors import Invalid, Unauthenticated
 from shared.identity.principal import Principal
@@ -56,12 +57,13 @@ def _check_field(text: str | None) -> None:
         raise Unauthenticated("The client principal header holds control characters.") from None
 
 
-def _claim(data: dict, *types: str) -> str | None:
+def _claim(data: dict[str, Any], *types: str) -> str | None:
     claims = data.get("claims")
     if not isinstance(claims, list):
         return None
     for wanted in types:
         for claim in claims:
-            if isinstance(claim, dict) and claim.get("typ") == wanted and isinstance(claim.get("val"), str):
-                return claim["val"]
+            value = claim.get("val") if isinstance(claim, dict) else None
+            if isinstance(value, str) and claim.get("typ") == wanted:
+                return value
     return None

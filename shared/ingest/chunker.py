@@ -46,8 +46,7 @@ _MID_SENTENCE, _SENTENCE, _BLOCK, _SUBCLAUSE = 0, 1, 2, 3
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+(?=\S)|[。！？]+[」』”’]*\s*")
 _OPENERS = "\"'“‘«([¿¡"
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st inc ltd co corp plc llc no nos vs etc e.g i.e cf al art arts "
-    "sec secs para paras fig figs vol ch cl sch pp p approx dept est govt u.s u.k e.u".split()
+    ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "inc", "ltd", "co", "corp", "plc", "llc", "no", "nos", "vs", "etc", "e.g", "i.e", "cf", "al", "art", "arts", "sec", "secs", "para", "paras", "fig", "figs", "vol", "ch", "cl", "sch", "pp", "p", "approx", "dept", "est", "govt", "u.s", "u.k", "e.u"]
 )
 _LABEL_WORDS = ("section", "article", "clause", "chapter", "§", "part", "schedule", "no")
 

@@ -6,6 +6,7 @@ import io
 import struct
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shared.ingest.errors import CorruptDocument, ParseTimeout, TooLarge, UnsupportedType
@@ -83,16 +84,16 @@ def declared_zip_entries(data: bytes) -> int | None:
     eocd = data.rfind(_EOCD, max(0, len(data) - 65_557))  # 22-byte record + 64 KiB comment
     if eocd < 0 or eocd + 22 > len(data):
         return None
-    (count,) = struct.unpack_from("<H", data, eocd + 10)
+    count: int = struct.unpack_from("<H", data, eocd + 10)[0]
     if count != 0xFFFF:
         return count
     locator = eocd - 20  # ZIP64: the real count lives in the ZIP64 end record
     if locator < 0 or data[locator : locator + 4] != _EOCD64_LOCATOR:
         return count
-    (eocd64,) = struct.unpack_from("<Q", data, locator + 8)
+    eocd64: int = struct.unpack_from("<Q", data, locator + 8)[0]
     if eocd64 + 40 > len(data):
         return count
-    (count64,) = struct.unpack_from("<Q", data, eocd64 + 32)
+    count64: int = struct.unpack_from("<Q", data, eocd64 + 32)[0]
     return count64
 
 
@@ -162,7 +163,7 @@ class _InflateBudget:
 
 def _iter_member(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _InflateBudget, deadline: Deadline
-):
+) -> Iterator[bytes]:
     """Yield a member's bytes chunk by chunk, enforcing the budget as they appear."""
     produced = 0
     try:

@@ -46,8 +46,7 @@ _TITLE_STOP = re.compile(r"\.(?:\s|$)|:\s|\s[-–—]\s|;|\n")
 _WORD = re.compile(r"[^\W\d_][\w'’\-]*")
 # Words allowed to stay lower case inside a heading ("Limitation of Liability").
 _SMALL_WORDS = frozenset(
-    "a an and as at but by for from in into nor of on onto or over per the to upon via vs "
-    "with within without under between".split()
+    ["a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "nor", "of", "on", "onto", "or", "over", "per", "the", "to", "upon", "via", "vs", "with", "within", "without", "under", "between"]
 )
 _CLOSERS = tuple(".:;!?)]\"'”’")
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from shared.chat.providers.base import Generation, Usage
+from shared.chat.providers.base import Generation, Usage, estimated_usage
 from shared.chat.providers.limits import (
     Limits,
     SdkErrors,
@@ -61,14 +61,15 @@ class AnthropicChat:
 
         errors = SdkErrors(status=anthropic.APIStatusError, timeout=anthropic.APITimeoutError,
                            connection=anthropic.APIConnectionError, api=anthropic.APIError)
-        client = self._client or self._new_client(self._api_key.reveal() if isinstance(self._api_key, Secret)
-                                                   else self._api_key)
+        key = self._api_key
+        client = self._client or self._new_client(key.reveal() if isinstance(key, Secret) else key)
         messages: list[Any] = [{"role": m.role, "content": m.content} for m in generation.messages]
         started = time.monotonic()
         with translated(self.name, errors, self._limits), model_call(self.name, self._limits):
             events = client.messages.create(model=self.model, max_tokens=generation.max_tokens,
                                             system=generation.system, messages=messages, stream=True)
-        usage = Usage()
+        usage: Usage | None = None
+        produced: list[str] = []
         with translated(self.name, errors, self._limits), events:
             for event in events:
                 self._limits.check_deadline(self.name, started)
@@ -77,11 +78,12 @@ class AnthropicChat:
                     usage = Usage(reported.input_tokens or 0, reported.output_tokens or 0)
                 elif event.type == "content_block_delta":
                     if event.delta.type == "text_delta" and event.delta.text:
+                        produced.append(event.delta.text)
                         yield event.delta.text
-                elif event.type == "message_delta":  # cumulative counts, not increments
+                elif event.type == "message_delta" and usage is not None:  # cumulative counts, not increments
                     usage.completion_tokens = event.usage.output_tokens or 0
                     if event.usage.input_tokens:
                         usage.prompt_tokens = event.usage.input_tokens
                 elif event.type == "message_stop":
                     break
-        yield usage
+        yield usage if usage is not None else estimated_usage(generation, "".join(produced))

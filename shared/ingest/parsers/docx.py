@@ -204,8 +204,8 @@ class _PageTracker:
 
     def _is_break(self, node: Any) -> bool:
         if self.rendered:
-            return node.tag == _RENDERED_BREAK
-        return node.tag == _BR and node.get(_TYPE) == "page"
+            return bool(node.tag == _RENDERED_BREAK)
+        return bool(node.tag == _BR and node.get(_TYPE) == "page")
 
 
 def _breaks_before(element: Any) -> bool:
