@@ -10,7 +10,7 @@ WEB_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
                frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: dev test install browser migrate bench clean
+.PHONY: dev test lint install browser migrate bench clean
 
 install: $(PY_STAMP) $(NODE_STAMP) $(WEB_BUILD)
 
@@ -45,7 +45,13 @@ browser:
 dev: install
 	$(BIN)/python -m devhost
 
-test: install browser
+# Lint, format and types first (settings in pyproject.toml): any finding fails the run.
+lint: $(PY_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: install
