@@ -160,35 +160,54 @@ class Services:
         """Close what this instance built (the database pool); given parts belong to whoever gave them."""
         with self._lock:
             built, self._built = self._built, {}
-        database = built.get("database")
-        if database is not None:
-            database.close()
+        for name in ("database", "chat_models"):
+            part = built.get(name)
+            if part is not None and hasattr(part, "close"):
+                part.close()
 
 
 class ConfiguredChatModels:
-    """The deployment's chat model, built once per settings version; models on users' own keys per turn."""
+    """The deployment's chat model, built once per settings version; models on users' own keys per turn.
+
+    Every model shares one HTTP client (its connection pool and Folio's retry budget), so a turn on a
+    user's own key does not pay for a new TLS setup.
+    """
 
     def __init__(self, services: Services) -> None:
         self._services = services
         self._lock = threading.Lock()
         self._for: Settings | None = None
         self._model: ChatModel | None = None
+        self._http: Any = None
+
+    def _http_client(self) -> Any:
+        from shared.chat.providers.limits import model_http_client
+
+        with self._lock:
+            if self._http is None:
+                self._http = model_http_client()
+            return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
 
     def configured(self) -> ChatModel:
         from shared.chat.providers import get_provider
 
         settings = self._services.settings
+        http = self._http_client()
         with self._lock:
             # A refreshed configuration is a new Settings object: the model is rebuilt from it.
             if self._model is None or self._for is not settings:
-                self._model = get_provider(settings, credential=self._credential(settings))
+                self._model = get_provider(settings, credential=self._credential(settings), http_client=http)
                 self._for = settings
             return self._model
 
     def with_user_key(self, provider: str, api_key: str, model: str | None) -> ChatModel:
         from shared.chat.providers import user_provider
 
-        return user_provider(self._services.settings, provider, api_key, model)
+        return user_provider(self._services.settings, provider, api_key, model, http_client=self._http_client())
 
     def _credential(self, settings: Settings) -> TokenCredential | None:
         return self._services.credential if settings.chat_provider == "azure-openai" else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from shared.chat.providers.base import Generation, Usage
@@ -39,8 +39,13 @@ class ChatModels(Protocol):
     def with_user_key(self, provider: str, api_key: str, model: str | None) -> ChatModel: ...
 
 
+@runtime_checkable
 class Embedder(Protocol):
-    """Turns texts into unit vectors of ``dimensions`` floats, in order; ``model_id`` is stored with the index."""
+    """Turns texts into L2-normalised vectors, one per text, in input order.
+
+    ``model_id`` and ``dimensions`` are stored with the index: vectors from different models
+    (or dimensions) must never be mixed, so changing either means re-embedding.
+    """
 
     model_id: str
     dimensions: int

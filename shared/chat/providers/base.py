@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from shared.errors import FolioError
 from shared.ingest.tokens import estimate_tokens
+from shared.ports import ChatModel
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,8 @@ def estimated_usage(generation: Generation, produced: str) -> Usage:
     return Usage(estimate_tokens(read), estimate_tokens(produced), estimated=True)
 
 
-class Provider(Protocol):
-    """Streams an answer: text pieces as they come, then exactly one :class:`Usage`, then stops."""
-
-    name: str
-    model: str
-    extractive: bool
-
-    def stream(self, generation: Generation) -> Iterator[str | Usage]: ...
+# The port a chat model adapter implements (shared/ports.py); the name providers have always used.
+Provider = ChatModel
 
 
 def complete(provider: Provider, generation: Generation) -> tuple[str, Usage]:

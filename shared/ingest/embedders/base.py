@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
 
 from shared.errors import FolioError
+from shared.ports import Embedder
 
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into L2-normalised vectors, one per text, in input order.
-
-    ``model_id`` and ``dimensions`` are stored with the index: vectors from different models
-    (or dimensions) must never be mixed, so changing either means re-embedding.
-    """
-
-    model_id: str
-    dimensions: int
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+__all__ = ["Embedder", "EmbeddingError", "l2_normalise"]
 
 
 class EmbeddingError(FolioError):
