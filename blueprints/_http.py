@@ -19,15 +19,15 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import azure.functions as func
 
 # Importing the extension is what switches the worker to HTTP streaming (see above).
-import azurefunctions.extensions.http.fastapi  # noqa: F401
+import azurefunctions.extensions.http.fastapi  # type: ignore[import-untyped]  # noqa: F401
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import Response as Response  # re-exported: every handler returns one
 
 from shared.bootstrap import Services, services
 from shared.config import Settings, cached_settings
@@ -36,7 +36,7 @@ from shared.errors import FolioError, Invalid, PayloadTooLarge, RequestTimeout, 
 from shared.identity import authenticate
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 from shared.tenancy import Caller, resolve_caller
-from shared.validation import Field, parse_json, parse_object, parse_uuid
+from shared.validation import Body, parse_json, parse_uuid, validate_body
 
 _log = logging.getLogger("folio.http")
 
@@ -55,7 +55,11 @@ BODY_READ_SECONDS = 60.0  # a client that stops sending its body mid-way gets a 
 blocking_pool = ThreadPoolExecutor(max_workers=BLOCKING_THREADS, thread_name_prefix="folio-http")
 
 
-def run_blocking(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+T = TypeVar("T")
+B = TypeVar("B", bound=Body)
+
+
+def run_blocking(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     """``fn(*args)`` on the HTTP thread pool, with this task's context (the bound invocation id)."""
     context = contextvars.copy_context()
     return asyncio.get_running_loop().run_in_executor(blocking_pool, context.run, fn, *args)
@@ -92,14 +96,15 @@ class ApiRequest:
     def path_id(self, name: str, what: str) -> UUID:
         return parse_uuid(self.http.route_params.get(name, ""), what)
 
-    def json(self, spec: dict[str, Field]) -> dict[str, Any]:
+    def body(self, model: type[B]) -> B:
+        """The JSON body as ``model`` (see shared/api_models.py); any problem with it is a 400 (415 for another type)."""
         body = self.http.body
         content_type = (self.http.headers.get("content-type") or "").split(";")[0].strip().lower()
         # Required, not assumed: a body without this type is what a cross-site form or a fetch that
         # skips the CORS preflight sends, so refusing it keeps JSON endpoints out of reach of both.
         if body and content_type != "application/json":
             raise UnsupportedMediaType("Send the request body as application/json.")
-        return parse_object(parse_json(body), spec)
+        return validate_body(model, parse_json(body))
 
     def query_int(self, name: str, default: int, lowest: int, highest: int) -> int:
         raw = self.http.params.get(name)
@@ -147,7 +152,9 @@ async def serve(handler: Handler, req: Request, context: func.Context) -> Respon
     try:
         try:
             # Fresh settings are read without a thread; loading or refreshing them may do I/O.
-            settings = cached_settings() or await run_blocking(_settings)
+            settings = cached_settings()
+            if settings is None:
+                settings = await run_blocking(_settings)
             try:
                 async with asyncio.timeout(BODY_READ_SECONDS):
                     http = await read_input(req, settings.max_request_bytes)

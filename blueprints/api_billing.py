@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import azure.functions as func
-
+from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, ok
+from shared.api_models import StartCheckout
 from shared.billing import accounts
-from shared.validation import Field
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @endpoint(bp, "billing", ["GET"])
@@ -18,8 +17,8 @@ def billing_get(request: ApiRequest) -> Response:
 
 @endpoint(bp, "billing/checkout", ["POST"])
 def billing_checkout(request: ApiRequest) -> Response:
-    body = request.json({"plan": Field(str, required=True, min_length=1, max_length=32)})
-    return ok(accounts.start_checkout(request.db, request.settings, request.caller, body["plan"]))
+    body = request.body(StartCheckout)
+    return ok(accounts.start_checkout(request.db, request.settings, request.caller, body.plan))
 
 
 @endpoint(bp, "billing/portal", ["POST"])

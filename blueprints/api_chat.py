@@ -5,19 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import azure.functions as func
-
+from blueprints import new_blueprint
 from blueprints._http import NDJSON, ApiRequest, Response, endpoint, no_content, ok, problem
 from blueprints._ndjson import ndjson, stream_slots
+from shared.api_models import ChatTurn, RenameSession, SetChatKey
 from shared.chat import sessions
 from shared.chat.answer import Turn, run_turn
 from shared.chat.providers import BYO_PROVIDERS
 from shared.chat.secrets import delete_user_key, get_user_key, set_user_key
-from shared.chat.store import MAX_TITLE_CHARS
-from shared.errors import FolioError, Invalid
-from shared.validation import Field, parse_uuid
+from shared.errors import FolioError
+from shared.validation import parse_uuid
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 def _wants_json(request: ApiRequest) -> bool:
@@ -25,23 +24,11 @@ def _wants_json(request: ApiRequest) -> bool:
     return "application/json" in accept and NDJSON not in accept
 
 
-def _collection_ids(values: list[Any]) -> tuple[Any, ...]:
-    if len(values) > 100 or not all(isinstance(v, str) for v in values):
-        raise Invalid("'collectionIds' must be a list of at most 100 ids.", fields=["collectionIds"])
-    try:
-        return tuple(parse_uuid(v, "collection") for v in values)
-    except FolioError:
-        raise Invalid("'collectionIds' holds a malformed id.", fields=["collectionIds"]) from None
-
-
 @endpoint(bp, "chat", ["POST"])
 def chat(request: ApiRequest) -> Response:
-    body = request.json({"sessionId": Field(str), "message": Field(str, required=True, max_length=4000),
-                         "collectionIds": Field(list)})
-    session_id = None
-    if body.get("sessionId"):
-        session_id = parse_uuid(body["sessionId"], "chat session")
-    turn = Turn(body["message"], session_id, _collection_ids(body.get("collectionIds") or []))
+    body = request.body(ChatTurn)
+    session_id = parse_uuid(body.session_id, "chat session") if body.session_id else None
+    turn = Turn(body.message, session_id, tuple(body.collection_ids))
     release = stream_slots.take()  # 503 when this instance is already writing its share of answers
     streaming = False
     try:
@@ -100,8 +87,8 @@ def chat_sessions_get(request: ApiRequest) -> Response:
 @endpoint(bp, "chat/sessions/{sessionId}", ["PATCH"])
 def chat_sessions_rename(request: ApiRequest) -> Response:
     session_id = str(request.path_id("sessionId", "chat session"))
-    body = request.json({"title": Field(str, required=True, min_length=1, max_length=MAX_TITLE_CHARS, single_line=True)})
-    session = sessions.rename_session(request.services.chat_store, request.caller, session_id, body["title"],
+    body = request.body(RenameSession)
+    session = sessions.rename_session(request.services.chat_store, request.caller, session_id, body.title,
                                       if_match=_if_match(request))
     return ok(session, headers={"ETag": session["etag"]})
 
@@ -124,11 +111,9 @@ def chat_key_get(request: ApiRequest) -> Response:
 
 @endpoint(bp, "chat/key", ["PUT"])
 def chat_key_set(request: ApiRequest) -> Response:
-    body = request.json({"provider": Field(str, required=True, choices=BYO_PROVIDERS),
-                         "apiKey": Field(str, required=True, max_length=512, single_line=True),
-                         "model": Field(str, max_length=100, single_line=True)})
-    key = set_user_key(request.services.secret_store, request.db, request.caller, body["provider"], body["apiKey"],
-                       body.get("model"), allowed=BYO_PROVIDERS)
+    body = request.body(SetChatKey)
+    key = set_user_key(request.services.secret_store, request.db, request.caller, body.provider, body.api_key,
+                       body.model, allowed=BYO_PROVIDERS)
     return ok({"configured": True, **key.describe()})
 
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import azure.functions as func
-
+from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import collections
-from shared.validation import Field
+from shared.api_models import CreateCollection
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @endpoint(bp, "collections", ["POST"])
 def collections_create(request: ApiRequest) -> Response:
-    body = request.json({"name": Field(str, required=True, min_length=1, max_length=200, single_line=True),
-                         "description": Field(str, max_length=2000)})
-    created = collections.create_collection(request.db, request.caller, body["name"], body.get("description", ""))
+    body = request.body(CreateCollection)
+    created = collections.create_collection(request.db, request.caller, body.name, body.description)
     return ok(created, status=201, headers={"Location": f"/api/collections/{created['id']}"})
 
 

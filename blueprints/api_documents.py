@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import azure.functions as func
-
+from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import documents
-from shared.validation import Field
+from shared.api_models import RequestUpload
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @endpoint(bp, "collections/{collectionId}/documents", ["POST"])
 def documents_upload(request: ApiRequest) -> Response:
-    body = request.json({"filename": Field(str, required=True, min_length=1, max_length=255, single_line=True),
-                         "contentType": Field(str, max_length=200, single_line=True),
-                         "size": Field(int, required=True)})
+    body = request.body(RequestUpload)
     created = documents.request_upload(
         request.db, request.services.blobs, request.caller, request.path_id("collectionId", "collection"),
-        filename=body["filename"], content_type=body.get("contentType", ""), size=body["size"],
+        filename=body.filename, content_type=body.content_type, size=body.size,
         max_bytes=request.settings.max_upload_bytes)
     return ok(created, status=201, headers={"Location": f"/api/documents/{created['documentId']}"})
 

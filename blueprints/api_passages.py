@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import azure.functions as func
-
+from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, ok
 from shared import passages
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @endpoint(bp, "documents/{documentId}/chunks/{chunkId}", ["GET"])

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import azure.functions as func
-
+from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import workspaces
-from shared.validation import Field
+from shared.api_models import AddMember, CreateApiKey
 
-bp = func.Blueprint()
-
-_ROLES = ("owner", "member", "viewer")
+bp = new_blueprint()
 
 
 @endpoint(bp, "me", ["GET"])
@@ -25,9 +22,8 @@ def members_list(request: ApiRequest) -> Response:
 
 @endpoint(bp, "members", ["POST"])
 def members_add(request: ApiRequest) -> Response:
-    body = request.json({"email": Field(str, required=True, min_length=3, max_length=320, single_line=True),
-                         "role": Field(str, required=True, choices=_ROLES)})
-    result = workspaces.add_member(request.db, request.caller, body["email"], body["role"])
+    body = request.body(AddMember)
+    result = workspaces.add_member(request.db, request.caller, body.email, body.role)
     return ok(result, status=201 if result["status"] == "added" else 202)
 
 
@@ -44,9 +40,8 @@ def api_keys_list(request: ApiRequest) -> Response:
 
 @endpoint(bp, "apikeys", ["POST"])
 def api_keys_create(request: ApiRequest) -> Response:
-    body = request.json({"name": Field(str, required=True, min_length=1, max_length=100, single_line=True),
-                         "role": Field(str, choices=("member", "viewer"))})
-    created = workspaces.create_api_key(request.db, request.caller, body["name"], body.get("role", "viewer"))
+    body = request.body(CreateApiKey)
+    created = workspaces.create_api_key(request.db, request.caller, body.name, body.role)
     return ok(created, status=201)
 
 

@@ -6,10 +6,11 @@ import logging
 
 import azure.functions as func
 
+from blueprints import new_blueprint
 from shared.bootstrap import services
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 
-bp = func.Blueprint()
+bp = new_blueprint()
 _log = logging.getLogger("folio.billing")
 
 

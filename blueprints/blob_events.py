@@ -6,12 +6,13 @@ import logging
 
 import azure.functions as func
 
+from blueprints import new_blueprint
 from shared.blob_events import handle_blob_event, parse_event
 from shared.bootstrap import services
 from shared.errors import Invalid
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 
-bp = func.Blueprint()
+bp = new_blueprint()
 _log = logging.getLogger("folio.events")
 
 

@@ -7,12 +7,13 @@ import logging
 
 import azure.functions as func
 
+from blueprints import new_blueprint
 from shared.bootstrap import services
 from shared.indexer import ingest_limits, run_job
 from shared.jobs import IndexJob
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 
-bp = func.Blueprint()
+bp = new_blueprint()
 _log = logging.getLogger("folio.indexer")
 
 

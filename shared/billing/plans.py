@@ -14,16 +14,24 @@ than an accidental unlimited plan. ``BILLING_FREE_PLAN`` names the plan of works
 paid subscription; it has no price. A paid plan whose ``price`` is ``null`` exists but cannot be
 bought yet. ``meterEvents`` names the Stripe Billing Meter each metered usage is reported to;
 plans without it report nothing.
+
+:class:`PlansSetting` states that shape as pydantic models (strict: ``true`` is not a limit), with
+the rules across plans (a price identifies one plan, the free plan exists and is free) as its model
+validator. A failure is a :class:`~shared.errors.ConfigError` naming the setting, the plan and the
+key.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import re
-import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, ValidationInfo, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from shared.config import Settings
 from shared.errors import ConfigError
@@ -45,11 +53,6 @@ LIMIT_NAMES: dict[str, str] = {  # meter -> limit name
 MONTHLY_METERS = (PAGES_INDEXED, SEARCHES, CHAT_TOKENS)
 # Usage Stripe can bill by the unit (Billing Meters): meter -> key in a plan's "meterEvents".
 METERED: dict[str, str] = {PAGES_INDEXED: "pagesIndexed", CHAT_TOKENS: "chatTokens"}
-
-_PLAN_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_PLAN_KEYS = {"price", "meteredPrices", "meterEvents", "limits"}
-# Stripe's limit on a meter event_name is 100 characters.
-_EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,74 @@ class Catalog:
         return None
 
 
+# --- the setting's shape: pydantic models -------------------------------------------------------
+
+PlanName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+PriceId = Annotated[str, Field(pattern=r"^price_", min_length=7, max_length=255)]
+# Stripe's limit on a meter event_name is 100 characters.
+EventName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+MeterKey = Literal["pagesIndexed", "chatTokens"]  # the values of METERED
+Limit = Annotated[int, Field(ge=0)] | None  # required: null is unlimited, a missing key an error
+
+
+class _Setting(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
+
+
+class PlanLimits(_Setting):
+    """All five limits, each a whole number or ``null`` for unlimited; camelCase in the setting."""
+
+    model_config = ConfigDict(alias_generator=to_camel)
+
+    documents: Limit
+    storage_bytes: Limit
+    pages_per_month: Limit
+    searches_per_month: Limit
+    chat_tokens_per_month: Limit
+
+
+class PlanSpec(_Setting):
+    """One plan as the setting states it."""
+
+    model_config = ConfigDict(alias_generator=to_camel)
+
+    price: PriceId | None = None
+    metered_prices: list[PriceId] = Field(default_factory=list)
+    meter_events: dict[MeterKey, EventName] = Field(default_factory=dict)
+    limits: PlanLimits
+
+    @model_validator(mode="after")
+    def _metered_prices_need_a_price(self) -> PlanSpec:
+        if self.metered_prices and self.price is None:
+            raise PydanticCustomError("folio_plan", "'meteredPrices' needs a 'price' (Checkout sells them together).")
+        return self
+
+
+class PlansSetting(RootModel[dict[PlanName, PlanSpec]]):
+    """The whole ``BILLING_PLANS`` value; validate with ``context={"free_plan": ...}``."""
+
+    model_config = ConfigDict(strict=True, frozen=True, defer_build=True)
+
+    @model_validator(mode="after")
+    def _prices_and_free_plan(self, info: ValidationInfo) -> PlansSetting:
+        seen: dict[str, str] = {}
+        for name, spec in self.root.items():
+            for price in ([spec.price] if spec.price else []) + spec.metered_prices:
+                if price in seen:
+                    raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS: price {price!r} appears in plans "
+                                              f"{seen[price]!r} and {name!r}; a price must identify one plan.")
+                seen[price] = name
+        free_plan = (info.context or {}).get("free_plan", "free")
+        free = self.root.get(free_plan)
+        if free is None:
+            raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS has no plan {free_plan!r}, which "
+                                      "BILLING_FREE_PLAN names.")
+        if free.price is not None:
+            raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS: the free plan {free_plan!r} must not "
+                                      "have a price.")
+        return self
+
+
 def parse_plans(raw: str, free_plan: str = "free") -> Catalog:
     """Parse and validate ``BILLING_PLANS``. Errors name the setting, the plan and the key."""
     try:
@@ -96,82 +167,63 @@ def parse_plans(raw: str, free_plan: str = "free") -> Catalog:
         raise ConfigError(f"Setting BILLING_PLANS is not valid JSON ({exc.msg} at position {exc.pos}).") from None
     if not isinstance(data, dict) or not data:
         raise ConfigError("Setting BILLING_PLANS must be a JSON object of plan name -> plan.")
-    plans: dict[str, Plan] = {}
-    seen_prices: dict[str, str] = {}
-    for name, body in data.items():
-        plan = _parse_plan(name, body)
-        for price in ([plan.price] if plan.price else []) + list(plan.metered_prices):
-            if price in seen_prices:
-                raise ConfigError(f"Setting BILLING_PLANS: price {price!r} appears in plans "
-                                  f"{seen_prices[price]!r} and {name!r}; a price must identify one plan.")
-            seen_prices[price] = name
-        plans[name] = plan
-    free = plans.get(free_plan)
-    if free is None:
-        raise ConfigError(f"Setting BILLING_PLANS has no plan {free_plan!r}, which BILLING_FREE_PLAN names.")
-    if free.price is not None:
-        raise ConfigError(f"Setting BILLING_PLANS: the free plan {free_plan!r} must not have a price.")
-    return Catalog(plans, free)
+    try:
+        setting = PlansSetting.model_validate(data, context={"free_plan": free_plan})
+    except ValidationError as exc:
+        raise ConfigError(_message(exc.errors(include_url=False, include_input=False))) from None
+    meters = {v: k for k, v in LIMIT_NAMES.items()}
+    meter_of_event = {v: k for k, v in METERED.items()}
+    plans = {name: Plan(name, spec.price,
+                        {meters[key]: value for key, value in spec.limits.model_dump(by_alias=True).items()},
+                        tuple(spec.metered_prices), {meter_of_event[k]: v for k, v in spec.meter_events.items()})
+             for name, spec in setting.root.items()}
+    return Catalog(plans, plans[free_plan])
 
 
-def _parse_plan(name: Any, body: Any) -> Plan:
-    where = f"Setting BILLING_PLANS, plan {name!r}"
-    if not isinstance(name, str) or not _PLAN_NAME.match(name):
-        raise ConfigError(f"{where}: a plan name is 1-32 lowercase letters, digits, '-' or '_', "
-                          "starting with a letter.")
-    if not isinstance(body, dict):
-        raise ConfigError(f"{where} must be a JSON object.")
-    unknown = sorted(set(body) - _PLAN_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed are {sorted(_PLAN_KEYS)}.")
-    price = body.get("price")
-    if price is not None and not _is_price(price):
-        raise ConfigError(f"{where}: 'price' must be a Stripe price id (price_...) or null.")
-    metered = body.get("meteredPrices", [])
-    if not isinstance(metered, list) or not all(_is_price(p) for p in metered):
-        raise ConfigError(f"{where}: 'meteredPrices' must be a list of Stripe price ids.")
-    if metered and price is None:
-        raise ConfigError(f"{where}: 'meteredPrices' needs a 'price' (Checkout sells them together).")
-    events = body.get("meterEvents", {})
-    known_events = {v: k for k, v in METERED.items()}
-    if not isinstance(events, dict) or set(events) - set(known_events):
-        raise ConfigError(f"{where}: 'meterEvents' must be an object with keys among {sorted(known_events)}.")
-    for key, event_name in events.items():
-        if not isinstance(event_name, str) or not _EVENT_NAME.match(event_name):
-            raise ConfigError(f"{where}: meterEvents.{key} must be a Stripe meter event name (1-100 characters).")
-    limits = body.get("limits")
-    if not isinstance(limits, dict):
-        raise ConfigError(f"{where}: 'limits' must be an object with {sorted(LIMIT_NAMES.values())}.")
-    names = {v: k for k, v in LIMIT_NAMES.items()}
-    missing = sorted(set(names) - set(limits))
-    extra = sorted(set(limits) - set(names))
-    if missing or extra:
-        raise ConfigError(f"{where}: 'limits' needs exactly {sorted(names)} (null = unlimited); "
-                          f"missing {missing}, unknown {extra}.")
-    parsed: dict[str, int | None] = {}
-    for key, value in limits.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ConfigError(f"{where}: limits.{key} must be a whole number >= 0, or null for unlimited.")
-        parsed[names[key]] = value
-    return Plan(name, price, parsed, tuple(metered), {known_events[k]: v for k, v in events.items()})
-
-
-def _is_price(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith("price_") and 6 < len(value) <= 255
-
-
-_cache_lock = threading.Lock()
-_cache: dict[tuple[str, str], Catalog] = {}
+@functools.lru_cache(maxsize=8)  # a refreshed setting is a new key; the old one ages out
+def _parse_cached(raw: str, free_plan: str) -> Catalog:
+    return parse_plans(raw, free_plan)
 
 
 def catalog(settings: Settings) -> Catalog:
     """The validated plans for these settings; parsed once per distinct value (settings may refresh)."""
-    key = (settings.billing_plans, settings.billing_free_plan)
-    found = _cache.get(key)
-    if found is None:
-        found = parse_plans(*key)
-        with _cache_lock:
-            if len(_cache) > 8:  # a refreshed setting replaces the old one; keep the cache small
-                _cache.clear()
-            _cache[key] = found
-    return found
+    return _parse_cached(settings.billing_plans, settings.billing_free_plan)
+
+
+# --- pydantic's errors as ConfigError messages ---------------------------------------------------
+
+
+def _message(errors: Sequence[ErrorDetails]) -> str:
+    """The first problem, in the words of the setting: ``Setting BILLING_PLANS, plan 'pro': ...``."""
+    first = errors[0]
+    loc = first["loc"]
+    if not loc:  # a rule across plans: the model validator's message is already the whole sentence
+        return first["msg"]
+    name = loc[0]
+    where = f"Setting BILLING_PLANS, plan {name!r}"
+    mine = [e for e in errors if e["loc"][:1] == (name,)]
+    if len(loc) > 1 and loc[1] == "[key]":
+        return f"{where}: a plan name is 1-32 lowercase letters, digits, '-' or '_', starting with a letter."
+    unknown = sorted(str(e["loc"][1]) for e in mine if e["type"] == "extra_forbidden" and len(e["loc"]) == 2)
+    if unknown:
+        allowed = sorted(field.alias or key for key, field in PlanSpec.model_fields.items())
+        return f"{where}: unknown key(s) {unknown}; allowed are {allowed}."
+    if len(loc) == 1:
+        return f"{where}: {first['msg']}" if first["type"] == "folio_plan" else f"{where} must be a JSON object."
+    key = loc[1]
+    if key == "price":
+        return f"{where}: 'price' must be a Stripe price id (price_...) or null."
+    if key == "meteredPrices":
+        return f"{where}: 'meteredPrices' must be a list of Stripe price ids."
+    if key == "meterEvents":
+        if len(loc) == 2 or loc[-1] == "[key]":
+            return f"{where}: 'meterEvents' must be an object with keys among {sorted(METERED.values())}."
+        return f"{where}: meterEvents.{loc[2]} must be a Stripe meter event name (1-100 characters)."
+    limit_names = sorted(LIMIT_NAMES.values())
+    if len(loc) == 2:  # "limits" missing or not an object
+        return f"{where}: 'limits' must be an object with {limit_names}."
+    missing = sorted(str(e["loc"][2]) for e in mine if e["loc"][1:2] == ("limits",) and e["type"] == "missing")
+    extra = sorted(str(e["loc"][2]) for e in mine if e["loc"][1:2] == ("limits",) and e["type"] == "extra_forbidden")
+    if missing or extra:
+        return f"{where}: 'limits' needs exactly {limit_names} (null = unlimited); missing {missing}, unknown {extra}."
+    return f"{where}: limits.{loc[2]} must be a whole number >= 0, or null for unlimited."
