@@ -34,14 +34,14 @@ class CachedEmbedder:
                                     part).fetchall()
             for key, blob in rows:
                 found[key] = list(struct.unpack(f"{len(blob) // 4}f", blob))
-        missing = [(k, t) for k, t in zip(keys, texts) if k not in found]
+        missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in found]
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
         if missing:
             vectors = self._inner.embed([t for _, t in missing])
-            for (key, _), vector in zip(missing, vectors):
+            for (key, _), vector in zip(missing, vectors, strict=True):
                 found[key] = vector
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
-                                 [(k, struct.pack(f"{len(v)}f", *v)) for (k, _), v in zip(missing, vectors)])
+                                 [(k, struct.pack(f"{len(v)}f", *v)) for (k, _), v in zip(missing, vectors, strict=True)])
             self._db.commit()
         return [found[k] for k in keys]

@@ -74,7 +74,7 @@ def run(dataset: Path | None, count: int, sections: int = 6, rtt_ms: float = 0.0
     copy_s = insert_s = 0.0
     # Interleaved per document, alternating which path goes first, so both see the same index
     # size and cache state.
-    for i, (copy_job, row_job, chunks, vecs) in enumerate(zip(copy_jobs, row_jobs, parsed, vectors)):
+    for i, (copy_job, row_job, chunks, vecs) in enumerate(zip(copy_jobs, row_jobs, parsed, vectors, strict=True)):
         for path in (("copy", "rows") if i % 2 == 0 else ("rows", "copy")):
             t = time.perf_counter()
             with db.transaction(tenant_id=tenant) as conn:  # one transaction per document, as the indexer
@@ -120,7 +120,7 @@ def _documents(admin_url: str, tenant: uuid.UUID, collection: uuid.UUID, count: 
 
 def _insert_rows(conn: Any, job: Any, chunks: Any, vecs: Any) -> None:
     """The baseline: one INSERT statement per chunk."""
-    for chunk, vec in zip(chunks, vecs):
+    for chunk, vec in zip(chunks, vecs, strict=True):
         conn.execute(
             "INSERT INTO chunks (tenant_id, document_id, collection_id, ordinal, heading, heading_path, body,"
             " page_start, page_end, char_start, char_end, content_hash, embedding)"

@@ -51,7 +51,7 @@ def ingest(dataset: beir.Dataset, urls: dict[str, str], embedder: Any) -> dict[s
                 parsed.append((doc_id, chunk_document(document), document))
             texts = [embedding_text(c.heading_path, c.text) for _, chunks, _ in parsed for c in chunks]
             vectors = iter(embedder.embed(texts))
-            for doc_id, chunks, document in parsed:
+            for doc_id, chunks, _document in parsed:
                 document_id = uuid.uuid5(uuid.NAMESPACE_URL, f"beir:{dataset.name}:{doc_id}")
                 admin.execute(
                     "INSERT INTO documents (tenant_id, document_id, collection_id, filename, blob_path, status,"

@@ -32,7 +32,7 @@ SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 
 
 def _sentences(dataset: beir.Dataset) -> list[str]:
-    out = []
+    out: list[str] = []
     for _, text in dataset.corpus.values():
         out.extend(s.strip() + "." for s in text.split(". ") if len(s.split()) >= 5)
     return out
@@ -131,7 +131,7 @@ def measure(urls: dict[str, str], tenants: dict[str, Any], queries: list[str], e
         stats: dict[str, Any] = {"rows": count}
         for mode in ("hybrid", "lexical", "vector"):
             times, returned = [], []
-            for query, vector in zip(queries, vectors):
+            for query, vector in zip(queries, vectors, strict=True):
                 fixed.next = vector
                 started = time.perf_counter()
                 result = search(db, caller, SearchRequest(query=query, mode=mode, top=top), embedder=fixed,

@@ -122,9 +122,12 @@ def start_web_app(port: int, api_upstream: str) -> StaticWebAppServer:
     from urllib.parse import urlsplit
 
     from shared.bootstrap import services
+    from shared.storage import AzureBlobStore
 
     log = logging.getLogger("devhost")
-    blob = urlsplit(services().blobs.container.url)  # browsers PUT uploads there (CSP connect-src)
+    store = services().blobs
+    assert isinstance(store, AzureBlobStore)  # devhost runs the real adapter against Azurite
+    blob = urlsplit(store.container.url)  # browsers PUT uploads there (CSP connect-src)
     web = StaticWebAppServer(("127.0.0.1", port), api_upstream, connect_sources=(f"{blob.scheme}://{blob.netloc}",))
     web.start_in_thread()
     if not (DIST / "index.html").exists():
@@ -136,14 +139,17 @@ def start_web_app(port: int, api_upstream: str) -> StaticWebAppServer:
 def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:
     """Event Grid, Service Bus and timer stand-ins that drive the app's non-HTTP functions."""
     from devhost.eventgrid import BlobEventSource
+    from devhost.local_queue import PostgresQueue
     from devhost.servicebus import QueueWorker
     from shared.bootstrap import services
+    from shared.storage import AzureBlobStore
 
     log = logging.getLogger("devhost")
     parts = services()
     settings = parts.settings
     by_type = {r.trigger_type: r for r in regs}
     store = parts.blobs
+    assert isinstance(store, AzureBlobStore)  # devhost runs the real adapter against Azurite
     store.ensure_container()
     store.allow_browser_uploads(cors_origins)
     drivers: list = []
@@ -154,6 +160,7 @@ def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:
         log.info("Event Grid stand-in: blob changes in '%s' -> %s", settings.upload_container,
                  by_type["eventGridTrigger"].name)
     if "serviceBusTrigger" in by_type and settings.index_queue_backend == "postgres":
+        assert isinstance(parts.job_queue, PostgresQueue)  # what INDEX_QUEUE_BACKEND=postgres selects
         worker = QueueWorker(parts.job_queue, by_type["serviceBusTrigger"])
         worker.start()
         drivers.append(worker)

@@ -51,8 +51,8 @@ class EmulatorContainer:
 
 
 def _client(settings: Settings) -> Any:
-    from azure.cosmos import CosmosClient
     import urllib3
+    from azure.cosmos import CosmosClient
 
     endpoint = settings.require("cosmos_endpoint")
     if not is_local_endpoint(endpoint):

@@ -63,7 +63,7 @@ class BlobEventSource:
                   f"{self._account}",
             subject=f"/blobServices/default/containers/{container}/blobs/{name}",
             event_type=event_type,
-            event_time=dt.datetime.now(dt.timezone.utc),
+            event_time=dt.datetime.now(dt.UTC),
             data_version="",
         )
 

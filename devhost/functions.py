@@ -39,9 +39,10 @@ def registrations(app: func.FunctionApp) -> list[Registration]:
     app.functions_bindings = {}
     found = []
     for fn in app.get_functions():
-        trigger = fn.get_trigger()
+        trigger, name = fn.get_trigger(), fn.get_function_name()
+        assert trigger is not None and trigger.type is not None and name is not None, fn  # set by the decorators
         found.append(Registration(
-            name=fn.get_function_name(),
+            name=name,
             trigger_type=trigger.type,
             trigger_param=trigger.name,
             user_function=fn.get_user_function(),

@@ -71,6 +71,7 @@ class LoopbackServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
     def start_in_thread(self) -> threading.Thread:

@@ -7,6 +7,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -29,7 +30,7 @@ def _bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
-def _run_as(user: str | None) -> dict[str, object]:
+def _run_as(user: str | None) -> dict[str, Any]:
     """PostgreSQL refuses to run as root; pgserver provides an unprivileged OS user for that case."""
     if user is None:
         return {}
@@ -64,14 +65,14 @@ def start(data_dir: Path, port: int) -> LocalPostgres:
         subprocess.run(
             [_bin("initdb"), "-D", str(data_dir), "-U", ADMIN_USER, "--auth=trust", "--encoding=UTF8",
              "--no-instructions"],
-            check=True, capture_output=True, **_run_as(os_user),  # type: ignore[arg-type]
+            check=True, capture_output=True, **_run_as(os_user),
         )
     # A stale pid file from a killed server would stop pg_ctl; postgres removes it itself when safe.
     log = data_dir / "server.log"
     subprocess.run(
         [_bin("pg_ctl"), "-D", str(data_dir), "-l", str(log), "-w", "-t", "60", "start",
          "-o", f"-p {port} -h 127.0.0.1 -k {data_dir} -c max_connections=200 -c shared_buffers=256MB"],
-        check=True, capture_output=True, **_run_as(os_user),  # type: ignore[arg-type]
+        check=True, capture_output=True, **_run_as(os_user),
     )
     deadline = time.monotonic() + 30
     while not _accepts(pg):
@@ -86,9 +87,9 @@ def stop(data_dir: Path) -> None:
     if not (data_dir / "postmaster.pid").exists():
         return
     owner = data_dir.stat().st_uid
-    kwargs = {"user": owner} if hasattr(os, "geteuid") and os.geteuid() == 0 and owner != 0 else {}
+    kwargs: dict[str, Any] = {"user": owner} if hasattr(os, "geteuid") and os.geteuid() == 0 and owner != 0 else {}
     subprocess.run([_bin("pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
-                   capture_output=True, **kwargs)  # type: ignore[arg-type]
+                   capture_output=True, **kwargs)
 
 
 def _accepts(pg: LocalPostgres) -> bool:

@@ -67,13 +67,13 @@ def start_azurite(location: Path, *, blob_port: int = 10000, queue_port: int = 1
     if not binary.exists():
         raise RuntimeError("Azurite is not installed; run `npm ci` (make dev and make test do).")
     location.mkdir(parents=True, exist_ok=True)
-    out = open(log or (location / "azurite.log"), "ab")
-    process = subprocess.Popen(
-        [str(binary), "--location", str(location), "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
-         "--queueHost", "127.0.0.1", "--queuePort", str(queue_port), "--tableHost", "127.0.0.1",
-         "--tablePort", str(table_port), "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
-        stdout=out, stderr=subprocess.STDOUT,
-    )
+    with open(log or (location / "azurite.log"), "ab") as out:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [str(binary), "--location", str(location), "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
+             "--queueHost", "127.0.0.1", "--queuePort", str(queue_port), "--tableHost", "127.0.0.1",
+             "--tablePort", str(table_port), "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -116,9 +116,9 @@ def start_cosmos(port: int = DEV_COSMOS_PORT, *, log: Path | None = None) -> Cos
     if not binary.exists():
         raise RuntimeError("cosmosdb-server is not installed; run `npm ci` (make dev and make test do).")
     LOCAL.mkdir(parents=True, exist_ok=True)
-    out = open(log or (LOCAL / "cosmos.log"), "ab")
-    process = subprocess.Popen([str(binary), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=out, stderr=subprocess.STDOUT)
+    with open(log or (LOCAL / "cosmos.log"), "ab") as out:  # the child keeps its own descriptor
+        process = subprocess.Popen([str(binary), "--host", "127.0.0.1", "--port", str(port)],
+                                   stdout=out, stderr=subprocess.STDOUT)
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE  # the emulator's own self-signed certificate, on loopback only

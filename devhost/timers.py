@@ -27,12 +27,12 @@ class Schedule:
         if len(parts) != 6:
             raise ValueError(f"NCRONTAB needs six fields (second minute hour day month weekday): {expression!r}")
         self.expression = expression
-        self._allowed = [_parse_field(part, low, high) for part, (low, high) in zip(parts, _FIELDS)]
+        self._allowed = [_parse_field(part, low, high) for part, (low, high) in zip(parts, _FIELDS, strict=True)]
 
     def matches(self, when: dt.datetime) -> bool:
         weekday = (when.weekday() + 1) % 7  # NCRONTAB: 0 = Sunday
         values = (when.second, when.minute, when.hour, when.day, when.month, weekday)
-        return all(value in allowed for value, allowed in zip(values, self._allowed))
+        return all(value in allowed for value, allowed in zip(values, self._allowed, strict=True))
 
 
 def _parse_field(text: str, low: int, high: int) -> frozenset[int]:
@@ -99,7 +99,7 @@ class TimerDriver:
     def _run(self) -> None:
         last = None
         while not self._stop.is_set():
-            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0)
             if now != last:
                 last = now
                 for registration, schedule in self._timers:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.helpers import Client
+
+# The billing fixtures (`billing`, the session's loopback `stripe_stub`) for every test module that asks for them.
+pytest_plugins = ["tests.stripe_events"]
+
+if TYPE_CHECKING:
+    from shared.db import Conn
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PG_PORT = int(os.environ.get("FOLIO_TEST_PG_PORT", "54330"))
@@ -158,7 +164,7 @@ def client(host: str) -> Client:
 
 
 @pytest.fixture
-def admin_conn(database_urls: dict[str, str]) -> Iterator[object]:
+def admin_conn(database_urls: dict[str, str]) -> Iterator[Conn]:
     import psycopg
     from psycopg.rows import dict_row
 
@@ -167,7 +173,7 @@ def admin_conn(database_urls: dict[str, str]) -> Iterator[object]:
 
 
 @pytest.fixture
-def app_conn(database_urls: dict[str, str]) -> Iterator[object]:
+def app_conn(database_urls: dict[str, str]) -> Iterator[Conn]:
     """A direct connection as the app role: what row-level security sees."""
     import psycopg
     from psycopg.rows import dict_row

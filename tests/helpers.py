@@ -49,7 +49,7 @@ class Client:
     def request(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> Response:
         split = urlsplit(self.base_url)
-        conn = http.client.HTTPConnection(split.hostname, split.port, timeout=30)
+        conn = http.client.HTTPConnection(split.netloc, timeout=30)
         all_headers = {**self.headers, **(headers or {})}
         if json_body is not None:
             body = json.dumps(json_body).encode()

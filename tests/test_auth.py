@@ -25,6 +25,8 @@ ISSUER = f"https://login.microsoftonline.com/{TENANT}/v2.0"
 class Jwks:
     """A local JWKS endpoint whose key set tests can rotate; counts fetches."""
 
+    default: tuple[str, Any]  # (kid, private key) of the key the module's tests sign with
+
     def __init__(self) -> None:
         self.keys: dict[str, Any] = {}
         self.fetches = 0
@@ -59,7 +61,7 @@ class Jwks:
 @pytest.fixture(scope="module")
 def jwks() -> Iterator[Jwks]:
     server = Jwks()
-    server.default = server.add_key()  # type: ignore[attr-defined]
+    server.default = server.add_key()
     yield server
     server.server.shutdown()
 

@@ -22,9 +22,9 @@ import os
 import re
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -83,11 +83,11 @@ SKIP_COMMENT = re.compile(r"checkov:skip=(?P<id>[A-Za-z0-9_]+)(?::(?P<why>.*))?"
 CHECK_ID = re.compile(r"^CKV2?_[A-Z0-9]+_\d+$")
 
 
-@lru_cache(maxsize=None)
+@cache
 def parse(path: Path) -> dict[str, Any]:
     from pycep import BicepParser
 
-    return BicepParser().parse(file_path=path)
+    return cast("dict[str, Any]", BicepParser().parse(file_path=path))  # read as plain JSON
 
 
 def _rel(path: Path) -> str:

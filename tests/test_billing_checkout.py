@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import psycopg
-
+from shared.db import Conn, one
 from tests.helpers import Client
-from tests.stripe_events import PAGES_PRICE, PRO_PRICE, billing, new_owner, stripe_stub, subscribe  # noqa: F401
+from tests.stripe_events import PAGES_PRICE, PRO_PRICE, new_owner, subscribe
 from tests.stubs.stripe_server import StripeStub
 
 
@@ -30,14 +29,14 @@ def test_a_new_workspace_is_on_the_free_plan_with_usage_and_period(client: Clien
 
 
 def test_checkout_creates_the_customer_once_and_a_subscription_session(
-        client: Client, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+        client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     owner, tenant = new_owner(client)
     first = owner.post("/api/billing/checkout", {"plan": "pro"})
     assert first.status == 200, first.body
     assert first.json()["url"].startswith("https://checkout.stripe.com/c/pay/cs_test_")
     session = [r for r in billing.calls("/v1/checkout/sessions") if r.params.get("client_reference_id") == tenant][-1]
-    customer = admin_conn.execute("SELECT stripe_customer_id FROM billing_accounts WHERE tenant_id = %s",
-                                  (tenant,)).fetchone()["stripe_customer_id"]
+    customer = one(admin_conn.execute("SELECT stripe_customer_id FROM billing_accounts WHERE tenant_id = %s",
+                                  (tenant,)).fetchone())["stripe_customer_id"]
     # What Stripe receives, as the form-encoded request the real API gets.
     assert session.params["mode"] == "subscription" and session.params["customer"] == customer
     assert session.params["line_items"] == [{"price": PRO_PRICE, "quantity": "1"}, {"price": PAGES_PRICE}]
@@ -59,7 +58,7 @@ def test_checkout_creates_the_customer_once_and_a_subscription_session(
 
 
 def test_concurrent_checkouts_create_one_customer(client: Client, billing: StripeStub,
-                                                 admin_conn: psycopg.Connection) -> None:
+                                                 admin_conn: Conn) -> None:
     owner, tenant = new_owner(client)
     statuses: list[int] = []
     threads = [threading.Thread(target=lambda: statuses.append(owner.post("/api/billing/checkout",
@@ -88,7 +87,7 @@ def test_stripe_outage_is_503_and_the_retry_reuses_the_attempt(client: Client, b
     assert keys == [f"folio-checkout-{tenant}-pro-1"] * 2
 
 
-def test_checkout_input_and_plan_rules(client: Client, billing: StripeStub, admin_conn: psycopg.Connection,
+def test_checkout_input_and_plan_rules(client: Client, billing: StripeStub, admin_conn: Conn,
                                        settings_override: Any) -> None:
     owner, tenant = new_owner(client)
     unknown = owner.post("/api/billing/checkout", {"plan": "platinum"})
@@ -118,15 +117,15 @@ def test_checkout_and_portal_are_for_owners_only(client: Client, billing: Stripe
 
 
 def test_portal_needs_a_customer_and_returns_a_session_url(client: Client, billing: StripeStub,
-                                                           admin_conn: psycopg.Connection) -> None:
+                                                           admin_conn: Conn) -> None:
     owner, tenant = new_owner(client)
     none_yet = owner.post("/api/billing/portal")
     assert none_yet.status == 409
     owner.post("/api/billing/checkout", {"plan": "pro"})
     portal = owner.post("/api/billing/portal")
     assert portal.status == 200 and portal.json()["url"].startswith("https://billing.stripe.com/p/session/")
-    customer = admin_conn.execute("SELECT stripe_customer_id FROM billing_accounts WHERE tenant_id = %s",
-                                  (tenant,)).fetchone()["stripe_customer_id"]
+    customer = one(admin_conn.execute("SELECT stripe_customer_id FROM billing_accounts WHERE tenant_id = %s",
+                                  (tenant,)).fetchone())["stripe_customer_id"]
     sent = billing.calls("/v1/billing_portal/sessions")[-1].params
     assert sent == {"customer": customer, "return_url": "http://127.0.0.1:4280/billing"}
 

@@ -10,15 +10,15 @@ import uuid
 from contextlib import redirect_stdout
 from typing import Any
 
-import psycopg
 import pytest
 
+from shared.db import Conn
 from tests.helpers import Client
-from tests.stripe_events import billing, new_owner, stripe_stub, subscribe  # noqa: F401
+from tests.stripe_events import new_owner, subscribe
 from tests.stubs.stripe_server import StripeStub
 
 
-def _metered_workspace(client: Client, admin_conn: psycopg.Connection) -> tuple[str, str]:
+def _metered_workspace(client: Client, admin_conn: Conn) -> tuple[str, str]:
     owner, tenant = new_owner(client)
     customer, _ = subscribe(client, owner, tenant, admin_conn)
     return tenant, customer
@@ -33,7 +33,7 @@ def _use_chat_tokens(tenant: str, tokens: int) -> None:
     quotas.consume(services().database, caller, quotas.CHAT_TOKENS, tokens, source="chat:test")
 
 
-def _rows(admin_conn: psycopg.Connection, tenant: str) -> list[dict[str, Any]]:
+def _rows(admin_conn: Conn, tenant: str) -> list[dict[str, Any]]:
     return admin_conn.execute("SELECT * FROM meter_outbox WHERE tenant_id = %s ORDER BY occurred_at",
                               (tenant,)).fetchall()
 
@@ -52,7 +52,7 @@ def _sent_for(stub: StripeStub, customer: str) -> list[Any]:
 
 
 def test_usage_is_sent_as_meter_events_with_a_fixed_identifier(client: Client, billing: StripeStub,
-                                                               admin_conn: psycopg.Connection) -> None:
+                                                               admin_conn: Conn) -> None:
     tenant, customer = _metered_workspace(client, admin_conn)
     _use_chat_tokens(tenant, 120)
     _use_chat_tokens(tenant, 30)
@@ -72,14 +72,14 @@ def test_usage_is_sent_as_meter_events_with_a_fixed_identifier(client: Client, b
 
 
 def test_free_workspaces_record_no_metered_usage(client: Client, billing: StripeStub,
-                                                 admin_conn: psycopg.Connection) -> None:
+                                                 admin_conn: Conn) -> None:
     _owner, tenant = new_owner(client)
     _use_chat_tokens(tenant, 10)
     assert _rows(admin_conn, tenant) == []
 
 
 def test_a_failed_flush_keeps_the_row_and_a_later_run_sends_it(client: Client, billing: StripeStub,
-                                                              admin_conn: psycopg.Connection) -> None:
+                                                              admin_conn: Conn) -> None:
     tenant, customer = _metered_workspace(client, admin_conn)
     _use_chat_tokens(tenant, 40)
     billing.fail("/v1/billing/meter_events", status=500, times=100)  # an outage
@@ -90,7 +90,7 @@ def test_a_failed_flush_keeps_the_row_and_a_later_run_sends_it(client: Client, b
     assert report["meterEvents"]["failed"] >= 1
     [row] = _rows(admin_conn, tenant)
     assert row["sent_at"] is None and row["attempts"] == 1 and "Unavailable" in row["last_error"]
-    assert row["next_attempt_at"] > dt.datetime.now(dt.timezone.utc)  # backing off, not dropped
+    assert row["next_attempt_at"] > dt.datetime.now(dt.UTC)  # backing off, not dropped
     _flush()
     assert _rows(admin_conn, tenant)[0]["sent_at"] is None  # not due yet
     admin_conn.execute("UPDATE meter_outbox SET next_attempt_at = now() WHERE tenant_id = %s", (tenant,))
@@ -101,7 +101,7 @@ def test_a_failed_flush_keeps_the_row_and_a_later_run_sends_it(client: Client, b
 
 
 def test_a_lost_response_is_resent_and_counted_once(client: Client, billing: StripeStub,
-                                                    admin_conn: psycopg.Connection) -> None:
+                                                    admin_conn: Conn) -> None:
     tenant, customer = _metered_workspace(client, admin_conn)
     _use_chat_tokens(tenant, 70)
     billing.fail("/v1/billing/meter_events", status=502, after_processing=True)  # Stripe got it; we did not hear
@@ -119,7 +119,7 @@ def test_a_lost_response_is_resent_and_counted_once(client: Client, billing: Str
 
 
 def test_concurrent_flushes_send_each_row_once(client: Client, billing: StripeStub,
-                                               admin_conn: psycopg.Connection) -> None:
+                                               admin_conn: Conn) -> None:
     tenant, customer = _metered_workspace(client, admin_conn)
     for tokens in range(1, 11):
         _use_chat_tokens(tenant, tokens)
@@ -134,7 +134,7 @@ def test_concurrent_flushes_send_each_row_once(client: Client, billing: StripeSt
 
 
 def test_the_timer_function_runs_on_its_schedule_setting(client: Client, billing: StripeStub,
-                                                         admin_conn: psycopg.Connection,
+                                                         admin_conn: Conn,
                                                          settings_override: Any) -> None:
     import function_app
     from devhost.functions import registrations
@@ -168,7 +168,7 @@ def test_devhost_reads_ncrontab_like_the_functions_host(expression: str, when: s
 
 
 def test_cli_billing_flush_runs_what_the_timer_runs(client: Client, billing: StripeStub,
-                                                   admin_conn: psycopg.Connection) -> None:
+                                                   admin_conn: Conn) -> None:
     from shared.cli import main
 
     tenant, _ = _metered_workspace(client, admin_conn)

@@ -9,12 +9,12 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 
+from shared.db import Conn, one
 from shared.errors import ConfigError, QuotaExceeded
 from tests.helpers import Client
-from tests.stripe_events import billing, new_owner, stripe_stub, subscribe  # noqa: F401
+from tests.stripe_events import new_owner, subscribe
 from tests.stubs.stripe_server import StripeStub
 
 _LIMITS = {"documents": 1, "storageBytes": 1, "pagesPerMonth": 1, "searchesPerMonth": 1, "chatTokensPerMonth": 1}
@@ -103,7 +103,7 @@ def test_upload_past_storage_is_402_naming_the_limit(client: Client, billing: St
 
 
 def test_concurrent_uploads_never_pass_the_document_limit(client: Client, billing: StripeStub) -> None:
-    owner, tenant = new_owner(client)
+    owner, _tenant = new_owner(client)
     collection = _collection(owner)
     statuses: list[int] = []
     barrier = threading.Barrier(6)
@@ -121,7 +121,7 @@ def test_concurrent_uploads_never_pass_the_document_limit(client: Client, billin
     assert len(owner.get(f"/api/collections/{collection}/documents").json()["documents"]) == 3
 
 
-def test_a_paid_plan_lifts_the_limits(client: Client, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+def test_a_paid_plan_lifts_the_limits(client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     owner, tenant = new_owner(client)
     collection = _collection(owner)
     for _ in range(3):
@@ -141,7 +141,7 @@ def _caller(tenant: str) -> Any:
 
 
 def test_concurrent_searches_consume_exactly_the_quota(client: Client, billing: StripeStub,
-                                                      admin_conn: psycopg.Connection) -> None:
+                                                      admin_conn: Conn) -> None:
     from shared import billing as quotas
     from shared.bootstrap import services
 
@@ -164,8 +164,8 @@ def test_concurrent_searches_consume_exactly_the_quota(client: Client, billing: 
     for t in threads:
         t.join()
     assert outcomes.count("ok") == 5 and outcomes.count("searchesPerMonth") == 11
-    used = admin_conn.execute("SELECT used FROM usage_counters WHERE tenant_id = %s AND meter = 'searches'",
-                              (tenant,)).fetchone()["used"]
+    used = one(admin_conn.execute("SELECT used FROM usage_counters WHERE tenant_id = %s AND meter = 'searches'",
+                              (tenant,)).fetchone())["used"]
     assert used == 5
 
 
@@ -194,10 +194,9 @@ def test_usage_rolls_back_with_the_work_that_failed(client: Client, billing: Str
 
     _owner, tenant = new_owner(client)
     caller, db = _caller(tenant), services().database
-    with pytest.raises(RuntimeError):
-        with db.transaction(caller.tenant_id) as conn:
-            quotas.consume(conn, caller, quotas.SEARCHES, 2)
-            raise RuntimeError("the search itself failed")
+    with pytest.raises(RuntimeError), db.transaction(caller.tenant_id) as conn:
+        quotas.consume(conn, caller, quotas.SEARCHES, 2)
+        raise RuntimeError("the search itself failed")
     assert quotas.check(db, caller, quotas.SEARCHES, 5).used == 0
 
 
@@ -229,8 +228,8 @@ def _markdown(pages: int) -> bytes:
 
 
 def test_indexing_past_the_pages_quota_fails_the_document_with_the_reason(
-        client: Client, pipeline: Any, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
-    owner, tenant = new_owner(client)
+        client: Client, pipeline: Any, billing: StripeStub, admin_conn: Conn) -> None:
+    owner, _tenant = new_owner(client)
     collection = _collection(owner)
     small = _upload(owner, collection, "small.md", b"# Note\n\nA short note about the delivery terms.\n")
     pipeline.settle()
@@ -239,7 +238,7 @@ def test_indexing_past_the_pages_quota_fails_the_document_with_the_reason(
     pipeline.settle()
     doc = owner.get(f"/api/documents/{big}").json()
     assert doc["status"] == "failed" and "pages indexed per month" in doc["error"], doc
-    assert admin_conn.execute("SELECT count(*) AS n FROM chunks WHERE document_id = %s", (big,)).fetchone()["n"] == 0
+    assert one(admin_conn.execute("SELECT count(*) AS n FROM chunks WHERE document_id = %s", (big,)).fetchone())["n"] == 0
     usage = owner.get("/api/billing").json()["usage"]["pagesPerMonth"]
     assert usage == {"used": 1, "limit": 5}
     # Completed, not retried: nothing of it is left on the queue or dead-lettered.
@@ -248,7 +247,7 @@ def test_indexing_past_the_pages_quota_fails_the_document_with_the_reason(
 
 
 def test_indexing_on_a_metered_plan_records_usage_for_stripe_with_the_work(
-        client: Client, pipeline: Any, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+        client: Client, pipeline: Any, billing: StripeStub, admin_conn: Conn) -> None:
     owner, tenant = new_owner(client)
     customer, _ = subscribe(client, owner, tenant, admin_conn)
     document = _upload(owner, _collection(owner), "big.md", _markdown(6))
@@ -264,12 +263,12 @@ def test_indexing_on_a_metered_plan_records_usage_for_stripe_with_the_work(
 # --- row-level security on the billing tables --------------------------------------------------
 
 
-def _set(conn: psycopg.Connection, name: str, value: str) -> None:
+def _set(conn: Conn, name: str, value: str) -> None:
     conn.execute("SELECT set_config(%s, %s, true)", (name, value))
 
 
 def test_billing_tables_are_tenant_isolated_with_two_narrow_exceptions(
-        client: Client, billing: StripeStub, admin_conn: psycopg.Connection, app_conn: psycopg.Connection) -> None:
+        client: Client, billing: StripeStub, admin_conn: Conn, app_conn: Conn) -> None:
     from shared import billing as quotas
     from shared.bootstrap import services
 
@@ -281,7 +280,7 @@ def test_billing_tables_are_tenant_isolated_with_two_narrow_exceptions(
     quotas.consume(services().database, _caller(tenant_b), quotas.CHAT_TOKENS, 10)
     tables = ("billing_accounts", "usage_counters", "meter_outbox")
     with app_conn.transaction():
-        assert all(app_conn.execute(f"SELECT count(*) AS n FROM {t}").fetchone()["n"] == 0 for t in tables)
+        assert all(one(app_conn.execute(f"SELECT count(*) AS n FROM {t}").fetchone())["n"] == 0 for t in tables)
         _set(app_conn, "app.tenant_id", tenant_a)
         for table in tables:
             seen = {str(r["tenant_id"]) for r in app_conn.execute(f"SELECT tenant_id FROM {table}")}
@@ -291,23 +290,22 @@ def test_billing_tables_are_tenant_isolated_with_two_narrow_exceptions(
         _set(app_conn, "app.stripe_customer_id", customer_a)
         rows = app_conn.execute("SELECT tenant_id FROM billing_accounts").fetchall()
         assert [str(r["tenant_id"]) for r in rows] == [tenant_a]
-        assert app_conn.execute("SELECT count(*) AS n FROM usage_counters").fetchone()["n"] == 0
+        assert one(app_conn.execute("SELECT count(*) AS n FROM usage_counters").fetchone())["n"] == 0
         assert app_conn.execute("UPDATE billing_accounts SET subscription_status = 'active'").rowcount == 0
     with app_conn.transaction():
         # The timer's listing: unsent meter events of every workspace, nothing else.
         _set(app_conn, "app.billing_worker", "on")
         pending = {str(r["tenant_id"]) for r in app_conn.execute("SELECT tenant_id FROM meter_outbox")}
         assert {tenant_a, tenant_b} <= pending
-        assert app_conn.execute("SELECT count(*) AS n FROM usage_counters").fetchone()["n"] == 0
+        assert one(app_conn.execute("SELECT count(*) AS n FROM usage_counters").fetchone())["n"] == 0
         assert app_conn.execute("UPDATE meter_outbox SET value = 1").rowcount == 0
 
 
 def test_a_quota_race_lost_at_write_time_fails_the_document_and_keeps_nothing(
-        client: Client, pipeline: Any, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+        client: Client, pipeline: Any, billing: StripeStub, admin_conn: Conn) -> None:
     """Two documents can both pass the early check; the count in the write transaction decides."""
     from shared import billing as quotas
     from shared.bootstrap import services
-    from shared.config import get_settings
     from shared.indexer import run_job
     from shared.jobs import IndexJob
 
@@ -319,12 +317,11 @@ def test_a_quota_race_lost_at_write_time_fails_the_document_and_keeps_nothing(
     def another_document_counts_first(_: int) -> None:
         quotas.consume(services().database, _caller(tenant), quotas.PAGES_INDEXED, 4)  # its own, committed
 
-    settings = get_settings()
     outcome = run_job(services().database, services().blobs, services().embedder,
                       IndexJob.from_body(queued.body), after_chunks_written=another_document_counts_first)
     pipeline.worker.queue.complete(queued)
     assert outcome.status == "failed" and "pages indexed per month" in (outcome.detail or "")
     assert owner.get(f"/api/documents/{document}").json()["status"] == "failed"
-    assert admin_conn.execute("SELECT count(*) AS n FROM chunks WHERE document_id = %s",
-                              (document,)).fetchone()["n"] == 0
+    assert one(admin_conn.execute("SELECT count(*) AS n FROM chunks WHERE document_id = %s",
+                              (document,)).fetchone())["n"] == 0
     assert owner.get("/api/billing").json()["usage"]["pagesPerMonth"]["used"] == 4

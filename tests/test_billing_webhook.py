@@ -8,39 +8,37 @@ import threading
 import time
 from typing import Any
 
-import psycopg
 import pytest
 
+from shared.db import Conn, one
 from tests.helpers import Client
-from tests.stripe_events import (  # noqa: F401
+from tests.stripe_events import (
     PAGES_PRICE,
     PRO_PRICE,
-    billing,
     event,
     new_owner,
     post_event,
     sign,
-    stripe_stub,
     subscribe,
     subscription_object,
 )
 from tests.stubs.stripe_server import StripeStub
 
 
-def _account(admin_conn: psycopg.Connection, tenant: str) -> dict[str, Any]:
-    return admin_conn.execute("SELECT * FROM billing_accounts WHERE tenant_id = %s", (tenant,)).fetchone()
+def _account(admin_conn: Conn, tenant: str) -> dict[str, Any]:
+    return one(admin_conn.execute("SELECT * FROM billing_accounts WHERE tenant_id = %s", (tenant,)).fetchone())
 
 
-def _event_row(admin_conn: psycopg.Connection, event_id: str) -> dict[str, Any] | None:
+def _event_row(admin_conn: Conn, event_id: str) -> dict[str, Any] | None:
     return admin_conn.execute("SELECT * FROM stripe_events WHERE event_id = %s", (event_id,)).fetchone()
 
 
-def _audit(admin_conn: psycopg.Connection, tenant: str, action: str) -> int:
-    return admin_conn.execute("SELECT count(*) AS n FROM audit_log WHERE tenant_id = %s AND action = %s",
-                              (tenant, action)).fetchone()["n"]
+def _audit(admin_conn: Conn, tenant: str, action: str) -> int:
+    return one(admin_conn.execute("SELECT count(*) AS n FROM audit_log WHERE tenant_id = %s AND action = %s",
+                              (tenant, action)).fetchone())["n"]
 
 
-def _customer(client: Client, admin_conn: psycopg.Connection) -> tuple[Client, str, str]:
+def _customer(client: Client, admin_conn: Conn) -> tuple[Client, str, str]:
     """A workspace with a Stripe customer (made by a checkout), not yet subscribed."""
     owner, tenant = new_owner(client)
     assert owner.post("/api/billing/checkout", {"plan": "pro"}).status == 200
@@ -56,10 +54,10 @@ def _run_timer() -> dict[str, Any]:
 
 
 def test_signed_subscription_event_grants_the_paid_plan(client: Client, billing: StripeStub,
-                                                        admin_conn: psycopg.Connection) -> None:
+                                                        admin_conn: Conn) -> None:
     owner, tenant = new_owner(client)
     assert owner.get("/api/billing").json()["plan"] == "free"
-    customer, subscription = subscribe(client, owner, tenant, admin_conn)
+    _customer, subscription = subscribe(client, owner, tenant, admin_conn)
     overview = owner.get("/api/billing").json()
     assert overview["plan"] == "pro" and overview["status"] == "active"
     assert overview["subscription"]["id"] == subscription
@@ -70,7 +68,7 @@ def test_signed_subscription_event_grants_the_paid_plan(client: Client, billing:
 
 @pytest.mark.parametrize("tamper", ["wrong secret", "missing header", "garbage header", "body changed",
                                     "no v1 scheme"])
-def test_bad_signature_is_400_and_has_no_effect(client: Client, billing: StripeStub, admin_conn: psycopg.Connection,
+def test_bad_signature_is_400_and_has_no_effect(client: Client, billing: StripeStub, admin_conn: Conn,
                                                 tamper: str) -> None:
     _owner, tenant, customer = _customer(client, admin_conn)
     payload = event("customer.subscription.updated", customer=customer, status="active")
@@ -91,7 +89,7 @@ def test_bad_signature_is_400_and_has_no_effect(client: Client, billing: StripeS
 
 
 def test_stale_signature_is_400_and_fresh_one_within_tolerance_is_accepted(
-        client: Client, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+        client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     _owner, tenant, customer = _customer(client, admin_conn)
     payload = event("customer.subscription.updated", customer=customer, status="active")
     stale = post_event(client, payload, timestamp=int(time.time()) - 301)  # Stripe's tolerance is 300 s
@@ -105,7 +103,7 @@ def test_stale_signature_is_400_and_fresh_one_within_tolerance_is_accepted(
 
 
 def test_duplicate_deliveries_take_effect_once(client: Client, billing: StripeStub,
-                                               admin_conn: psycopg.Connection) -> None:
+                                               admin_conn: Conn) -> None:
     _owner, tenant, customer = _customer(client, admin_conn)
     now = int(time.time())
     payload = event("customer.subscription.created", customer=customer, status="active",
@@ -130,8 +128,8 @@ def test_duplicate_deliveries_take_effect_once(client: Client, billing: StripeSt
 
 
 def test_updated_before_created_still_converges(client: Client, billing: StripeStub,
-                                                admin_conn: psycopg.Connection) -> None:
-    owner, tenant, customer = _customer(client, admin_conn)
+                                                admin_conn: Conn) -> None:
+    owner, _tenant, customer = _customer(client, admin_conn)
     now = int(time.time())
     created = event("customer.subscription.created", customer=customer, subscription="sub_test_order1",
                     status="incomplete", created=now - 3)
@@ -153,7 +151,7 @@ def test_updated_before_created_still_converges(client: Client, billing: StripeS
 
 
 def test_same_second_created_and_updated_resolve_to_the_later_lifecycle(
-        client: Client, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+        client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     """Checkout makes .created (incomplete) and .updated (active) within one second: any order -> active."""
     owner, _tenant, customer = _customer(client, admin_conn)
     second = int(time.time()) - 1
@@ -167,7 +165,7 @@ def test_same_second_created_and_updated_resolve_to_the_later_lifecycle(
 
 
 def test_an_unorderable_tie_is_settled_by_a_refetch_from_stripe(client: Client, billing: StripeStub,
-                                                                admin_conn: psycopg.Connection) -> None:
+                                                                admin_conn: Conn) -> None:
     owner, tenant, customer = _customer(client, admin_conn)
     second = int(time.time()) - 1
     subscription = "sub_test_tie2"
@@ -187,7 +185,7 @@ def test_an_unorderable_tie_is_settled_by_a_refetch_from_stripe(client: Client, 
 
 
 def test_checkout_completed_links_the_subscription_and_the_timer_fetches_it(
-        client: Client, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+        client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     owner, tenant, customer = _customer(client, admin_conn)
     subscription = "sub_test_checkout1"
     completed = post_event(client, event("checkout.session.completed", customer=customer, subscription=subscription))
@@ -202,20 +200,20 @@ def test_checkout_completed_links_the_subscription_and_the_timer_fetches_it(
 
 
 def test_unknown_event_types_and_customers_are_acknowledged_and_ignored(
-        client: Client, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+        client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     _owner, tenant, customer = _customer(client, admin_conn)
     before = _account(admin_conn, tenant)
     unknown_type = event("customer.updated", customer=customer)
     response = post_event(client, unknown_type)
     assert response.status == 200 and response.json()["outcome"].startswith("ignored")
-    assert _event_row(admin_conn, unknown_type["id"])["outcome"].startswith("ignored")
+    assert one(_event_row(admin_conn, unknown_type["id"]))["outcome"].startswith("ignored")
     stranger = post_event(client, event("customer.subscription.updated", customer="cus_notours0000", status="active"))
     assert stranger.status == 200 and "unknown customer" in stranger.json()["outcome"]
     assert _account(admin_conn, tenant) == before
 
 
 def test_failure_midway_leaves_no_partial_effect_and_redelivery_succeeds(
-        client: Client, billing: StripeStub, admin_conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+        client: Client, billing: StripeStub, admin_conn: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.billing import webhook
 
     owner, tenant, customer = _customer(client, admin_conn)
@@ -235,12 +233,12 @@ def test_failure_midway_leaves_no_partial_effect_and_redelivery_succeeds(
     monkeypatch.setattr(webhook, "_record_outcome", real)
     redelivered = post_event(client, payload)
     assert redelivered.status == 200 and redelivered.json()["outcome"].startswith("applied")
-    assert _event_row(admin_conn, payload["id"])["outcome"].startswith("applied")
+    assert one(_event_row(admin_conn, payload["id"]))["outcome"].startswith("applied")
     assert owner.get("/api/billing").json()["plan"] == "pro"
 
 
 def test_failed_payment_keeps_the_plan_for_the_grace_period_then_downgrades(
-        client: Client, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+        client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     owner, tenant = new_owner(client)
     customer, subscription = subscribe(client, owner, tenant, admin_conn)
     now = int(time.time())
@@ -250,7 +248,7 @@ def test_failed_payment_keeps_the_plan_for_the_grace_period_then_downgrades(
     overview = owner.get("/api/billing").json()
     assert overview["plan"] == "pro" and overview["status"] == "grace"
     grace_ends = dt.datetime.fromisoformat(overview["subscription"]["graceEndsAt"])
-    assert dt.timedelta(days=6) < grace_ends - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(days=7)
+    assert dt.timedelta(days=6) < grace_ends - dt.datetime.now(dt.UTC) <= dt.timedelta(days=7)
 
     # Stripe's retries keep failing; the subscription goes past_due. Eight days on, the grace is over.
     post_event(client, event("customer.subscription.updated", customer=customer, subscription=subscription,
@@ -271,7 +269,7 @@ def test_failed_payment_keeps_the_plan_for_the_grace_period_then_downgrades(
 
 
 def test_missing_webhook_secret_is_a_server_error_so_stripe_retries(
-        client: Client, billing: StripeStub, settings_override: Any, admin_conn: psycopg.Connection) -> None:
+        client: Client, billing: StripeStub, settings_override: Any, admin_conn: Conn) -> None:
     _owner, _tenant, customer = _customer(client, admin_conn)
     settings_override(STRIPE_WEBHOOK_SECRET="")
     payload = event("customer.subscription.updated", customer=customer, status="active")
@@ -281,7 +279,7 @@ def test_missing_webhook_secret_is_a_server_error_so_stripe_retries(
 
 
 def test_a_refetch_of_a_subscription_stripe_no_longer_has_stops_asking(
-        client: Client, billing: StripeStub, admin_conn: psycopg.Connection) -> None:
+        client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     _owner, tenant, customer = _customer(client, admin_conn)
     post_event(client, event("checkout.session.completed", customer=customer, subscription="sub_test_gone1"))
     billing.fail("/v1/subscriptions/", status=503, times=1000)

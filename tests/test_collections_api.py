@@ -83,7 +83,7 @@ def test_oversize_chunked_body_is_413_without_a_declared_length(client: Client) 
     alice = client.as_user(_unique("alice"))
     alice.get("/api/me")
     split = urlsplit(client.base_url)
-    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=30)
+    conn = http.client.HTTPConnection(split.netloc, timeout=30)
     parts = [b'{"name": "big", "description": "'] + [b"x" * 65536] * 20 + [b'"}']
     try:
         conn.request("POST", "/api/collections", body=iter(parts), encode_chunked=True,

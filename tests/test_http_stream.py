@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from starlette.responses import StreamingResponse
 
 from blueprints._ndjson import ndjson
 from shared.chat.providers.base import ProviderRateLimited
 
 
 def _collect(events: Iterator[dict[str, Any]], sent: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    async def run() -> list[bytes]:
-        return [line async for line in ndjson(events, "inv-1", sent or []).body_iterator]  # type: ignore[union-attr]
+    async def run() -> list[Any]:  # the lines as starlette types them (str | bytes | memoryview)
+        response = ndjson(events, "inv-1", sent or [])
+        assert isinstance(response, StreamingResponse)
+        return [line async for line in response.body_iterator]
 
     return [json.loads(line) for line in asyncio.run(run())]
 
@@ -62,8 +65,11 @@ def test_a_client_that_leaves_mid_answer_closes_the_turn_once_the_step_in_progre
             closed.set()
 
     async def client_leaves() -> None:
-        lines = ndjson(events(), "inv-1").body_iterator  # type: ignore[union-attr]
-        assert json.loads(await lines.__anext__())["text"] == "Thirty "
+        response = ndjson(events(), "inv-1")
+        assert isinstance(response, StreamingResponse)
+        lines = aiter(response.body_iterator)  # the async generator itself
+        first = await lines.__anext__()
+        assert isinstance(first, str | bytes) and json.loads(first)["text"] == "Thirty "
         waiting = asyncio.ensure_future(lines.__anext__())
         await asyncio.to_thread(inside.wait, 30)
         waiting.cancel()  # what the server does when the client disconnects

@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 
+from shared.db import Conn
 from tests.fakes_embedding import HashingEmbedder
 from tests.helpers import Client, using
 from tests.ingest.fixtures import build_pdf, zip_bomb
@@ -59,7 +59,7 @@ def upload(user: Client, collection: str, filename: str, data: bytes, content_ty
     return created
 
 
-def chunks_of(admin_conn: psycopg.Connection, document_id: str) -> list[dict[str, Any]]:
+def chunks_of(admin_conn: Conn, document_id: str) -> list[dict[str, Any]]:
     return admin_conn.execute(
         "SELECT ordinal, heading_path, body, page_start, page_end, char_start, char_end, content_hash,"
         " embedding IS NOT NULL AS embedded, tsv <> ''::tsvector AS searchable"
@@ -67,7 +67,7 @@ def chunks_of(admin_conn: psycopg.Connection, document_id: str) -> list[dict[str
 
 
 def test_upload_by_sas_reaches_ready_with_structured_chunks(client: Client, pipeline: Pipeline,
-                                                            admin_conn: psycopg.Connection) -> None:
+                                                            admin_conn: Conn) -> None:
     user = _user(client)
     collection = _collection(user)
     created = upload(user, collection, "msa.md", MARKDOWN, "text/markdown")
@@ -87,7 +87,7 @@ def test_upload_by_sas_reaches_ready_with_structured_chunks(client: Client, pipe
     assert [d["id"] for d in listed] == [created["documentId"]]
 
 
-def test_pdf_chunks_keep_page_ranges(client: Client, pipeline: Pipeline, admin_conn: psycopg.Connection) -> None:
+def test_pdf_chunks_keep_page_ranges(client: Client, pipeline: Pipeline, admin_conn: Conn) -> None:
     user = _user(client)
     pdf = build_pdf([["Section 1 Scope", "This agreement covers the supply of widgets."],
                      ["Section 2 Price", "Each widget costs ten euros."],
@@ -102,7 +102,7 @@ def test_pdf_chunks_keep_page_ranges(client: Client, pipeline: Pipeline, admin_c
 
 
 def test_duplicate_event_and_duplicate_message_index_once(client: Client, pipeline: Pipeline,
-                                                          admin_conn: psycopg.Connection) -> None:
+                                                          admin_conn: Conn) -> None:
     user = _user(client)
     created = upload(user, _collection(user), "dup.md", MARKDOWN)
     pipeline.settle()
@@ -121,10 +121,10 @@ def test_duplicate_event_and_duplicate_message_index_once(client: Client, pipeli
     import datetime as dt
 
     from devhost.http_server import invoke
-    from devhost.servicebus import to_function_message
     from devhost.local_queue import ReceivedMessage
+    from devhost.servicebus import to_function_message
 
-    message = ReceivedMessage("again", body, 2, str(uuid.uuid4()), dt.datetime.now(dt.timezone.utc), 1)
+    message = ReceivedMessage("again", body, 2, str(uuid.uuid4()), dt.datetime.now(dt.UTC), 1)
     invoke(pipeline.worker._registration, to_function_message(message, 60))
 
     after = chunks_of(admin_conn, created["documentId"])
@@ -133,7 +133,7 @@ def test_duplicate_event_and_duplicate_message_index_once(client: Client, pipeli
 
 
 def test_overwriting_twice_quickly_keeps_only_the_latest_version(client: Client, pipeline: Pipeline,
-                                                                 admin_conn: psycopg.Connection) -> None:
+                                                                 admin_conn: Conn) -> None:
     user = _user(client)
     created = upload(user, _collection(user), "v.md", b"# Version one\n\nThe first text about apples.\n")
     pipeline.events.poll_once()  # v1's event queued, not yet indexed
@@ -146,7 +146,7 @@ def test_overwriting_twice_quickly_keeps_only_the_latest_version(client: Client,
 
 
 def test_out_of_order_events_never_roll_back_a_newer_version(client: Client, pipeline: Pipeline,
-                                                              admin_conn: psycopg.Connection) -> None:
+                                                              admin_conn: Conn) -> None:
     user = _user(client)
     created = upload(user, _collection(user), "order.md", b"# Old\n\nOld text about bananas.\n")
     pipeline.settle()
@@ -160,7 +160,7 @@ def test_out_of_order_events_never_roll_back_a_newer_version(client: Client, pip
 
 
 def test_delete_removes_document_chunks_and_blob(client: Client, pipeline: Pipeline,
-                                                 admin_conn: psycopg.Connection) -> None:
+                                                 admin_conn: Conn) -> None:
     user = _user(client)
     collection = _collection(user)
     created = upload(user, collection, "gone.md", MARKDOWN)
@@ -176,7 +176,7 @@ def test_delete_removes_document_chunks_and_blob(client: Client, pipeline: Pipel
 
 
 def test_crash_mid_write_leaves_no_partial_document_and_retry_succeeds(client: Client, pipeline: Pipeline,
-                                                                       admin_conn: psycopg.Connection) -> None:
+                                                                       admin_conn: Conn) -> None:
     from shared.bootstrap import services
     from shared.indexer import run_job
     from shared.jobs import IndexJob
@@ -209,7 +209,7 @@ def test_crash_mid_write_leaves_no_partial_document_and_retry_succeeds(client: C
     ("binary.txt", b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4, "cannot index"),
 ], ids=["corrupt-pdf", "docx-zip-bomb", "empty", "binary"])
 def test_bad_files_fail_with_a_clear_reason_and_nothing_else_is_affected(
-        client: Client, pipeline: Pipeline, admin_conn: psycopg.Connection, filename: str, data: bytes,
+        client: Client, pipeline: Pipeline, admin_conn: Conn, filename: str, data: bytes,
         reason: str) -> None:
     user = _user(client)
     collection = _collection(user)
@@ -283,7 +283,7 @@ def test_another_tenant_cannot_see_upload_or_delete_a_document(client: Client, p
     assert a.get(doc_path).json()["status"] == "ready"
 
 
-def test_reindex_requeues_and_rebuilds(client: Client, pipeline: Pipeline, admin_conn: psycopg.Connection) -> None:
+def test_reindex_requeues_and_rebuilds(client: Client, pipeline: Pipeline, admin_conn: Conn) -> None:
     user = _user(client)
     created = upload(user, _collection(user), "re.md", MARKDOWN)
     pipeline.settle()
@@ -329,7 +329,7 @@ def test_events_for_other_containers_paths_and_types_are_ignored(pipeline: Pipel
     def event(subject: str, event_type: str = "Microsoft.Storage.BlobCreated") -> func.EventGridEvent:
         return func.EventGridEvent(id=str(uuid.uuid4()), data={"eTag": "0x1", "sequencer": "01"}, topic="t",
                                    subject=subject, event_type=event_type,
-                                   event_time=dt.datetime.now(dt.timezone.utc), data_version="")
+                                   event_time=dt.datetime.now(dt.UTC), data_version="")
 
     registration = pipeline.events._registration
     before = pipeline.worker.queue.active_count()
@@ -341,7 +341,7 @@ def test_events_for_other_containers_paths_and_types_are_ignored(pipeline: Pipel
 
 
 def test_long_document_is_bulk_loaded_with_every_chunk_in_order(client: Client, pipeline: Pipeline,
-                                                                admin_conn: psycopg.Connection) -> None:
+                                                                admin_conn: Conn) -> None:
     from shared.indexer import COPY_THRESHOLD
 
     sections = "\n\n".join(f"## Section {i} Topic {i}\n\n" + " ".join(
@@ -359,7 +359,7 @@ def test_long_document_is_bulk_loaded_with_every_chunk_in_order(client: Client, 
 
 
 def test_reindex_reuses_embeddings_of_unchanged_chunks(client: Client, pipeline: Pipeline,
-                                                       admin_conn: psycopg.Connection) -> None:
+                                                       admin_conn: Conn) -> None:
     class Counting(HashingEmbedder):
         """The same vectors as the fixture's fake, under the index's model id, counting texts."""
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import psycopg
 import pytest
 
+from shared.db import Conn
 from tests.helpers import Client
 from tests.pipeline import Pipeline
 from tests.test_ingestion import upload
@@ -29,14 +29,14 @@ def handbook(host: str, pipeline: Pipeline) -> dict[str, Any]:
     return {"user": user, "collection": collection, "document": created["documentId"]}
 
 
-def _chunk_ids(admin_conn: psycopg.Connection, document_id: str) -> list[int]:
+def _chunk_ids(admin_conn: Conn, document_id: str) -> list[int]:
     rows = admin_conn.execute("SELECT chunk_id FROM chunks WHERE document_id = %s ORDER BY ordinal",
                               (document_id,)).fetchall()
     return [r["chunk_id"] for r in rows]
 
 
 def test_passage_comes_with_its_neighbours_in_document_order(handbook: dict[str, Any],
-                                                             admin_conn: psycopg.Connection) -> None:
+                                                             admin_conn: Conn) -> None:
     ids = _chunk_ids(admin_conn, handbook["document"])
     assert len(ids) >= 6
     middle = ids[3]
@@ -55,7 +55,7 @@ def test_passage_comes_with_its_neighbours_in_document_order(handbook: dict[str,
 
 
 def test_context_is_limited_by_the_query_and_by_the_document_edges(handbook: dict[str, Any],
-                                                                   admin_conn: psycopg.Connection) -> None:
+                                                                   admin_conn: Conn) -> None:
     ids = _chunk_ids(admin_conn, handbook["document"])
     user, doc = handbook["user"], handbook["document"]
     first = user.get(f"/api/documents/{doc}/chunks/{ids[0]}?context=1").json()
@@ -67,7 +67,7 @@ def test_context_is_limited_by_the_query_and_by_the_document_edges(handbook: dic
 
 
 def test_another_workspace_gets_the_same_404_as_a_missing_passage(host: str, handbook: dict[str, Any],
-                                                                  admin_conn: psycopg.Connection) -> None:
+                                                                  admin_conn: Conn) -> None:
     ids = _chunk_ids(admin_conn, handbook["document"])
     path = f"/api/documents/{handbook['document']}/chunks/{ids[0]}"
     stranger = Client(host).as_user(f"stranger-{uuid.uuid4().hex[:8]}")
@@ -79,7 +79,7 @@ def test_another_workspace_gets_the_same_404_as_a_missing_passage(host: str, han
 
 
 def test_chunk_of_another_document_and_malformed_ids_are_not_found(handbook: dict[str, Any],
-                                                                    admin_conn: psycopg.Connection) -> None:
+                                                                    admin_conn: Conn) -> None:
     user, doc = handbook["user"], handbook["document"]
     other = upload(user, handbook["collection"], "other.md", b"# Other\n\nAnother document entirely.\n")
     chunk = _chunk_ids(admin_conn, doc)[0]
@@ -89,7 +89,7 @@ def test_chunk_of_another_document_and_malformed_ids_are_not_found(handbook: dic
     assert user.get(f"/api/documents/not-a-uuid/chunks/{chunk}").status == 404
 
 
-def test_deleted_document_has_no_passages(host: str, pipeline: Pipeline, admin_conn: psycopg.Connection) -> None:
+def test_deleted_document_has_no_passages(host: str, pipeline: Pipeline, admin_conn: Conn) -> None:
     user = Client(host).as_user(f"passages-del-{uuid.uuid4().hex[:8]}")
     collection = user.post("/api/collections", {"name": "Gone"}).json()["id"]
     created = upload(user, collection, "gone.md", HANDBOOK)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import psycopg
 import pytest
 
+from shared.db import Conn, one
 from tests.helpers import Client
 from tests.pipeline import Pipeline
 from tests.test_ingestion import upload
@@ -139,20 +139,18 @@ def test_deleted_documents_disappear_from_results(client_module: Client, pipelin
     assert _search(user, query="zebra striped", mode="lexical")["results"] == []
 
 
-def test_bm25_statistics_follow_inserts_and_deletes(workspace: dict[str, Any], admin_conn: psycopg.Connection,
+def test_bm25_statistics_follow_inserts_and_deletes(workspace: dict[str, Any], admin_conn: Conn,
                                                     client_module: Client, pipeline: Pipeline) -> None:
     tenant = workspace["user"].get("/api/me").json()["tenant"]["id"]
 
     def stats() -> tuple[int, int, dict[str, int]]:
-        row = admin_conn.execute("SELECT chunks, total_len FROM tenant_text_stats WHERE tenant_id = %s",
-                                 (tenant,)).fetchone()
-        actual = admin_conn.execute(
-            "SELECT count(*) AS n, sum(lex_len) AS len FROM chunks WHERE tenant_id = %s", (tenant,)).fetchone()
+        row = one(admin_conn.execute("SELECT chunks, total_len FROM tenant_text_stats WHERE tenant_id = %s",
+                                     (tenant,)).fetchone())
+        actual = one(admin_conn.execute(
+            "SELECT count(*) AS n, sum(lex_len) AS len FROM chunks WHERE tenant_id = %s", (tenant,)).fetchone())
         assert (row["chunks"], row["total_len"]) == (actual["n"], actual["len"])
-        df = dict(admin_conn.execute(
-            "SELECT lexeme, df FROM lexeme_stats WHERE tenant_id = %s", (tenant,)).fetchall() and [
-            (r["lexeme"], r["df"]) for r in admin_conn.execute(
-                "SELECT lexeme, df FROM lexeme_stats WHERE tenant_id = %s", (tenant,))])
+        df = {r["lexeme"]: r["df"] for r in admin_conn.execute(
+            "SELECT lexeme, df FROM lexeme_stats WHERE tenant_id = %s", (tenant,))}
         expected = {r["lexeme"]: r["n"] for r in admin_conn.execute(
             "SELECT u.lexeme, count(*) AS n FROM chunks c, unnest(c.tsv) u WHERE c.tenant_id = %s GROUP BY 1",
             (tenant,))}
@@ -258,9 +256,15 @@ def test_when_every_term_is_common_chunks_with_more_rare_terms_are_candidates_fi
     pipeline.settle()
     caller = Caller(uuid.UUID(user.get("/api/me").json()["tenant"]["id"]), Role.VIEWER, "user", "test")
 
+    class NoEmbeddings:  # lexical search never embeds the query
+        model_id, dimensions = "none", 0
+
+        def embed(self, texts: Any) -> list[list[float]]:
+            raise AssertionError("a lexical search embedded its query")
+
     def headings(tuning: Tuning) -> list[str]:
         found = search(services().database, caller, SearchRequest("harbour pilot tide wind", mode="lexical", tuning=tuning),
-                       embedder=None, highlight=False)["results"]
+                       embedder=NoEmbeddings(), highlight=False)["results"]
         return [r["headingPath"][-1] for r in found]
 
     everything = headings(Tuning())  # within the budget: every chunk with any of the terms

@@ -127,7 +127,7 @@ def test_api_key_ignores_workspace_header_and_cannot_cross(client: Client, victi
     assert me.status == 200 and me.json()["tenant"]["id"] != victim["tenant"]
     assert via_key.get(f"/api/collections/{victim['collection']}").status == 404
     # Transplant the key id + secret under the victim's tenant prefix.
-    _, tenant_hex, key_hex, secret = key.split("_", 3)
+    _, _tenant_hex, key_hex, secret = key.split("_", 3)
     forged = f"folio_{uuid.UUID(victim['tenant']).hex}_{key_hex}_{secret}"
     assert Client(client.base_url, {"authorization": f"ApiKey {forged}"}).get("/api/me").status == 401
 
@@ -364,7 +364,7 @@ def test_html_in_document_text_is_escaped_in_snippets_and_titles(client: Client,
 def _sas_request(url: str, method: str, path: str | None = None, body: bytes | None = None,
                  headers: dict[str, str] | None = None) -> int:
     split = urlsplit(url)
-    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=30)
+    conn = http.client.HTTPConnection(split.netloc, timeout=30)
     try:
         conn.request(method, f"{path or split.path}?{split.query}", body=body, headers=headers or {})
         response = conn.getresponse()

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from shared.db import Conn, one
 from tests.helpers import Client
 
 
@@ -95,22 +96,22 @@ def _tenant_with_collection(client: Client) -> tuple[str, str]:
     return tenant, collection
 
 
-def _set_tenant(conn: psycopg.Connection, tenant: str | None) -> None:
+def _set_tenant(conn: Conn, tenant: str | None) -> None:
     conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant or "",))
 
 
 @pytest.mark.parametrize("table", ["tenants", "memberships", "collections", "documents", "chunks", "audit_log",
                                    "api_keys", "invitations"])
-def test_without_tenant_context_the_app_role_sees_no_rows(client: Client, app_conn: psycopg.Connection,
+def test_without_tenant_context_the_app_role_sees_no_rows(client: Client, app_conn: Conn,
                                                           table: str) -> None:
     _tenant_with_collection(client)
     with app_conn.transaction():
         _set_tenant(app_conn, None)
-        assert app_conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"] == 0
+        assert one(app_conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone())["n"] == 0
 
 
 def test_a_query_without_tenant_filter_still_sees_only_the_current_tenant(client: Client,
-                                                                         app_conn: psycopg.Connection) -> None:
+                                                                         app_conn: Conn) -> None:
     tenant_a, coll_a = _tenant_with_collection(client)
     _tenant_b, coll_b = _tenant_with_collection(client)
     with app_conn.transaction():
@@ -119,45 +120,44 @@ def test_a_query_without_tenant_filter_still_sees_only_the_current_tenant(client
     assert coll_a in ids and coll_b not in ids
 
 
-def test_rls_rejects_writes_into_another_tenant(client: Client, app_conn: psycopg.Connection) -> None:
+def test_rls_rejects_writes_into_another_tenant(client: Client, app_conn: Conn) -> None:
     tenant_a, _ = _tenant_with_collection(client)
     tenant_b, coll_b = _tenant_with_collection(client)
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with app_conn.transaction():
-            _set_tenant(app_conn, tenant_a)
-            app_conn.execute(
-                "INSERT INTO collections (tenant_id, collection_id, name) VALUES (%s, %s, 'planted')",
-                (tenant_b, uuid.uuid4()),
-            )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), app_conn.transaction():
+        _set_tenant(app_conn, tenant_a)
+        app_conn.execute(
+            "INSERT INTO collections (tenant_id, collection_id, name) VALUES (%s, %s, 'planted')",
+            (tenant_b, uuid.uuid4()),
+        )
     with app_conn.transaction():
         _set_tenant(app_conn, tenant_a)
         deleted = app_conn.execute("DELETE FROM collections WHERE collection_id = %s", (coll_b,)).rowcount
     assert deleted == 0
 
 
-def test_tenant_context_does_not_survive_the_transaction(client: Client, app_conn: psycopg.Connection) -> None:
+def test_tenant_context_does_not_survive_the_transaction(client: Client, app_conn: Conn) -> None:
     tenant_a, _ = _tenant_with_collection(client)
     with app_conn.transaction():
         _set_tenant(app_conn, tenant_a)
-        assert app_conn.execute("SELECT count(*) AS n FROM collections").fetchone()["n"] == 1
+        assert one(app_conn.execute("SELECT count(*) AS n FROM collections").fetchone())["n"] == 1
     with app_conn.transaction():
-        assert app_conn.execute("SELECT count(*) AS n FROM collections").fetchone()["n"] == 0
+        assert one(app_conn.execute("SELECT count(*) AS n FROM collections").fetchone())["n"] == 0
 
 
-def test_app_role_cannot_read_users_directly(app_conn: psycopg.Connection) -> None:
+def test_app_role_cannot_read_users_directly(app_conn: Conn) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         app_conn.execute("SELECT * FROM users")
     app_conn.rollback()
 
 
-def test_app_role_does_not_bypass_row_level_security(app_conn: psycopg.Connection) -> None:
+def test_app_role_does_not_bypass_row_level_security(app_conn: Conn) -> None:
     row = app_conn.execute(
         "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
     assert row == {"rolsuper": False, "rolbypassrls": False}
     app_conn.rollback()
 
 
-def test_every_tenant_table_forces_row_level_security(admin_conn: psycopg.Connection) -> None:
+def test_every_tenant_table_forces_row_level_security(admin_conn: Conn) -> None:
     rows = admin_conn.execute(
         "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c"
         " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'"
@@ -167,7 +167,7 @@ def test_every_tenant_table_forces_row_level_security(admin_conn: psycopg.Connec
     assert [r["relname"] for r in rows if not (r["relrowsecurity"] and r["relforcerowsecurity"])] == []
 
 
-def test_tenant_id_leads_every_tenant_key(admin_conn: psycopg.Connection) -> None:
+def test_tenant_id_leads_every_tenant_key(admin_conn: Conn) -> None:
     """The scale path: primary keys, unique constraints and foreign keys all start with tenant_id.
 
     The one exception is a foreign key to `users`, which is global identity data (a reference
@@ -186,8 +186,8 @@ def test_tenant_id_leads_every_tenant_key(admin_conn: psycopg.Connection) -> Non
     assert offenders == []
 
 
-def test_search_view_shows_only_the_current_tenants_chunks(client: Client, app_conn: psycopg.Connection,
-                                                           admin_conn: psycopg.Connection) -> None:
+def test_search_view_shows_only_the_current_tenants_chunks(client: Client, app_conn: Conn,
+                                                           admin_conn: Conn) -> None:
     """tenant_chunks runs with the owner's rights (so GIN is usable): its own filter must hold."""
     tenant_a, coll_a = _tenant_with_collection(client)
     tenant_b, coll_b = _tenant_with_collection(client)
@@ -201,12 +201,11 @@ def test_search_view_shows_only_the_current_tenants_chunks(client: Client, app_c
                            (tenant, document, collection))
     with app_conn.transaction():
         _set_tenant(app_conn, None)
-        assert app_conn.execute("SELECT count(*) AS n FROM tenant_chunks").fetchone()["n"] == 0
+        assert one(app_conn.execute("SELECT count(*) AS n FROM tenant_chunks").fetchone())["n"] == 0
     with app_conn.transaction():
         _set_tenant(app_conn, tenant_a)
         rows = app_conn.execute("SELECT tenant_id FROM tenant_chunks WHERE tsv @@ 'secret'::tsquery").fetchall()
         assert {str(r["tenant_id"]) for r in rows} == {tenant_a}
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with app_conn.transaction():
-            _set_tenant(app_conn, tenant_a)
-            app_conn.execute("DELETE FROM tenant_chunks")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), app_conn.transaction():
+        _set_tenant(app_conn, tenant_a)
+        app_conn.execute("DELETE FROM tenant_chunks")

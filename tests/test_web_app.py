@@ -30,7 +30,6 @@ from devhost.frontend import DIST, StaticWebAppServer, global_headers
 from tests.helpers import Client
 from tests.ingest.fixtures import build_pdf
 from tests.pipeline import Pipeline
-from tests.stripe_events import billing, stripe_stub  # noqa: F401  (fixtures: settings + a loopback Stripe)
 from tests.stubs.stripe_server import StripeStub
 from tests.test_ingestion import upload
 
@@ -99,7 +98,7 @@ def static_site(tmp_path_factory: pytest.TempPathFactory, fake_api: str) -> Iter
 def _get(base: str, path: str, method: str = "GET", body: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     url = urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn = http.client.HTTPConnection(url.netloc, timeout=10)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
@@ -137,7 +136,7 @@ def test_web_server_passes_api_calls_through_on_the_same_origin(static_site: str
     assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
     assert [json.loads(line)["text"] for line in body.splitlines()] == ["0", "1", "2"]
     url = urlsplit(static_site)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn = http.client.HTTPConnection(url.netloc, timeout=10)
     try:
         conn.request("POST", "/api/things", body=b"{}")
         names = [k.lower() for k, _ in conn.getresponse().getheaders()]
@@ -199,8 +198,10 @@ def built_app() -> Path:
 def web(host: str, built_app: Path, running_pipeline: Pipeline, cosmos: str) -> Iterator[str]:
     """The built app on its own origin with /api passed to the test host; Azurite accepts its uploads."""
     from shared.bootstrap import services
+    from shared.storage import AzureBlobStore
 
     store = services().blobs
+    assert isinstance(store, AzureBlobStore)  # the real adapter, against Azurite
     blob = urlsplit(store.container.url)
     server = StaticWebAppServer(("127.0.0.1", 0), host, dist=built_app,
                                 connect_sources=(f"{blob.scheme}://{blob.netloc}",))

@@ -35,8 +35,7 @@ Section 2.2 Termination. Either party may end it for material breach.
 """
 
 
-VOCABULARY = ("the supplier shall deliver goods to customer within agreed time and "
-              "price under this contract unless notice is given").split()
+VOCABULARY = ["the", "supplier", "shall", "deliver", "goods", "to", "customer", "within", "agreed", "time", "and", "price", "under", "this", "contract", "unless", "notice", "is", "given"]
 
 
 def sentences(count: int, words: int = 12, tag: str = "") -> str:

@@ -33,7 +33,7 @@ def decode_form(body: str) -> dict[str, Any]:
         match = _KEY.match(key)
         if not match:
             continue
-        parts = [match.group(1)] + re.findall(r"\[([^\]]*)\]", match.group(2))
+        parts = [match.group(1), *re.findall(r"\[([^\]]*)\]", match.group(2))]
         node: Any = root
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -111,6 +111,7 @@ class StripeStub:
     def base_url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
     def fail(self, path_prefix: str, *, status: int = 500, times: int = 1, after_processing: bool = False) -> None:
