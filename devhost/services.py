@@ -11,7 +11,11 @@ from shared.ports import ChatStore, JobQueue
 def _job_queue(services: Services) -> JobQueue:
     """The PostgreSQL stand-in for Service Bus (INDEX_QUEUE_BACKEND=postgres), else Service Bus itself."""
     settings = services.settings
-    if settings.index_queue_backend != "postgres":
+    if settings.index_queue_backend not in ("servicebus", "postgres"):
+        from shared.errors import ConfigError
+
+        raise ConfigError("INDEX_QUEUE_BACKEND must be 'servicebus' or 'postgres'.")
+    if settings.index_queue_backend == "servicebus":
         from shared.queue import servicebus_queue_from_settings
 
         return servicebus_queue_from_settings(settings, services.credential)

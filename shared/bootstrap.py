@@ -11,6 +11,7 @@ the Cosmos DB emulator's store, a hashing embedder) and :func:`install` it; noth
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -131,9 +132,15 @@ class Services:
         return AzureBlobStore(settings, credential=self.credential if uses_entra else None)
 
     def _build_job_queue(self) -> JobQueue:
+        from shared.errors import ConfigError
         from shared.queue import servicebus_queue_from_settings
 
-        return servicebus_queue_from_settings(self.settings, self.credential)
+        settings = self.settings
+        if settings.index_queue_backend != "servicebus":
+            raise ConfigError(f"INDEX_QUEUE_BACKEND={settings.index_queue_backend!r} is not served by the product's "
+                              "services: Azure uses 'servicebus'; 'postgres' is the local host's stand-in "
+                              "(FOLIO_SERVICES_FACTORY=devhost.services:local_services, local development only).")
+        return servicebus_queue_from_settings(settings, self.credential)
 
     def _build_embedder(self) -> Embedder:
         from shared.ingest.embedders import embedder_from_settings
@@ -218,15 +225,34 @@ _process_lock = threading.Lock()
 
 
 def services() -> Services:
-    """The process's services: the installed ones, or production ones built from the settings."""
+    """The process's services: the installed ones, or else :func:`build_services`' (kept from then on)."""
     current = _process
     if current is None:
         with _process_lock:
             if _process is None:
-                install(Services())
+                install(build_services())
             current = _process
     assert current is not None
     return current
+
+
+def build_services() -> Services:
+    """New services as the settings ask: production ones, or FOLIO_SERVICES_FACTORY's (``module:function``),
+    which is how `func start` on a developer machine gets the local stand-ins without the product naming them."""
+    from shared.errors import ConfigError
+
+    target = get_settings().services_factory
+    if not target:
+        return Services()
+    module, _, name = target.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(f"FOLIO_SERVICES_FACTORY={target!r} does not name a module:function.") from None
+    built = factory()
+    if not isinstance(built, Services):
+        raise ConfigError(f"FOLIO_SERVICES_FACTORY={target!r} did not return Services.")
+    return built
 
 
 def install(replacement: Services | None) -> Services | None:

@@ -29,15 +29,19 @@ def _config(_: argparse.Namespace) -> int:
     return 0
 
 
-def _index_queue() -> JobQueue:
-    """The queue the dead-letter commands read: Service Bus in Azure, the local stand-in under `make dev`."""
-    from shared.queue import get_job_queue
-
-    return get_job_queue(get_settings())
-
-
 def _deadletters(args: argparse.Namespace) -> int:
-    queue = _index_queue()
+    """List or replay dead letters: Service Bus in Azure, the local stand-in under `make dev`."""
+    from shared.bootstrap import build_services
+
+    # Built for this command from the current settings (a CLI run is a process of its own).
+    parts = build_services()
+    try:
+        return _dead_letter_command(parts.job_queue, args)
+    finally:
+        parts.close()
+
+
+def _dead_letter_command(queue: JobQueue, args: argparse.Namespace) -> int:
     if args.replay:
         replayed = [m for m in args.replay if queue.replay(m)]
         print(json.dumps({"replayed": replayed, "notFound": sorted(set(args.replay) - set(replayed))}))

@@ -178,6 +178,10 @@ class Settings:
         "INDEX_QUEUE_BACKEND", "servicebus", doc="servicebus (Azure); postgres = the local host's peek-lock stand-in (devhost)"
     )
     index_queue_name: str = _setting("INDEX_QUEUE_NAME", "index-jobs")
+    services_factory: str | None = _setting(
+        "FOLIO_SERVICES_FACTORY", None,
+        doc="module:function building the process's services instead of the production ones; "
+            "devhost.services:local_services under `func start` on a developer machine; unset in Azure")
     servicebus_namespace: str | None = _setting(
         "SERVICEBUS_NAMESPACE", doc="<name>.servicebus.windows.net (managed identity)"
     )

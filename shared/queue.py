@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusSubQueue
 
     from shared.config import Settings
-    from shared.db import Database
-    from shared.ports import JobQueue
 
 _log = logging.getLogger(__name__)
 
@@ -313,34 +311,3 @@ def _translate(exc: Exception, queue: ServiceBusQueue) -> Exception:
 def servicebus_queue_from_settings(settings: Settings, credential: TokenCredential) -> ServiceBusQueue:
     """The index queue named by ``INDEX_QUEUE_NAME`` in ``SERVICEBUS_NAMESPACE``, as ``credential``."""
     return ServiceBusQueue(settings.require("servicebus_namespace"), settings.index_queue_name, credential)
-
-
-# --- TEMPORARY bridge (#14): remove once every caller takes its queue from shared.bootstrap ---------------
-
-
-def get_job_queue(settings: Settings | None = None, db: Database | None = None) -> JobQueue:
-    """The configured queue, built on each call (nothing is cached here any more).
-
-    Service Bus: the composition root's instance (so no call opens a connection of its own).
-    ``INDEX_QUEUE_BACKEND=postgres``: the local host's stand-in, imported from ``devhost`` on demand.
-    """
-    from shared.config import get_settings
-
-    settings = settings or get_settings()
-    if settings.index_queue_backend == "servicebus":
-        from shared.bootstrap import services
-
-        return services().job_queue
-    if settings.index_queue_backend == "postgres":
-        from devhost.local_queue import local_queue_from_settings
-
-        if db is None:
-            from shared.bootstrap import services
-
-            db = services().database
-        return local_queue_from_settings(settings, db)
-    raise ConfigError("INDEX_QUEUE_BACKEND must be 'servicebus' or 'postgres'.")
-
-
-def reset_job_queue() -> None:
-    """Nothing to reset: :func:`get_job_queue` no longer caches. Kept until its callers are gone."""

@@ -111,6 +111,7 @@ def app_environment(database_urls: dict[str, str], azurite: str) -> Iterator[dic
         "STORAGE_CONNECTION_STRING": azurite,
         "UPLOAD_CONTAINER": "uploads",
         "INDEX_QUEUE_BACKEND": "postgres",
+        "FOLIO_SERVICES_FACTORY": "devhost.services:local_services",
         "INDEX_QUEUE_NAME": "index-jobs-test",
         "INDEX_MAX_DELIVERY": "3",
         "EMBEDDING_PROVIDER": "local",
