@@ -16,6 +16,10 @@ from shared.folder_ingest import FolderIngest
 from tests.helpers import Client
 from tests.pipeline import Pipeline
 
+# The CLI reads local.settings.json (else the sample) into the environment, as `func start` does; in this
+# test process that would leak the sample's values (its Cosmos DB endpoint, say) into later tests.
+NO_LOCAL_SETTINGS = ("--settings", str(Path(__file__).parent / "fixtures" / "no-local-settings.json"))
+
 
 def test_folder_ingest_uploads_every_supported_file_and_waits_for_indexing(
         tmp_path: Path, host: str, running_pipeline: Pipeline) -> None:
@@ -56,12 +60,12 @@ def test_deadletters_can_be_listed_and_replayed(capsys: pytest.CaptureFixture[st
     for _ in range(settings.index_max_delivery):
         (message,) = queue.receive(10, 60)
         queue.abandon(message, "ValueError: bad message")
-    assert cli.main(["deadletters"]) == 0
+    assert cli.main([*NO_LOCAL_SETTINGS, "deadletters"]) == 0
     (poison,) = json.loads(capsys.readouterr().out)
     assert poison["messageId"] == "poison-1" and poison["body"] == {"v": 0, "kind": "nonsense"}
     assert poison["reason"] == "MaxDeliveryCountExceeded" and "bad message" in poison["description"]
 
-    assert cli.main(["deadletters", "--replay", "poison-1", "no-such-id"]) == 1
+    assert cli.main([*NO_LOCAL_SETTINGS, "deadletters", "--replay", "poison-1", "no-such-id"]) == 1
     replayed = json.loads(capsys.readouterr().out)
     assert replayed == {"replayed": ["poison-1"], "notFound": ["no-such-id"]}
     assert queue.dead_letters() == []
@@ -73,5 +77,5 @@ def test_deadletters_can_be_listed_and_replayed(capsys: pytest.CaptureFixture[st
 def test_cli_reports_configuration_errors_without_a_traceback(capsys: pytest.CaptureFixture[str],
                                                                settings_override: Any) -> None:
     settings_override(INDEX_QUEUE_BACKEND="carrier-pigeon")
-    assert cli.main(["deadletters"]) == 2
+    assert cli.main([*NO_LOCAL_SETTINGS, "deadletters"]) == 2
     assert "INDEX_QUEUE_BACKEND" in capsys.readouterr().err
