@@ -16,7 +16,7 @@ def documents_upload(request: ApiRequest) -> Response:
     created = documents.request_upload(
         request.db, request.services.blobs, request.caller, request.path_id("collectionId", "collection"),
         filename=body.filename, content_type=body.content_type, size=body.size,
-        max_bytes=request.settings.max_upload_bytes)
+        settings=request.settings)
     return ok(created, status=201, headers={"Location": f"/api/documents/{created['documentId']}"})
 
 

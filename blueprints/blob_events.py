@@ -32,8 +32,7 @@ def on_blob_event(event: func.EventGridEvent, context: func.Context) -> None:
             return
         if parsed is None:
             return
-        outcome = handle_blob_event(parts.database, parts.job_queue, parsed, container=settings.upload_container,
-                                    blobs=parts.blobs, max_bytes=settings.max_upload_bytes)
+        outcome = handle_blob_event(parts.database, parts.job_queue, parsed, settings=settings, blobs=parts.blobs)
         _log.info("blob event %s %s -> %s", event.id, event.event_type, outcome)
     finally:
         unbind_invocation(token)

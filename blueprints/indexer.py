@@ -9,7 +9,7 @@ import azure.functions as func
 
 from blueprints import new_blueprint
 from shared.bootstrap import services
-from shared.indexer import ingest_limits, run_job
+from shared.indexer import run_job
 from shared.jobs import IndexJob
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 
@@ -29,7 +29,7 @@ def index_document(message: func.ServiceBusMessage, context: func.Context) -> No
         job = IndexJob.from_body(json.loads(message.get_body()))
         last_attempt = (message.delivery_count or 1) >= settings.index_max_delivery
         outcome = run_job(parts.database, parts.blobs, parts.embedder, job,
-                          limits=ingest_limits(settings), last_attempt=last_attempt)
+                          settings=settings, last_attempt=last_attempt)
         _log.info("index job %s (%s, delivery %s) -> %s", message.message_id, job.kind, message.delivery_count,
                   outcome.status)
     finally:

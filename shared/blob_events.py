@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from shared.config import Settings
 from shared.db import Database
 from shared.errors import Invalid
 from shared.jobs import IndexJob
+from shared.ports import BlobStore, JobQueue
 from shared.storage import BlobRef
 
 _log = logging.getLogger(__name__)
@@ -60,14 +62,15 @@ def _etag_key(etag: str | None) -> str | None:
     return None if etag is None else etag.strip('"')
 
 
-def handle_blob_event(db: Database, queue: Any, event: BlobEvent, *, container: str, blobs: Any = None,
-                      max_bytes: int | None = None) -> str:
+def handle_blob_event(db: Database, queue: JobQueue, event: BlobEvent, *, settings: Settings,
+                      blobs: BlobStore | None = None) -> str:
     """Apply one event; returns what happened (for logs and tests). Raises only for transient errors.
 
     A SAS URL cannot cap the size of what is uploaded, so a blob larger than the size declared
     when its URL was issued is checked again here: past ``max_bytes`` or past the plan's storage
     quota, the document fails with the reason and the blob is deleted.
     """
+    container, max_bytes = settings.upload_container, settings.max_upload_bytes
     if event.container != container:
         _log.warning("ignoring blob event for container %s", event.container)
         return "ignored:container"
@@ -93,7 +96,7 @@ def handle_blob_event(db: Database, queue: Any, event: BlobEvent, *, container: 
                 "remove", ref.tenant_id, ref.collection_id, ref.document_id, None, event.sequencer)
         elif row["status"] == "deleted":
             return "ignored:deleted"
-        elif newer and (reason := _oversize(conn, ref, event, row["size_bytes"], max_bytes)):
+        elif newer and (reason := _oversize(conn, ref, event, row["size_bytes"], max_bytes, settings)):
             _refuse(conn, ref, event, reason)
             outcome, job = "refused:oversize", None
         else:
@@ -131,7 +134,8 @@ def _created(conn: Any, ref: BlobRef, event: BlobEvent, newer: bool) -> str:
     return "queued"
 
 
-def _oversize(conn: Any, ref: BlobRef, event: BlobEvent, declared: int | None, max_bytes: int | None) -> str | None:
+def _oversize(conn: Any, ref: BlobRef, event: BlobEvent, declared: int | None, max_bytes: int | None,
+              settings: Settings) -> str | None:
     """Why this blob must be refused for its size, or None."""
     if event.size is None or declared is None or event.size <= declared:
         return None
@@ -141,7 +145,7 @@ def _oversize(conn: Any, ref: BlobRef, event: BlobEvent, declared: int | None, m
     from shared.errors import QuotaExceeded
 
     try:
-        billing.check_storage_growth(conn, ref.tenant_id, event.size - declared)
+        billing.check_storage_growth(conn, ref.tenant_id, event.size - declared, settings=settings)
     except QuotaExceeded as exc:
         return exc.detail
     return None

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from shared import audit, billing
+from shared.config import Settings
 from shared.db import Database
 from shared.errors import Conflict, Invalid, NotFound
 from shared.jobs import IndexJob
@@ -47,17 +48,17 @@ def _check_upload(filename: str, content_type: str, size: int, max_bytes: int) -
 
 
 def request_upload(db: Database, blobs: BlobStore, caller: Caller, collection_id: UUID, *, filename: str,
-                   content_type: str, size: int, max_bytes: int) -> dict[str, Any]:
+                   content_type: str, size: int, settings: Settings) -> dict[str, Any]:
     """Create the document row and a short-lived URL the browser PUTs the file to."""
     caller.require(Role.MEMBER)
-    declared = _check_upload(filename, content_type, size, max_bytes)
+    declared = _check_upload(filename, content_type, size, settings.max_upload_bytes)
     document_id = uuid4()
     ref = BlobRef(caller.tenant_id, collection_id, document_id)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         if not conn.execute("SELECT 1 FROM collections WHERE tenant_id = %s AND collection_id = %s",
                             (caller.tenant_id, collection_id)).fetchone():
             raise NotFound("No such collection.")
-        billing.check_upload(conn, caller, size)  # 402 past the plan's documents or storage
+        billing.check_upload(conn, caller, size, settings=settings)  # 402 past the plan's documents or storage
         conn.execute(
             "INSERT INTO documents (tenant_id, document_id, collection_id, filename, content_type, size_bytes,"
             " blob_path, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",

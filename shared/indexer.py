@@ -21,24 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import billing
+from shared.config import Settings
 from shared.db import Conn, Database
 from shared.errors import FolioError, QuotaExceeded
+from shared.ingest.limits import Limits
 from shared.jobs import IndexJob
-from shared.ports import BlobStore
+from shared.ports import BlobStore, Embedder
 from shared.storage import BlobMissing, BlobRef, BlobTooLarge
 
 _log = logging.getLogger(__name__)
 
 _CHUNK_COLUMNS = ("tenant_id", "document_id", "collection_id", "ordinal", "heading", "heading_path", "body",
                   "page_start", "page_end", "char_start", "char_end", "content_hash", "embedding")
-
-
-class Embedder:  # the slice of shared.ingest.embedders.Embedder the indexer uses
-    model_id: str
-    dimensions: int
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:  # pragma: no cover - interface
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -49,7 +43,7 @@ class Outcome:
     detail: str | None = None
 
 
-def ingest_limits(settings: Any) -> Any:
+def ingest_limits(settings: Settings) -> Limits:
     """Parse limits, with the upload size limit enforced again here: a SAS cannot cap size."""
     from shared.ingest.limits import Limits
 
@@ -61,13 +55,13 @@ def embedding_text(heading_path: Sequence[str], body: str) -> str:
     return (" > ".join(heading_path) + "\n\n" + body) if heading_path else body
 
 
-def run_job(db: Database, blobs: BlobStore, embedder: Any, job: IndexJob, *, limits: Any = None,
+def run_job(db: Database, blobs: BlobStore, embedder: Embedder, job: IndexJob, *, settings: Settings,
             last_attempt: bool = False, after_chunks_written: Callable[[int], None] | None = None) -> Outcome:
     """Process one job. ``after_chunks_written`` is a test hook to simulate a crash mid-write."""
     if job.kind == "remove":
         return _remove(db, job)
     try:
-        return _index(db, blobs, embedder, job, limits, after_chunks_written)
+        return _index(db, blobs, embedder, job, settings, after_chunks_written)
     except FolioError as exc:
         from shared.ingest.errors import DocumentRejected
 
@@ -113,14 +107,13 @@ def _claim(db: Database, job: IndexJob) -> str | None:
     return None
 
 
-def _index(db: Database, blobs: BlobStore, embedder: Any, job: IndexJob, limits: Any,
+def _index(db: Database, blobs: BlobStore, embedder: Embedder, job: IndexJob, settings: Settings,
            after_chunks_written: Callable[[int], None] | None) -> Outcome:
     from shared.ingest.chunker import chunk_document
     from shared.ingest.errors import EmptyDocument, TooLarge
-    from shared.ingest.limits import DEFAULT_LIMITS
     from shared.ingest.parsers import parse_document
 
-    limits = limits or DEFAULT_LIMITS
+    limits = ingest_limits(settings)
     skipped = _claim(db, job)
     if skipped:
         return Outcome(skipped)
@@ -139,9 +132,9 @@ def _index(db: Database, blobs: BlobStore, embedder: Any, job: IndexJob, limits:
         raise EmptyDocument("The document contains no text to index (scanned images need OCR, which Folio "
                             "does not do yet).")
     pages_billed = billing.billable_pages(document.pages, len(document.text))
-    billing.check(db, job.tenant_id, billing.PAGES_INDEXED, pages_billed)  # before paying for embeddings
+    billing.check(db, job.tenant_id, billing.PAGES_INDEXED, pages_billed, settings=settings)  # before paying for embeddings
     vectors, reused = _embeddings(db, embedder, job, chunks)
-    outcome = _write(db, job, chunks, vectors, document.pages, document.doc_type, after_chunks_written,
+    outcome = _write(db, job, chunks, vectors, document.pages, document.doc_type, after_chunks_written, settings=settings,
                      pages_billed=pages_billed)
     _log.info("indexed document", extra={"event": "indexed", "durationMs": round((time.perf_counter() - started)
                                                                                     * 1000)})
@@ -172,7 +165,7 @@ def _vector_text(vector: Sequence[float]) -> str:
 
 def _write(db: Database, job: IndexJob, chunks: Sequence[Any], vectors: Sequence[str], pages: int | None,
            doc_type: str | None, after_chunks_written: Callable[[int], None] | None, *,
-           pages_billed: int = 0) -> str:
+           settings: Settings, pages_billed: int = 0) -> str:
     """Replace the chunk set and mark the document ready, all in one transaction."""
     with db.transaction(tenant_id=job.tenant_id) as conn:
         row = conn.execute("SELECT status, blob_etag FROM documents WHERE tenant_id = %s AND document_id = %s"
@@ -187,7 +180,7 @@ def _write(db: Database, job: IndexJob, chunks: Sequence[Any], vectors: Sequence
             after_chunks_written(len(chunks))
         if pages_billed:  # exact under concurrency; rolls back with the chunks (metering outbox too)
             billing.consume(conn, job.tenant_id, billing.PAGES_INDEXED, pages_billed,
-                            source=f"document:{job.document_id}")
+                            source=f"document:{job.document_id}", settings=settings)
         conn.execute(
             "UPDATE documents SET status = 'ready', error = NULL, indexed_etag = %s, chunk_count = %s, pages = %s,"
             " doc_type = %s, indexed_at = now(), updated_at = now() WHERE tenant_id = %s AND document_id = %s",

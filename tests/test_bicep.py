@@ -51,6 +51,7 @@ NOT_APP_SETTINGS = {
     "OPENAI_API_KEY": "read from Key Vault secret openai-api-key by shared/config.py when CHAT_PROVIDER=openai; a Key Vault reference to a secret that does not exist would hand the app the literal reference",
     "ANTHROPIC_API_KEY": "read from Key Vault secret anthropic-api-key by shared/config.py when CHAT_PROVIDER=anthropic (same reason as OPENAI_API_KEY)",
     "CHAT_LOCAL_SECRETS_DIR": "local files for users' own provider keys are for development only; Azure uses CHAT_KEY_STORE=keyvault",
+    "FOLIO_SERVICES_FACTORY": "composes the local host's stand-ins under `func start`; unset in Azure, the production services are built",
 }
 
 # Production values the app relies on (the sample file holds the local ones).

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.config import get_settings
 from shared.db import Conn
 from tests.helpers import Client
 from tests.stripe_events import new_owner, subscribe
@@ -30,7 +31,7 @@ def _use_chat_tokens(tenant: str, tokens: int) -> None:
     from shared.tenancy import Caller, Role
 
     caller = Caller(uuid.UUID(tenant), Role.MEMBER, "user", "test")
-    quotas.consume(services().database, caller, quotas.CHAT_TOKENS, tokens, source="chat:test")
+    quotas.consume(services().database, caller, quotas.CHAT_TOKENS, tokens, source="chat:test", settings=get_settings())
 
 
 def _rows(admin_conn: Conn, tenant: str) -> list[dict[str, Any]]:

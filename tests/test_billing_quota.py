@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from shared.config import get_settings
 from shared.db import Conn, one
 from shared.errors import ConfigError, QuotaExceeded
 from tests.helpers import Client
@@ -153,7 +154,7 @@ def test_concurrent_searches_consume_exactly_the_quota(client: Client, billing: 
     def search() -> None:
         barrier.wait()
         try:
-            quotas.consume(services().database, caller, quotas.SEARCHES, 1)
+            quotas.consume(services().database, caller, quotas.SEARCHES, 1, settings=get_settings())
             outcomes.append("ok")
         except QuotaExceeded as exc:
             outcomes.append(exc.extensions["limit"])
@@ -175,16 +176,16 @@ def test_check_counts_nothing_and_overrun_records_usage_already_incurred(client:
 
     owner, tenant = new_owner(client)
     caller, db = _caller(tenant), services().database
-    assert quotas.check(db, caller, quotas.CHAT_TOKENS, 1).used == 0
-    assert quotas.consume(db, caller, quotas.CHAT_TOKENS, 900).used == 900
+    assert quotas.check(db, caller, quotas.CHAT_TOKENS, 1, settings=get_settings()).used == 0
+    assert quotas.consume(db, caller, quotas.CHAT_TOKENS, 900, settings=get_settings()).used == 900
     with pytest.raises(QuotaExceeded) as refused:
-        quotas.consume(db, caller, quotas.CHAT_TOKENS, 200)  # would pass 1,000: refused, nothing counted
+        quotas.consume(db, caller, quotas.CHAT_TOKENS, 200, settings=get_settings())  # would pass 1,000: refused, nothing counted
     assert refused.value.extensions == {"limit": "chatTokensPerMonth", "plan": "free", "allowed": 1000, "used": 900,
                                         "requested": 200}
     # A generated answer's tokens are already spent: recorded past the limit, and then nothing more runs.
-    assert quotas.consume(db, caller, quotas.CHAT_TOKENS, 150, allow_overrun=True).used == 1050
+    assert quotas.consume(db, caller, quotas.CHAT_TOKENS, 150, allow_overrun=True, settings=get_settings()).used == 1050
     with pytest.raises(QuotaExceeded):
-        quotas.check(db, caller, quotas.CHAT_TOKENS, 1)
+        quotas.check(db, caller, quotas.CHAT_TOKENS, 1, settings=get_settings())
     assert owner.get("/api/billing").json()["usage"]["chatTokensPerMonth"] == {"used": 1050, "limit": 1000}
 
 
@@ -195,9 +196,9 @@ def test_usage_rolls_back_with_the_work_that_failed(client: Client, billing: Str
     _owner, tenant = new_owner(client)
     caller, db = _caller(tenant), services().database
     with pytest.raises(RuntimeError), db.transaction(caller.tenant_id) as conn:
-        quotas.consume(conn, caller, quotas.SEARCHES, 2)
+        quotas.consume(conn, caller, quotas.SEARCHES, 2, settings=get_settings())
         raise RuntimeError("the search itself failed")
-    assert quotas.check(db, caller, quotas.SEARCHES, 5).used == 0
+    assert quotas.check(db, caller, quotas.SEARCHES, 5, settings=get_settings()).used == 0
 
 
 def test_pages_billed_follow_real_pages_or_text_length() -> None:
@@ -276,8 +277,8 @@ def test_billing_tables_are_tenant_isolated_with_two_narrow_exceptions(
     owner_b, tenant_b = new_owner(client)
     customer_a, _ = subscribe(client, owner_a, tenant_a, admin_conn)
     subscribe(client, owner_b, tenant_b, admin_conn)
-    quotas.consume(services().database, _caller(tenant_a), quotas.CHAT_TOKENS, 10)  # metered: an outbox row
-    quotas.consume(services().database, _caller(tenant_b), quotas.CHAT_TOKENS, 10)
+    quotas.consume(services().database, _caller(tenant_a), quotas.CHAT_TOKENS, 10, settings=get_settings())  # metered: an outbox row
+    quotas.consume(services().database, _caller(tenant_b), quotas.CHAT_TOKENS, 10, settings=get_settings())
     tables = ("billing_accounts", "usage_counters", "meter_outbox")
     with app_conn.transaction():
         assert all(one(app_conn.execute(f"SELECT count(*) AS n FROM {t}").fetchone())["n"] == 0 for t in tables)
@@ -315,10 +316,10 @@ def test_a_quota_race_lost_at_write_time_fails_the_document_and_keeps_nothing(
     queued = pipeline.worker.queue.receive(1, 60)[0]
 
     def another_document_counts_first(_: int) -> None:
-        quotas.consume(services().database, _caller(tenant), quotas.PAGES_INDEXED, 4)  # its own, committed
+        quotas.consume(services().database, _caller(tenant), quotas.PAGES_INDEXED, 4, settings=get_settings())  # its own, committed
 
     outcome = run_job(services().database, services().blobs, services().embedder,
-                      IndexJob.from_body(queued.body), after_chunks_written=another_document_counts_first)
+                      IndexJob.from_body(queued.body), after_chunks_written=another_document_counts_first, settings=get_settings())
     pipeline.worker.queue.complete(queued)
     assert outcome.status == "failed" and "pages indexed per month" in (outcome.detail or "")
     assert owner.get(f"/api/documents/{document}").json()["status"] == "failed"

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from shared.config import get_settings
 from shared.db import Conn
 from tests.fakes_embedding import HashingEmbedder
 from tests.helpers import Client, using
@@ -193,7 +194,7 @@ def test_crash_mid_write_leaves_no_partial_document_and_retry_succeeds(client: C
 
     with pytest.raises(RuntimeError):
         run_job(services().database, services().blobs, services().embedder, job,
-                after_chunks_written=crash)
+                after_chunks_written=crash, settings=get_settings())
     assert chunks_of(admin_conn, created["documentId"]) == []
     assert user.get(f"/api/documents/{created['documentId']}").json()["status"] == "processing"
     pipeline.worker.queue.abandon(queued, "crash")  # what the host does when the function raises

@@ -32,7 +32,7 @@ from shared.billing.plans import (
     STORAGE,
     catalog,
 )
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.db import Conn, Database, one
 from shared.errors import Invalid, QuotaExceeded
 from shared.tenancy import Caller
@@ -79,14 +79,13 @@ def _who(who: Caller | UUID) -> tuple[UUID, UUID | None]:
 
 
 def current_entitlement(conn: Conn, tenant_id: UUID,
-                        settings: Settings | None = None) -> tuple[Entitlement, dict[str, Any] | None]:
-    settings = settings or get_settings()
+                        settings: Settings) -> tuple[Entitlement, dict[str, Any] | None]:
     account = load_account(conn, tenant_id)
     return entitlement(account, catalog(settings), settings.billing_grace_days), account
 
 
 def consume(target: Database | Conn, who: Caller | UUID, meter: str, amount: int, *,
-            source: str | None = None, allow_overrun: bool = False, settings: Settings | None = None) -> Usage:
+            source: str | None = None, allow_overrun: bool = False, settings: Settings) -> Usage:
     """Count ``amount`` of a monthly ``meter`` against the workspace's plan, or raise QuotaExceeded (402).
 
     For search and chat (and anything else billed by use)::
@@ -104,7 +103,6 @@ def consume(target: Database | Conn, who: Caller | UUID, meter: str, amount: int
         raise ValueError(f"{meter!r} is not a monthly meter; use one of {MONTHLY_METERS}")
     if not isinstance(amount, int) or amount < 0:
         raise Invalid("Usage must be a whole number >= 0.")
-    settings = settings or get_settings()
     tenant_id, user_id = _who(who)
     period, _ = period_bounds()
     with _transaction(target, tenant_id, user_id) as conn:
@@ -132,7 +130,7 @@ def consume(target: Database | Conn, who: Caller | UUID, meter: str, amount: int
 
 
 def check(target: Database | Conn, who: Caller | UUID, meter: str, amount: int = 1, *,
-          settings: Settings | None = None) -> Usage:
+          settings: Settings) -> Usage:
     """Refuse (402) if ``amount`` more would pass the limit now; counts nothing (consume does)."""
     if meter not in MONTHLY_METERS:
         raise ValueError(f"{meter!r} is not a monthly meter; use one of {MONTHLY_METERS}")
@@ -147,13 +145,12 @@ def check(target: Database | Conn, who: Caller | UUID, meter: str, amount: int =
     return Usage(meter, used, limit)
 
 
-def check_upload(conn: Conn, caller: Caller, size: int, *, settings: Settings | None = None) -> None:
+def check_upload(conn: Conn, caller: Caller, size: int, *, settings: Settings) -> None:
     """Refuse (402) a new document past the plan's document count or storage, exactly.
 
     Runs in the upload's transaction, before its INSERT: the account row lock makes concurrent
     uploads of one workspace count one after another, each seeing the documents committed before it.
     """
-    settings = settings or get_settings()
     account = lock_account(conn, caller.tenant_id)
     granted = entitlement(account, catalog(settings), settings.billing_grace_days)
     stock = _stock(conn, caller.tenant_id)
@@ -175,7 +172,7 @@ def usage_report(conn: Conn, tenant_id: UUID, granted: Entitlement) -> dict[str,
 
 
 def check_storage_growth(conn: Conn, tenant_id: UUID, extra_bytes: int, *,
-                         settings: Settings | None = None) -> None:
+                         settings: Settings) -> None:
     """Refuse (402) a stored blob that grows the workspace by ``extra_bytes`` past its storage limit.
 
     For a blob that turns out larger than the size declared when its upload URL was issued (a SAS
@@ -183,7 +180,6 @@ def check_storage_growth(conn: Conn, tenant_id: UUID, extra_bytes: int, *,
     """
     if extra_bytes <= 0:
         return
-    settings = settings or get_settings()
     account = lock_account(conn, tenant_id)
     granted = entitlement(account, catalog(settings), settings.billing_grace_days)
     limit = granted.plan.limit(STORAGE)

@@ -68,7 +68,7 @@ def run_turn(turn: Turn, *, caller: Caller, db: Database, store: ChatStore, sett
                 else models.configured())
     billed = own_key is None  # with their own key the user pays the provider; usage is still recorded
     if billed:
-        billing.check(db, caller, billing.CHAT_TOKENS, 1)  # 402 before any work when the month is used up
+        billing.check(db, caller, billing.CHAT_TOKENS, 1, settings=settings)  # 402 before any work when the month is used up
 
     if turn.session_id is not None:
         session = store.get_session(owner, str(turn.session_id))
@@ -127,9 +127,9 @@ def _answer(message: str, turn: Turn, session_id: str, history: list[dict[str, A
         # provider bills for that), so it counts: otherwise leaving early would be free, unlimited chat.
         if generation is not None and not reported:
             usage = usage.add(estimated_usage(generation, "".join(answer)))
-        _charge(db, caller, usage, billed, session_id)
+        _charge(db, caller, usage, billed, session_id, settings)
         raise
-    _charge(db, caller, usage, billed, session_id)
+    _charge(db, caller, usage, billed, session_id, settings)
     text = "".join(answer)
     model = {"provider": provider.name, "model": provider.model, "extractive": provider.extractive}
     _, stored = store.append_turn(
@@ -143,10 +143,10 @@ def _answer(message: str, turn: Turn, session_id: str, history: list[dict[str, A
            "grounded": bool(citations)}
 
 
-def _charge(db: Database, caller: Caller, usage: Usage, billed: bool, session_id: str) -> None:
+def _charge(db: Database, caller: Caller, usage: Usage, billed: bool, session_id: str, settings: Settings) -> None:
     if billed and usage.total_tokens:
         billing.consume(db, caller, billing.CHAT_TOKENS, usage.total_tokens, allow_overrun=True,
-                        source=f"chat:{session_id}")
+                        source=f"chat:{session_id}", settings=settings)
 
 
 def _rewrite(provider: ChatModel, message: str, history: list[dict[str, Any]]) -> tuple[str, Usage]:
