@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, ok
-from shared.api_models import StartCheckout
 from shared.billing import accounts
 
 bp = new_blueprint()
@@ -17,6 +16,8 @@ def billing_get(request: ApiRequest) -> Response:
 
 @endpoint(bp, "billing/checkout", ["POST"])
 def billing_checkout(request: ApiRequest) -> Response:
+    from shared.api_models import StartCheckout  # built on first use, not at cold start
+
     body = request.body(StartCheckout)
     return ok(accounts.start_checkout(request.db, request.settings, request.caller, body.plan))
 

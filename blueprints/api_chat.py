@@ -8,7 +8,6 @@ from typing import Any
 from blueprints import new_blueprint
 from blueprints._http import NDJSON, ApiRequest, Response, endpoint, no_content, ok, problem
 from blueprints._ndjson import ndjson, stream_slots
-from shared.api_models import ChatTurn, RenameSession, SetChatKey
 from shared.chat import sessions
 from shared.chat.answer import Turn, run_turn
 from shared.chat.providers import BYO_PROVIDERS
@@ -26,6 +25,8 @@ def _wants_json(request: ApiRequest) -> bool:
 
 @endpoint(bp, "chat", ["POST"])
 def chat(request: ApiRequest) -> Response:
+    from shared.api_models import ChatTurn  # built on first use, not at cold start
+
     body = request.body(ChatTurn)
     session_id = parse_uuid(body.session_id, "chat session") if body.session_id else None
     turn = Turn(body.message, session_id, tuple(body.collection_ids))
@@ -86,6 +87,8 @@ def chat_sessions_get(request: ApiRequest) -> Response:
 
 @endpoint(bp, "chat/sessions/{sessionId}", ["PATCH"])
 def chat_sessions_rename(request: ApiRequest) -> Response:
+    from shared.api_models import RenameSession  # built on first use, not at cold start
+
     session_id = str(request.path_id("sessionId", "chat session"))
     body = request.body(RenameSession)
     session = sessions.rename_session(request.services.chat_store, request.caller, session_id, body.title,
@@ -111,6 +114,8 @@ def chat_key_get(request: ApiRequest) -> Response:
 
 @endpoint(bp, "chat/key", ["PUT"])
 def chat_key_set(request: ApiRequest) -> Response:
+    from shared.api_models import SetChatKey  # built on first use, not at cold start
+
     body = request.body(SetChatKey)
     key = set_user_key(request.services.secret_store, request.db, request.caller, body.provider, body.api_key,
                        body.model, allowed=BYO_PROVIDERS)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import collections
-from shared.api_models import CreateCollection
 
 bp = new_blueprint()
 
 
 @endpoint(bp, "collections", ["POST"])
 def collections_create(request: ApiRequest) -> Response:
+    from shared.api_models import CreateCollection  # built on first use, not at cold start
+
     body = request.body(CreateCollection)
     created = collections.create_collection(request.db, request.caller, body.name, body.description)
     return ok(created, status=201, headers={"Location": f"/api/collections/{created['id']}"})

@@ -5,13 +5,14 @@ from __future__ import annotations
 from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import documents
-from shared.api_models import RequestUpload
 
 bp = new_blueprint()
 
 
 @endpoint(bp, "collections/{collectionId}/documents", ["POST"])
 def documents_upload(request: ApiRequest) -> Response:
+    from shared.api_models import RequestUpload  # built on first use, not at cold start
+
     body = request.body(RequestUpload)
     created = documents.request_upload(
         request.db, request.services.blobs, request.caller, request.path_id("collectionId", "collection"),

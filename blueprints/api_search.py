@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, ok
-from shared.api_models import Search
 from shared.search import SearchRequest, search_workspace
 
 bp = new_blueprint()
@@ -12,6 +11,8 @@ bp = new_blueprint()
 
 @endpoint(bp, "search", ["POST"])
 def search_documents(request: ApiRequest) -> Response:
+    from shared.api_models import Search  # built on first use, not at cold start
+
     body = request.body(Search)
     search_request = SearchRequest(
         query=body.query, mode=body.mode, top=body.top, collection_ids=tuple(body.collection_ids),

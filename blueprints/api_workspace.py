@@ -5,7 +5,6 @@ from __future__ import annotations
 from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import workspaces
-from shared.api_models import AddMember, CreateApiKey
 
 bp = new_blueprint()
 
@@ -22,6 +21,8 @@ def members_list(request: ApiRequest) -> Response:
 
 @endpoint(bp, "members", ["POST"])
 def members_add(request: ApiRequest) -> Response:
+    from shared.api_models import AddMember  # built on first use, not at cold start
+
     body = request.body(AddMember)
     result = workspaces.add_member(request.db, request.caller, body.email, body.role)
     return ok(result, status=201 if result["status"] == "added" else 202)
@@ -40,6 +41,8 @@ def api_keys_list(request: ApiRequest) -> Response:
 
 @endpoint(bp, "apikeys", ["POST"])
 def api_keys_create(request: ApiRequest) -> Response:
+    from shared.api_models import CreateApiKey  # built on first use, not at cold start
+
     body = request.body(CreateApiKey)
     created = workspaces.create_api_key(request.db, request.caller, body.name, body.role)
     return ok(created, status=201)

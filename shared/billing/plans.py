@@ -15,21 +15,30 @@ paid subscription; it has no price. A paid plan whose ``price`` is ``null`` exis
 bought yet. ``meterEvents`` names the Stripe Billing Meter each metered usage is reported to;
 plans without it report nothing.
 
-:class:`PlansSetting` states that shape as pydantic models (strict: ``true`` is not a limit), with
-the rules across plans (a price identifies one plan, the free plan exists and is free) as its model
+:data:`PlansSetting` states that shape with pydantic models (strict: ``true`` is not a limit), and
+the rules across plans (a price identifies one plan, the free plan exists and is free) as its
 validator. A failure is a :class:`~shared.errors.ConfigError` naming the setting, the plan and the
 key.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: pydantic would evaluate every annotation string at import.
 
 import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -128,35 +137,40 @@ class PlanSpec(_Setting):
     limits: PlanLimits
 
     @model_validator(mode="after")
-    def _metered_prices_need_a_price(self) -> PlanSpec:
+    def _metered_prices_need_a_price(self) -> Self:
         if self.metered_prices and self.price is None:
             raise PydanticCustomError("folio_plan", "'meteredPrices' needs a 'price' (Checkout sells them together).")
         return self
 
 
-class PlansSetting(RootModel[dict[PlanName, PlanSpec]]):
-    """The whole ``BILLING_PLANS`` value; validate with ``context={"free_plan": ...}``."""
+def _prices_and_free_plan(plans: dict[str, PlanSpec], info: ValidationInfo) -> dict[str, PlanSpec]:
+    """The rules across plans: a price identifies one plan; the free plan exists and has no price."""
+    seen: dict[str, str] = {}
+    for name, spec in plans.items():
+        for price in ([spec.price] if spec.price else []) + spec.metered_prices:
+            if price in seen:
+                raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS: price {price!r} appears in plans "
+                                          f"{seen[price]!r} and {name!r}; a price must identify one plan.")
+            seen[price] = name
+    free_plan = (info.context or {}).get("free_plan", "free")
+    free = plans.get(free_plan)
+    if free is None:
+        raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS has no plan {free_plan!r}, which "
+                                  "BILLING_FREE_PLAN names.")
+    if free.price is not None:
+        raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS: the free plan {free_plan!r} must not "
+                                  "have a price.")
+    return plans
 
-    model_config = ConfigDict(strict=True, frozen=True, defer_build=True)
 
-    @model_validator(mode="after")
-    def _prices_and_free_plan(self, info: ValidationInfo) -> PlansSetting:
-        seen: dict[str, str] = {}
-        for name, spec in self.root.items():
-            for price in ([spec.price] if spec.price else []) + spec.metered_prices:
-                if price in seen:
-                    raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS: price {price!r} appears in plans "
-                                              f"{seen[price]!r} and {name!r}; a price must identify one plan.")
-                seen[price] = name
-        free_plan = (info.context or {}).get("free_plan", "free")
-        free = self.root.get(free_plan)
-        if free is None:
-            raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS has no plan {free_plan!r}, which "
-                                      "BILLING_FREE_PLAN names.")
-        if free.price is not None:
-            raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS: the free plan {free_plan!r} must not "
-                                      "have a price.")
-        return self
+# The whole value, plan name -> plan; validated with ``context={"free_plan": ...}``. A type rather than
+# a model class, so that nothing of it is built at import (cold start): _setting_adapter() builds it.
+PlansSetting = Annotated[dict[PlanName, PlanSpec], AfterValidator(_prices_and_free_plan)]
+
+
+@functools.cache
+def _setting_adapter() -> TypeAdapter[dict[str, PlanSpec]]:
+    return TypeAdapter(PlansSetting, config=ConfigDict(strict=True))
 
 
 def parse_plans(raw: str, free_plan: str = "free") -> Catalog:
@@ -168,7 +182,7 @@ def parse_plans(raw: str, free_plan: str = "free") -> Catalog:
     if not isinstance(data, dict) or not data:
         raise ConfigError("Setting BILLING_PLANS must be a JSON object of plan name -> plan.")
     try:
-        setting = PlansSetting.model_validate(data, context={"free_plan": free_plan})
+        setting = _setting_adapter().validate_python(data, context={"free_plan": free_plan})
     except ValidationError as exc:
         raise ConfigError(_message(exc.errors(include_url=False, include_input=False))) from None
     meters = {v: k for k, v in LIMIT_NAMES.items()}
@@ -176,7 +190,7 @@ def parse_plans(raw: str, free_plan: str = "free") -> Catalog:
     plans = {name: Plan(name, spec.price,
                         {meters[key]: value for key, value in spec.limits.model_dump(by_alias=True).items()},
                         tuple(spec.metered_prices), {meter_of_event[k]: v for k, v in spec.meter_events.items()})
-             for name, spec in setting.root.items()}
+             for name, spec in setting.items()}
     return Catalog(plans, plans[free_plan])
 
 
