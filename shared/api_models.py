@@ -1,14 +1,14 @@
 """The JSON request bodies of the HTTP API, one pydantic model each: the one statement of what a body may hold.
 
-The blueprints read a body with ``request.body(Model)``, importing the model in the handler: creating
-these classes takes about 3 ms, which cold start should not pay for endpoints not yet called. The
-same models are what an OpenAPI description of the API is generated from. Every model is a :class:`~shared.validation.Body`: strict
-JSON types, unknown fields refused, ``null`` the same as an absent field, camelCase names on the wire.
-Rules that need the database, the settings or the caller (a plan that exists, an upload within
+The same models are what an OpenAPI description of the API is generated from. The blueprints read a
+body with ``request.body(Model)``, importing the model in the handler: creating these classes takes
+about 3 ms, which cold start should not pay. Every model is a :class:`~shared.validation.Body`:
+strict JSON types, unknown fields refused, ``null`` the same as an absent field, camelCase names on
+the wire, strings stripped and free of control characters. Rules that need the database, the settings or the caller (a plan that exists, an upload within
 ``MAX_UPLOAD_BYTES``, a session of the caller's own) stay in the services.
 """
 
-# No ``from __future__ import annotations``: pydantic would evaluate every annotation string at import.
+# No ``from __future__ import annotations``: pydantic would evaluate each annotation string as a class is made.
 
 from typing import Annotated, Literal
 

@@ -66,8 +66,8 @@ def _text_validator(single_line: bool) -> AfterValidator:
     return AfterValidator(check)
 
 
-# Text a body may carry: stripped, then checked. Add length limits where used:
-# ``Annotated[Line, Field(min_length=1, max_length=200)]``.
+# Strings a body may carry, stripped, then checked: Text may span lines (tabs and line breaks pass),
+# Line is one line (names, titles). Limits go where they are used: ``Annotated[Line, Field(max_length=200)]``.
 Text = Annotated[str, StringConstraints(strip_whitespace=True), _text_validator(single_line=False)]
 Line = Annotated[str, StringConstraints(strip_whitespace=True), _text_validator(single_line=True)]
 # A UUID in its JSON string form (strict mode would accept only a Python UUID object).

@@ -21,7 +21,7 @@ validator. A failure is a :class:`~shared.errors.ConfigError` naming the setting
 key.
 """
 
-# No ``from __future__ import annotations``: pydantic would evaluate every annotation string at import.
+# No ``from __future__ import annotations``: pydantic would evaluate each annotation string as a class is made.
 
 import functools
 import json
@@ -111,6 +111,8 @@ Limit = Annotated[int, Field(ge=0)] | None  # required: null is unlimited, a mis
 
 
 class _Setting(BaseModel):
+    """A closed object of the setting: strict types (``true`` is not a limit), unknown keys refused."""
+
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
