@@ -239,7 +239,7 @@ def test_blob_larger_than_declared_limit_fails_at_indexing(client: Client, pipel
 
 @pytest.mark.parametrize("body, detail", [
     ({"filename": "x.exe", "size": 10}, "not supported"),
-    ({"filename": "x.pdf", "size": 0}, "positive"),
+    ({"filename": "x.pdf", "size": 0}, "at least 1"),
     ({"filename": "x.pdf", "size": 10**12}, "limit"),
     ({"filename": "x.pdf", "contentType": "text/html", "size": 10}, "does not match"),
     ({"filename": "../../etc/passwd.txt", "size": 10}, "not a path"),
