@@ -21,11 +21,19 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for blueprint in (
     # HTTP API for the web app and API-key callers
-    api_health.bp, api_workspace.bp, api_collections.bp, api_documents.bp, api_passages.bp, api_search.bp,
-    api_chat.bp, api_billing.bp,
+    api_health.bp,
+    api_workspace.bp,
+    api_collections.bp,
+    api_documents.bp,
+    api_passages.bp,
+    api_search.bp,
+    api_chat.bp,
+    api_billing.bp,
     # Stripe's webhook (authenticated by its signature) and the metering timer
-    stripe_webhook.bp, billing_timer.bp,
+    stripe_webhook.bp,
+    billing_timer.bp,
     # ingestion: Event Grid blob events and the Service Bus indexer
-    blob_events.bp, indexer.bp,
+    blob_events.bp,
+    indexer.bp,
 ):
     app.register_functions(blueprint)

@@ -22,9 +22,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Modules that must never load at import: parsers, models, SDKs only some requests need.
-HEAVY = ("pypdf", "docx", "onnxruntime", "tokenizers", "torch", "sentence_transformers", "jwt",
-         "azure.identity", "azure.storage.blob", "azure.cosmos", "stripe", "azure.monitor",
-         "openai", "anthropic", "azure.servicebus", "azure.appconfiguration", "azure.keyvault")
+HEAVY = (
+    "pypdf",
+    "docx",
+    "onnxruntime",
+    "tokenizers",
+    "torch",
+    "sentence_transformers",
+    "jwt",
+    "azure.identity",
+    "azure.storage.blob",
+    "azure.cosmos",
+    "stripe",
+    "azure.monitor",
+    "openai",
+    "anthropic",
+    "azure.servicebus",
+    "azure.appconfiguration",
+    "azure.keyvault",
+)
 
 _PROBE = """
 import sys, time, json
@@ -37,8 +53,13 @@ print(json.dumps({{"ms": elapsed, "heavy": heavy}}))
 
 
 def _measure(module: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", _PROBE.format(module=module, heavy=HEAVY)], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(module=module, heavy=HEAVY)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -55,10 +76,16 @@ def run(runs: int) -> dict:
         app.append(result["ms"])
         heavy.update(result["heavy"])
     import_ms, baseline_ms, streaming_ms = statistics.median(app), statistics.median(base), statistics.median(streaming)
-    return {"import_ms": round(import_ms, 1), "baseline_import_ms": round(baseline_ms, 1),
-            "streaming_baseline_import_ms": round(streaming_ms, 1),
-            "overhead_ms": round(import_ms - baseline_ms, 1), "own_overhead_ms": round(import_ms - streaming_ms, 1),
-            "ratio": round(import_ms / baseline_ms, 2), "runs": runs, "heavy_modules_loaded": sorted(heavy)}
+    return {
+        "import_ms": round(import_ms, 1),
+        "baseline_import_ms": round(baseline_ms, 1),
+        "streaming_baseline_import_ms": round(streaming_ms, 1),
+        "overhead_ms": round(import_ms - baseline_ms, 1),
+        "own_overhead_ms": round(import_ms - streaming_ms, 1),
+        "ratio": round(import_ms / baseline_ms, 2),
+        "runs": runs,
+        "heavy_modules_loaded": sorted(heavy),
+    }
 
 
 def main() -> None:

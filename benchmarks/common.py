@@ -33,6 +33,7 @@ def create_tenant(admin_url: str, name: str = "bench") -> tuple[uuid.UUID, uuid.
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
         conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (tenant, name))
-        conn.execute("INSERT INTO collections (tenant_id, collection_id, name) VALUES (%s, %s, %s)",
-                     (tenant, collection, name))
+        conn.execute(
+            "INSERT INTO collections (tenant_id, collection_id, name) VALUES (%s, %s, %s)", (tenant, collection, name)
+        )
     return tenant, collection

@@ -29,9 +29,10 @@ class CachedEmbedder:
         keys = [self._key(t) for t in texts]
         found: dict[str, list[float]] = {}
         for start in range(0, len(keys), 500):
-            part = keys[start:start + 500]
-            rows = self._db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})",
-                                    part).fetchall()
+            part = keys[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})", part
+            ).fetchall()
             for key, blob in rows:
                 found[key] = list(struct.unpack(f"{len(blob) // 4}f", blob))
         missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in found]
@@ -41,7 +42,9 @@ class CachedEmbedder:
             vectors = self._inner.embed([t for _, t in missing])
             for (key, _), vector in zip(missing, vectors, strict=True):
                 found[key] = vector
-            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
-                                 [(k, struct.pack(f"{len(v)}f", *v)) for (k, _), v in zip(missing, vectors, strict=True)])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                [(k, struct.pack(f"{len(v)}f", *v)) for (k, _), v in zip(missing, vectors, strict=True)],
+            )
             self._db.commit()
         return [found[k] for k in keys]

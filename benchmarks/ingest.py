@@ -33,9 +33,10 @@ def load_documents(dataset: Path | None, count: int, sections: int = 6) -> list[
         return docs
     for i in range(count):
         body = "\n\n".join(
-            f"## Section {i}.{j} Obligations\n\n" + " ".join(
-                f"The party {k} shall deliver the goods within {k + j} days of the order." for k in range(12))
-            for j in range(sections))
+            f"## Section {i}.{j} Obligations\n\n"
+            + " ".join(f"The party {k} shall deliver the goods within {k + j} days of the order." for k in range(12))
+            for j in range(sections)
+        )
         docs.append(f"# Agreement {i}\n\n{body}\n".encode())
     return docs
 
@@ -47,6 +48,7 @@ def run(dataset: Path | None, count: int, sections: int = 6, rtt_ms: float = 0.0
     from shared.ingest.chunker import chunk_document
     from shared.ingest.embedders import embedder_from_settings
     from shared.ingest.parsers import parse_document
+
     urls = scratch_database("folio_bench_ingest")
     tenant, collection = create_tenant(urls["admin"])
     docs = load_documents(dataset, count, sections)
@@ -57,8 +59,13 @@ def run(dataset: Path | None, count: int, sections: int = 6, rtt_ms: float = 0.0
     parsed = [chunk_document(parse_document(d)) for d in docs]
     parse_s = time.perf_counter() - started
     t = time.perf_counter()
-    vectors = [["[" + ",".join(f"{x:.7g}" for x in v) + "]" for v in
-                embedder.embed([embedding_text(c.heading_path, c.text) for c in chunks])] for chunks in parsed]
+    vectors = [
+        [
+            "[" + ",".join(f"{x:.7g}" for x in v) + "]"
+            for v in embedder.embed([embedding_text(c.heading_path, c.text) for c in chunks])
+        ]
+        for chunks in parsed
+    ]
     embed_s = time.perf_counter() - t
 
     app_url = urls["app"]
@@ -75,7 +82,7 @@ def run(dataset: Path | None, count: int, sections: int = 6, rtt_ms: float = 0.0
     # Interleaved per document, alternating which path goes first, so both see the same index
     # size and cache state.
     for i, (copy_job, row_job, chunks, vecs) in enumerate(zip(copy_jobs, row_jobs, parsed, vectors, strict=True)):
-        for path in (("copy", "rows") if i % 2 == 0 else ("rows", "copy")):
+        for path in ("copy", "rows") if i % 2 == 0 else ("rows", "copy"):
             t = time.perf_counter()
             with db.transaction(tenant_id=tenant) as conn:  # one transaction per document, as the indexer
                 if path == "copy":
@@ -113,8 +120,11 @@ def _documents(admin_url: str, tenant: uuid.UUID, collection: uuid.UUID, count: 
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
         for job in jobs:
-            admin.execute("INSERT INTO documents (tenant_id, document_id, collection_id, filename, blob_path)"
-                          " VALUES (%s, %s, %s, 'bench.md', 'bench')", (tenant, job.document_id, collection))
+            admin.execute(
+                "INSERT INTO documents (tenant_id, document_id, collection_id, filename, blob_path)"
+                " VALUES (%s, %s, %s, 'bench.md', 'bench')",
+                (tenant, job.document_id, collection),
+            )
     return jobs
 
 
@@ -125,9 +135,22 @@ def _insert_rows(conn: Any, job: Any, chunks: Any, vecs: Any) -> None:
             "INSERT INTO chunks (tenant_id, document_id, collection_id, ordinal, heading, heading_path, body,"
             " page_start, page_end, char_start, char_end, content_hash, embedding)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::vector)",
-            (job.tenant_id, job.document_id, job.collection_id, chunk.ordinal, " > ".join(chunk.heading_path),
-             chunk.heading_path, chunk.text, chunk.page_start, chunk.page_end, chunk.char_start, chunk.char_end,
-             chunk.content_hash, vec))
+            (
+                job.tenant_id,
+                job.document_id,
+                job.collection_id,
+                chunk.ordinal,
+                " > ".join(chunk.heading_path),
+                chunk.heading_path,
+                chunk.text,
+                chunk.page_start,
+                chunk.page_end,
+                chunk.char_start,
+                chunk.char_end,
+                chunk.content_hash,
+                vec,
+            ),
+        )
 
 
 def main() -> None:
@@ -135,8 +158,12 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/scifact")
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--sections", type=int, default=6, help="sections per generated document")
-    parser.add_argument("--rtt-ms", type=float, default=0.0,
-                        help="add this database round-trip time (Azure is ~0.5-2 ms; loopback ~0.05)")
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0.0,
+        help="add this database round-trip time (Azure is ~0.5-2 ms; loopback ~0.05)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object (the default output anyway)")
     args = parser.parse_args()
     print(json.dumps(run(args.dataset, args.docs, args.sections, args.rtt_ms)))

@@ -44,7 +44,7 @@ def ingest(dataset: beir.Dataset, urls: dict[str, str], embedder: Any) -> dict[s
     with psycopg.connect(urls["admin"], autocommit=True) as admin:
         admin.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
         for batch_start in range(0, len(items), 64):
-            batch = items[batch_start:batch_start + 64]
+            batch = items[batch_start : batch_start + 64]
             parsed = []
             for doc_id, (title, text) in batch:
                 document = parse_document(f"# {title}\n\n{text}\n".encode() if title else text.encode())
@@ -56,7 +56,8 @@ def ingest(dataset: beir.Dataset, urls: dict[str, str], embedder: Any) -> dict[s
                 admin.execute(
                     "INSERT INTO documents (tenant_id, document_id, collection_id, filename, blob_path, status,"
                     " chunk_count) VALUES (%s, %s, %s, %s, %s, 'ready', %s)",
-                    (tenant, document_id, collection, doc_id, f"beir/{doc_id}", len(chunks)))
+                    (tenant, document_id, collection, doc_id, f"beir/{doc_id}", len(chunks)),
+                )
                 job = IndexJob("index", tenant, collection, document_id, "beir", "1")
                 vecs = ["[" + ",".join(f"{x:.7g}" for x in next(vectors)) + "]" for _ in chunks]
                 with db.transaction(tenant_id=tenant) as conn:
@@ -65,12 +66,22 @@ def ingest(dataset: beir.Dataset, urls: dict[str, str], embedder: Any) -> dict[s
             print(f"\ringested {min(batch_start + 64, len(items))}/{len(items)}", end="", file=sys.stderr)
     print(file=sys.stderr)
     db.close()
-    return {"tenant": tenant, "collection": collection, "chunks": chunk_total,
-            "ingest_s": round(time.perf_counter() - started, 1)}
+    return {
+        "tenant": tenant,
+        "collection": collection,
+        "chunks": chunk_total,
+        "ingest_s": round(time.perf_counter() - started, 1),
+    }
 
 
-def evaluate(dataset: beir.Dataset, urls: dict[str, str], tenant: uuid.UUID, embedder: Any,
-             modes: tuple[str, ...] = MODES, **options: Any) -> dict[str, Any]:
+def evaluate(
+    dataset: beir.Dataset,
+    urls: dict[str, str],
+    tenant: uuid.UUID,
+    embedder: Any,
+    modes: tuple[str, ...] = MODES,
+    **options: Any,
+) -> dict[str, Any]:
     from shared.db import Database
     from shared.search import SearchRequest, search
     from shared.tenancy import Caller, Role
@@ -105,8 +116,10 @@ def _document_ids(urls: dict[str, str], tenant: uuid.UUID) -> dict[str, str]:
     import psycopg
 
     with psycopg.connect(urls["admin"]) as conn:
-        return {str(r[0]): r[1] for r in conn.execute(
-            "SELECT document_id, filename FROM documents WHERE tenant_id = %s", (tenant,))}
+        return {
+            str(r[0]): r[1]
+            for r in conn.execute("SELECT document_id, filename FROM documents WHERE tenant_id = %s", (tenant,))
+        }
 
 
 def prepared_database(dataset: beir.Dataset, embedder: Any, *, reuse: bool) -> tuple[dict[str, str], uuid.UUID, dict]:
@@ -148,10 +161,17 @@ def main() -> None:
     from shared.ingest.embedders import embedder_from_settings
 
     dataset = beir.load(args.dataset, args.split)
-    embedder = CachedEmbedder(embedder_from_settings(load_settings({})), ROOT / ".local" / "cache" / "embeddings.sqlite")
+    embedder = CachedEmbedder(
+        embedder_from_settings(load_settings({})), ROOT / ".local" / "cache" / "embeddings.sqlite"
+    )
     urls, tenant, info = prepared_database(dataset, embedder, reuse=args.reuse)
-    result = {"dataset": dataset.name, "split": args.split, "queries": len(dataset.queries),
-              "documents": len(dataset.corpus), **info}
+    result = {
+        "dataset": dataset.name,
+        "split": args.split,
+        "queries": len(dataset.queries),
+        "documents": len(dataset.corpus),
+        **info,
+    }
     result.update(evaluate(dataset, urls, tenant, embedder))
     result["embedder"] = embedder.model_id
     print(json.dumps(result, default=str))

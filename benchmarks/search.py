@@ -63,24 +63,44 @@ def load(urls: dict[str, str], total: int, dataset: beir.Dataset, embedder: Any,
             collection = uuid.uuid4()
             conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
             conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (tenant, name))
-            conn.execute("INSERT INTO collections (tenant_id, collection_id, name) VALUES (%s, %s, 'bench')",
-                         (tenant, collection))
+            conn.execute(
+                "INSERT INTO collections (tenant_id, collection_id, name) VALUES (%s, %s, 'bench')",
+                (tenant, collection),
+            )
             docs = [uuid.uuid4() for _ in range(max(1, count // 10))]
-            with conn.cursor().copy("COPY documents (tenant_id, document_id, collection_id, filename, blob_path,"
-                                    " status) FROM STDIN") as copy:
+            with conn.cursor().copy(
+                "COPY documents (tenant_id, document_id, collection_id, filename, blob_path, status) FROM STDIN"
+            ) as copy:
                 for doc in docs:
                     copy.write_row((tenant, doc, collection, f"{doc}.md", str(doc), "ready"))
-            with conn.transaction(), conn.cursor().copy(
+            with (
+                conn.transaction(),
+                conn.cursor().copy(
                     "COPY chunks (tenant_id, document_id, collection_id, ordinal, heading, heading_path, body,"
-                    " char_start, char_end, content_hash, embedding) FROM STDIN") as copy:
+                    " char_start, char_end, content_hash, embedding) FROM STDIN"
+                ) as copy,
+            ):
                 for i in range(count):
                     heading = rng.choice(titles)
                     body = " ".join(rng.sample(sentences, rng.randint(3, 8)))
                     a, b = nrng.integers(0, len(base), 2)
                     vec = 0.8 * base[a] + 0.35 * base[b] + nrng.normal(0, 0.02, base.shape[1])
                     vec /= np.linalg.norm(vec)
-                    copy.write_row((tenant, docs[i // 10], collection, i % 10, heading, [heading], body, 0, len(body),
-                                    f"{i}", "[" + ",".join(f"{x:.6f}" for x in vec) + "]"))
+                    copy.write_row(
+                        (
+                            tenant,
+                            docs[i // 10],
+                            collection,
+                            i % 10,
+                            heading,
+                            [heading],
+                            body,
+                            0,
+                            len(body),
+                            f"{i}",
+                            "[" + ",".join(f"{x:.6f}" for x in vec) + "]",
+                        )
+                    )
                     if i % 20000 == 0:
                         print(f"\r{name}: {i}/{count}", end="", file=sys.stderr)
             print(file=sys.stderr)
@@ -94,20 +114,28 @@ def load(urls: dict[str, str], total: int, dataset: beir.Dataset, embedder: Any,
         conn.execute(hnsw_index_sql())
         hnsw_s = time.perf_counter() - t
         conn.execute("VACUUM ANALYZE chunks")
-    return {"tenants": tenants, "load_s": round(load_s, 1), "gin_build_s": round(gin_s, 1),
-            "hnsw_build_s": round(hnsw_s, 1)}
+    return {
+        "tenants": tenants,
+        "load_s": round(load_s, 1),
+        "gin_build_s": round(gin_s, 1),
+        "hnsw_build_s": round(hnsw_s, 1),
+    }
 
 
 def hnsw_index_sql() -> str:
     """The vector index exactly as the newest migration that builds it defines it."""
     migrations = sorted((ROOT / "shared" / "db" / "migrations").glob("*.sql"))
-    statements = [m for path in migrations
-                  for m in re.findall(r"CREATE INDEX chunks_embedding ON chunks USING hnsw[^;]*", path.read_text())]
+    statements = [
+        m
+        for path in migrations
+        for m in re.findall(r"CREATE INDEX chunks_embedding ON chunks USING hnsw[^;]*", path.read_text())
+    ]
     return statements[-1]
 
 
-def measure(urls: dict[str, str], tenants: dict[str, Any], queries: list[str], embedder: Any,
-            top: int = 10) -> dict[str, Any]:
+def measure(
+    urls: dict[str, str], tenants: dict[str, Any], queries: list[str], embedder: Any, top: int = 10
+) -> dict[str, Any]:
     from shared.db import Database
     from shared.search import SearchRequest, search
     from shared.tenancy import Caller, Role
@@ -134,14 +162,17 @@ def measure(urls: dict[str, str], tenants: dict[str, Any], queries: list[str], e
             for query, vector in zip(queries, vectors, strict=True):
                 fixed.next = vector
                 started = time.perf_counter()
-                result = search(db, caller, SearchRequest(query=query, mode=mode, top=top), embedder=fixed,
-                                highlight=False)
+                result = search(
+                    db, caller, SearchRequest(query=query, mode=mode, top=top), embedder=fixed, highlight=False
+                )
                 times.append((time.perf_counter() - started) * 1000)
                 returned.append(len(result["results"]))
             times.sort()
-            stats[mode] = {"p50_ms": round(statistics.median(times), 1),
-                           "p95_ms": round(times[int(len(times) * 0.95) - 1], 1),
-                           "min_rows_returned": min(returned)}
+            stats[mode] = {
+                "p50_ms": round(statistics.median(times), 1),
+                "p95_ms": round(times[int(len(times) * 0.95) - 1], 1),
+                "min_rows_returned": min(returned),
+            }
         stats["vector_recall@10"] = _recall(db, caller, fixed, vectors, top)
         out[name] = stats
     db.close()
@@ -155,13 +186,22 @@ def _recall(db: Any, caller: Any, fixed: Any, vectors: list[list[float]], k: int
     hits = total = 0
     for vector in vectors:
         fixed.next = vector
-        got = {int(r["chunkId"]) for r in search(db, caller, SearchRequest(query="recall", mode="vector", top=k),
-                                                 embedder=fixed, highlight=False)["results"]}
+        got = {
+            int(r["chunkId"])
+            for r in search(
+                db, caller, SearchRequest(query="recall", mode="vector", top=k), embedder=fixed, highlight=False
+            )["results"]
+        }
         literal = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
         with db.transaction(caller.tenant_id) as conn:
-            exact = [r["chunk_id"] for r in conn.execute(
-                "SELECT chunk_id FROM chunks WHERE tenant_id = %(t)s ORDER BY (embedding <=> %(v)s::vector) + 0"
-                " LIMIT %(k)s", {"v": literal, "t": caller.tenant_id, "k": k})]
+            exact = [
+                r["chunk_id"]
+                for r in conn.execute(
+                    "SELECT chunk_id FROM chunks WHERE tenant_id = %(t)s ORDER BY (embedding <=> %(v)s::vector) + 0"
+                    " LIMIT %(k)s",
+                    {"v": literal, "t": caller.tenant_id, "k": k},
+                )
+            ]
         hits += len(got & set(exact))
         total += len(exact)
     return round(hits / total, 4) if total else 0.0
@@ -177,8 +217,9 @@ def _reusable(name: str, total: int) -> dict[str, Any] | None:
     urls = {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
     try:
         with psycopg.connect(urls["admin"]) as conn:
-            rows = conn.execute("SELECT t.name, s.tenant_id, s.chunks FROM tenant_text_stats s"
-                                " JOIN tenants t USING (tenant_id)").fetchall()
+            rows = conn.execute(
+                "SELECT t.name, s.tenant_id, s.chunks FROM tenant_text_stats s JOIN tenants t USING (tenant_id)"
+            ).fetchall()
     except psycopg.OperationalError:
         return None
     tenants = {name_: (tenant, chunks) for name_, tenant, chunks in rows}
@@ -201,7 +242,9 @@ def main() -> None:
     from shared.ingest.embedders import embedder_from_settings
 
     dataset = beir.load(args.dataset, "test")
-    embedder = CachedEmbedder(embedder_from_settings(load_settings({})), ROOT / ".local" / "cache" / "embeddings.sqlite")
+    embedder = CachedEmbedder(
+        embedder_from_settings(load_settings({})), ROOT / ".local" / "cache" / "embeddings.sqlite"
+    )
     name = f"folio_bench_search_{args.chunks}"
     built = _reusable(name, args.chunks) if args.reuse else None
     if built is None:

@@ -171,11 +171,16 @@ async def serve(handler: Handler, req: Request, context: func.Context) -> Respon
                 _log.error("%s %s failed: %s", req.method, req.url.path, exc.detail, exc_info=exc.__cause__)
         except Exception:
             _log.exception("%s %s raised an unexpected error", req.method, req.url.path)
-            response = problem(FolioError("Something went wrong on our side; the invocation id identifies it."),
-                               invocation_id)
-        _log.info("%s %s -> %s", req.method, req.url.path, response.status_code,
-                  extra={"status": response.status_code,
-                         "durationMs": round((time.perf_counter() - started) * 1000, 1)})
+            response = problem(
+                FolioError("Something went wrong on our side; the invocation id identifies it."), invocation_id
+            )
+        _log.info(
+            "%s %s -> %s",
+            req.method,
+            req.url.path,
+            response.status_code,
+            extra={"status": response.status_code, "durationMs": round((time.perf_counter() - started) * 1000, 1)},
+        )
     finally:
         unbind_invocation(token)
     return response
@@ -197,8 +202,7 @@ async def read_input(req: Request, limit: int) -> HttpInput:
         body += part
         if len(body) > limit:  # a chunked body declares no length
             raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
-    return HttpInput(headers=req.headers, params=req.query_params, route_params=dict(req.path_params),
-                     body=bytes(body))
+    return HttpInput(headers=req.headers, params=req.query_params, route_params=dict(req.path_params), body=bytes(body))
 
 
 def problem_body(exc: FolioError, invocation_id: str | None = None) -> dict[str, Any]:
@@ -224,13 +228,18 @@ def problem(exc: FolioError, invocation_id: str | None = None) -> Response:
     retry_after = exc.extensions.get("retryAfter")
     if isinstance(retry_after, int) and retry_after > 0:
         headers["Retry-After"] = str(retry_after)
-    return Response(json.dumps(body).encode(), status_code=exc.status, headers=headers,
-                    media_type="application/problem+json")
+    return Response(
+        json.dumps(body).encode(), status_code=exc.status, headers=headers, media_type="application/problem+json"
+    )
 
 
 def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, default=str).encode(), status_code=status,
-                    headers={**COMMON_HEADERS, **(headers or {})}, media_type="application/json")
+    return Response(
+        json.dumps(body, default=str).encode(),
+        status_code=status,
+        headers={**COMMON_HEADERS, **(headers or {})},
+        media_type="application/json",
+    )
 
 
 def no_content() -> Response:

@@ -34,13 +34,11 @@ class StreamSlots:
     def take(self) -> Callable[[], None]:
         """A slot, or 503 when none is free; returns the slot's release (call it once)."""
         if not self._free.acquire(blocking=False):
-            raise Unavailable("Too many answers are being written right now; try again in a few seconds.",
-                              retryAfter=5)
+            raise Unavailable("Too many answers are being written right now; try again in a few seconds.", retryAfter=5)
         return self._free.release
 
 
 stream_slots = StreamSlots(MAX_STREAMS)
-
 
 
 stream_slots = StreamSlots(MAX_STREAMS)
@@ -55,8 +53,12 @@ def open_streams() -> int:
     return _open_streams
 
 
-def ndjson(events: Iterator[dict[str, Any]], invocation_id: str, sent: Iterable[dict[str, Any]] = (),
-           on_close: Callable[[], None] | None = None) -> Response:
+def ndjson(
+    events: Iterator[dict[str, Any]],
+    invocation_id: str,
+    sent: Iterable[dict[str, Any]] = (),
+    on_close: Callable[[], None] | None = None,
+) -> Response:
     """Stream ``sent`` and then ``events``, one JSON object per line, each line as soon as it exists.
 
     ``events`` is a blocking generator (it waits on a model provider), so each step runs in a thread.
@@ -69,16 +71,24 @@ def ndjson(events: Iterator[dict[str, Any]], invocation_id: str, sent: Iterable[
     if on_close is not None:
         # A finalizer runs once: called by _close once ``events`` is closed, or when ``events`` is dropped.
         on_close = weakref.finalize(events, on_close)
-    return StreamingResponse(_lines(events, invocation_id, list(sent), on_close), status_code=200,
-                             headers=dict(COMMON_HEADERS), media_type=NDJSON)
+    return StreamingResponse(
+        _lines(events, invocation_id, list(sent), on_close),
+        status_code=200,
+        headers=dict(COMMON_HEADERS),
+        media_type=NDJSON,
+    )
 
 
 def _line(event: dict[str, Any]) -> bytes:
     return (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
-async def _lines(events: Iterator[dict[str, Any]], invocation_id: str, sent: list[dict[str, Any]],
-                 on_close: Callable[[], None] | None) -> Any:
+async def _lines(
+    events: Iterator[dict[str, Any]],
+    invocation_id: str,
+    sent: list[dict[str, Any]],
+    on_close: Callable[[], None] | None,
+) -> Any:
     # No context variable is held across a yield: the task that resumes an async generator (or
     # finalises it) need not be the one that started it. Each step binds the invocation id itself.
     global _open_streams
@@ -127,8 +137,9 @@ def _error_event(exc: Exception, invocation_id: str) -> dict[str, Any]:
         unbind_invocation(token)
 
 
-def _close_after(step: asyncio.Future[Any], events: Iterator[dict[str, Any]], invocation_id: str,
-                 on_close: Callable[[], None] | None) -> None:
+def _close_after(
+    step: asyncio.Future[Any], events: Iterator[dict[str, Any]], invocation_id: str, on_close: Callable[[], None] | None
+) -> None:
     if not step.cancelled():
         step.exception()  # retrieved: an abandoned step's failure is not an "unhandled" one
     _close(events, invocation_id, on_close)

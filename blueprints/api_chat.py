@@ -34,9 +34,16 @@ def chat(request: ApiRequest) -> Response:
     streaming = False
     try:
         parts = request.services
-        events = run_turn(turn, caller=request.caller, db=request.db, store=parts.chat_store,
-                          settings=request.settings, embedder=parts.embedder, models=parts.chat_models,
-                          keys=parts.secret_store)
+        events = run_turn(
+            turn,
+            caller=request.caller,
+            db=request.db,
+            store=parts.chat_store,
+            settings=request.settings,
+            embedder=parts.embedder,
+            models=parts.chat_models,
+            keys=parts.secret_store,
+        )
         # The first event is produced only once the turn is accepted: anything raised before it is a plain
         # HTTP error (400, 402, 404...), mapped by the shared handler.
         session = next(events)
@@ -57,11 +64,19 @@ def _one_object(request: ApiRequest, session: dict[str, Any], events: Iterator[d
         exc.extensions.setdefault("sessionId", session["sessionId"])
         return problem(exc, request.invocation_id)
     done = lines[-1]
-    return ok({"sessionId": session["sessionId"], "messageId": done["messageId"],
-               "answer": "".join(e["text"] for e in lines if e["type"] == "delta"),
-               "citations": next(e["citations"] for e in lines if e["type"] == "citations"),
-               "usage": done["usage"], "provider": done["provider"], "model": done["model"],
-               "extractive": done["extractive"], "grounded": done["grounded"]})
+    return ok(
+        {
+            "sessionId": session["sessionId"],
+            "messageId": done["messageId"],
+            "answer": "".join(e["text"] for e in lines if e["type"] == "delta"),
+            "citations": next(e["citations"] for e in lines if e["type"] == "citations"),
+            "usage": done["usage"],
+            "provider": done["provider"],
+            "model": done["model"],
+            "extractive": done["extractive"],
+            "grounded": done["grounded"],
+        }
+    )
 
 
 # --- sessions -----------------------------------------------------------------------------------
@@ -74,8 +89,14 @@ def _if_match(request: ApiRequest) -> str | None:
 @endpoint(bp, "chat/sessions", ["GET"])
 def chat_sessions_list(request: ApiRequest) -> Response:
     limit = request.query_int("limit", 20, 1, 100)
-    return ok(sessions.list_sessions(request.services.chat_store, request.caller, limit=limit,
-                                     continuation=request.http.params.get("continuation")))
+    return ok(
+        sessions.list_sessions(
+            request.services.chat_store,
+            request.caller,
+            limit=limit,
+            continuation=request.http.params.get("continuation"),
+        )
+    )
 
 
 @endpoint(bp, "chat/sessions/{sessionId}", ["GET"])
@@ -91,8 +112,9 @@ def chat_sessions_rename(request: ApiRequest) -> Response:
 
     session_id = str(request.path_id("sessionId", "chat session"))
     body = request.body(RenameSession)
-    session = sessions.rename_session(request.services.chat_store, request.caller, session_id, body.title,
-                                      if_match=_if_match(request))
+    session = sessions.rename_session(
+        request.services.chat_store, request.caller, session_id, body.title, if_match=_if_match(request)
+    )
     return ok(session, headers={"ETag": session["etag"]})
 
 
@@ -117,8 +139,15 @@ def chat_key_set(request: ApiRequest) -> Response:
     from shared.api_models import SetChatKey  # built on first use, not at cold start
 
     body = request.body(SetChatKey)
-    key = set_user_key(request.services.secret_store, request.db, request.caller, body.provider, body.api_key,
-                       body.model, allowed=BYO_PROVIDERS)
+    key = set_user_key(
+        request.services.secret_store,
+        request.db,
+        request.caller,
+        body.provider,
+        body.api_key,
+        body.model,
+        allowed=BYO_PROVIDERS,
+    )
     return ok({"configured": True, **key.describe()})
 
 

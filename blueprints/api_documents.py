@@ -15,17 +15,24 @@ def documents_upload(request: ApiRequest) -> Response:
 
     body = request.body(RequestUpload)
     created = documents.request_upload(
-        request.db, request.services.blobs, request.caller, request.path_id("collectionId", "collection"),
-        filename=body.filename, content_type=body.content_type, size=body.size,
-        settings=request.settings)
+        request.db,
+        request.services.blobs,
+        request.caller,
+        request.path_id("collectionId", "collection"),
+        filename=body.filename,
+        content_type=body.content_type,
+        size=body.size,
+        settings=request.settings,
+    )
     return ok(created, status=201, headers={"Location": f"/api/documents/{created['documentId']}"})
 
 
 @endpoint(bp, "collections/{collectionId}/documents", ["GET"])
 def documents_list(request: ApiRequest) -> Response:
     limit = request.query_int("limit", 100, 1, 1000)
-    listed = documents.list_documents(request.db, request.caller, request.path_id("collectionId", "collection"),
-                                      limit=limit)
+    listed = documents.list_documents(
+        request.db, request.caller, request.path_id("collectionId", "collection"), limit=limit
+    )
     return ok({"documents": listed})
 
 
@@ -36,12 +43,17 @@ def documents_get(request: ApiRequest) -> Response:
 
 @endpoint(bp, "documents/{documentId}", ["DELETE"])
 def documents_delete(request: ApiRequest) -> Response:
-    documents.delete_document(request.db, request.services.blobs, request.caller,
-                              request.path_id("documentId", "document"))
+    documents.delete_document(
+        request.db, request.services.blobs, request.caller, request.path_id("documentId", "document")
+    )
     return no_content()
 
 
 @endpoint(bp, "documents/{documentId}/reindex", ["POST"])
 def documents_reindex(request: ApiRequest) -> Response:
-    return ok(documents.reindex_document(request.db, request.services.job_queue, request.caller,
-                                         request.path_id("documentId", "document")), status=202)
+    return ok(
+        documents.reindex_document(
+            request.db, request.services.job_queue, request.caller, request.path_id("documentId", "document")
+        ),
+        status=202,
+    )

@@ -13,5 +13,8 @@ bp = new_blueprint()
 def passages_get(request: ApiRequest) -> Response:
     chunk_id = passages.parse_chunk_id(request.http.route_params.get("chunkId", ""))
     context = request.query_int("context", 2, 0, passages.MAX_CONTEXT)
-    return ok(passages.get_passage(request.db, request.caller, request.path_id("documentId", "document"), chunk_id,
-                                   context=context))
+    return ok(
+        passages.get_passage(
+            request.db, request.caller, request.path_id("documentId", "document"), chunk_id, context=context
+        )
+    )

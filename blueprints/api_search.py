@@ -15,9 +15,16 @@ def search_documents(request: ApiRequest) -> Response:
 
     body = request.body(Search)
     search_request = SearchRequest(
-        query=body.query, mode=body.mode, top=body.top, collection_ids=tuple(body.collection_ids),
-        document_ids=tuple(body.filters.document_ids), doc_types=tuple(body.filters.doc_type),
+        query=body.query,
+        mode=body.mode,
+        top=body.top,
+        collection_ids=tuple(body.collection_ids),
+        document_ids=tuple(body.filters.document_ids),
+        doc_types=tuple(body.filters.doc_type),
         jurisdictions=tuple(body.filters.jurisdiction),
     )
-    return ok(search_workspace(request.db, request.caller, search_request, embedder=request.services.embedder,
-                               settings=request.settings))
+    return ok(
+        search_workspace(
+            request.db, request.caller, search_request, embedder=request.services.embedder, settings=request.settings
+        )
+    )

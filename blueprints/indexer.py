@@ -17,8 +17,7 @@ bp = new_blueprint()
 _log = logging.getLogger("folio.indexer")
 
 
-@bp.service_bus_queue_trigger(arg_name="message", queue_name="%INDEX_QUEUE_NAME%",
-                              connection="ServiceBusConnection")
+@bp.service_bus_queue_trigger(arg_name="message", queue_name="%INDEX_QUEUE_NAME%", connection="ServiceBusConnection")
 def index_document(message: func.ServiceBusMessage, context: func.Context) -> None:
     token = bind_invocation(getattr(context, "invocation_id", None))
     try:
@@ -28,9 +27,11 @@ def index_document(message: func.ServiceBusMessage, context: func.Context) -> No
         # A malformed message raises here and ends in the dead-letter queue for inspection.
         job = IndexJob.from_body(json.loads(message.get_body()))
         last_attempt = (message.delivery_count or 1) >= settings.index_max_delivery
-        outcome = run_job(parts.database, parts.blobs, parts.embedder, job,
-                          settings=settings, last_attempt=last_attempt)
-        _log.info("index job %s (%s, delivery %s) -> %s", message.message_id, job.kind, message.delivery_count,
-                  outcome.status)
+        outcome = run_job(
+            parts.database, parts.blobs, parts.embedder, job, settings=settings, last_attempt=last_attempt
+        )
+        _log.info(
+            "index job %s (%s, delivery %s) -> %s", message.message_id, job.kind, message.delivery_count, outcome.status
+        )
     finally:
         unbind_invocation(token)

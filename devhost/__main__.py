@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--no-azurite", action="store_true", help="do not start the Storage emulator")
     parser.add_argument("--no-cosmos", action="store_true", help="do not start the Cosmos DB emulator (chat)")
-    parser.add_argument("--no-http", action="store_true",
-                        help="only the event and queue drivers (when `func start` serves HTTP)")
+    parser.add_argument(
+        "--no-http", action="store_true", help="only the event and queue drivers (when `func start` serves HTTP)"
+    )
     parser.add_argument("--web-port", type=int, default=4280, help="the web app (frontend/dist), as on Static Web Apps")
     parser.add_argument("--no-web", action="store_true", help="do not serve the web app")
     args = parser.parse_args(argv)
@@ -63,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     drivers = start_drivers(regs, cors_origins=_cors(local))
     server = None
     if not args.no_http:
-        server = FunctionsHttpServer(("127.0.0.1", args.port), regs,
-                                     route_prefix=read_route_prefix(stack.ROOT / "host.json"),
-                                     cors_origins=_cors(local))
+        server = FunctionsHttpServer(
+            ("127.0.0.1", args.port),
+            regs,
+            route_prefix=read_route_prefix(stack.ROOT / "host.json"),
+            cors_origins=_cors(local),
+        )
         for route in server.routes:
             log.info("  %-22s %-7s /%s", route.registration.name, ",".join(sorted(route.methods)), route.template)
         log.info("Functions host on %s/api/ (Ctrl-C stops everything)", server.base_url)
@@ -108,8 +112,12 @@ def _start_cosmos(log: logging.Logger) -> stack.CosmosEmulator | None:
         log.info("Cosmos DB: using %s", settings.cosmos_endpoint or "nothing (COSMOS_ENDPOINT is unset; chat is off)")
         return None
     emulator = stack.start_cosmos(urlsplit(settings.cosmos_endpoint).port or stack.DEV_COSMOS_PORT)
-    log.info("Cosmos DB emulator (cosmosdb-server, memory only) on %s, container %s/%s", emulator.endpoint,
-             settings.cosmos_database, settings.cosmos_chat_container)
+    log.info(
+        "Cosmos DB emulator (cosmosdb-server, memory only) on %s, container %s/%s",
+        emulator.endpoint,
+        settings.cosmos_database,
+        settings.cosmos_chat_container,
+    )
     return emulator
 
 
@@ -157,15 +165,17 @@ def start_drivers(regs: list, *, cors_origins: tuple[str, ...]) -> list:
         events = BlobEventSource(store.container, by_type["eventGridTrigger"])
         events.start()
         drivers.append(events)
-        log.info("Event Grid stand-in: blob changes in '%s' -> %s", settings.upload_container,
-                 by_type["eventGridTrigger"].name)
+        log.info(
+            "Event Grid stand-in: blob changes in '%s' -> %s",
+            settings.upload_container,
+            by_type["eventGridTrigger"].name,
+        )
     if "serviceBusTrigger" in by_type and settings.index_queue_backend == "postgres":
         assert isinstance(parts.job_queue, PostgresQueue)  # what INDEX_QUEUE_BACKEND=postgres selects
         worker = QueueWorker(parts.job_queue, by_type["serviceBusTrigger"])
         worker.start()
         drivers.append(worker)
-        log.info("Service Bus stand-in: queue '%s' -> %s", settings.index_queue_name,
-                 by_type["serviceBusTrigger"].name)
+        log.info("Service Bus stand-in: queue '%s' -> %s", settings.index_queue_name, by_type["serviceBusTrigger"].name)
     if any(r.trigger_type == "timerTrigger" for r in regs):
         from devhost.timers import TimerDriver
 

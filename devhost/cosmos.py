@@ -60,8 +60,14 @@ def _client(settings: Settings) -> Any:
     key = settings.require("cosmos_key").reveal()
     logging.getLogger("azure.cosmos._cosmos_http_logging_policy").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
-    return CosmosClient(endpoint, key, connection_verify=False, enable_endpoint_discovery=False,
-                        connection_timeout=max(1, int(settings.cosmos_timeout_s)), read_timeout=settings.cosmos_timeout_s)
+    return CosmosClient(
+        endpoint,
+        key,
+        connection_verify=False,
+        enable_endpoint_discovery=False,
+        connection_timeout=max(1, int(settings.cosmos_timeout_s)),
+        read_timeout=settings.cosmos_timeout_s,
+    )
 
 
 def emulator_chat_store(settings: Settings) -> ChatStore:
@@ -70,5 +76,6 @@ def emulator_chat_store(settings: Settings) -> ChatStore:
 
     database = _client(settings).create_database_if_not_exists(settings.cosmos_database)
     container = database.create_container_if_not_exists(
-        settings.cosmos_chat_container, partition_key=PartitionKey(path=PARTITION_PATHS, kind="MultiHash"))
+        settings.cosmos_chat_container, partition_key=PartitionKey(path=PARTITION_PATHS, kind="MultiHash")
+    )
     return ChatStore(EmulatorContainer(container))

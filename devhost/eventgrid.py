@@ -24,8 +24,14 @@ _log = logging.getLogger("devhost.eventgrid")
 
 
 class BlobEventSource:
-    def __init__(self, container_client: Any, registration: Registration, *, account: str = "devstoreaccount1",
-                 interval_s: float = 0.3) -> None:
+    def __init__(
+        self,
+        container_client: Any,
+        registration: Registration,
+        *,
+        account: str = "devstoreaccount1",
+        interval_s: float = 0.3,
+    ) -> None:
         self._container = container_client
         self._registration = registration
         self._account = account
@@ -60,7 +66,7 @@ class BlobEventSource:
             id=str(uuid.uuid4()),
             data=data,
             topic=f"/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/"
-                  f"{self._account}",
+            f"{self._account}",
             subject=f"/blobServices/default/containers/{container}/blobs/{name}",
             event_type=event_type,
             event_time=dt.datetime.now(dt.UTC),
@@ -71,8 +77,11 @@ class BlobEventSource:
         """Diff the container against the last listing and deliver an event per change."""
         current: dict[str, dict[str, Any]] = {}
         for blob in self._container.list_blobs():
-            current[blob.name] = {"etag": str(blob.etag).strip('"'), "size": blob.size,
-                                  "content_type": blob.content_settings.content_type}
+            current[blob.name] = {
+                "etag": str(blob.etag).strip('"'),
+                "size": blob.size,
+                "content_type": blob.content_settings.content_type,
+            }
         events = []
         for name, props in current.items():
             if self._known.get(name) != props["etag"]:
@@ -93,7 +102,7 @@ class BlobEventSource:
                 return
             except Exception:
                 _log.exception("event delivery %s failed (attempt %s)", event.id, attempt)
-                time.sleep(min(2 ** attempt * 0.1, 2))
+                time.sleep(min(2**attempt * 0.1, 2))
         _log.error("event %s dropped after 5 attempts (Event Grid would dead-letter it)", event.id)
 
     def start(self) -> None:

@@ -32,12 +32,35 @@ _log = logging.getLogger("devhost.frontend")
 
 DEFAULT_PORT = 4280  # the Static Web Apps CLI's port; BILLING_RETURN_URL and Host.CORS name it
 DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                         "transfer-encoding", "upgrade", "host", "content-length",
-                         "date", "server"})  # the last two: this server writes its own
-_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".html": "text/html",
-          ".json": "application/json", ".map": "application/json", ".svg": "image/svg+xml", ".ico": "image/x-icon",
-          ".png": "image/png", ".txt": "text/plain", ".woff2": "font/woff2"}
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "date",
+        "server",
+    }
+)  # the last two: this server writes its own
+_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+    ".png": "image/png",
+    ".txt": "text/plain",
+    ".woff2": "font/woff2",
+}
 
 
 def global_headers(dist: Path, connect_sources: tuple[str, ...] = ()) -> dict[str, str]:
@@ -62,8 +85,15 @@ class StaticWebAppServer(LoopbackServer):
 
     thread_name = "devhost-frontend"
 
-    def __init__(self, address: tuple[str, int], api_upstream: str, *, dist: Path = DIST,
-                 connect_sources: tuple[str, ...] = (), auth: str = "dev") -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        api_upstream: str,
+        *,
+        dist: Path = DIST,
+        connect_sources: tuple[str, ...] = (),
+        auth: str = "dev",
+    ) -> None:
         self.dist = dist.resolve()
         upstream = urlsplit(api_upstream)
         self.upstream = (upstream.hostname or "127.0.0.1", upstream.port or 80)
@@ -86,8 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command not in ("GET", "HEAD"):
             return self._send(405, {"Content-Type": "text/plain", "Allow": "GET, HEAD"}, b"Method not allowed")
         if path == "/config.json":
-            return self._send(200, {"Content-Type": "application/json", "Cache-Control": "no-store"},
-                              self.server.runtime_config)
+            return self._send(
+                200, {"Content-Type": "application/json", "Cache-Control": "no-store"}, self.server.runtime_config
+            )
         self._static(path)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
@@ -106,14 +137,20 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(404, {"Content-Type": "text/plain"}, b"Not found")
             file = self.server.dist / "index.html"
         if not file.is_file():
-            return self._send(503, {"Content-Type": "text/plain"},
-                              b"The web app is not built: run `make dev` (or `npm run build` in frontend/).")
+            return self._send(
+                503,
+                {"Content-Type": "text/plain"},
+                b"The web app is not built: run `make dev` (or `npm run build` in frontend/).",
+            )
         content_type = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type == "application/json":
             content_type += "; charset=utf-8"
         cache = "public, max-age=31536000, immutable" if relative.startswith("assets/") else "no-cache"
-        self._send(200, {**self.server.headers_for_static, "Content-Type": content_type, "Cache-Control": cache},
-                   file.read_bytes())
+        self._send(
+            200,
+            {**self.server.headers_for_static, "Content-Type": content_type, "Cache-Control": cache},
+            file.read_bytes(),
+        )
 
     def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.send_response(status)
@@ -139,8 +176,12 @@ class _Handler(BaseHTTPRequestHandler):
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()
             except OSError:
-                problem = {"type": "https://folio.dev/problems/unavailable", "title": "Service unavailable",
-                           "status": 502, "detail": f"The Functions host at http://{host}:{port} is not answering."}
+                problem = {
+                    "type": "https://folio.dev/problems/unavailable",
+                    "title": "Service unavailable",
+                    "status": 502,
+                    "detail": f"The Functions host at http://{host}:{port} is not answering.",
+                }
                 return self._send(502, {"Content-Type": "application/problem+json"}, json.dumps(problem).encode())
             self.send_response(response.status, response.reason)
             for key, value in response.getheaders():
@@ -158,8 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
             streaming = threading.Event()
             if chunked:  # a stream may idle for long: notice a client that leaves meanwhile
                 streaming.set()
-                threading.Thread(target=self._close_upstream_if_client_leaves, args=(upstream, streaming),
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._close_upstream_if_client_leaves, args=(upstream, streaming), daemon=True
+                ).start()
             try:
                 while chunk := response.read1(65536):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
@@ -171,7 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
-    def _close_upstream_if_client_leaves(self, upstream: http.client.HTTPConnection, streaming: threading.Event) -> None:
+    def _close_upstream_if_client_leaves(
+        self, upstream: http.client.HTTPConnection, streaming: threading.Event
+    ) -> None:
         """Like a front end does: a browser that aborts (Stop) closes the connection to the API at once,
         not at the next write, so the API sees the client go while the answer is still being written."""
         while streaming.is_set():

@@ -41,14 +41,16 @@ def registrations(app: func.FunctionApp) -> list[Registration]:
     for fn in app.get_functions():
         trigger, name = fn.get_trigger(), fn.get_function_name()
         assert trigger is not None and trigger.type is not None and name is not None, fn  # set by the decorators
-        found.append(Registration(
-            name=name,
-            trigger_type=trigger.type,
-            trigger_param=trigger.name,
-            user_function=fn.get_user_function(),
-            trigger=_plain(trigger.get_dict_repr()),
-            bindings=[_plain(b.get_dict_repr()) for b in fn.get_bindings()],
-        ))
+        found.append(
+            Registration(
+                name=name,
+                trigger_type=trigger.type,
+                trigger_param=trigger.name,
+                user_function=fn.get_user_function(),
+                trigger=_plain(trigger.get_dict_repr()),
+                bindings=[_plain(b.get_dict_repr()) for b in fn.get_bindings()],
+            )
+        )
     return found
 
 
@@ -67,10 +69,14 @@ def http_routes(regs: list[Registration], route_prefix: str = "api") -> list[Htt
         if reg.trigger_type != "httpTrigger":
             continue
         template = reg.trigger.get("route") or reg.name
-        methods = frozenset(m.upper() for m in (reg.trigger.get("methods") or
-                                                ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]))
+        methods = frozenset(
+            m.upper()
+            for m in (reg.trigger.get("methods") or ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+        )
         full = "/".join(p for p in (route_prefix.strip("/"), template.strip("/")) if p)
-        routes.append(HttpRoute(reg, template, _compile(full), methods, str(reg.trigger.get("authLevel", "function")).lower()))
+        routes.append(
+            HttpRoute(reg, template, _compile(full), methods, str(reg.trigger.get("authLevel", "function")).lower())
+        )
     # Literal segments beat parameters, as in the Functions host: fewer parameters first.
     routes.sort(key=lambda r: (r.template.count("{"), -len(r.template)))
     return routes
@@ -88,7 +94,7 @@ def _compile(template: str) -> re.Pattern[str]:
     """Route template -> regex: {name}, {name?}, {name:guid|int|alpha}, {*catchall}."""
     out, pos = ["^/"], 0
     for match in _PARAM.finditer(template):
-        out.append(re.escape(template[pos:match.start()]))
+        out.append(re.escape(template[pos : match.start()]))
         catch_all, name, constraint, optional = match.groups()
         body = ".*" if catch_all else _CONSTRAINTS.get(constraint or "", r"[^/]+")
         if optional:

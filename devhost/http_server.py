@@ -89,8 +89,14 @@ class FunctionsHttpServer:
     between: routing, the 404/405 answers and CORS are the host's part and live in :meth:`app`.
     """
 
-    def __init__(self, address: tuple[str, int], registrations: list[Registration], *, route_prefix: str = "api",
-                 cors_origins: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        registrations: list[Registration],
+        *,
+        route_prefix: str = "api",
+        cors_origins: tuple[str, ...] = (),
+    ) -> None:
         self.routes: list[HttpRoute] = http_routes(registrations, route_prefix)
         self.cors_origins = cors_origins
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -98,9 +104,17 @@ class FunctionsHttpServer:
         self._socket.bind(address)
         # limit_concurrency: past it, new connections get a 503 instead of piling up (the Functions host
         # has maxConcurrentRequests/maxOutstandingRequests for that in Azure).
-        self._server = uvicorn.Server(uvicorn.Config(self.app, interface="asgi3", lifespan="off", log_config=None,
-                                                     access_log=False, timeout_graceful_shutdown=5,
-                                                     limit_concurrency=512))
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                interface="asgi3",
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+                limit_concurrency=512,
+            )
+        )
         self._thread: threading.Thread | None = None
 
     @property
@@ -109,8 +123,9 @@ class FunctionsHttpServer:
         return f"http://{host}:{port}"
 
     def start_in_thread(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name="devhost-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="devhost-http", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 15
         while not self._server.started:
@@ -167,18 +182,23 @@ class FunctionsHttpServer:
         else:  # the worker runs a synchronous function in its thread pool
             result = await asyncio.to_thread(invoke, route.registration, request)
         if not isinstance(result, Response):
-            raise TypeError(f"HTTP function {route.registration.name} returned {type(result).__name__}, "
-                            "not a Starlette Response (HTTP streaming is on for the whole app)")
+            raise TypeError(
+                f"HTTP function {route.registration.name} returned {type(result).__name__}, "
+                "not a Starlette Response (HTTP streaming is on for the whole app)"
+            )
         return result
 
     def _preflight(self, origin: str, requested_headers: str) -> Response:
         if origin not in self.cors_origins:
             return Response(status_code=403)
-        return Response(status_code=204, headers={
-            "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-            "Access-Control-Allow-Headers": requested_headers,
-            "Access-Control-Max-Age": "600",
-        })
+        return Response(
+            status_code=204,
+            headers={
+                "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": requested_headers,
+                "Access-Control-Max-Age": "600",
+            },
+        )
 
 
 def invoke(registration: Registration, trigger_value: Any) -> Any:

@@ -57,8 +57,9 @@ def create_local_queue_table(admin_url: str, app_role: str) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         conn.execute(_TABLE)
         # An identity column needs no grant on its sequence: INSERT on the table is enough.
-        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON local_queue TO {}").format(
-            sql.Identifier(app_role)))
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON local_queue TO {}").format(sql.Identifier(app_role))
+        )
 
 
 def local_queue_from_settings(settings: Settings, database: Database) -> PostgresQueue:
@@ -114,12 +115,25 @@ class PostgresQueue:
                 " RETURNING message_id, body, delivery_count, lock_token, enqueued_at, sequence_number",
                 (dt.timedelta(seconds=lock_s), self.name, max_messages),
             ).fetchall()
-        received = [ReceivedMessage(r["message_id"], r["body"], r["delivery_count"], str(r["lock_token"]),
-                                    r["enqueued_at"], r["sequence_number"]) for r in rows]
+        received = [
+            ReceivedMessage(
+                r["message_id"],
+                r["body"],
+                r["delivery_count"],
+                str(r["lock_token"]),
+                r["enqueued_at"],
+                r["sequence_number"],
+            )
+            for r in rows
+        ]
         # A message whose lock expired on its last allowed delivery goes to the dead-letter state.
         for message in [m for m in received if m.delivery_count > self.max_delivery]:
-            self._settle(message, "deadlettered", "MaxDeliveryCountExceeded",
-                         f"delivered {message.delivery_count - 1} times without completing")
+            self._settle(
+                message,
+                "deadlettered",
+                "MaxDeliveryCountExceeded",
+                f"delivered {message.delivery_count - 1} times without completing",
+            )
         return [m for m in received if m.delivery_count <= self.max_delivery]
 
     def complete(self, message: ReceivedMessage) -> bool:
@@ -137,16 +151,16 @@ class PostgresQueue:
                 (self.name, message.message_id, message.lock_token),
             )
 
-    def _settle(self, message: ReceivedMessage, state: str, reason: str | None = None,
-                description: str | None = None) -> bool:
+    def _settle(
+        self, message: ReceivedMessage, state: str, reason: str | None = None, description: str | None = None
+    ) -> bool:
         with self._db.transaction() as conn:
             # The lock token must still be ours: a message whose lock expired was redelivered.
             row = conn.execute(
                 "UPDATE local_queue SET state = %s, settled_at = now(), lock_token = NULL, locked_until = NULL,"
                 " dead_letter_reason = %s, dead_letter_description = %s"
                 " WHERE queue_name = %s AND message_id = %s AND lock_token = %s RETURNING message_id",
-                (state, reason, (description or "")[:1000] or None, self.name, message.message_id,
-                 message.lock_token),
+                (state, reason, (description or "")[:1000] or None, self.name, message.message_id, message.lock_token),
             ).fetchone()
         return row is not None
 
@@ -158,8 +172,17 @@ class PostgresQueue:
                 " LIMIT %s",
                 (self.name, limit),
             ).fetchall()
-        return [DeadLetter(r["message_id"], r["body"], r["delivery_count"], r["dead_letter_reason"],
-                           r["dead_letter_description"], r["enqueued_at"]) for r in rows]
+        return [
+            DeadLetter(
+                r["message_id"],
+                r["body"],
+                r["delivery_count"],
+                r["dead_letter_reason"],
+                r["dead_letter_description"],
+                r["enqueued_at"],
+            )
+            for r in rows
+        ]
 
     def replay(self, message_id: str) -> bool:
         """Move a dead-lettered message back to the queue with a fresh delivery count."""

@@ -63,16 +63,39 @@ def start(data_dir: Path, port: int) -> LocalPostgres:
     os.chmod(data_dir, 0o700)
     if not (data_dir / "PG_VERSION").exists():
         subprocess.run(
-            [_bin("initdb"), "-D", str(data_dir), "-U", ADMIN_USER, "--auth=trust", "--encoding=UTF8",
-             "--no-instructions"],
-            check=True, capture_output=True, **_run_as(os_user),
+            [
+                _bin("initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                ADMIN_USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
+            **_run_as(os_user),
         )
     # A stale pid file from a killed server would stop pg_ctl; postgres removes it itself when safe.
     log = data_dir / "server.log"
     subprocess.run(
-        [_bin("pg_ctl"), "-D", str(data_dir), "-l", str(log), "-w", "-t", "60", "start",
-         "-o", f"-p {port} -h 127.0.0.1 -k {data_dir} -c max_connections=200 -c shared_buffers=256MB"],
-        check=True, capture_output=True, **_run_as(os_user),
+        [
+            _bin("pg_ctl"),
+            "-D",
+            str(data_dir),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-p {port} -h 127.0.0.1 -k {data_dir} -c max_connections=200 -c shared_buffers=256MB",
+        ],
+        check=True,
+        capture_output=True,
+        **_run_as(os_user),
     )
     deadline = time.monotonic() + 30
     while not _accepts(pg):
@@ -88,8 +111,7 @@ def stop(data_dir: Path) -> None:
         return
     owner = data_dir.stat().st_uid
     kwargs: dict[str, Any] = {"user": owner} if hasattr(os, "geteuid") and os.geteuid() == 0 and owner != 0 else {}
-    subprocess.run([_bin("pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
-                   capture_output=True, **kwargs)
+    subprocess.run([_bin("pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"], capture_output=True, **kwargs)
 
 
 def _accepts(pg: LocalPostgres) -> bool:

@@ -38,8 +38,9 @@ def to_function_message(message: ReceivedMessage, lock_s: float) -> ServiceBusMe
 
 
 class QueueWorker:
-    def __init__(self, queue: PostgresQueue, registration: Registration, *, lock_s: float = 600.0,
-                 idle_wait_s: float = 0.2) -> None:
+    def __init__(
+        self, queue: PostgresQueue, registration: Registration, *, lock_s: float = 600.0, idle_wait_s: float = 0.2
+    ) -> None:
         self.queue = queue
         self._registration = registration
         self._lock_s = lock_s  # at least the function timeout, so a slow job is not redelivered meanwhile
@@ -55,8 +56,13 @@ class QueueWorker:
         try:
             invoke(self._registration, to_function_message(message, self._lock_s))
         except Exception as exc:
-            _log.warning("message %s failed on delivery %s: %s", message.message_id, message.delivery_count,
-                         type(exc).__name__, exc_info=True)
+            _log.warning(
+                "message %s failed on delivery %s: %s",
+                message.message_id,
+                message.delivery_count,
+                type(exc).__name__,
+                exc_info=True,
+            )
             self.queue.abandon(message, f"{type(exc).__name__}: {str(exc)[:500]}")
         else:
             self.queue.complete(message)

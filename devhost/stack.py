@@ -58,9 +58,9 @@ class Azurite(ChildProcess):
     blob_port: int
 
 
-
-def start_azurite(location: Path, *, blob_port: int = 10000, queue_port: int = 10001, table_port: int = 10002,
-                  log: Path | None = None) -> Azurite:
+def start_azurite(
+    location: Path, *, blob_port: int = 10000, queue_port: int = 10001, table_port: int = 10002, log: Path | None = None
+) -> Azurite:
     """Azurite from node_modules. --skipApiVersionCheck: current azure-storage-blob sends newer
     API versions than Azurite knows and would be rejected otherwise."""
     binary = ROOT / "node_modules" / ".bin" / "azurite"
@@ -69,10 +69,28 @@ def start_azurite(location: Path, *, blob_port: int = 10000, queue_port: int = 1
     location.mkdir(parents=True, exist_ok=True)
     with open(log or (location / "azurite.log"), "ab") as out:  # the child keeps its own descriptor
         process = subprocess.Popen(
-            [str(binary), "--location", str(location), "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
-             "--queueHost", "127.0.0.1", "--queuePort", str(queue_port), "--tableHost", "127.0.0.1",
-             "--tablePort", str(table_port), "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                str(binary),
+                "--location",
+                str(location),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(blob_port),
+                "--queueHost",
+                "127.0.0.1",
+                "--queuePort",
+                str(queue_port),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(table_port),
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--loose",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 30
     while True:
@@ -103,7 +121,6 @@ class CosmosEmulator(ChildProcess):
         return f"https://127.0.0.1:{self.port}"
 
 
-
 def start_cosmos(port: int = DEV_COSMOS_PORT, *, log: Path | None = None) -> CosmosEmulator:
     """`@vercel/cosmosdb-server` from node_modules: HTTPS with a self-signed certificate, memory only.
 
@@ -117,8 +134,9 @@ def start_cosmos(port: int = DEV_COSMOS_PORT, *, log: Path | None = None) -> Cos
         raise RuntimeError("cosmosdb-server is not installed; run `npm ci` (make dev and make test do).")
     LOCAL.mkdir(parents=True, exist_ok=True)
     with open(log or (LOCAL / "cosmos.log"), "ab") as out:  # the child keeps its own descriptor
-        process = subprocess.Popen([str(binary), "--host", "127.0.0.1", "--port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(binary), "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE  # the emulator's own self-signed certificate, on loopback only

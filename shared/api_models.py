@@ -125,5 +125,14 @@ class StartCheckout(Body):
     plan: Annotated[Line, Field(min_length=1, max_length=32)]
 
 
-REQUEST_BODIES: tuple[type[Body], ...] = (AddMember, CreateApiKey, CreateCollection, RequestUpload, Search,
-                                          ChatTurn, RenameSession, SetChatKey, StartCheckout)
+REQUEST_BODIES: tuple[type[Body], ...] = (
+    AddMember,
+    CreateApiKey,
+    CreateCollection,
+    RequestUpload,
+    Search,
+    ChatTurn,
+    RenameSession,
+    SetChatKey,
+    StartCheckout,
+)

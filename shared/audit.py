@@ -11,14 +11,23 @@ from shared.telemetry import current_invocation_id
 from shared.tenancy import Caller
 
 
-def record(conn: Conn, caller: Caller, action: str, target_type: str, target_id: object | None = None,
-           **details: Any) -> None:
+def record(
+    conn: Conn, caller: Caller, action: str, target_type: str, target_id: object | None = None, **details: Any
+) -> None:
     """Append an audit row. Details must never hold secrets (keys, tokens, document text)."""
     conn.execute(
         "INSERT INTO audit_log (tenant_id, actor_type, actor_id, action, target_type, target_id, details,"
         " invocation_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (caller.tenant_id, caller.actor_type, caller.actor_id, action, target_type,
-         None if target_id is None else str(target_id), Jsonb(details), current_invocation_id()),
+        (
+            caller.tenant_id,
+            caller.actor_type,
+            caller.actor_id,
+            action,
+            target_type,
+            None if target_id is None else str(target_id),
+            Jsonb(details),
+            current_invocation_id(),
+        ),
     )
 
 

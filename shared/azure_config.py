@@ -246,7 +246,9 @@ class AppConfiguration:
             cause = exc.__cause__
         what = f"App Configuration {self._endpoint} (label {self._label})"
         if isinstance(cause, ResourceNotFoundError):
-            return ConfigError(f"{what}: a Key Vault reference names a secret that does not exist ({_describe_failure(cause)})")
+            return ConfigError(
+                f"{what}: a Key Vault reference names a secret that does not exist ({_describe_failure(cause)})"
+            )
         if isinstance(cause, AzureError):
             if _is_transient(cause):
                 return Unavailable(f"{what} is unavailable ({_describe_failure(cause)})")

@@ -62,8 +62,9 @@ def _etag_key(etag: str | None) -> str | None:
     return None if etag is None else etag.strip('"')
 
 
-def handle_blob_event(db: Database, queue: JobQueue, event: BlobEvent, *, settings: Settings,
-                      blobs: BlobStore | None = None) -> str:
+def handle_blob_event(
+    db: Database, queue: JobQueue, event: BlobEvent, *, settings: Settings, blobs: BlobStore | None = None
+) -> str:
     """Apply one event; returns what happened (for logs and tests). Raises only for transient errors.
 
     A SAS URL cannot cap the size of what is uploaded, so a blob larger than the size declared
@@ -92,16 +93,22 @@ def handle_blob_event(db: Database, queue: JobQueue, event: BlobEvent, *, settin
         if not newer and event.sequencer != row["blob_sequencer"]:
             return "stale"
         if event.event_type == DELETED:
-            outcome, job = _deleted(conn, ref, event, newer), IndexJob(
-                "remove", ref.tenant_id, ref.collection_id, ref.document_id, None, event.sequencer)
+            outcome, job = (
+                _deleted(conn, ref, event, newer),
+                IndexJob("remove", ref.tenant_id, ref.collection_id, ref.document_id, None, event.sequencer),
+            )
         elif row["status"] == "deleted":
             return "ignored:deleted"
         elif newer and (reason := _oversize(conn, ref, event, row["size_bytes"], max_bytes, settings)):
             _refuse(conn, ref, event, reason)
             outcome, job = "refused:oversize", None
         else:
-            outcome, job = _created(conn, ref, event, newer), IndexJob(
-                "index", ref.tenant_id, ref.collection_id, ref.document_id, _etag_key(event.etag), event.sequencer)
+            outcome, job = (
+                _created(conn, ref, event, newer),
+                IndexJob(
+                    "index", ref.tenant_id, ref.collection_id, ref.document_id, _etag_key(event.etag), event.sequencer
+                ),
+            )
     if job is None:
         if blobs is not None:
             blobs.delete(ref)
@@ -134,8 +141,9 @@ def _created(conn: Any, ref: BlobRef, event: BlobEvent, newer: bool) -> str:
     return "queued"
 
 
-def _oversize(conn: Any, ref: BlobRef, event: BlobEvent, declared: int | None, max_bytes: int | None,
-              settings: Settings) -> str | None:
+def _oversize(
+    conn: Any, ref: BlobRef, event: BlobEvent, declared: int | None, max_bytes: int | None, settings: Settings
+) -> str | None:
     """Why this blob must be refused for its size, or None."""
     if event.size is None or declared is None or event.size <= declared:
         return None

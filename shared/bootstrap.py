@@ -39,19 +39,36 @@ class Services:
     as ``None``, meaning users' own keys are off.
     """
 
-    def __init__(self, *, settings: Callable[[], Settings] = get_settings, credential: TokenCredential | None = None,
-                 database: Database | None = None, blobs: BlobStore | None = None,
-                 job_queue: JobQueue | None = None, embedder: Embedder | None = None,
-                 chat_store: ChatStore | None = None, chat_models: ChatModels | None = None,
-                 secret_store: SecretStore | None = _UNSET, builders: dict[str, Builder] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Callable[[], Settings] = get_settings,
+        credential: TokenCredential | None = None,
+        database: Database | None = None,
+        blobs: BlobStore | None = None,
+        job_queue: JobQueue | None = None,
+        embedder: Embedder | None = None,
+        chat_store: ChatStore | None = None,
+        chat_models: ChatModels | None = None,
+        secret_store: SecretStore | None = _UNSET,
+        builders: dict[str, Builder] | None = None,
+    ) -> None:
         self._settings = settings
         self._builders = dict(builders or {})
         self._lock = threading.RLock()
-        given: dict[str, Any] = {"credential": credential, "database": database, "blobs": blobs, "job_queue": job_queue,
-                 "embedder": embedder, "chat_store": chat_store, "chat_models": chat_models,
-                 "secret_store": secret_store}
-        self._given: dict[str, Any] = {name: value for name, value in given.items()
-                                       if value is not None and value is not _UNSET}
+        given: dict[str, Any] = {
+            "credential": credential,
+            "database": database,
+            "blobs": blobs,
+            "job_queue": job_queue,
+            "embedder": embedder,
+            "chat_store": chat_store,
+            "chat_models": chat_models,
+            "secret_store": secret_store,
+        }
+        self._given: dict[str, Any] = {
+            name: value for name, value in given.items() if value is not None and value is not _UNSET
+        }
         if secret_store is None:
             self._given["secret_store"] = None
         self._built: dict[str, Any] = {}
@@ -137,9 +154,11 @@ class Services:
 
         settings = self.settings
         if settings.index_queue_backend != "servicebus":
-            raise ConfigError(f"INDEX_QUEUE_BACKEND={settings.index_queue_backend!r} is not served by the product's "
-                              "services: Azure uses 'servicebus'; 'postgres' is the local host's stand-in "
-                              "(FOLIO_SERVICES_FACTORY=devhost.services:local_services, local development only).")
+            raise ConfigError(
+                f"INDEX_QUEUE_BACKEND={settings.index_queue_backend!r} is not served by the product's "
+                "services: Azure uses 'servicebus'; 'postgres' is the local host's stand-in "
+                "(FOLIO_SERVICES_FACTORY=devhost.services:local_services, local development only)."
+            )
         return servicebus_queue_from_settings(settings, self.credential)
 
     def _build_embedder(self) -> Embedder:
@@ -160,8 +179,9 @@ class Services:
         from shared.chat.secrets import secret_store_from_settings
 
         settings = self.settings
-        return secret_store_from_settings(settings, credential=self.credential if settings.chat_key_store == "keyvault"
-                                          else None)
+        return secret_store_from_settings(
+            settings, credential=self.credential if settings.chat_key_store == "keyvault" else None
+        )
 
     def close(self) -> None:
         """Close what this instance built (the database pool); given parts belong to whoever gave them."""

@@ -18,8 +18,12 @@ def _migrate(_: argparse.Namespace) -> int:
 
     settings = get_settings()
     admin = settings.database_admin_url or settings.require("database_url")
-    applied = migrate(admin.reveal(), app_role=settings.database_app_role,
-                      embedding_model=settings.embedding_model, embedding_dim=settings.embedding_dim)
+    applied = migrate(
+        admin.reveal(),
+        app_role=settings.database_app_role,
+        embedding_model=settings.embedding_model,
+        embedding_dim=settings.embedding_dim,
+    )
     print(json.dumps({"applied": applied}))
     return 0
 
@@ -47,9 +51,23 @@ def _dead_letter_command(queue: JobQueue, args: argparse.Namespace) -> int:
         print(json.dumps({"replayed": replayed, "notFound": sorted(set(args.replay) - set(replayed))}))
         return 0 if len(replayed) == len(args.replay) else 1
     letters = queue.dead_letters(args.limit)
-    print(json.dumps([{"messageId": d.message_id, "deliveryCount": d.delivery_count, "reason": d.reason,
-                       "description": d.description, "enqueuedAt": d.enqueued_at, "body": d.body}
-                      for d in letters], indent=2, default=str))
+    print(
+        json.dumps(
+            [
+                {
+                    "messageId": d.message_id,
+                    "deliveryCount": d.delivery_count,
+                    "reason": d.reason,
+                    "description": d.description,
+                    "enqueuedAt": d.enqueued_at,
+                    "body": d.body,
+                }
+                for d in letters
+            ],
+            indent=2,
+            default=str,
+        )
+    )
     return 0
 
 
@@ -96,8 +114,10 @@ def _apply_local_settings(path: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__)
-    parser.add_argument("--settings", help="a local.settings.json to read (default: ./local.settings.json, "
-                        "else the sample); exported variables win")
+    parser.add_argument(
+        "--settings",
+        help="a local.settings.json to read (default: ./local.settings.json, else the sample); exported variables win",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(run=_migrate)
     sub.add_parser("config", help="print every setting and its source, secrets masked").set_defaults(run=_config)
@@ -113,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--dev-user", default="dev@localhost", help="email of the local dev sign-in")
     ingest.add_argument("--timeout", type=float, default=3600)
     ingest.set_defaults(run=_ingest)
-    sub.add_parser("billing-flush", help="send pending meter events to Stripe and re-fetch queued subscriptions "
-                   "now (what the billing timer does)").set_defaults(run=_billing_flush)
+    sub.add_parser(
+        "billing-flush",
+        help="send pending meter events to Stripe and re-fetch queued subscriptions now (what the billing timer does)",
+    ).set_defaults(run=_billing_flush)
     args = parser.parse_args(argv)
     _apply_local_settings(args.settings)
     from shared.errors import FolioError

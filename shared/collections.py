@@ -20,8 +20,13 @@ _COLUMNS = (
 
 
 def _shape(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": str(row["collection_id"]), "name": row["name"], "description": row["description"],
-            "createdAt": row["created_at"].isoformat(), "documents": row["documents"]}
+    return {
+        "id": str(row["collection_id"]),
+        "name": row["name"],
+        "description": row["description"],
+        "createdAt": row["created_at"].isoformat(),
+        "documents": row["documents"],
+    }
 
 
 def create_collection(db: Database, caller: Caller, name: str, description: str = "") -> dict[str, Any]:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
+
 class Secret:
     """A secret value that never shows itself in reprs, logs or error bodies.
 
@@ -113,10 +114,12 @@ class Settings:
 
     # --- database -----------------------------------------------------------------------
     database_url: Secret | None = field(
-        default=None, metadata=_secret("DATABASE_URL", doc="libpq URL the app connects with (a non-owner role; RLS applies)")
+        default=None,
+        metadata=_secret("DATABASE_URL", doc="libpq URL the app connects with (a non-owner role; RLS applies)"),
     )
     database_admin_url: Secret | None = field(
-        default=None, metadata=_secret("DATABASE_ADMIN_URL", doc="libpq URL of the schema owner, used by migrations only")
+        default=None,
+        metadata=_secret("DATABASE_ADMIN_URL", doc="libpq URL of the schema owner, used by migrations only"),
     )
     database_app_role: str = _setting("DATABASE_APP_ROLE", "folio_app", doc="role migrations grant DML to")
     database_pool_min: int = _setting("DATABASE_POOL_MIN", 1)
@@ -161,7 +164,8 @@ class Settings:
 
     # --- blob storage and uploads -------------------------------------------------------
     storage_connection_string: Secret | None = field(
-        default=None, metadata=_secret("STORAGE_CONNECTION_STRING", doc="local/Azurite: account-key auth; unset in Azure")
+        default=None,
+        metadata=_secret("STORAGE_CONNECTION_STRING", doc="local/Azurite: account-key auth; unset in Azure"),
     )
     storage_account_url: str | None = _setting(
         "STORAGE_ACCOUNT_URL", doc="https://<account>.blob.core.windows.net; managed identity in Azure"
@@ -175,13 +179,17 @@ class Settings:
 
     # --- indexing queue -----------------------------------------------------------------
     index_queue_backend: str = _setting(
-        "INDEX_QUEUE_BACKEND", "servicebus", doc="servicebus (Azure); postgres = the local host's peek-lock stand-in (devhost)"
+        "INDEX_QUEUE_BACKEND",
+        "servicebus",
+        doc="servicebus (Azure); postgres = the local host's peek-lock stand-in (devhost)",
     )
     index_queue_name: str = _setting("INDEX_QUEUE_NAME", "index-jobs")
     services_factory: str | None = _setting(
-        "FOLIO_SERVICES_FACTORY", None,
+        "FOLIO_SERVICES_FACTORY",
+        None,
         doc="module:function building the process's services instead of the production ones; "
-            "devhost.services:local_services under `func start` on a developer machine; unset in Azure")
+        "devhost.services:local_services under `func start` on a developer machine; unset in Azure",
+    )
     servicebus_namespace: str | None = _setting(
         "SERVICEBUS_NAMESPACE", doc="<name>.servicebus.windows.net (managed identity)"
     )
@@ -193,10 +201,12 @@ class Settings:
     # Everything billing reads; the logic is in shared/billing/. Plans are one JSON value so a plan
     # change is one App Configuration edit, validated as a whole (shared/billing/plans.py).
     stripe_secret_key: Secret | None = field(
-        default=None, metadata=_secret("STRIPE_SECRET_KEY", doc="Stripe API key (sk_test_/sk_live_ or a restricted rk_ key)")
+        default=None,
+        metadata=_secret("STRIPE_SECRET_KEY", doc="Stripe API key (sk_test_/sk_live_ or a restricted rk_ key)"),
     )
     stripe_webhook_secret: Secret | None = field(
-        default=None, metadata=_secret("STRIPE_WEBHOOK_SECRET", doc="signing secret (whsec_...) of the /api/stripe/webhook endpoint")
+        default=None,
+        metadata=_secret("STRIPE_WEBHOOK_SECRET", doc="signing secret (whsec_...) of the /api/stripe/webhook endpoint"),
     )
     stripe_api_base: str | None = _setting(
         "STRIPE_API_BASE", doc="override of https://api.stripe.com (tests point it at a loopback stand-in)"
@@ -206,7 +216,8 @@ class Settings:
     )
     stripe_timeout_s: float = _setting("STRIPE_TIMEOUT_SECONDS", 10.0, doc="per Stripe HTTP request")
     billing_plans: str = _setting(
-        "BILLING_PLANS", DEFAULT_BILLING_PLANS,
+        "BILLING_PLANS",
+        DEFAULT_BILLING_PLANS,
         doc="JSON: plan name -> {price, meteredPrices, meterEvents, limits}; see shared/billing/plans.py",
     )
     billing_free_plan: str = _setting(
@@ -216,11 +227,13 @@ class Settings:
         "BILLING_GRACE_DAYS", 7, doc="days a workspace keeps its paid plan after a failed payment, then free"
     )
     billing_return_url: str = _setting(
-        "BILLING_RETURN_URL", "http://127.0.0.1:4280/billing",
+        "BILLING_RETURN_URL",
+        "http://127.0.0.1:4280/billing",
         doc="page Checkout and the Customer Portal send the user back to",
     )
     billing_flush_schedule: str = _setting(
-        "BILLING_FLUSH_SCHEDULE", "0 * * * * *",
+        "BILLING_FLUSH_SCHEDULE",
+        "0 * * * * *",
         doc="NCRONTAB of the billing timer (meter events to Stripe, subscription re-sync); read by the host",
     )
     billing_flush_batch: int = _setting("BILLING_FLUSH_BATCH", 200, doc="meter events sent per timer run")
@@ -233,25 +246,35 @@ class Settings:
         "COSMOS_ENDPOINT", doc="https://<account>.documents.azure.com:443/; locally the cosmosdb-server emulator"
     )
     cosmos_key: Secret | None = field(
-        default=None, metadata=_secret("COSMOS_KEY", doc="local emulator only; unset in Azure, where the app identity (Entra) is used")
+        default=None,
+        metadata=_secret(
+            "COSMOS_KEY", doc="local emulator only; unset in Azure, where the app identity (Entra) is used"
+        ),
     )
     cosmos_database: str = _setting("COSMOS_DATABASE", "folio")
     cosmos_chat_container: str = _setting(
-        "COSMOS_CHAT_CONTAINER", "chat", doc="hierarchical partition key /tenantId, /userId (bicep/modules/cosmos.bicep)"
+        "COSMOS_CHAT_CONTAINER",
+        "chat",
+        doc="hierarchical partition key /tenantId, /userId (bicep/modules/cosmos.bicep)",
     )
     cosmos_timeout_s: float = _setting("COSMOS_TIMEOUT_SECONDS", 10.0, doc="per Cosmos DB request")
     chat_provider: str = _setting(
-        "CHAT_PROVIDER", "extractive",
+        "CHAT_PROVIDER",
+        "extractive",
         doc="extractive (no network, quotes the best sentences) | azure-openai | openai | anthropic",
     )
     azure_openai_chat_deployment: str | None = _setting(
         "AZURE_OPENAI_CHAT_DEPLOYMENT", doc="chat model deployment on AZURE_OPENAI_ENDPOINT (Entra auth)"
     )
     openai_base_url: str = _setting("OPENAI_BASE_URL", "https://api.openai.com/v1")
-    openai_api_key: Secret | None = field(default=None, metadata=_secret("OPENAI_API_KEY", doc="for CHAT_PROVIDER=openai"))
+    openai_api_key: Secret | None = field(
+        default=None, metadata=_secret("OPENAI_API_KEY", doc="for CHAT_PROVIDER=openai")
+    )
     openai_chat_model: str = _setting("OPENAI_CHAT_MODEL", "gpt-4o-mini")
     anthropic_base_url: str = _setting("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
-    anthropic_api_key: Secret | None = field(default=None, metadata=_secret("ANTHROPIC_API_KEY", doc="for CHAT_PROVIDER=anthropic"))
+    anthropic_api_key: Secret | None = field(
+        default=None, metadata=_secret("ANTHROPIC_API_KEY", doc="for CHAT_PROVIDER=anthropic")
+    )
     anthropic_chat_model: str = _setting("ANTHROPIC_CHAT_MODEL", "claude-3-5-haiku-latest")
     chat_timeout_s: float = _setting(
         "CHAT_TIMEOUT_SECONDS", 30.0, doc="connect timeout and longest silence while a provider streams"
@@ -291,7 +314,8 @@ class Settings:
         "KEY_VAULT_URL", doc="vault of the secret settings by name (DATABASE_URL -> database-url); unset: none"
     )
     key_vault_cache_s: float = _setting(
-        "KEY_VAULT_CACHE_SECONDS", 300.0,
+        "KEY_VAULT_CACHE_SECONDS",
+        300.0,
         doc="how long a secret is cached; also how often Key Vault references are re-read (whole seconds, >= 1)",
     )
 
@@ -492,7 +516,10 @@ class SettingsProvider:
         credential = self._credential or _process_credential(base.azure_client_id)
         if base.key_vault_url:
             self._secrets = KeyVaultSecrets(
-                base.key_vault_url, credential, ttl_s=base.key_vault_cache_s, clock=self._clock,
+                base.key_vault_url,
+                credential,
+                ttl_s=base.key_vault_cache_s,
+                clock=self._clock,
                 **self._client_options,
             )
         published: Mapping[str, str] | None = None

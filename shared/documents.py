@@ -34,29 +34,43 @@ def _check_upload(filename: str, content_type: str, size: int, max_bytes: int) -
         raise Invalid("Field 'filename' must be a file name, not a path.", fields=["filename"])
     extension = os.path.splitext(filename)[1].lower()
     if extension not in ALLOWED_TYPES:
-        raise Invalid(f"Files of type {extension or '(none)'!r} are not supported; upload PDF, DOCX, HTML, "
-                      "Markdown or plain text.", fields=["filename"])
+        raise Invalid(
+            f"Files of type {extension or '(none)'!r} are not supported; upload PDF, DOCX, HTML, "
+            "Markdown or plain text.",
+            fields=["filename"],
+        )
     declared = content_type.split(";")[0].strip().lower()
     if declared not in _GENERIC_TYPES and declared not in ALLOWED_TYPES[extension]:
         raise Invalid(f"Content type {declared!r} does not match a {extension} file.", fields=["contentType"])
     if size <= 0:
         raise Invalid("Field 'size' must be positive; empty files cannot be indexed.", fields=["size"])
     if size > max_bytes:
-        raise Invalid(f"The file is {size} bytes; the limit is {max_bytes} bytes.", fields=["size"],
-                      limit="maxUploadBytes")
+        raise Invalid(
+            f"The file is {size} bytes; the limit is {max_bytes} bytes.", fields=["size"], limit="maxUploadBytes"
+        )
     return declared or "application/octet-stream"
 
 
-def request_upload(db: Database, blobs: BlobStore, caller: Caller, collection_id: UUID, *, filename: str,
-                   content_type: str, size: int, settings: Settings) -> dict[str, Any]:
+def request_upload(
+    db: Database,
+    blobs: BlobStore,
+    caller: Caller,
+    collection_id: UUID,
+    *,
+    filename: str,
+    content_type: str,
+    size: int,
+    settings: Settings,
+) -> dict[str, Any]:
     """Create the document row and a short-lived URL the browser PUTs the file to."""
     caller.require(Role.MEMBER)
     declared = _check_upload(filename, content_type, size, settings.max_upload_bytes)
     document_id = uuid4()
     ref = BlobRef(caller.tenant_id, collection_id, document_id)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        if not conn.execute("SELECT 1 FROM collections WHERE tenant_id = %s AND collection_id = %s",
-                            (caller.tenant_id, collection_id)).fetchone():
+        if not conn.execute(
+            "SELECT 1 FROM collections WHERE tenant_id = %s AND collection_id = %s", (caller.tenant_id, collection_id)
+        ).fetchone():
             raise NotFound("No such collection.")
         billing.check_upload(conn, caller, size, settings=settings)  # 402 past the plan's documents or storage
         conn.execute(
@@ -64,42 +78,61 @@ def request_upload(db: Database, blobs: BlobStore, caller: Caller, collection_id
             " blob_path, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (caller.tenant_id, document_id, collection_id, filename, declared, size, ref.name, caller.user_id),
         )
-        audit.record(conn, caller, "document.upload_requested", "document", document_id, filename=filename,
-                     size=size)
+        audit.record(conn, caller, "document.upload_requested", "document", document_id, filename=filename, size=size)
     upload = blobs.upload_url(ref)
-    return {"documentId": str(document_id), "uploadUrl": upload.url, "expiresAt": upload.expires_at.isoformat(),
-            "method": "PUT", "headers": {"x-ms-blob-type": "BlockBlob", "Content-Type": declared}}
+    return {
+        "documentId": str(document_id),
+        "uploadUrl": upload.url,
+        "expiresAt": upload.expires_at.isoformat(),
+        "method": "PUT",
+        "headers": {"x-ms-blob-type": "BlockBlob", "Content-Type": declared},
+    }
 
 
-_COLUMNS = ("document_id, collection_id, filename, content_type, size_bytes, status, error, pages, chunk_count,"
-            " created_at, updated_at, indexed_at")
+_COLUMNS = (
+    "document_id, collection_id, filename, content_type, size_bytes, status, error, pages, chunk_count,"
+    " created_at, updated_at, indexed_at"
+)
 
 
 def _shape(row: dict[str, Any]) -> dict[str, Any]:
     def iso(value: Any) -> str | None:
         return None if value is None else value.isoformat()
 
-    return {"id": str(row["document_id"]), "collectionId": str(row["collection_id"]), "filename": row["filename"],
-            "contentType": row["content_type"], "size": row["size_bytes"], "status": row["status"],
-            "error": row["error"], "pages": row["pages"], "chunks": row["chunk_count"],
-            "createdAt": iso(row["created_at"]), "updatedAt": iso(row["updated_at"]),
-            "indexedAt": iso(row["indexed_at"])}
+    return {
+        "id": str(row["document_id"]),
+        "collectionId": str(row["collection_id"]),
+        "filename": row["filename"],
+        "contentType": row["content_type"],
+        "size": row["size_bytes"],
+        "status": row["status"],
+        "error": row["error"],
+        "pages": row["pages"],
+        "chunks": row["chunk_count"],
+        "createdAt": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+        "indexedAt": iso(row["indexed_at"]),
+    }
 
 
 def get_document(db: Database, caller: Caller, document_id: UUID) -> dict[str, Any]:
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        row = conn.execute(f"SELECT {_COLUMNS} FROM documents WHERE tenant_id = %s AND document_id = %s",
-                           (caller.tenant_id, document_id)).fetchone()
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM documents WHERE tenant_id = %s AND document_id = %s",
+            (caller.tenant_id, document_id),
+        ).fetchone()
     if row is None:
         raise NotFound("No such document.")
     return _shape(row)
 
 
-def list_documents(db: Database, caller: Caller, collection_id: UUID, *, limit: int = 100,
-                   include_deleted: bool = False) -> list[dict[str, Any]]:
+def list_documents(
+    db: Database, caller: Caller, collection_id: UUID, *, limit: int = 100, include_deleted: bool = False
+) -> list[dict[str, Any]]:
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        if not conn.execute("SELECT 1 FROM collections WHERE tenant_id = %s AND collection_id = %s",
-                            (caller.tenant_id, collection_id)).fetchone():
+        if not conn.execute(
+            "SELECT 1 FROM collections WHERE tenant_id = %s AND collection_id = %s", (caller.tenant_id, collection_id)
+        ).fetchone():
             raise NotFound("No such collection.")
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM documents WHERE tenant_id = %s AND collection_id = %s"
@@ -141,10 +174,20 @@ def reindex_document(db: Database, queue: Any, caller: Caller, document_id: UUID
             raise Conflict("The document has not been uploaded yet.")
         if row["status"] in ("queued", "processing"):
             raise Conflict(f"The document is already {row['status']}.")
-        conn.execute("UPDATE documents SET status = 'queued', error = NULL, indexed_etag = NULL, updated_at = now()"
-                     " WHERE tenant_id = %s AND document_id = %s", (caller.tenant_id, document_id))
+        conn.execute(
+            "UPDATE documents SET status = 'queued', error = NULL, indexed_etag = NULL, updated_at = now()"
+            " WHERE tenant_id = %s AND document_id = %s",
+            (caller.tenant_id, document_id),
+        )
         audit.record(conn, caller, "document.reindex", "document", document_id)
-    job = IndexJob("index", caller.tenant_id, row["collection_id"], document_id, row["blob_etag"],
-                   row["blob_sequencer"], attempt_tag=str(uuid4()))
+    job = IndexJob(
+        "index",
+        caller.tenant_id,
+        row["collection_id"],
+        document_id,
+        row["blob_etag"],
+        row["blob_sequencer"],
+        attempt_tag=str(uuid4()),
+    )
     queue.send(job.message_id, job.to_body())
     return get_document(db, caller, document_id)

@@ -33,18 +33,24 @@ class FolderIngest:
     def dev_principal(email: str) -> dict[str, str]:
         """The SWA header the local host trusts in dev mode: the same user as the web app's dev sign-in."""
         email = email.strip().lower()
-        payload = {"identityProvider": "aad", "userId": f"dev:{email}", "userDetails": email,
-                   "userRoles": ["anonymous", "authenticated"]}
+        payload = {
+            "identityProvider": "aad",
+            "userId": f"dev:{email}",
+            "userDetails": email,
+            "userRoles": ["anonymous", "authenticated"],
+        }
         return {"x-ms-client-principal": base64.b64encode(json.dumps(payload).encode()).decode()}
 
-    def _call(self, method: str, url: str, body: bytes | None = None,
-              headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    def _call(
+        self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         parts = urlsplit(url)
         conn_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = conn_type(parts.hostname or "", parts.port, timeout=60)
         try:
-            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body,
-                         headers=headers or {})
+            conn.request(
+                method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers or {}
+            )
             response = conn.getresponse()
             raw = response.read()
         finally:
@@ -75,8 +81,11 @@ class FolderIngest:
     def upload(self, collection: str, path: Path) -> str:
         data = path.read_bytes()
         content_type = mimetypes.guess_type(path.name)[0] or ""
-        created = self._api("POST", f"/collections/{collection}/documents",
-                            {"filename": path.name, "contentType": content_type, "size": len(data)})
+        created = self._api(
+            "POST",
+            f"/collections/{collection}/documents",
+            {"filename": path.name, "contentType": content_type, "size": len(data)},
+        )
         status, detail = self._call("PUT", created["uploadUrl"], data, created["headers"])
         if status not in (200, 201):
             raise RuntimeError(f"upload of {path.name} to storage failed with {status}: {detail}")
@@ -105,8 +114,12 @@ class FolderIngest:
             for document_id, path in list(pending.items()):
                 doc = self._api("GET", f"/documents/{document_id}")
                 if doc["status"] in _DONE:
-                    self.results[str(path)] = {"documentId": document_id, "status": doc["status"],
-                                               "chunks": doc["chunks"], "error": doc["error"]}
+                    self.results[str(path)] = {
+                        "documentId": document_id,
+                        "status": doc["status"],
+                        "chunks": doc["chunks"],
+                        "error": doc["error"],
+                    }
                     del pending[document_id]
                     done += 1
             self._bar("indexing", done, total)

@@ -16,7 +16,9 @@ def check(services: Services) -> tuple[bool, dict[str, Any]]:
     works; with Storage or Cosmos DB down, search still works, so the status is "degraded"."""
     settings = services.settings
     checks = {"database": _database(services.database)}
-    if settings.storage_account_url or (settings.storage_connection_string and settings.storage_connection_string.is_set()):
+    if settings.storage_account_url or (
+        settings.storage_connection_string and settings.storage_connection_string.is_set()
+    ):
         checks["storage"] = _probe(lambda: services.blobs.ping())
     if settings.cosmos_endpoint:
         checks["cosmos"] = _probe(lambda: services.chat_store.ping())

@@ -31,8 +31,21 @@ from shared.storage import BlobMissing, BlobRef, BlobTooLarge
 
 _log = logging.getLogger(__name__)
 
-_CHUNK_COLUMNS = ("tenant_id", "document_id", "collection_id", "ordinal", "heading", "heading_path", "body",
-                  "page_start", "page_end", "char_start", "char_end", "content_hash", "embedding")
+_CHUNK_COLUMNS = (
+    "tenant_id",
+    "document_id",
+    "collection_id",
+    "ordinal",
+    "heading",
+    "heading_path",
+    "body",
+    "page_start",
+    "page_end",
+    "char_start",
+    "char_end",
+    "content_hash",
+    "embedding",
+)
 
 
 @dataclass(frozen=True)
@@ -55,8 +68,16 @@ def embedding_text(heading_path: Sequence[str], body: str) -> str:
     return (" > ".join(heading_path) + "\n\n" + body) if heading_path else body
 
 
-def run_job(db: Database, blobs: BlobStore, embedder: Embedder, job: IndexJob, *, settings: Settings,
-            last_attempt: bool = False, after_chunks_written: Callable[[int], None] | None = None) -> Outcome:
+def run_job(
+    db: Database,
+    blobs: BlobStore,
+    embedder: Embedder,
+    job: IndexJob,
+    *,
+    settings: Settings,
+    last_attempt: bool = False,
+    after_chunks_written: Callable[[int], None] | None = None,
+) -> Outcome:
     """Process one job. ``after_chunks_written`` is a test hook to simulate a crash mid-write."""
     if job.kind == "remove":
         return _remove(db, job)
@@ -79,14 +100,18 @@ def run_job(db: Database, blobs: BlobStore, embedder: Embedder, job: IndexJob, *
 
 def _remove(db: Database, job: IndexJob) -> Outcome:
     with db.transaction(tenant_id=job.tenant_id) as conn:
-        status = conn.execute("SELECT status FROM documents WHERE tenant_id = %s AND document_id = %s",
-                              (job.tenant_id, job.document_id)).fetchone()
+        status = conn.execute(
+            "SELECT status FROM documents WHERE tenant_id = %s AND document_id = %s", (job.tenant_id, job.document_id)
+        ).fetchone()
         if status is None or status["status"] != "deleted":
             return Outcome("stale")  # re-created since the delete, or never known
-        removed = conn.execute("DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s",
-                               (job.tenant_id, job.document_id)).rowcount
-        conn.execute("UPDATE documents SET chunk_count = 0 WHERE tenant_id = %s AND document_id = %s",
-                     (job.tenant_id, job.document_id))
+        removed = conn.execute(
+            "DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s", (job.tenant_id, job.document_id)
+        ).rowcount
+        conn.execute(
+            "UPDATE documents SET chunk_count = 0 WHERE tenant_id = %s AND document_id = %s",
+            (job.tenant_id, job.document_id),
+        )
     return Outcome("removed", chunks=removed)
 
 
@@ -95,20 +120,30 @@ def _claim(db: Database, job: IndexJob) -> str | None:
     with db.transaction(tenant_id=job.tenant_id) as conn:
         row = conn.execute(
             "SELECT status, blob_etag, indexed_etag FROM documents WHERE tenant_id = %s AND document_id = %s"
-            " FOR UPDATE", (job.tenant_id, job.document_id)).fetchone()
+            " FOR UPDATE",
+            (job.tenant_id, job.document_id),
+        ).fetchone()
         if row is None or row["status"] == "deleted":
             return "gone"
         if row["blob_etag"] != job.etag:
             return "stale"  # a newer version was recorded; its own job will index it
         if row["indexed_etag"] == job.etag and row["status"] == "ready":
             return "duplicate"
-        conn.execute("UPDATE documents SET status = 'processing', updated_at = now()"
-                     " WHERE tenant_id = %s AND document_id = %s", (job.tenant_id, job.document_id))
+        conn.execute(
+            "UPDATE documents SET status = 'processing', updated_at = now() WHERE tenant_id = %s AND document_id = %s",
+            (job.tenant_id, job.document_id),
+        )
     return None
 
 
-def _index(db: Database, blobs: BlobStore, embedder: Embedder, job: IndexJob, settings: Settings,
-           after_chunks_written: Callable[[int], None] | None) -> Outcome:
+def _index(
+    db: Database,
+    blobs: BlobStore,
+    embedder: Embedder,
+    job: IndexJob,
+    settings: Settings,
+    after_chunks_written: Callable[[int], None] | None,
+) -> Outcome:
     from shared.ingest.chunker import chunk_document
     from shared.ingest.errors import EmptyDocument, TooLarge
     from shared.ingest.parsers import parse_document
@@ -124,30 +159,48 @@ def _index(db: Database, blobs: BlobStore, embedder: Embedder, job: IndexJob, se
     except BlobMissing:
         return Outcome("stale", detail="blob version gone")
     except BlobTooLarge as exc:
-        raise TooLarge(f"The file is {exc.size:,} bytes; the limit is {exc.limit:,} bytes.", limit="max_bytes",
-                       value=exc.limit) from None
+        raise TooLarge(
+            f"The file is {exc.size:,} bytes; the limit is {exc.limit:,} bytes.", limit="max_bytes", value=exc.limit
+        ) from None
     document = parse_document(data, limits)
     chunks = chunk_document(document)
     if not chunks:
-        raise EmptyDocument("The document contains no text to index (scanned images need OCR, which Folio "
-                            "does not do yet).")
+        raise EmptyDocument(
+            "The document contains no text to index (scanned images need OCR, which Folio does not do yet)."
+        )
     pages_billed = billing.billable_pages(document.pages, len(document.text))
-    billing.check(db, job.tenant_id, billing.PAGES_INDEXED, pages_billed, settings=settings)  # before paying for embeddings
+    billing.check(
+        db, job.tenant_id, billing.PAGES_INDEXED, pages_billed, settings=settings
+    )  # before paying for embeddings
     vectors, reused = _embeddings(db, embedder, job, chunks)
-    outcome = _write(db, job, chunks, vectors, document.pages, document.doc_type, after_chunks_written, settings=settings,
-                     pages_billed=pages_billed)
-    _log.info("indexed document", extra={"event": "indexed", "durationMs": round((time.perf_counter() - started)
-                                                                                    * 1000)})
+    outcome = _write(
+        db,
+        job,
+        chunks,
+        vectors,
+        document.pages,
+        document.doc_type,
+        after_chunks_written,
+        settings=settings,
+        pages_billed=pages_billed,
+    )
+    _log.info(
+        "indexed document", extra={"event": "indexed", "durationMs": round((time.perf_counter() - started) * 1000)}
+    )
     return Outcome(outcome, chunks=len(chunks), reused_embeddings=reused)
 
 
 def _embeddings(db: Database, embedder: Any, job: IndexJob, chunks: Sequence[Any]) -> tuple[list[str], int]:
     """Vectors for every chunk, as pgvector text; unchanged chunks keep their stored vector."""
     with db.transaction(tenant_id=job.tenant_id) as conn:
-        known = {r["content_hash"]: r["embedding"] for r in conn.execute(
-            "SELECT DISTINCT ON (content_hash) content_hash, embedding::text AS embedding FROM chunks"
-            " WHERE tenant_id = %s AND document_id = %s AND embedding IS NOT NULL",
-            (job.tenant_id, job.document_id))}
+        known = {
+            r["content_hash"]: r["embedding"]
+            for r in conn.execute(
+                "SELECT DISTINCT ON (content_hash) content_hash, embedding::text AS embedding FROM chunks"
+                " WHERE tenant_id = %s AND document_id = %s AND embedding IS NOT NULL",
+                (job.tenant_id, job.document_id),
+            )
+        }
         model = conn.execute("SELECT value FROM folio_index_settings WHERE key = 'embedding_model'").fetchone()
     if model is None or model["value"] != embedder.model_id:
         known = {}  # vectors from another model are not comparable
@@ -163,13 +216,24 @@ def _vector_text(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
 
 
-def _write(db: Database, job: IndexJob, chunks: Sequence[Any], vectors: Sequence[str], pages: int | None,
-           doc_type: str | None, after_chunks_written: Callable[[int], None] | None, *,
-           settings: Settings, pages_billed: int = 0) -> str:
+def _write(
+    db: Database,
+    job: IndexJob,
+    chunks: Sequence[Any],
+    vectors: Sequence[str],
+    pages: int | None,
+    doc_type: str | None,
+    after_chunks_written: Callable[[int], None] | None,
+    *,
+    settings: Settings,
+    pages_billed: int = 0,
+) -> str:
     """Replace the chunk set and mark the document ready, all in one transaction."""
     with db.transaction(tenant_id=job.tenant_id) as conn:
-        row = conn.execute("SELECT status, blob_etag FROM documents WHERE tenant_id = %s AND document_id = %s"
-                           " FOR UPDATE", (job.tenant_id, job.document_id)).fetchone()
+        row = conn.execute(
+            "SELECT status, blob_etag FROM documents WHERE tenant_id = %s AND document_id = %s FOR UPDATE",
+            (job.tenant_id, job.document_id),
+        ).fetchone()
         if row is None or row["status"] == "deleted":
             return "gone"
         if row["blob_etag"] != job.etag:
@@ -179,8 +243,14 @@ def _write(db: Database, job: IndexJob, chunks: Sequence[Any], vectors: Sequence
         if after_chunks_written:
             after_chunks_written(len(chunks))
         if pages_billed:  # exact under concurrency; rolls back with the chunks (metering outbox too)
-            billing.consume(conn, job.tenant_id, billing.PAGES_INDEXED, pages_billed,
-                            source=f"document:{job.document_id}", settings=settings)
+            billing.consume(
+                conn,
+                job.tenant_id,
+                billing.PAGES_INDEXED,
+                pages_billed,
+                source=f"document:{job.document_id}",
+                settings=settings,
+            )
         conn.execute(
             "UPDATE documents SET status = 'ready', error = NULL, indexed_etag = %s, chunk_count = %s, pages = %s,"
             " doc_type = %s, indexed_at = now(), updated_at = now() WHERE tenant_id = %s AND document_id = %s",
@@ -203,14 +273,31 @@ def copy_chunks(conn: Conn, job: IndexJob, chunks: Sequence[Any], vectors: Seque
     it also works behind PgBouncer in transaction mode. (ON COMMIT DELETE ROWS/DROP would be
     simpler but cost ~8 ms of file truncation per transaction.)
     """
-    rows = [(job.tenant_id, job.document_id, job.collection_id, chunk.ordinal, " > ".join(chunk.heading_path),
-             chunk.heading_path, chunk.text, chunk.page_start, chunk.page_end, chunk.char_start, chunk.char_end,
-             chunk.content_hash, vector) for chunk, vector in zip(chunks, vectors, strict=True)]
+    rows = [
+        (
+            job.tenant_id,
+            job.document_id,
+            job.collection_id,
+            chunk.ordinal,
+            " > ".join(chunk.heading_path),
+            chunk.heading_path,
+            chunk.text,
+            chunk.page_start,
+            chunk.page_end,
+            chunk.char_start,
+            chunk.char_end,
+            chunk.content_hash,
+            vector,
+        )
+        for chunk, vector in zip(chunks, vectors, strict=True)
+    ]
     columns = ", ".join(_CHUNK_COLUMNS)
     if len(rows) < COPY_THRESHOLD:
         one_row = "(" + ", ".join(["%s"] * (len(_CHUNK_COLUMNS) - 1)) + ", %s::vector)"
-        conn.execute(f"INSERT INTO chunks ({columns}) VALUES " + ", ".join([one_row] * len(rows)),
-                     [value for row in rows for value in row])
+        conn.execute(
+            f"INSERT INTO chunks ({columns}) VALUES " + ", ".join([one_row] * len(rows)),
+            [value for row in rows for value in row],
+        )
         return
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS chunk_load (tenant_id uuid, document_id uuid, collection_id uuid,"
@@ -221,8 +308,10 @@ def copy_chunks(conn: Conn, job: IndexJob, chunks: Sequence[Any], vectors: Seque
         for row in rows:
             copy.write_row(row)
     selected = columns.replace("embedding", "embedding::vector")
-    conn.execute(f"WITH moved AS (DELETE FROM chunk_load RETURNING *) INSERT INTO chunks ({columns})"
-                 f" SELECT {selected} FROM moved")
+    conn.execute(
+        f"WITH moved AS (DELETE FROM chunk_load RETURNING *) INSERT INTO chunks ({columns})"
+        f" SELECT {selected} FROM moved"
+    )
 
 
 def _mark_failed(db: Database, job: IndexJob, reason: str) -> None:

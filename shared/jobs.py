@@ -27,16 +27,30 @@ class IndexJob:
         return hashlib.sha256(key.encode()).hexdigest()[:64]
 
     def to_body(self) -> dict[str, Any]:
-        return {"v": 1, "kind": self.kind, "tenantId": str(self.tenant_id), "collectionId": str(self.collection_id),
-                "documentId": str(self.document_id), "etag": self.etag, "sequencer": self.sequencer,
-                "attemptTag": self.attempt_tag}
+        return {
+            "v": 1,
+            "kind": self.kind,
+            "tenantId": str(self.tenant_id),
+            "collectionId": str(self.collection_id),
+            "documentId": str(self.document_id),
+            "etag": self.etag,
+            "sequencer": self.sequencer,
+            "attemptTag": self.attempt_tag,
+        }
 
     @classmethod
     def from_body(cls, body: Any) -> IndexJob:
         if not isinstance(body, dict) or body.get("v") != 1 or body.get("kind") not in ("index", "remove"):
             raise Invalid("Not an index job message.")
         try:
-            return cls(body["kind"], UUID(body["tenantId"]), UUID(body["collectionId"]), UUID(body["documentId"]),
-                       body.get("etag"), body.get("sequencer"), body.get("attemptTag"))
+            return cls(
+                body["kind"],
+                UUID(body["tenantId"]),
+                UUID(body["collectionId"]),
+                UUID(body["documentId"]),
+                body.get("etag"),
+                body.get("sequencer"),
+                body.get("attemptTag"),
+            )
         except (KeyError, TypeError, ValueError):
             raise Invalid("Malformed index job message.") from None

@@ -45,11 +45,15 @@ def get_passage(db: Database, caller: Caller, document_id: UUID, chunk_id: int, 
     passages = [_shape(r) for r in rows]
     at = next(i for i, r in enumerate(rows) if r["chunk_id"] == chunk_id)
     return {
-        "document": {"id": str(target["document_id"]), "collectionId": str(target["collection_id"]),
-                     "title": target["filename"], "pages": target["pages"]},
+        "document": {
+            "id": str(target["document_id"]),
+            "collectionId": str(target["collection_id"]),
+            "title": target["filename"],
+            "pages": target["pages"],
+        },
         "passage": passages[at],
         "before": passages[:at],
-        "after": passages[at + 1:],
+        "after": passages[at + 1 :],
     }
 
 

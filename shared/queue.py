@@ -55,11 +55,13 @@ class ServiceBusSenderLike(Protocol):
 
 
 class ServiceBusReceiverLike(Protocol):
-    def peek_messages(self, max_message_count: int = ..., *, sequence_number: int = ...,
-                      timeout: float | None = ...) -> list[ServiceBusReceivedMessage]: ...
+    def peek_messages(
+        self, max_message_count: int = ..., *, sequence_number: int = ..., timeout: float | None = ...
+    ) -> list[ServiceBusReceivedMessage]: ...
 
-    def receive_messages(self, max_message_count: int | None = ...,
-                         max_wait_time: float | None = ...) -> list[ServiceBusReceivedMessage]: ...
+    def receive_messages(
+        self, max_message_count: int | None = ..., max_wait_time: float | None = ...
+    ) -> list[ServiceBusReceivedMessage]: ...
 
     def complete_message(self, message: ServiceBusReceivedMessage) -> None: ...
 
@@ -73,8 +75,9 @@ class ServiceBusClientLike(Protocol):
 
     def get_queue_sender(self, queue_name: str) -> ServiceBusSenderLike: ...
 
-    def get_queue_receiver(self, queue_name: str, *, sub_queue: ServiceBusSubQueue | None = ...,
-                           max_wait_time: float | None = ...) -> ServiceBusReceiverLike: ...
+    def get_queue_receiver(
+        self, queue_name: str, *, sub_queue: ServiceBusSubQueue | None = ..., max_wait_time: float | None = ...
+    ) -> ServiceBusReceiverLike: ...
 
     def close(self) -> None: ...
 
@@ -94,10 +97,17 @@ class ServiceBusQueue:
     not thread-safe and the Functions worker runs functions on several threads.
     """
 
-    def __init__(self, namespace: str, queue_name: str, credential: TokenCredential | None = None, *,
-                 client_factory: Callable[[], ServiceBusClientLike] | None = None,
-                 operation_timeout_s: float = 30.0, receive_wait_s: float = 5.0,
-                 replay_scan_limit: int = 500) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        queue_name: str,
+        credential: TokenCredential | None = None,
+        *,
+        client_factory: Callable[[], ServiceBusClientLike] | None = None,
+        operation_timeout_s: float = 30.0,
+        receive_wait_s: float = 5.0,
+        replay_scan_limit: int = 500,
+    ) -> None:
         if client_factory is None:
             if credential is None:
                 raise ValueError("ServiceBusQueue needs a credential or a client_factory")
@@ -152,8 +162,9 @@ class ServiceBusQueue:
 
         with self._lock:
             client = self._shared_client()
-        return client.get_queue_receiver(self.queue_name, sub_queue=ServiceBusSubQueue.DEAD_LETTER,
-                                         max_wait_time=self._receive_wait)
+        return client.get_queue_receiver(
+            self.queue_name, sub_queue=ServiceBusSubQueue.DEAD_LETTER, max_wait_time=self._receive_wait
+        )
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Up to ``limit`` dead-lettered jobs, oldest first, without locking or changing any of them."""
@@ -165,16 +176,26 @@ class ServiceBusQueue:
                 receiver.close()
         except Exception as exc:
             _raise_translated(exc, self)
-        return [DeadLetter(str(m.message_id), _body_dict(m), m.delivery_count or 0, m.dead_letter_reason,
-                           m.dead_letter_error_description, m.enqueued_time_utc) for m in peeked]
+        return [
+            DeadLetter(
+                str(m.message_id),
+                _body_dict(m),
+                m.delivery_count or 0,
+                m.dead_letter_reason,
+                m.dead_letter_error_description,
+                m.enqueued_time_utc,
+            )
+            for m in peeked
+        ]
 
     def _peek(self, receiver: ServiceBusReceiverLike, limit: int) -> list[ServiceBusReceivedMessage]:
         """Browse from the start of the sub-queue, page by page (a peek may return fewer than asked)."""
         peeked: list[ServiceBusReceivedMessage] = []
         next_sequence = 1
         while len(peeked) < limit:
-            page = receiver.peek_messages(max_message_count=min(limit - len(peeked), 250),
-                                          sequence_number=next_sequence, timeout=self._timeout)
+            page = receiver.peek_messages(
+                max_message_count=min(limit - len(peeked), 250), sequence_number=next_sequence, timeout=self._timeout
+            )
             if not page:
                 break
             peeked.extend(page)
@@ -239,8 +260,13 @@ class ServiceBusQueue:
             # A fresh id: the original is still inside the duplicate-detection window, so re-sending it
             # under its own id would be dropped. Earlier replay suffixes are replaced, not stacked.
             base = message_id.split(":replay:", 1)[0]
-            self._send(ServiceBusMessage(_body_bytes(found), message_id=f"{base}:replay:{uuid.uuid4().hex[:12]}",
-                                         content_type=found.content_type or "application/json"))
+            self._send(
+                ServiceBusMessage(
+                    _body_bytes(found),
+                    message_id=f"{base}:replay:{uuid.uuid4().hex[:12]}",
+                    content_type=found.content_type or "application/json",
+                )
+            )
             receiver.complete_message(found)
             del held[target]
             return True
@@ -296,11 +322,15 @@ def _translate(exc: Exception, queue: ServiceBusQueue) -> Exception:
     if isinstance(exc, FolioError):
         return exc
     if isinstance(exc, MessagingEntityNotFoundError | MessagingEntityDisabledError):
-        return ConfigError(f"The Service Bus queue {queue.queue_name!r} (INDEX_QUEUE_NAME) does not exist "
-                           "or is disabled in SERVICEBUS_NAMESPACE.")
+        return ConfigError(
+            f"The Service Bus queue {queue.queue_name!r} (INDEX_QUEUE_NAME) does not exist "
+            "or is disabled in SERVICEBUS_NAMESPACE."
+        )
     if isinstance(exc, ServiceBusAuthorizationError):
-        return ConfigError("The app's identity may not use the index queue: it needs the Azure Service Bus "
-                           "Data Sender and Data Receiver roles on SERVICEBUS_NAMESPACE.")
+        return ConfigError(
+            "The app's identity may not use the index queue: it needs the Azure Service Bus "
+            "Data Sender and Data Receiver roles on SERVICEBUS_NAMESPACE."
+        )
     if isinstance(exc, ServiceBusServerBusyError):
         return Unavailable("The index queue is busy; try again shortly.", retryAfter=_SERVER_BUSY_RETRY_AFTER_S)
     if isinstance(exc, AzureError):

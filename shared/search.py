@@ -100,8 +100,17 @@ class SearchRequest:
             raise Invalid("Field 'mode' must be one of: hybrid, lexical, vector.", fields=["mode"])
         if not 1 <= self.top <= MAX_TOP:
             raise Invalid(f"Field 'top' must be between 1 and {MAX_TOP}.", fields=["top"])
-        return SearchRequest(query, self.mode, self.top, self.collection_ids, self.document_ids, self.doc_types,
-                             self.jurisdictions, self.tuning, self.expand_synonyms)
+        return SearchRequest(
+            query,
+            self.mode,
+            self.top,
+            self.collection_ids,
+            self.document_ids,
+            self.doc_types,
+            self.jurisdictions,
+            self.tuning,
+            self.expand_synonyms,
+        )
 
 
 # --- SQL ------------------------------------------------------------------------------------
@@ -117,13 +126,13 @@ _FILTERS = """
                 AND (cardinality(%(jurisdictions)s::text[]) = 0
                      OR d.jurisdiction = ANY(%(jurisdictions)s::text[]))))"""
 
+
 def _bm25(n: str, idf: str, length: str) -> str:
     """BM25 of one term as SQL: ``n`` occurrences, ``idf``, chunk ``length``; avgdl from ``a``."""
-    return (f"({idf} * {n} * (%(k1)s + 1) / ({n} + %(k1)s * (1 - %(b)s + %(b)s * {length} / a.avgdl)))")
+    return f"({idf} * {n} * (%(k1)s + 1) / ({n} + %(k1)s * (1 - %(b)s + %(b)s * {length} / a.avgdl)))"
 
 
-_TF = ("(folio_tf(ts_rank('{1,1,1,1}', c.tsv, x.tq))"
-       " + CASE WHEN c.tsv @@ x.tq_head THEN %(heading_boost)s ELSE 0 END)")
+_TF = "(folio_tf(ts_rank('{1,1,1,1}', c.tsv, x.tq)) + CASE WHEN c.tsv @@ x.tq_head THEN %(heading_boost)s ELSE 0 END)"
 
 _LEXICAL = f"""
 terms AS MATERIALIZED (
@@ -269,7 +278,9 @@ def build_sql(mode: str, *, exact_vector: bool, small_workspace: bool = False) -
         ctes.append(_LEXICAL.replace("{candidate_match}", "(c.tsv || ''::tsvector)" if small_workspace else "c.tsv"))
     if mode in ("hybrid", "vector"):
         # "+ 0" hides the ORDER BY from the HNSW index: an exact scan of the filtered rows.
-        order = "(c.embedding <=> %(embedding)s::vector) + 0" if exact_vector else "c.embedding <=> %(embedding)s::vector"
+        order = (
+            "(c.embedding <=> %(embedding)s::vector) + 0" if exact_vector else "c.embedding <=> %(embedding)s::vector"
+        )
         ctes.append(_VECTOR.replace("{order}", order))
     ctes.append(_FUSE[mode])
     return "WITH " + ",".join(ctes) + _RESULTS
@@ -278,8 +289,15 @@ def build_sql(mode: str, *, exact_vector: bool, small_workspace: bool = False) -
 # --- the service ----------------------------------------------------------------------------
 
 
-def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: Embedder,
-           highlight: bool = True, charge: Callable[[Connection[Any]], object] | None = None) -> dict[str, Any]:
+def search(
+    db: Database,
+    caller: Caller,
+    request: SearchRequest,
+    *,
+    embedder: Embedder,
+    highlight: bool = True,
+    charge: Callable[[Connection[Any]], object] | None = None,
+) -> dict[str, Any]:
     """Results for ``request`` within the caller's workspace only.
 
     ``charge`` runs in the search's own transaction before the query (the searches quota: see
@@ -296,13 +314,16 @@ def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: Em
     # otherwise prefers a sequential scan that detoasts every tsvector. force_custom_plan: psycopg
     # prepares a statement after a few runs, and PostgreSQL's generic plan for it, blind to the
     # query's terms, vector and workspace size, was measured 15x slower at p95.
-    settings = {"hnsw.ef_search": str(tuning.ef_search), "hnsw.iterative_scan": "relaxed_order",
-                "enable_seqscan": "off", "plan_cache_mode": "force_custom_plan"}
+    settings = {
+        "hnsw.ef_search": str(tuning.ef_search),
+        "hnsw.iterative_scan": "relaxed_order",
+        "enable_seqscan": "off",
+        "plan_cache_mode": "force_custom_plan",
+    }
     with db.transaction(caller.tenant_id, caller.user_id, local_settings=settings) as conn:
         if charge is not None:
             charge(conn)
-        size = conn.execute("SELECT chunks FROM tenant_text_stats WHERE tenant_id = %s",
-                            (caller.tenant_id,)).fetchone()
+        size = conn.execute("SELECT chunks FROM tenant_text_stats WHERE tenant_id = %s", (caller.tenant_id,)).fetchone()
         if size is None:  # nothing indexed yet in this workspace
             rows = []
         else:
@@ -316,8 +337,9 @@ def search(db: Database, caller: Caller, request: SearchRequest, *, embedder: Em
     return {"results": [_shape(row) for row in rows], "tookMs": round((time.perf_counter() - started) * 1000, 1)}
 
 
-def search_workspace(db: Database, caller: Caller, request: SearchRequest, *, embedder: Embedder,
-                     settings: Settings) -> dict[str, Any]:
+def search_workspace(
+    db: Database, caller: Caller, request: SearchRequest, *, embedder: Embedder, settings: Settings
+) -> dict[str, Any]:
     """What ``POST /api/search`` runs: a valid request is counted against the plan's monthly searches
     (402 when they are used up), in the same transaction as the search; an invalid one is a 400 and
     is not counted."""
@@ -335,14 +357,23 @@ def build_params(caller: Caller, request: SearchRequest, *, highlight: bool = Tr
     """The statement's bound parameters (everything but the query embedding)."""
     tuning = request.tuning
     return {
-        "tenant": caller.tenant_id, "top": request.top, "depth": max(tuning.depth, request.top),
+        "tenant": caller.tenant_id,
+        "top": request.top,
+        "depth": max(tuning.depth, request.top),
         "query": synonyms.expand(request.query) if request.expand_synonyms else request.query,
-        "collections": list(request.collection_ids), "documents": list(request.document_ids),
-        "doc_types": list(request.doc_types), "jurisdictions": list(request.jurisdictions),
-        "k1": tuning.k1, "b": tuning.b, "heading_boost": tuning.heading_boost,
-        "candidate_budget": tuning.candidate_budget, "candidate_cap": tuning.candidate_cap,
+        "collections": list(request.collection_ids),
+        "documents": list(request.document_ids),
+        "doc_types": list(request.doc_types),
+        "jurisdictions": list(request.jurisdictions),
+        "k1": tuning.k1,
+        "b": tuning.b,
+        "heading_boost": tuning.heading_boost,
+        "candidate_budget": tuning.candidate_budget,
+        "candidate_cap": tuning.candidate_cap,
         "rescore_depth": max(tuning.rescore_depth, tuning.depth),
-        "rrf_k": tuning.rrf_k, "lexical_weight": tuning.lexical_weight, "vector_weight": tuning.vector_weight,
+        "rrf_k": tuning.rrf_k,
+        "lexical_weight": tuning.lexical_weight,
+        "vector_weight": tuning.vector_weight,
         "highlight": highlight,
     }
 

@@ -115,9 +115,13 @@ class AzureBlobStore:
             return
         from azure.storage.blob import CorsRule
 
-        rule = CorsRule(list(origins), ["PUT", "OPTIONS"], allowed_headers=["x-ms-blob-type", "content-type",
-                                                                          "x-ms-blob-content-type", "x-ms-meta-*"],
-                        exposed_headers=["etag"], max_age_in_seconds=600)
+        rule = CorsRule(
+            list(origins),
+            ["PUT", "OPTIONS"],
+            allowed_headers=["x-ms-blob-type", "content-type", "x-ms-blob-content-type", "x-ms-meta-*"],
+            exposed_headers=["etag"],
+            max_age_in_seconds=600,
+        )
         self._service.set_service_properties(cors=[rule])
 
     def upload_url(self, ref: BlobRef, now: dt.datetime | None = None) -> UploadUrl:

@@ -93,5 +93,4 @@ def _configure_azure_monitor(connection_string: str, client_id: str | None) -> N
     # Application Insights has local (key) auth disabled in Bicep: telemetry is sent with Entra.
     from shared.azure_credential import get_credential
 
-    configure_azure_monitor(connection_string=connection_string, credential=get_credential(client_id),
-                            logger_name="")
+    configure_azure_monitor(connection_string=connection_string, credential=get_credential(client_id), logger_name="")

@@ -110,10 +110,12 @@ def _user_id(db: Database, principal: Principal) -> UUID:
         row = conn.execute("SELECT folio_find_user(%s, %s) AS user_id", key).fetchone()
         user_id = row["user_id"] if row else None
         if user_id is None:
-            user_id = one(conn.execute(
-                "SELECT folio_sign_in(%s, %s, %s, %s, %s) AS user_id",
-                (*key, principal.email, principal.name, principal.email_verified),
-            ).fetchone())["user_id"]
+            user_id = one(
+                conn.execute(
+                    "SELECT folio_sign_in(%s, %s, %s, %s, %s) AS user_id",
+                    (*key, principal.email, principal.name, principal.email_verified),
+                ).fetchone()
+            )["user_id"]
     _user_ids.put(key, user_id)
     return UUID(str(user_id))
 

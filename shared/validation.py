@@ -81,8 +81,7 @@ class Body(BaseModel):
     ``collectionIds``); only the camelCase name is accepted.
     """
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, alias_generator=to_camel,
-                              defer_build=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, alias_generator=to_camel, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -131,11 +130,23 @@ def parse_uuid(value: str, what: str) -> UUID:
 
 # --- pydantic's errors in Folio's words ---------------------------------------------------------
 
-_JSON_TYPES = {"string_type": "a string", "int_type": "an integer", "bool_type": "a boolean",
-               "float_type": "a number", "list_type": "an array", "dict_type": "an object",
-               "model_type": "an object"}
-_JSON_PLURALS = {"a string": "strings", "an integer": "integers", "a boolean": "booleans", "a number": "numbers",
-                 "an array": "arrays", "an object": "objects"}
+_JSON_TYPES = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "a boolean",
+    "float_type": "a number",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+}
+_JSON_PLURALS = {
+    "a string": "strings",
+    "an integer": "integers",
+    "a boolean": "booleans",
+    "a number": "numbers",
+    "an array": "arrays",
+    "an object": "objects",
+}
 
 
 def _invalid(model: type[BaseModel], errors: Sequence[ErrorDetails]) -> Invalid:

@@ -18,7 +18,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 def describe_caller(db: Database, caller: Caller) -> dict[str, Any]:
     """The caller, the workspace it acts in, and (for users) every workspace it may switch to."""
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        tenant = one(conn.execute("SELECT tenant_id, name FROM tenants WHERE tenant_id = %s", (caller.tenant_id,)).fetchone())
+        tenant = one(
+            conn.execute("SELECT tenant_id, name FROM tenants WHERE tenant_id = %s", (caller.tenant_id,)).fetchone()
+        )
         user = None
         workspaces: list[dict[str, Any]] = []
         if caller.user_id is not None:
@@ -32,8 +34,9 @@ def describe_caller(db: Database, caller: Caller) -> dict[str, Any]:
             ).fetchall()
     return {
         "actor": {"type": caller.actor_type, "id": caller.actor_id},
-        "user": None if user is None else
-        {"id": str(user["user_id"]), "email": user["email"], "name": user["display_name"]},
+        "user": None
+        if user is None
+        else {"id": str(user["user_id"]), "email": user["email"], "name": user["display_name"]},
         "tenant": {"id": str(tenant["tenant_id"]), "name": tenant["name"]},
         "role": str(caller.role),
         "workspaces": [{**w, "id": str(w["id"])} for w in workspaces],
@@ -48,15 +51,28 @@ def list_members(db: Database, caller: Caller) -> dict[str, Any]:
         members = conn.execute(
             "SELECT user_id, email, display_name, role, created_at FROM workspace_members ORDER BY created_at"
         ).fetchall()
-        invited = conn.execute(
-            "SELECT email, role, created_at FROM invitations WHERE tenant_id = %s ORDER BY created_at",
-            (caller.tenant_id,),
-        ).fetchall() if caller.role >= Role.OWNER else []
+        invited = (
+            conn.execute(
+                "SELECT email, role, created_at FROM invitations WHERE tenant_id = %s ORDER BY created_at",
+                (caller.tenant_id,),
+            ).fetchall()
+            if caller.role >= Role.OWNER
+            else []
+        )
     return {
-        "members": [{"userId": str(m["user_id"]), "email": m["email"], "name": m["display_name"],
-                     "role": m["role"], "since": m["created_at"].isoformat()} for m in members],
-        "invitations": [{"email": i["email"], "role": i["role"], "invitedAt": i["created_at"].isoformat()}
-                        for i in invited],
+        "members": [
+            {
+                "userId": str(m["user_id"]),
+                "email": m["email"],
+                "name": m["display_name"],
+                "role": m["role"],
+                "since": m["created_at"].isoformat(),
+            }
+            for m in members
+        ],
+        "invitations": [
+            {"email": i["email"], "role": i["role"], "invitedAt": i["created_at"].isoformat()} for i in invited
+        ],
     }
 
 
@@ -70,8 +86,10 @@ def add_member(db: Database, caller: Caller, email: str, role: str) -> dict[str,
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         found = [r["user_id"] for r in conn.execute("SELECT folio_find_users_by_email(%s) AS user_id", (email,))]
         if len(found) > 1:
-            raise Conflict("More than one account signs in with that email; ask the person to sign in and "
-                           "use the link from their account, or contact support.")
+            raise Conflict(
+                "More than one account signs in with that email; ask the person to sign in and "
+                "use the link from their account, or contact support."
+            )
         user = found[0] if found else None
         if user is None:
             conn.execute(
@@ -122,14 +140,15 @@ def create_api_key(db: Database, caller: Caller, name: str, role: str) -> dict[s
     key_id, key = apikeys.generate(caller.tenant_id)
     secret = apikeys.parse(key).secret
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        row = one(conn.execute(
-            "INSERT INTO api_keys (tenant_id, key_id, name, role, secret_hash, created_by)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING created_at",
-            (caller.tenant_id, key_id, name, role_value, apikeys.hash_secret(secret), caller.user_id),
-        ).fetchone())
+        row = one(
+            conn.execute(
+                "INSERT INTO api_keys (tenant_id, key_id, name, role, secret_hash, created_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING created_at",
+                (caller.tenant_id, key_id, name, role_value, apikeys.hash_secret(secret), caller.user_id),
+            ).fetchone()
+        )
         audit.record(conn, caller, "api_key.create", "api_key", key_id, name=name, role=role_value)
-    return {"id": str(key_id), "name": name, "role": role_value, "createdAt": row["created_at"].isoformat(),
-            "key": key}
+    return {"id": str(key_id), "name": name, "role": role_value, "createdAt": row["created_at"].isoformat(), "key": key}
 
 
 def list_api_keys(db: Database, caller: Caller) -> list[dict[str, Any]]:
@@ -140,8 +159,17 @@ def list_api_keys(db: Database, caller: Caller) -> list[dict[str, Any]]:
             " WHERE tenant_id = %s ORDER BY created_at DESC",
             (caller.tenant_id,),
         ).fetchall()
-    return [{"id": str(r["key_id"]), "name": r["name"], "role": r["role"], "createdAt": _iso(r["created_at"]),
-             "revokedAt": _iso(r["revoked_at"]), "lastUsedAt": _iso(r["last_used_at"])} for r in rows]
+    return [
+        {
+            "id": str(r["key_id"]),
+            "name": r["name"],
+            "role": r["role"],
+            "createdAt": _iso(r["created_at"]),
+            "revokedAt": _iso(r["revoked_at"]),
+            "lastUsedAt": _iso(r["last_used_at"]),
+        }
+        for r in rows
+    ]
 
 
 def revoke_api_key(db: Database, caller: Caller, key_id: UUID) -> None:
@@ -161,9 +189,18 @@ def list_audit(db: Database, caller: Caller, limit: int, before: int | None) -> 
     caller.require(Role.OWNER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         rows = audit.list_entries(conn, limit=limit, before=before)
-    return [{"id": r["audit_id"], "at": _iso(r["occurred_at"]), "actor": {"type": r["actor_type"], "id": r["actor_id"]},
-             "action": r["action"], "target": {"type": r["target_type"], "id": r["target_id"]},
-             "details": r["details"], "invocationId": r["invocation_id"]} for r in rows]
+    return [
+        {
+            "id": r["audit_id"],
+            "at": _iso(r["occurred_at"]),
+            "actor": {"type": r["actor_type"], "id": r["actor_id"]},
+            "action": r["action"],
+            "target": {"type": r["target_type"], "id": r["target_id"]},
+            "details": r["details"],
+            "invocationId": r["invocation_id"],
+        }
+        for r in rows
+    ]
 
 
 def _iso(value: Any) -> str | None:

@@ -67,7 +67,9 @@ def database_urls(postgres: object) -> dict[str, str]:
     return urls
 
 
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public dev key
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public dev key
+)
 
 
 def _free_port() -> int:
@@ -84,10 +86,13 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from devhost import stack
 
     blob_port = _free_port()
-    emulator = stack.start_azurite(tmp_path_factory.mktemp("azurite"), blob_port=blob_port,
-                                   queue_port=_free_port(), table_port=_free_port())
-    yield (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-           f"BlobEndpoint=http://127.0.0.1:{blob_port}/devstoreaccount1;")
+    emulator = stack.start_azurite(
+        tmp_path_factory.mktemp("azurite"), blob_port=blob_port, queue_port=_free_port(), table_port=_free_port()
+    )
+    yield (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{blob_port}/devstoreaccount1;"
+    )
     emulator.stop()
 
 
@@ -152,8 +157,9 @@ def host(app_environment: dict[str, str]) -> Iterator[str]:
     from devhost.functions import registrations
     from devhost.http_server import FunctionsHttpServer
 
-    server = FunctionsHttpServer(("127.0.0.1", 0), registrations(function_app.app),
-                                 cors_origins=("http://127.0.0.1:4280",))
+    server = FunctionsHttpServer(
+        ("127.0.0.1", 0), registrations(function_app.app), cors_origins=("http://127.0.0.1:4280",)
+    )
     server.start_in_thread()
     yield server.base_url
     server.shutdown()
@@ -196,9 +202,13 @@ def cosmos(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFac
 
     emulator = stack.start_cosmos(_free_port(), log=tmp_path_factory.mktemp("cosmos") / "cosmos.log")
     env = {
-        "COSMOS_ENDPOINT": emulator.endpoint, "COSMOS_KEY": stack.COSMOS_EMULATOR_KEY,
-        "COSMOS_DATABASE": "folio", "COSMOS_CHAT_CONTAINER": "chat", "CHAT_PROVIDER": "extractive",
-        "CHAT_KEY_STORE": "local", "CHAT_LOCAL_SECRETS_DIR": str(tmp_path_factory.mktemp("secrets") / "keys"),
+        "COSMOS_ENDPOINT": emulator.endpoint,
+        "COSMOS_KEY": stack.COSMOS_EMULATOR_KEY,
+        "COSMOS_DATABASE": "folio",
+        "COSMOS_CHAT_CONTAINER": "chat",
+        "CHAT_PROVIDER": "extractive",
+        "CHAT_KEY_STORE": "local",
+        "CHAT_LOCAL_SECRETS_DIR": str(tmp_path_factory.mktemp("secrets") / "keys"),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

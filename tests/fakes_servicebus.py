@@ -87,9 +87,16 @@ class _Entity:
 class FakeServiceBus:
     """One namespace: queues created on first use, each with its dead-letter sub-queue."""
 
-    def __init__(self, *, lock_duration_s: float = 300.0, max_delivery_count: int = 5,
-                 duplicate_window_s: float = 3600.0, peek_page_size: int = 100, receive_batch_size: int = 100,
-                 max_receive_calls: int = 200) -> None:
+    def __init__(
+        self,
+        *,
+        lock_duration_s: float = 300.0,
+        max_delivery_count: int = 5,
+        duplicate_window_s: float = 3600.0,
+        peek_page_size: int = 100,
+        receive_batch_size: int = 100,
+        max_receive_calls: int = 200,
+    ) -> None:
         self.lock_duration_s = lock_duration_s
         self.max_delivery_count = max_delivery_count
         self.duplicate_window_s = duplicate_window_s
@@ -159,12 +166,17 @@ class FakeServiceBus:
         message.lock_token, message.locked_until_s = None, 0.0
         message.delivery_count += 1
         if not entity.dead_letter and message.delivery_count >= self.max_delivery_count:
-            self._move_to_dead_letter(queue, entity, message, "MaxDeliveryCountExceeded",
-                                      f"Message could not be consumed after {message.delivery_count} delivery "
-                                      "attempts.")
+            self._move_to_dead_letter(
+                queue,
+                entity,
+                message,
+                "MaxDeliveryCountExceeded",
+                f"Message could not be consumed after {message.delivery_count} delivery attempts.",
+            )
 
-    def _move_to_dead_letter(self, queue: str, entity: _Entity, message: StoredMessage, reason: str | None,
-                             description: str | None) -> None:
+    def _move_to_dead_letter(
+        self, queue: str, entity: _Entity, message: StoredMessage, reason: str | None, description: str | None
+    ) -> None:
         entity.messages.remove(message)
         message.lock_token, message.locked_until_s = None, 0.0
         message.dead_letter_reason, message.dead_letter_description = reason, description
@@ -176,7 +188,7 @@ class FakeServiceBus:
             raise ReceiveLoop(f"more than {self.max_receive_calls} receives: the consumer is not terminating")
         self._check_failure()
         self._expire_locks(queue, entity)
-        taken = [m for m in entity.messages if m.lock_token is None][:min(count, self.receive_batch_size)]
+        taken = [m for m in entity.messages if m.lock_token is None][: min(count, self.receive_batch_size)]
         for message in taken:
             message.lock_token, message.locked_until_s = uuid.uuid4(), self.now_s + self.lock_duration_s
         return [self._delivery(m) for m in taken]
@@ -184,7 +196,7 @@ class FakeServiceBus:
     def _peek(self, entity: _Entity, count: int, from_sequence: int) -> list[ServiceBusReceivedMessage]:
         self._check_failure()
         found = [m for m in entity.messages if m.sequence_number >= max(from_sequence, 1)]
-        return [self._delivery(m, peek=True) for m in found[:min(count, self.peek_page_size)]]
+        return [self._delivery(m, peek=True) for m in found[: min(count, self.peek_page_size)]]
 
     def _settle(self, queue: str, entity: _Entity, received: ServiceBusReceivedMessage) -> StoredMessage:
         self._check_failure()
@@ -193,8 +205,10 @@ class FakeServiceBus:
         for message in entity.messages:
             if token is not None and message.lock_token == token and self._is_locked(message):
                 return message
-        raise MessageLockLostError(message="The lock supplied is invalid: it expired, or the message was "
-                                           "settled or received by another receiver.")
+        raise MessageLockLostError(
+            message="The lock supplied is invalid: it expired, or the message was "
+            "settled or received by another receiver."
+        )
 
     def _delivery(self, message: StoredMessage, *, peek: bool = False) -> ServiceBusReceivedMessage:
         """The message as Service Bus delivers it, decoded by the SDK from AMQP bytes."""
@@ -213,10 +227,13 @@ class FakeServiceBus:
         if message.dead_letter_description is not None:
             properties[b"DeadLetterErrorDescription"] = message.dead_letter_description.encode()
         amqp = AmqpAnnotatedMessage(
-            data_body=message.body, header=AmqpMessageHeader(delivery_count=message.delivery_count),
+            data_body=message.body,
+            header=AmqpMessageHeader(delivery_count=message.delivery_count),
             properties=AmqpMessageProperties(message_id=message.message_id, content_type=message.content_type),
-            annotations=annotations, delivery_annotations=delivery_annotations or None,
-            application_properties=properties or None)
+            annotations=annotations,
+            delivery_annotations=delivery_annotations or None,
+            application_properties=properties or None,
+        )
         return ServiceBusReceivedMessage.from_bytes(_wire(amqp))
 
 
@@ -250,8 +267,9 @@ class FakeServiceBusClient(_Handle):
         self.bus.senders_opened += 1
         return FakeSender(self.bus, queue_name)
 
-    def get_queue_receiver(self, queue_name: str, *, sub_queue: ServiceBusSubQueue | None = None,
-                           max_wait_time: float | None = None) -> FakeReceiver:
+    def get_queue_receiver(
+        self, queue_name: str, *, sub_queue: ServiceBusSubQueue | None = None, max_wait_time: float | None = None
+    ) -> FakeReceiver:
         self._check_open()
         return FakeReceiver(self.bus, queue_name, dead_letter=sub_queue == ServiceBusSubQueue.DEAD_LETTER)
 
@@ -261,8 +279,9 @@ class FakeSender(_Handle):
         super().__init__()
         self._bus, self._queue = bus, queue
 
-    def send_messages(self, message: ServiceBusMessage | list[ServiceBusMessage], *,
-                      timeout: float | None = None) -> None:
+    def send_messages(
+        self, message: ServiceBusMessage | list[ServiceBusMessage], *, timeout: float | None = None
+    ) -> None:
         self._check_open()
         for one in message if isinstance(message, list) else [message]:
             self._bus._accept(self._queue, one)
@@ -276,13 +295,15 @@ class FakeReceiver(_Handle):
         self._bus, self._queue = bus, queue
         self._entity = bus.entity(queue, dead_letter=dead_letter)
 
-    def peek_messages(self, max_message_count: int = 1, *, sequence_number: int = 0,
-                      timeout: float | None = None) -> list[ServiceBusReceivedMessage]:
+    def peek_messages(
+        self, max_message_count: int = 1, *, sequence_number: int = 0, timeout: float | None = None
+    ) -> list[ServiceBusReceivedMessage]:
         self._check_open()
         return self._bus._peek(self._entity, max_message_count, sequence_number)
 
-    def receive_messages(self, max_message_count: int | None = 1,
-                         max_wait_time: float | None = None) -> list[ServiceBusReceivedMessage]:
+    def receive_messages(
+        self, max_message_count: int | None = 1, max_wait_time: float | None = None
+    ) -> list[ServiceBusReceivedMessage]:
         self._check_open()
         return self._bus._receive(self._queue, self._entity, max_message_count or 0)
 
@@ -294,11 +315,11 @@ class FakeReceiver(_Handle):
         self._check_open()
         self._bus._release(self._queue, self._entity, self._bus._settle(self._queue, self._entity, message))
 
-    def dead_letter_message(self, message: ServiceBusReceivedMessage, reason: str | None = None,
-                            error_description: str | None = None) -> None:
+    def dead_letter_message(
+        self, message: ServiceBusReceivedMessage, reason: str | None = None, error_description: str | None = None
+    ) -> None:
         self._check_open()
         if self._entity.dead_letter:
             raise ValueError("a message in the dead-letter sub-queue cannot be dead-lettered again")
         stored = self._bus._settle(self._queue, self._entity, message)
         self._bus._move_to_dead_letter(self._queue, self._entity, stored, reason, error_description)
-

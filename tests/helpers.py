@@ -15,11 +15,20 @@ if TYPE_CHECKING:
     from shared.bootstrap import Services
 
 
-def swa_principal(user: str, *, email: str | None = None, provider: str = "aad",
-                  roles: tuple[str, ...] = ("anonymous", "authenticated")) -> str:
+def swa_principal(
+    user: str,
+    *,
+    email: str | None = None,
+    provider: str = "aad",
+    roles: tuple[str, ...] = ("anonymous", "authenticated"),
+) -> str:
     """The base64 header Static Web Apps sets after sign-in, for user ``user``."""
-    payload = {"identityProvider": provider, "userId": f"id-{user}",
-               "userDetails": email or f"{user}@example.com", "userRoles": list(roles)}
+    payload = {
+        "identityProvider": provider,
+        "userId": f"id-{user}",
+        "userDetails": email or f"{user}@example.com",
+        "userRoles": list(roles),
+    }
     return base64.b64encode(json.dumps(payload).encode()).decode()
 
 
@@ -46,8 +55,15 @@ class Client:
     def with_headers(self, **headers: str) -> Client:
         return Client(self.base_url, {**self.headers, **{k.replace("_", "-"): v for k, v in headers.items()}})
 
-    def request(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         split = urlsplit(self.base_url)
         conn = http.client.HTTPConnection(split.netloc, timeout=30)
         all_headers = {**self.headers, **(headers or {})}

@@ -38,9 +38,19 @@ class Jwks:
 
             def do_GET(self) -> None:
                 jwks.fetches += 1
-                body = json.dumps({"keys": [
-                    {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())), "kid": kid, "use": "sig",
-                     "alg": "RS256"} for kid, k in jwks.keys.items()]}).encode()
+                body = json.dumps(
+                    {
+                        "keys": [
+                            {
+                                **json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())),
+                                "kid": kid,
+                                "use": "sig",
+                                "alg": "RS256",
+                            }
+                            for kid, k in jwks.keys.items()
+                        ]
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -74,8 +84,17 @@ def entra(jwks: Jwks, settings_override: Any) -> Jwks:
 
 def _token(kid: str, key: Any, **overrides: Any) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 600, "tid": TENANT,
-              "oid": str(uuid.uuid4()), "preferred_username": "dana@contoso.com", "name": "Dana"}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "tid": TENANT,
+        "oid": str(uuid.uuid4()),
+        "preferred_username": "dana@contoso.com",
+        "name": "Dana",
+    }
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
@@ -101,13 +120,16 @@ def test_same_oid_is_the_same_user_across_tokens(client: Client, entra: Jwks) ->
     assert first["user"]["id"] == second["user"]["id"] and first["tenant"] == second["tenant"]
 
 
-@pytest.mark.parametrize("overrides, detail", [
-    ({"exp": int(time.time()) - 3600}, "expired"),
-    ({"aud": "api://someone-else"}, "audience"),
-    ({"iss": "https://login.microsoftonline.com/other/v2.0"}, "issuer"),
-    ({"exp": None}, "invalid"),
-    ({"oid": None, "sub": None}, "does not identify"),
-])
+@pytest.mark.parametrize(
+    "overrides, detail",
+    [
+        ({"exp": int(time.time()) - 3600}, "expired"),
+        ({"aud": "api://someone-else"}, "audience"),
+        ({"iss": "https://login.microsoftonline.com/other/v2.0"}, "issuer"),
+        ({"exp": None}, "invalid"),
+        ({"oid": None, "sub": None}, "does not identify"),
+    ],
+)
 def test_bad_tokens_are_401(client: Client, entra: Jwks, overrides: dict[str, Any], detail: str) -> None:
     kid, key = entra.default
     response = _bearer(client, _token(kid, key, **overrides)).get("/api/me")
@@ -124,11 +146,20 @@ def test_token_signed_by_another_key_with_a_known_kid_is_401(client: Client, ent
 def test_alg_none_and_hs256_tokens_are_rejected(client: Client, entra: Jwks) -> None:
     kid, _ = entra.default
     header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": kid}).encode()).rstrip(b"=").decode()
-    payload = base64.urlsafe_b64encode(json.dumps({"iss": ISSUER, "aud": AUDIENCE, "oid": "x",
-                                                    "exp": int(time.time()) + 60}).encode()).rstrip(b"=").decode()
+    payload = (
+        base64.urlsafe_b64encode(
+            json.dumps({"iss": ISSUER, "aud": AUDIENCE, "oid": "x", "exp": int(time.time()) + 60}).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
     assert _bearer(client, f"{header}.{payload}.").get("/api/me").status == 401
-    hs = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "oid": "x", "exp": int(time.time()) + 60}, "secret" * 8,
-                    algorithm="HS256", headers={"kid": kid})
+    hs = jwt.encode(
+        {"iss": ISSUER, "aud": AUDIENCE, "oid": "x", "exp": int(time.time()) + 60},
+        "secret" * 8,
+        algorithm="HS256",
+        headers={"kid": kid},
+    )
     assert _bearer(client, hs).get("/api/me").status == 401
 
 
@@ -182,20 +213,42 @@ def test_swa_header_is_trusted_in_dev_mode(client: Client, settings_override: An
     assert client.as_user(f"dev-{uuid.uuid4().hex[:6]}").get("/api/me").status == 200
 
 
-@pytest.mark.parametrize("header", [
-    "%%%not-base64%%%",
-    base64.b64encode(b"not json").decode(),
-    base64.b64encode(b'["a list"]').decode(),
-    base64.b64encode(json.dumps({"identityProvider": "aad", "userRoles": ["authenticated"]}).encode()).decode(),
-    base64.b64encode(json.dumps({"identityProvider": "aad", "userId": "x", "userRoles": ["anonymous"]}).encode()).decode(),
-    base64.b64encode(b"[" * 5000).decode(),  # nested too deeply for the JSON parser
-    base64.b64encode(json.dumps({"identityProvider": "aad", "userId": "x", "userDetails": "eve\u0000@example.com",
-                                 "userRoles": ["authenticated"]}).encode()).decode(),
-    base64.b64encode(json.dumps({"identityProvider": "aad", "userId": "x", "userDetails": "\u202egro.example@eve",
-                                 "userRoles": ["authenticated"]}).encode()).decode(),
-    base64.b64encode(json.dumps({"identityProvider": "aad", "userId": "x" * 513,
-                                 "userRoles": ["authenticated"]}).encode()).decode(),
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "%%%not-base64%%%",
+        base64.b64encode(b"not json").decode(),
+        base64.b64encode(b'["a list"]').decode(),
+        base64.b64encode(json.dumps({"identityProvider": "aad", "userRoles": ["authenticated"]}).encode()).decode(),
+        base64.b64encode(
+            json.dumps({"identityProvider": "aad", "userId": "x", "userRoles": ["anonymous"]}).encode()
+        ).decode(),
+        base64.b64encode(b"[" * 5000).decode(),  # nested too deeply for the JSON parser
+        base64.b64encode(
+            json.dumps(
+                {
+                    "identityProvider": "aad",
+                    "userId": "x",
+                    "userDetails": "eve\u0000@example.com",
+                    "userRoles": ["authenticated"],
+                }
+            ).encode()
+        ).decode(),
+        base64.b64encode(
+            json.dumps(
+                {
+                    "identityProvider": "aad",
+                    "userId": "x",
+                    "userDetails": "\u202egro.example@eve",
+                    "userRoles": ["authenticated"],
+                }
+            ).encode()
+        ).decode(),
+        base64.b64encode(
+            json.dumps({"identityProvider": "aad", "userId": "x" * 513, "userRoles": ["authenticated"]}).encode()
+        ).decode(),
+    ],
+)
 def test_malformed_swa_header_is_401(client: Client, header: str) -> None:
     assert client.with_headers(**{"x-ms-client-principal": header}).get("/api/me").status == 401
 
@@ -267,14 +320,18 @@ def test_viewer_key_cannot_write_and_only_owners_manage_keys(client: Client) -> 
     assert owner.post("/api/apikeys", {"name": "boss", "role": "owner"}).status == 400
 
 
-@pytest.mark.parametrize("claims, email, verified", [
-    ({"upn": "ann@contoso.com", "email": "x@evil.example"}, "ann@contoso.com", True),
-    ({"email": "ann@contoso.com", "xms_edov": True}, "ann@contoso.com", True),
-    ({"email": "ann@contoso.com"}, "ann@contoso.com", False),
-    ({"preferred_username": "ann@contoso.com"}, "ann@contoso.com", False),
-])
-def test_only_directory_or_verified_emails_count_as_verified(claims: dict[str, Any], email: str,
-                                                             verified: bool) -> None:
+@pytest.mark.parametrize(
+    "claims, email, verified",
+    [
+        ({"upn": "ann@contoso.com", "email": "x@evil.example"}, "ann@contoso.com", True),
+        ({"email": "ann@contoso.com", "xms_edov": True}, "ann@contoso.com", True),
+        ({"email": "ann@contoso.com"}, "ann@contoso.com", False),
+        ({"preferred_username": "ann@contoso.com"}, "ann@contoso.com", False),
+    ],
+)
+def test_only_directory_or_verified_emails_count_as_verified(
+    claims: dict[str, Any], email: str, verified: bool
+) -> None:
     from shared.identity.entra import _principal
 
     principal = _principal({"oid": "o", "tid": TENANT, **claims})

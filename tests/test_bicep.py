@@ -37,8 +37,12 @@ BICEP_FILES = sorted(BICEP.rglob("*.bicep"))
 
 HAVE_PYCEP = importlib.util.find_spec("pycep") is not None
 HAVE_CHECKOV = importlib.util.find_spec("checkov") is not None
-needs_pycep = pytest.mark.skipif(not HAVE_PYCEP, reason="pycep-parser is not installed (pip install -r bicep/requirements.txt)")
-needs_checkov = pytest.mark.skipif(not HAVE_CHECKOV, reason="checkov is not installed (pip install -r bicep/requirements.txt)")
+needs_pycep = pytest.mark.skipif(
+    not HAVE_PYCEP, reason="pycep-parser is not installed (pip install -r bicep/requirements.txt)"
+)
+needs_checkov = pytest.mark.skipif(
+    not HAVE_CHECKOV, reason="checkov is not installed (pip install -r bicep/requirements.txt)"
+)
 
 # Settings of local.settings.sample.json the function app deliberately does not set, and why.
 NOT_APP_SETTINGS = {
@@ -73,11 +77,20 @@ REQUIRED_VALUES = {
 }
 # Settings that must exist beyond the sample file: identity-based connections and next features.
 EXTRA_SETTINGS = {
-    "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__clientId",
-    "ServiceBusConnection__fullyQualifiedNamespace", "ServiceBusConnection__clientId",
-    "AZURE_CLIENT_ID", "STORAGE_ACCOUNT_URL", "SERVICEBUS_NAMESPACE", "COSMOS_ENDPOINT",
-    "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_EMBEDDING_DEPLOYMENT", "CHAT_PROVIDER",
-    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__clientId",
+    "ServiceBusConnection__fullyQualifiedNamespace",
+    "ServiceBusConnection__clientId",
+    "AZURE_CLIENT_ID",
+    "STORAGE_ACCOUNT_URL",
+    "SERVICEBUS_NAMESPACE",
+    "COSMOS_ENDPOINT",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_EMBEDDING_DEPLOYMENT",
+    "CHAT_PROVIDER",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 }
 
 SKIP_COMMENT = re.compile(r"checkov:skip=(?P<id>[A-Za-z0-9_]+)(?::(?P<why>.*))?")
@@ -252,8 +265,17 @@ def test_every_checkov_suppression_is_justified() -> None:
 @needs_checkov
 def test_checkov_reports_no_failed_checks(tmp_path: Path) -> None:
     command = [
-        sys.executable, "-m", "checkov.main",
-        "-d", str(BICEP), "--framework", "bicep", "--compact", "--quiet", "-o", "json",
+        sys.executable,
+        "-m",
+        "checkov.main",
+        "-d",
+        str(BICEP),
+        "--framework",
+        "bicep",
+        "--compact",
+        "--quiet",
+        "-o",
+        "json",
         # Offline: no policy metadata from the vendor's API (it would only add links and severities).
         "--skip-download",
     ]
@@ -265,9 +287,12 @@ def test_checkov_reports_no_failed_checks(tmp_path: Path) -> None:
     summary = reports[0]["summary"]
     failed = [
         f"{c['check_id']} {c['check_name']}: {c['resource']} in {c['file_path']}"
-        for r in reports for c in r.get("results", {}).get("failed_checks", [])
+        for r in reports
+        for c in r.get("results", {}).get("failed_checks", [])
     ]
-    assert not failed, "checkov failed checks (fix them, or suppress inline with a justification):\n" + "\n".join(failed)
+    assert not failed, "checkov failed checks (fix them, or suppress inline with a justification):\n" + "\n".join(
+        failed
+    )
     assert summary["parsing_errors"] == 0, f"checkov could not parse some files: {summary}"
     assert summary["passed"] > 0, f"checkov checked nothing: {summary}"
     # Each suppression comment sits in exactly one resource: a count mismatch means a stale one.

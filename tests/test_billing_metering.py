@@ -35,8 +35,9 @@ def _use_chat_tokens(tenant: str, tokens: int) -> None:
 
 
 def _rows(admin_conn: Conn, tenant: str) -> list[dict[str, Any]]:
-    return admin_conn.execute("SELECT * FROM meter_outbox WHERE tenant_id = %s ORDER BY occurred_at",
-                              (tenant,)).fetchall()
+    return admin_conn.execute(
+        "SELECT * FROM meter_outbox WHERE tenant_id = %s ORDER BY occurred_at", (tenant,)
+    ).fetchall()
 
 
 def _flush() -> dict[str, Any]:
@@ -48,12 +49,16 @@ def _flush() -> dict[str, Any]:
 
 
 def _sent_for(stub: StripeStub, customer: str) -> list[Any]:
-    return [r for r in stub.calls("/v1/billing/meter_events")
-            if r.params.get("payload", {}).get("stripe_customer_id") == customer]
+    return [
+        r
+        for r in stub.calls("/v1/billing/meter_events")
+        if r.params.get("payload", {}).get("stripe_customer_id") == customer
+    ]
 
 
-def test_usage_is_sent_as_meter_events_with_a_fixed_identifier(client: Client, billing: StripeStub,
-                                                               admin_conn: Conn) -> None:
+def test_usage_is_sent_as_meter_events_with_a_fixed_identifier(
+    client: Client, billing: StripeStub, admin_conn: Conn
+) -> None:
     tenant, customer = _metered_workspace(client, admin_conn)
     _use_chat_tokens(tenant, 120)
     _use_chat_tokens(tenant, 30)
@@ -72,15 +77,15 @@ def test_usage_is_sent_as_meter_events_with_a_fixed_identifier(client: Client, b
     assert billing.meter_totals()[("folio_chat_tokens", customer)] == 150
 
 
-def test_free_workspaces_record_no_metered_usage(client: Client, billing: StripeStub,
-                                                 admin_conn: Conn) -> None:
+def test_free_workspaces_record_no_metered_usage(client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     _owner, tenant = new_owner(client)
     _use_chat_tokens(tenant, 10)
     assert _rows(admin_conn, tenant) == []
 
 
-def test_a_failed_flush_keeps_the_row_and_a_later_run_sends_it(client: Client, billing: StripeStub,
-                                                              admin_conn: Conn) -> None:
+def test_a_failed_flush_keeps_the_row_and_a_later_run_sends_it(
+    client: Client, billing: StripeStub, admin_conn: Conn
+) -> None:
     tenant, customer = _metered_workspace(client, admin_conn)
     _use_chat_tokens(tenant, 40)
     billing.fail("/v1/billing/meter_events", status=500, times=100)  # an outage
@@ -101,8 +106,7 @@ def test_a_failed_flush_keeps_the_row_and_a_later_run_sends_it(client: Client, b
     assert billing.meter_totals()[("folio_chat_tokens", customer)] == 40
 
 
-def test_a_lost_response_is_resent_and_counted_once(client: Client, billing: StripeStub,
-                                                    admin_conn: Conn) -> None:
+def test_a_lost_response_is_resent_and_counted_once(client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     tenant, customer = _metered_workspace(client, admin_conn)
     _use_chat_tokens(tenant, 70)
     billing.fail("/v1/billing/meter_events", status=502, after_processing=True)  # Stripe got it; we did not hear
@@ -119,8 +123,7 @@ def test_a_lost_response_is_resent_and_counted_once(client: Client, billing: Str
     assert billing.meter_totals()[("folio_chat_tokens", customer)] == 70
 
 
-def test_concurrent_flushes_send_each_row_once(client: Client, billing: StripeStub,
-                                               admin_conn: Conn) -> None:
+def test_concurrent_flushes_send_each_row_once(client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     tenant, customer = _metered_workspace(client, admin_conn)
     for tokens in range(1, 11):
         _use_chat_tokens(tenant, tokens)
@@ -134,9 +137,9 @@ def test_concurrent_flushes_send_each_row_once(client: Client, billing: StripeSt
     assert billing.meter_totals()[("folio_chat_tokens", customer)] == 55
 
 
-def test_the_timer_function_runs_on_its_schedule_setting(client: Client, billing: StripeStub,
-                                                         admin_conn: Conn,
-                                                         settings_override: Any) -> None:
+def test_the_timer_function_runs_on_its_schedule_setting(
+    client: Client, billing: StripeStub, admin_conn: Conn, settings_override: Any
+) -> None:
     import function_app
     from devhost.functions import registrations
     from devhost.timers import TimerDriver
@@ -153,23 +156,25 @@ def test_the_timer_function_runs_on_its_schedule_setting(client: Client, billing
     assert _rows(admin_conn, tenant)[0]["sent_at"] is not None
 
 
-@pytest.mark.parametrize("expression, when, fires", [
-    ("0 * * * * *", "2026-03-02 10:15:00", True),
-    ("0 * * * * *", "2026-03-02 10:15:01", False),
-    ("0 */5 * * * *", "2026-03-02 10:15:00", True),
-    ("0 */5 * * * *", "2026-03-02 10:16:00", False),
-    ("30 0 9 * * 1-5", "2026-03-02 09:00:30", True),  # a Monday
-    ("30 0 9 * * 1-5", "2026-03-01 09:00:30", False),  # a Sunday
-    ("0 0 0 1 1,7 *", "2026-07-01 00:00:00", True),
-])
+@pytest.mark.parametrize(
+    "expression, when, fires",
+    [
+        ("0 * * * * *", "2026-03-02 10:15:00", True),
+        ("0 * * * * *", "2026-03-02 10:15:01", False),
+        ("0 */5 * * * *", "2026-03-02 10:15:00", True),
+        ("0 */5 * * * *", "2026-03-02 10:16:00", False),
+        ("30 0 9 * * 1-5", "2026-03-02 09:00:30", True),  # a Monday
+        ("30 0 9 * * 1-5", "2026-03-01 09:00:30", False),  # a Sunday
+        ("0 0 0 1 1,7 *", "2026-07-01 00:00:00", True),
+    ],
+)
 def test_devhost_reads_ncrontab_like_the_functions_host(expression: str, when: str, fires: bool) -> None:
     from devhost.timers import Schedule
 
     assert Schedule(expression).matches(dt.datetime.fromisoformat(when)) is fires
 
 
-def test_cli_billing_flush_runs_what_the_timer_runs(client: Client, billing: StripeStub,
-                                                   admin_conn: Conn) -> None:
+def test_cli_billing_flush_runs_what_the_timer_runs(client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     from shared.cli import main
 
     tenant, _ = _metered_workspace(client, admin_conn)

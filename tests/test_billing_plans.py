@@ -22,8 +22,13 @@ from shared.billing.plans import (
 from shared.config import load_settings
 from shared.errors import ConfigError
 
-_LIMITS = {"documents": 10, "storageBytes": 1000, "pagesPerMonth": 50, "searchesPerMonth": 100,
-           "chatTokensPerMonth": 2000}
+_LIMITS = {
+    "documents": 10,
+    "storageBytes": 1000,
+    "pagesPerMonth": 50,
+    "searchesPerMonth": 100,
+    "chatTokensPerMonth": 2000,
+}
 
 
 def _refused(plans: dict[str, Any] | str, free_plan: str = "free") -> str:
@@ -35,15 +40,28 @@ def _refused(plans: dict[str, Any] | str, free_plan: str = "free") -> str:
 
 
 def test_a_full_setting_becomes_plans_keyed_by_meter() -> None:
-    plans = parse_plans(json.dumps({
-        "free": {"limits": {**_LIMITS, "chatTokensPerMonth": None}},
-        "pro": {"price": "price_pro", "meteredPrices": ["price_pages", "price_tokens"],
-                "meterEvents": {"pagesIndexed": "folio_pages_indexed", "chatTokens": "folio:chat.tokens"},
-                "limits": {**_LIMITS, "documents": None}},
-        "draft": {"price": None, "limits": _LIMITS},
-    }))
+    plans = parse_plans(
+        json.dumps(
+            {
+                "free": {"limits": {**_LIMITS, "chatTokensPerMonth": None}},
+                "pro": {
+                    "price": "price_pro",
+                    "meteredPrices": ["price_pages", "price_tokens"],
+                    "meterEvents": {"pagesIndexed": "folio_pages_indexed", "chatTokens": "folio:chat.tokens"},
+                    "limits": {**_LIMITS, "documents": None},
+                },
+                "draft": {"price": None, "limits": _LIMITS},
+            }
+        )
+    )
     assert plans.free.name == "free" and not plans.free.purchasable
-    assert dict(plans.free.limits) == {DOCUMENTS: 10, STORAGE: 1000, PAGES_INDEXED: 50, SEARCHES: 100, CHAT_TOKENS: None}
+    assert dict(plans.free.limits) == {
+        DOCUMENTS: 10,
+        STORAGE: 1000,
+        PAGES_INDEXED: 50,
+        SEARCHES: 100,
+        CHAT_TOKENS: None,
+    }
     pro = plans.get("pro")
     assert pro is not None and pro.purchasable and pro.limit(DOCUMENTS) is None and pro.limit(SEARCHES) == 100
     assert pro.metered_prices == ("price_pages", "price_tokens")
@@ -51,8 +69,7 @@ def test_a_full_setting_becomes_plans_keyed_by_meter() -> None:
     assert plans.for_prices(["price_tokens", "price_pro"]) is pro and plans.for_prices(["price_other"]) is None
     draft = plans.get("draft")
     assert draft is not None and not draft.purchasable and dict(draft.meter_events) == {}
-    assert pro.describe() == {"name": "pro", "purchasable": True,
-                              "limits": {**_LIMITS, "documents": None}}
+    assert pro.describe() == {"name": "pro", "purchasable": True, "limits": {**_LIMITS, "documents": None}}
     assert list(pro.describe()["limits"]) == list(LIMIT_NAMES.values())
 
 
@@ -65,8 +82,10 @@ def test_another_free_plan_name_is_honoured() -> None:
 @pytest.mark.parametrize("value", [True, False, 1.5, 1.0, "10", -1, [1]])
 def test_a_limit_is_a_whole_number_not_true_or_a_float(value: Any) -> None:
     detail = _refused({"free": {"limits": {**_LIMITS, "searchesPerMonth": value}}})
-    assert detail == ("Setting BILLING_PLANS, plan 'free': limits.searchesPerMonth must be a whole number >= 0, "
-                      "or null for unlimited.")
+    assert detail == (
+        "Setting BILLING_PLANS, plan 'free': limits.searchesPerMonth must be a whole number >= 0, "
+        "or null for unlimited."
+    )
 
 
 def test_missing_and_unknown_limits_are_listed_together() -> None:
@@ -77,21 +96,36 @@ def test_missing_and_unknown_limits_are_listed_together() -> None:
     assert "'limits' must be an object" in _refused({"free": {}})
 
 
-@pytest.mark.parametrize("plan, message", [
-    ({"price": "price_", "limits": _LIMITS}, "'price' must be a Stripe price id"),
-    ({"price": "price_" + "x" * 250, "limits": _LIMITS}, "'price' must be a Stripe price id"),
-    ({"price": 5, "limits": _LIMITS}, "'price' must be a Stripe price id"),
-    ({"price": "price_a", "meteredPrices": "price_b", "limits": _LIMITS}, "'meteredPrices' must be a list"),
-    ({"price": "price_a", "meteredPrices": ["prod_b"], "limits": _LIMITS}, "'meteredPrices' must be a list"),
-    ({"meteredPrices": ["price_b"], "limits": _LIMITS}, "'meteredPrices' needs a 'price'"),
-    ({"price": "price_a", "meterEvents": {"storage": "x"}, "limits": _LIMITS}, "keys among ['chatTokens', 'pagesIndexed']"),
-    ({"price": "price_a", "meterEvents": ["x"], "limits": _LIMITS}, "'meterEvents' must be an object"),
-    ({"price": "price_a", "meterEvents": {"chatTokens": "has space"}, "limits": _LIMITS}, "meterEvents.chatTokens must be"),
-    ({"price": "price_a", "meterEvents": {"chatTokens": "e" * 101}, "limits": _LIMITS}, "meterEvents.chatTokens must be"),
-    ({"price": "price_a", "meterEvents": {"chatTokens": None}, "limits": _LIMITS}, "meterEvents.chatTokens must be"),
-    ({"price": "price_a", "limits": _LIMITS, "seats": 5, "colour": "blue"}, "unknown key(s) ['colour', 'seats']"),
-    ("not an object", "plan 'pro' must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "plan, message",
+    [
+        ({"price": "price_", "limits": _LIMITS}, "'price' must be a Stripe price id"),
+        ({"price": "price_" + "x" * 250, "limits": _LIMITS}, "'price' must be a Stripe price id"),
+        ({"price": 5, "limits": _LIMITS}, "'price' must be a Stripe price id"),
+        ({"price": "price_a", "meteredPrices": "price_b", "limits": _LIMITS}, "'meteredPrices' must be a list"),
+        ({"price": "price_a", "meteredPrices": ["prod_b"], "limits": _LIMITS}, "'meteredPrices' must be a list"),
+        ({"meteredPrices": ["price_b"], "limits": _LIMITS}, "'meteredPrices' needs a 'price'"),
+        (
+            {"price": "price_a", "meterEvents": {"storage": "x"}, "limits": _LIMITS},
+            "keys among ['chatTokens', 'pagesIndexed']",
+        ),
+        ({"price": "price_a", "meterEvents": ["x"], "limits": _LIMITS}, "'meterEvents' must be an object"),
+        (
+            {"price": "price_a", "meterEvents": {"chatTokens": "has space"}, "limits": _LIMITS},
+            "meterEvents.chatTokens must be",
+        ),
+        (
+            {"price": "price_a", "meterEvents": {"chatTokens": "e" * 101}, "limits": _LIMITS},
+            "meterEvents.chatTokens must be",
+        ),
+        (
+            {"price": "price_a", "meterEvents": {"chatTokens": None}, "limits": _LIMITS},
+            "meterEvents.chatTokens must be",
+        ),
+        ({"price": "price_a", "limits": _LIMITS, "seats": 5, "colour": "blue"}, "unknown key(s) ['colour', 'seats']"),
+        ("not an object", "plan 'pro' must be a JSON object"),
+    ],
+)
 def test_a_bad_plan_is_named_with_the_key(plan: Any, message: str) -> None:
     detail = _refused({"free": {"limits": _LIMITS}, "pro": plan})
     assert detail.startswith("Setting BILLING_PLANS, plan 'pro'") and message in detail, detail
@@ -104,14 +138,24 @@ def test_a_plan_name_is_lowercase_and_short(name: str) -> None:
 
 def test_rules_across_plans() -> None:
     shared_price = "price_{same}"  # braces must come through as written
-    detail = _refused({"free": {"limits": _LIMITS}, "a": {"price": shared_price, "limits": _LIMITS},
-                       "b": {"price": "price_b", "meteredPrices": [shared_price], "limits": _LIMITS}})
-    assert detail == (f"Setting BILLING_PLANS: price {shared_price!r} appears in plans 'a' and 'b'; "
-                      "a price must identify one plan.")
-    assert _refused({"free": {"price": "price_f", "limits": _LIMITS}}) == \
-        "Setting BILLING_PLANS: the free plan 'free' must not have a price."
-    assert _refused({"pro": {"price": "price_p", "limits": _LIMITS}}) == \
-        "Setting BILLING_PLANS has no plan 'free', which BILLING_FREE_PLAN names."
+    detail = _refused(
+        {
+            "free": {"limits": _LIMITS},
+            "a": {"price": shared_price, "limits": _LIMITS},
+            "b": {"price": "price_b", "meteredPrices": [shared_price], "limits": _LIMITS},
+        }
+    )
+    assert detail == (
+        f"Setting BILLING_PLANS: price {shared_price!r} appears in plans 'a' and 'b'; a price must identify one plan."
+    )
+    assert (
+        _refused({"free": {"price": "price_f", "limits": _LIMITS}})
+        == "Setting BILLING_PLANS: the free plan 'free' must not have a price."
+    )
+    assert (
+        _refused({"pro": {"price": "price_p", "limits": _LIMITS}})
+        == "Setting BILLING_PLANS has no plan 'free', which BILLING_FREE_PLAN names."
+    )
     for shape in ("[]", "{}", '"free"', "null"):
         assert _refused(shape) == "Setting BILLING_PLANS must be a JSON object of plan name -> plan."
     assert "not valid JSON" in _refused("{free")

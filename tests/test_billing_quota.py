@@ -33,24 +33,57 @@ def test_default_plans_are_valid_and_free_is_the_fallback() -> None:
     assert set(plans.plans) == {"free", "pro", "team"}
 
 
-@pytest.mark.parametrize("plans, message", [
-    ("{not json", "not valid JSON"),
-    ("[]", "JSON object of plan name"),
-    (json.dumps({"pro": {"price": "price_x1", "limits": _LIMITS}}), "no plan 'free'"),
-    (json.dumps({"free": {"price": "price_x1", "limits": _LIMITS}}), "must not have a price"),
-    (json.dumps({"free": {"limits": {**_LIMITS, "documents": -1}}}), "limits.documents"),
-    (json.dumps({"free": {"limits": {k: v for k, v in _LIMITS.items() if k != "storageBytes"}}}),
-     "missing ['storageBytes']"),
-    (json.dumps({"free": {"limits": {**_LIMITS, "seats": 3}}}), "unknown ['seats']"),
-    (json.dumps({"free": {"limits": _LIMITS, "colour": "blue"}}), "unknown key(s) ['colour']"),
-    (json.dumps({"free": {"limits": _LIMITS}, "Pro Plan": {"limits": _LIMITS}}), "plan name"),
-    (json.dumps({"free": {"limits": _LIMITS}, "pro": {"price": "prod_x", "limits": _LIMITS}}), "'price'"),
-    (json.dumps({"free": {"limits": _LIMITS}, "a": {"price": "price_same", "limits": _LIMITS},
-                 "b": {"price": "price_same", "limits": _LIMITS}}), "appears in plans"),
-    (json.dumps({"free": {"limits": _LIMITS}, "a": {"price": "price_a1", "limits": _LIMITS,
-                                                   "meterEvents": {"storage": "x"}}}), "meterEvents"),
-], ids=["json", "shape", "no-free", "free-priced", "negative", "missing-limit", "unknown-limit", "unknown-key",
-        "name", "price-id", "shared-price", "meter-key"])
+@pytest.mark.parametrize(
+    "plans, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "JSON object of plan name"),
+        (json.dumps({"pro": {"price": "price_x1", "limits": _LIMITS}}), "no plan 'free'"),
+        (json.dumps({"free": {"price": "price_x1", "limits": _LIMITS}}), "must not have a price"),
+        (json.dumps({"free": {"limits": {**_LIMITS, "documents": -1}}}), "limits.documents"),
+        (
+            json.dumps({"free": {"limits": {k: v for k, v in _LIMITS.items() if k != "storageBytes"}}}),
+            "missing ['storageBytes']",
+        ),
+        (json.dumps({"free": {"limits": {**_LIMITS, "seats": 3}}}), "unknown ['seats']"),
+        (json.dumps({"free": {"limits": _LIMITS, "colour": "blue"}}), "unknown key(s) ['colour']"),
+        (json.dumps({"free": {"limits": _LIMITS}, "Pro Plan": {"limits": _LIMITS}}), "plan name"),
+        (json.dumps({"free": {"limits": _LIMITS}, "pro": {"price": "prod_x", "limits": _LIMITS}}), "'price'"),
+        (
+            json.dumps(
+                {
+                    "free": {"limits": _LIMITS},
+                    "a": {"price": "price_same", "limits": _LIMITS},
+                    "b": {"price": "price_same", "limits": _LIMITS},
+                }
+            ),
+            "appears in plans",
+        ),
+        (
+            json.dumps(
+                {
+                    "free": {"limits": _LIMITS},
+                    "a": {"price": "price_a1", "limits": _LIMITS, "meterEvents": {"storage": "x"}},
+                }
+            ),
+            "meterEvents",
+        ),
+    ],
+    ids=[
+        "json",
+        "shape",
+        "no-free",
+        "free-priced",
+        "negative",
+        "missing-limit",
+        "unknown-limit",
+        "unknown-key",
+        "name",
+        "price-id",
+        "shared-price",
+        "meter-key",
+    ],
+)
 def test_bad_plans_setting_fails_with_a_message_naming_it(plans: str, message: str) -> None:
     from shared.billing.plans import parse_plans
 
@@ -141,8 +174,7 @@ def _caller(tenant: str) -> Any:
     return Caller(uuid.UUID(tenant), Role.OWNER, "user", "test")
 
 
-def test_concurrent_searches_consume_exactly_the_quota(client: Client, billing: StripeStub,
-                                                      admin_conn: Conn) -> None:
+def test_concurrent_searches_consume_exactly_the_quota(client: Client, billing: StripeStub, admin_conn: Conn) -> None:
     from shared import billing as quotas
     from shared.bootstrap import services
 
@@ -165,8 +197,11 @@ def test_concurrent_searches_consume_exactly_the_quota(client: Client, billing: 
     for t in threads:
         t.join()
     assert outcomes.count("ok") == 5 and outcomes.count("searchesPerMonth") == 11
-    used = one(admin_conn.execute("SELECT used FROM usage_counters WHERE tenant_id = %s AND meter = 'searches'",
-                              (tenant,)).fetchone())["used"]
+    used = one(
+        admin_conn.execute(
+            "SELECT used FROM usage_counters WHERE tenant_id = %s AND meter = 'searches'", (tenant,)
+        ).fetchone()
+    )["used"]
     assert used == 5
 
 
@@ -179,9 +214,16 @@ def test_check_counts_nothing_and_overrun_records_usage_already_incurred(client:
     assert quotas.check(db, caller, quotas.CHAT_TOKENS, 1, settings=get_settings()).used == 0
     assert quotas.consume(db, caller, quotas.CHAT_TOKENS, 900, settings=get_settings()).used == 900
     with pytest.raises(QuotaExceeded) as refused:
-        quotas.consume(db, caller, quotas.CHAT_TOKENS, 200, settings=get_settings())  # would pass 1,000: refused, nothing counted
-    assert refused.value.extensions == {"limit": "chatTokensPerMonth", "plan": "free", "allowed": 1000, "used": 900,
-                                        "requested": 200}
+        quotas.consume(
+            db, caller, quotas.CHAT_TOKENS, 200, settings=get_settings()
+        )  # would pass 1,000: refused, nothing counted
+    assert refused.value.extensions == {
+        "limit": "chatTokensPerMonth",
+        "plan": "free",
+        "allowed": 1000,
+        "used": 900,
+        "requested": 200,
+    }
     # A generated answer's tokens are already spent: recorded past the limit, and then nothing more runs.
     assert quotas.consume(db, caller, quotas.CHAT_TOKENS, 150, allow_overrun=True, settings=get_settings()).used == 1050
     with pytest.raises(QuotaExceeded):
@@ -229,7 +271,8 @@ def _markdown(pages: int) -> bytes:
 
 
 def test_indexing_past_the_pages_quota_fails_the_document_with_the_reason(
-        client: Client, pipeline: Any, billing: StripeStub, admin_conn: Conn) -> None:
+    client: Client, pipeline: Any, billing: StripeStub, admin_conn: Conn
+) -> None:
     owner, _tenant = new_owner(client)
     collection = _collection(owner)
     small = _upload(owner, collection, "small.md", b"# Note\n\nA short note about the delivery terms.\n")
@@ -239,7 +282,9 @@ def test_indexing_past_the_pages_quota_fails_the_document_with_the_reason(
     pipeline.settle()
     doc = owner.get(f"/api/documents/{big}").json()
     assert doc["status"] == "failed" and "pages indexed per month" in doc["error"], doc
-    assert one(admin_conn.execute("SELECT count(*) AS n FROM chunks WHERE document_id = %s", (big,)).fetchone())["n"] == 0
+    assert (
+        one(admin_conn.execute("SELECT count(*) AS n FROM chunks WHERE document_id = %s", (big,)).fetchone())["n"] == 0
+    )
     usage = owner.get("/api/billing").json()["usage"]["pagesPerMonth"]
     assert usage == {"used": 1, "limit": 5}
     # Completed, not retried: nothing of it is left on the queue or dead-lettered.
@@ -248,7 +293,8 @@ def test_indexing_past_the_pages_quota_fails_the_document_with_the_reason(
 
 
 def test_indexing_on_a_metered_plan_records_usage_for_stripe_with_the_work(
-        client: Client, pipeline: Any, billing: StripeStub, admin_conn: Conn) -> None:
+    client: Client, pipeline: Any, billing: StripeStub, admin_conn: Conn
+) -> None:
     owner, tenant = new_owner(client)
     customer, _ = subscribe(client, owner, tenant, admin_conn)
     document = _upload(owner, _collection(owner), "big.md", _markdown(6))
@@ -269,7 +315,8 @@ def _set(conn: Conn, name: str, value: str) -> None:
 
 
 def test_billing_tables_are_tenant_isolated_with_two_narrow_exceptions(
-        client: Client, billing: StripeStub, admin_conn: Conn, app_conn: Conn) -> None:
+    client: Client, billing: StripeStub, admin_conn: Conn, app_conn: Conn
+) -> None:
     from shared import billing as quotas
     from shared.bootstrap import services
 
@@ -277,7 +324,9 @@ def test_billing_tables_are_tenant_isolated_with_two_narrow_exceptions(
     owner_b, tenant_b = new_owner(client)
     customer_a, _ = subscribe(client, owner_a, tenant_a, admin_conn)
     subscribe(client, owner_b, tenant_b, admin_conn)
-    quotas.consume(services().database, _caller(tenant_a), quotas.CHAT_TOKENS, 10, settings=get_settings())  # metered: an outbox row
+    quotas.consume(
+        services().database, _caller(tenant_a), quotas.CHAT_TOKENS, 10, settings=get_settings()
+    )  # metered: an outbox row
     quotas.consume(services().database, _caller(tenant_b), quotas.CHAT_TOKENS, 10, settings=get_settings())
     tables = ("billing_accounts", "usage_counters", "meter_outbox")
     with app_conn.transaction():
@@ -303,7 +352,8 @@ def test_billing_tables_are_tenant_isolated_with_two_narrow_exceptions(
 
 
 def test_a_quota_race_lost_at_write_time_fails_the_document_and_keeps_nothing(
-        client: Client, pipeline: Any, billing: StripeStub, admin_conn: Conn) -> None:
+    client: Client, pipeline: Any, billing: StripeStub, admin_conn: Conn
+) -> None:
     """Two documents can both pass the early check; the count in the write transaction decides."""
     from shared import billing as quotas
     from shared.bootstrap import services
@@ -316,13 +366,23 @@ def test_a_quota_race_lost_at_write_time_fails_the_document_and_keeps_nothing(
     queued = pipeline.worker.queue.receive(1, 60)[0]
 
     def another_document_counts_first(_: int) -> None:
-        quotas.consume(services().database, _caller(tenant), quotas.PAGES_INDEXED, 4, settings=get_settings())  # its own, committed
+        quotas.consume(
+            services().database, _caller(tenant), quotas.PAGES_INDEXED, 4, settings=get_settings()
+        )  # its own, committed
 
-    outcome = run_job(services().database, services().blobs, services().embedder,
-                      IndexJob.from_body(queued.body), after_chunks_written=another_document_counts_first, settings=get_settings())
+    outcome = run_job(
+        services().database,
+        services().blobs,
+        services().embedder,
+        IndexJob.from_body(queued.body),
+        after_chunks_written=another_document_counts_first,
+        settings=get_settings(),
+    )
     pipeline.worker.queue.complete(queued)
     assert outcome.status == "failed" and "pages indexed per month" in (outcome.detail or "")
     assert owner.get(f"/api/documents/{document}").json()["status"] == "failed"
-    assert one(admin_conn.execute("SELECT count(*) AS n FROM chunks WHERE document_id = %s",
-                              (document,)).fetchone())["n"] == 0
+    assert (
+        one(admin_conn.execute("SELECT count(*) AS n FROM chunks WHERE document_id = %s", (document,)).fetchone())["n"]
+        == 0
+    )
     assert owner.get("/api/billing").json()["usage"]["pagesPerMonth"]["used"] == 4

@@ -89,9 +89,16 @@ def provider(kind: str, stub: LlmStub, **kw: Any) -> Any:
 
 
 def generation() -> Generation:
-    return Generation(system="Be brief.", messages=[Message("user", "Earlier?"), Message("assistant", "Yes [1]."),
-                                                    Message("user", "Sources: ... Question: when?")],
-                      max_tokens=50, question="when?")
+    return Generation(
+        system="Be brief.",
+        messages=[
+            Message("user", "Earlier?"),
+            Message("assistant", "Yes [1]."),
+            Message("user", "Sources: ... Question: when?"),
+        ],
+        max_tokens=50,
+        question="when?",
+    )
 
 
 def drain(stream: Iterator[str | Usage]) -> tuple[str, Usage]:
@@ -134,20 +141,46 @@ def test_a_reasoning_model_gets_max_completion_tokens_and_no_temperature(stub: L
 
 
 def test_which_models_count_as_reasoning_models() -> None:
-    reasoning = ["o1", "o1-mini", "o3", "o3-mini-2025-01-31", "o4-mini", "O3-PRO", "gpt-5", "gpt-5-mini",
-                 "gpt-5.1", "gpt-5-chat-latest", "gpt-6", "openai/o3"]
-    others = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-nano", "gpt-35-turbo", "chat-4o", "omni", "o", "gpt-50x",
-              "ollama-o1", "claude-3-5-haiku-latest"]
+    reasoning = [
+        "o1",
+        "o1-mini",
+        "o3",
+        "o3-mini-2025-01-31",
+        "o4-mini",
+        "O3-PRO",
+        "gpt-5",
+        "gpt-5-mini",
+        "gpt-5.1",
+        "gpt-5-chat-latest",
+        "gpt-6",
+        "openai/o3",
+    ]
+    others = [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "gpt-4.1-nano",
+        "gpt-35-turbo",
+        "chat-4o",
+        "omni",
+        "o",
+        "gpt-50x",
+        "ollama-o1",
+        "claude-3-5-haiku-latest",
+    ]
     assert [m for m in reasoning if not is_reasoning_model(m)] == []
     assert [m for m in others if is_reasoning_model(m)] == []
 
 
 def test_azure_openai_sends_a_bearer_token_from_the_credential_to_the_deployment(stub: LlmStub) -> None:
     credential = StaticCredential()
-    chat = AzureOpenAIChat(endpoint=stub.url, deployment="chat-4o", api_version="2024-10-21", credential=credential,
-                           limits=limits())
+    chat = AzureOpenAIChat(
+        endpoint=stub.url, deployment="chat-4o", api_version="2024-10-21", credential=credential, limits=limits()
+    )
     text, usage = drain(chat.stream(generation()))
-    assert text == "Hello world." and usage.total_tokens == 18 and (chat.name, chat.model) == ("azure-openai", "chat-4o")
+    assert (
+        text == "Hello world." and usage.total_tokens == 18 and (chat.name, chat.model) == ("azure-openai", "chat-4o")
+    )
     sent = stub.requests[0]
     assert sent.path == "/openai/deployments/chat-4o/chat/completions?api-version=2024-10-21"
     assert sent.headers["authorization"] == "Bearer entra-token-1" and "api-key" not in sent.headers
@@ -159,8 +192,13 @@ def test_azure_openai_sends_a_bearer_token_from_the_credential_to_the_deployment
 
 
 def test_azure_without_a_token_is_unavailable_and_sends_nothing(stub: LlmStub) -> None:
-    chat = AzureOpenAIChat(endpoint=stub.url, deployment="chat-4o", api_version="2024-10-21",
-                           credential=StaticCredential(fails=True), limits=limits())
+    chat = AzureOpenAIChat(
+        endpoint=stub.url,
+        deployment="chat-4o",
+        api_version="2024-10-21",
+        credential=StaticCredential(fails=True),
+        limits=limits(),
+    )
     with pytest.raises(Unavailable, match=r"Entra token for Azure OpenAI \(RuntimeError\)"):
         drain(chat.stream(generation()))
     assert stub.requests == []
@@ -226,8 +264,11 @@ def test_anthropic_rate_limit_error_event_is_rate_limited(stub: LlmStub) -> None
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_429_is_waited_out_within_the_budget(stub: LlmStub, kind: str) -> None:
-    stub.script(Reply(status=429, headers={"retry-after-ms": "200"}), Reply(status=429, headers={"Retry-After": "1"}),
-                Reply(text=["ok"]))
+    stub.script(
+        Reply(status=429, headers={"retry-after-ms": "200"}),
+        Reply(status=429, headers={"Retry-After": "1"}),
+        Reply(text=["ok"]),
+    )
     started = time.monotonic()
     assert drain(provider(kind, stub, budget_s=2).stream(generation()))[0] == "ok"
     assert 1.2 <= time.monotonic() - started < 2.5  # the SDK waited what the provider asked: 0.2 s, then 1 s
@@ -253,7 +294,9 @@ def test_429_once_the_retries_are_spent_still_says_when_to_retry(stub: LlmStub, 
 
 
 def test_anthropic_overloaded_529_is_rate_limited(stub: LlmStub) -> None:
-    stub.default = Reply(status=529, error_body={"type": "error", "error": {"type": "overloaded_error", "message": "x"}})
+    stub.default = Reply(
+        status=529, error_body={"type": "error", "error": {"type": "overloaded_error", "message": "x"}}
+    )
     with pytest.raises(ProviderRateLimited) as raised:
         drain(anthropic(stub, budget_s=0.5).stream(generation()))
     assert raised.value.extensions["retryAfter"] >= 1 and len(stub.requests) <= 2
@@ -262,8 +305,10 @@ def test_anthropic_overloaded_529_is_rate_limited(stub: LlmStub) -> None:
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_refusal_names_the_status_and_code_but_never_the_key(stub: LlmStub, kind: str) -> None:
     body: dict[str, Any] = (
-        {"error": {"code": "invalid_api_key", "message": f"Incorrect API key provided: {KEY}"}} if kind == "openai"
-        else {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key {KEY}"}})
+        {"error": {"code": "invalid_api_key", "message": f"Incorrect API key provided: {KEY}"}}
+        if kind == "openai"
+        else {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key {KEY}"}}
+    )
     stub.script(Reply(status=401, error_body=body))
     with pytest.raises(ProviderError) as raised:
         drain(provider(kind, stub).stream(generation()))
@@ -332,8 +377,13 @@ def test_plain_http_is_refused_except_on_loopback() -> None:
     with pytest.raises(ConfigError, match="ANTHROPIC_BASE_URL"):
         AnthropicChat(base_url="http://api.example.com", api_key=KEY, model="m", limits=limits())
     with pytest.raises(ConfigError, match="AZURE_OPENAI_ENDPOINT"):
-        AzureOpenAIChat(endpoint="http://x.openai.azure.com", deployment="d", api_version="2024-10-21",
-                        credential=StaticCredential(), limits=limits())
+        AzureOpenAIChat(
+            endpoint="http://x.openai.azure.com",
+            deployment="d",
+            api_version="2024-10-21",
+            credential=StaticCredential(),
+            limits=limits(),
+        )
 
 
 def test_the_rate_limit_budget_sets_how_many_times_the_sdks_retry() -> None:
@@ -344,10 +394,18 @@ def test_the_rate_limit_budget_sets_how_many_times_the_sdks_retry() -> None:
 
 
 def test_factories_build_providers_from_settings_and_keep_nothing(stub: LlmStub) -> None:
-    settings = load_settings({"CHAT_PROVIDER": "openai", "OPENAI_BASE_URL": stub.url + "/v1", "OPENAI_API_KEY": KEY,
-                              "OPENAI_CHAT_MODEL": "gpt-conf", "ANTHROPIC_BASE_URL": stub.url,
-                              "CHAT_TIMEOUT_SECONDS": "3", "CHAT_MAX_SECONDS": "9",
-                              "CHAT_RATE_LIMIT_BUDGET_SECONDS": "0.5"})
+    settings = load_settings(
+        {
+            "CHAT_PROVIDER": "openai",
+            "OPENAI_BASE_URL": stub.url + "/v1",
+            "OPENAI_API_KEY": KEY,
+            "OPENAI_CHAT_MODEL": "gpt-conf",
+            "ANTHROPIC_BASE_URL": stub.url,
+            "CHAT_TIMEOUT_SECONDS": "3",
+            "CHAT_MAX_SECONDS": "9",
+            "CHAT_RATE_LIMIT_BUDGET_SECONDS": "0.5",
+        }
+    )
     first, second = get_provider(settings), get_provider(settings)
     assert first is not second and (first.name, first.model) == ("openai", "gpt-conf")
     shared_http = model_http_client()
@@ -363,16 +421,18 @@ def test_factories_build_providers_from_settings_and_keep_nothing(stub: LlmStub)
 
 
 def test_the_azure_factory_uses_the_credential_it_is_given(stub: LlmStub) -> None:
-    settings = load_settings({"CHAT_PROVIDER": "azure-openai", "AZURE_OPENAI_ENDPOINT": stub.url,
-                              "AZURE_OPENAI_CHAT_DEPLOYMENT": "chat-dep"})
+    settings = load_settings(
+        {"CHAT_PROVIDER": "azure-openai", "AZURE_OPENAI_ENDPOINT": stub.url, "AZURE_OPENAI_CHAT_DEPLOYMENT": "chat-dep"}
+    )
     credential = StaticCredential(token="from-the-composition-root")
     chat = get_provider(settings, credential=credential)
     assert drain(chat.stream(generation()))[0] == "Hello world."
     assert stub.requests[0].headers["authorization"] == "Bearer from-the-composition-root"
     assert stub.requests[0].path.startswith("/openai/deployments/chat-dep/chat/completions?api-version=")
     with pytest.raises(ConfigError, match="AZURE_OPENAI_CHAT_DEPLOYMENT"):
-        get_provider(load_settings({"CHAT_PROVIDER": "azure-openai", "AZURE_OPENAI_ENDPOINT": stub.url}),
-                     credential=credential)
+        get_provider(
+            load_settings({"CHAT_PROVIDER": "azure-openai", "AZURE_OPENAI_ENDPOINT": stub.url}), credential=credential
+        )
 
 
 def test_extractive_is_the_default_and_unknown_providers_are_a_config_error() -> None:
@@ -401,15 +461,29 @@ def test_sources_are_fenced_so_document_text_cannot_close_the_fence() -> None:
 
 
 def test_history_keeps_alternating_turns_without_old_markers() -> None:
-    history = [{"role": "assistant", "content": "orphan"}, {"role": "user", "content": "q1"},
-               {"role": "assistant", "content": "a1 [1][2]"}, {"role": "user", "content": "q2"}]
+    history = [
+        {"role": "assistant", "content": "orphan"},
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1 [1][2]"},
+        {"role": "user", "content": "q2"},
+    ]
     assert prompt.history_messages(history) == [Message("user", "q1"), Message("assistant", "a1")]
 
 
 def test_extractive_quotes_matching_sentences_with_their_source_and_says_so() -> None:
-    sources = [Source(1, "1", "d", "t", [], None, "", "# Payment\n\nThe Buyer shall pay each invoice within thirty "
-                      "days of receipt. Interest accrues after that."),
-               Source(2, "2", "d", "t", [], None, "", "Holidays are twenty-five days a year for employees.")]
+    sources = [
+        Source(
+            1,
+            "1",
+            "d",
+            "t",
+            [],
+            None,
+            "",
+            "# Payment\n\nThe Buyer shall pay each invoice within thirty days of receipt. Interest accrues after that.",
+        ),
+        Source(2, "2", "d", "t", [], None, "", "Holidays are twenty-five days a year for employees."),
+    ]
     text, usage = complete(ExtractiveAnswerer(), Generation("", [], 100, "How many days to pay invoices?", sources))
     assert text.startswith(LABEL)
     assert '"The Buyer shall pay each invoice within thirty days of receipt." [1]' in text
@@ -441,8 +515,13 @@ def test_local_secret_files_are_private_and_replaced_atomically(tmp_path: Any) -
 def test_key_vault_secret_store_sets_reads_and_deletes_through_the_sdk() -> None:
     credential = FakeCredential()
     with AzureRestStub() as vault:
-        store = KeyVaultUserSecrets(vault.url, credential=credential, connection_verify=vault.ca_path,
-                                    verify_challenge_resource=False, cache_s=0)
+        store = KeyVaultUserSecrets(
+            vault.url,
+            credential=credential,
+            connection_verify=vault.ca_path,
+            verify_challenge_resource=False,
+            cache_s=0,
+        )
         assert store.get("chat-key-t-u") is None
         store.set("chat-key-t-u", '{"provider": "openai"}')
         assert store.get("chat-key-t-u") == '{"provider": "openai"}'

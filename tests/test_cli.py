@@ -22,15 +22,15 @@ NO_LOCAL_SETTINGS = ("--settings", str(Path(__file__).parent / "fixtures" / "no-
 
 
 def test_folder_ingest_uploads_every_supported_file_and_waits_for_indexing(
-        tmp_path: Path, host: str, running_pipeline: Pipeline) -> None:
+    tmp_path: Path, host: str, running_pipeline: Pipeline
+) -> None:
     (tmp_path / "a.md").write_text("# Alpha\n\nText about alpha particles.\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.txt").write_text("Plain text about beta decay.\n")
     (tmp_path / "empty.txt").write_text("   \n")
     (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     progress = io.StringIO()
-    ingest = FolderIngest(f"{host}/api", FolderIngest.dev_principal("cli-user@example.com"), out=progress,
-                          poll_s=0.1)
+    ingest = FolderIngest(f"{host}/api", FolderIngest.dev_principal("cli-user@example.com"), out=progress, poll_s=0.1)
     results = ingest.run(tmp_path, "imported", timeout_s=60)
     by_name = {Path(k).name: v for k, v in results.items()}
     assert by_name["a.md"]["status"] == "ready" and by_name["b.txt"]["status"] == "ready"
@@ -40,8 +40,12 @@ def test_folder_ingest_uploads_every_supported_file_and_waits_for_indexing(
     # Running it again reuses the collection instead of failing on the name.
     assert ingest.collection_id("imported") == ingest.collection_id("imported")
     # The web app's dev sign-in with the same email (frontend/src/auth.ts, devSignIn) is the same user.
-    signed_in = {"identityProvider": "aad", "userId": "dev:cli-user@example.com", "userDetails": "cli-user@example.com",
-                 "userRoles": ["anonymous", "authenticated"]}
+    signed_in = {
+        "identityProvider": "aad",
+        "userId": "dev:cli-user@example.com",
+        "userDetails": "cli-user@example.com",
+        "userRoles": ["anonymous", "authenticated"],
+    }
     web = Client(host, {"x-ms-client-principal": base64.b64encode(json.dumps(signed_in).encode()).decode()})
     assert "imported" in [c["name"] for c in web.get("/api/collections").json()["collections"]]
 
@@ -74,8 +78,9 @@ def test_deadletters_can_be_listed_and_replayed(capsys: pytest.CaptureFixture[st
     queue.complete(message)
 
 
-def test_cli_reports_configuration_errors_without_a_traceback(capsys: pytest.CaptureFixture[str],
-                                                               settings_override: Any) -> None:
+def test_cli_reports_configuration_errors_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], settings_override: Any
+) -> None:
     settings_override(INDEX_QUEUE_BACKEND="carrier-pigeon")
     assert cli.main([*NO_LOCAL_SETTINGS, "deadletters"]) == 2
     assert "INDEX_QUEUE_BACKEND" in capsys.readouterr().err

@@ -23,8 +23,14 @@ print(json.dumps({"heavy": [m for m in %r if m in sys.modules], "sockets": opene
 
 
 def test_import_loads_no_heavy_modules_and_opens_no_connections() -> None:
-    out = subprocess.run([sys.executable, "-c", _PROBE % (HEAVY,)], cwd=ROOT, capture_output=True, text=True,
-                         check=True, env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://x@127.0.0.1:9/x"})
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE % (HEAVY,)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://x@127.0.0.1:9/x"},
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
     assert result["sockets"] == []
@@ -32,8 +38,13 @@ def test_import_loads_no_heavy_modules_and_opens_no_connections() -> None:
 
 
 def test_coldstart_benchmark_prints_every_measurement() -> None:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.coldstart", "--json", "--runs", "1"], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.coldstart", "--json", "--runs", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.stdout)
     assert result["import_ms"] > 0 and result["baseline_import_ms"] > 0 and result["heavy_modules_loaded"] == []
     assert result["streaming_baseline_import_ms"] > 0

@@ -44,7 +44,9 @@ def test_duplicate_collection_name_is_a_conflict(client: Client) -> None:
 
 def test_bad_json_is_a_clear_400(client: Client) -> None:
     alice = client.as_user(_unique("alice"))
-    response = alice.request("POST", "/api/collections", body=b'{"name": ', headers={"Content-Type": "application/json"})
+    response = alice.request(
+        "POST", "/api/collections", body=b'{"name": ', headers={"Content-Type": "application/json"}
+    )
     assert response.status == 400
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
@@ -86,8 +88,13 @@ def test_oversize_chunked_body_is_413_without_a_declared_length(client: Client) 
     conn = http.client.HTTPConnection(split.netloc, timeout=30)
     parts = [b'{"name": "big", "description": "'] + [b"x" * 65536] * 20 + [b'"}']
     try:
-        conn.request("POST", "/api/collections", body=iter(parts), encode_chunked=True,
-                     headers={**alice.headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        conn.request(
+            "POST",
+            "/api/collections",
+            body=iter(parts),
+            encode_chunked=True,
+            headers={**alice.headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        )
         response = conn.getresponse()
         status, problem = response.status, json.loads(response.read())
     finally:
@@ -98,8 +105,9 @@ def test_oversize_chunked_body_is_413_without_a_declared_length(client: Client) 
 
 def test_non_json_content_type_is_415(client: Client) -> None:
     alice = client.as_user(_unique("alice"))
-    response = alice.request("POST", "/api/collections", body=b"name=x",
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = alice.request(
+        "POST", "/api/collections", body=b"name=x", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status == 415
     # No type at all is what a cross-site fetch of a Blob sends without a CORS preflight: refused too.
     untyped = alice.request("POST", "/api/collections", body=b'{"name": "csrf"}')
@@ -116,8 +124,11 @@ def test_a_body_that_stops_arriving_is_408_not_a_hang(client: Client, monkeypatc
     split = urlsplit(client.base_url)
     with socket.create_connection((split.hostname, split.port), timeout=30) as sock:
         head = "".join(f"{k}: {v}\r\n" for k, v in alice.headers.items())
-        sock.sendall(f"POST /api/collections HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: 100\r\n{head}\r\n".encode() + b'{"name": "sl')
+        sock.sendall(
+            f"POST /api/collections HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 100\r\n{head}\r\n".encode()
+            + b'{"name": "sl'
+        )
         reply = b""
         while b"request-timeout" not in reply and (part := sock.recv(65536)):  # headers and body may come apart
             reply += part

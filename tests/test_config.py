@@ -150,7 +150,11 @@ def test_without_azure_sources_no_azure_sdk_is_imported() -> None:
         "print(json.dumps([settings.environment, sorted(m for m in sys.modules if m.startswith('azure'))]))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-        check=True, env={"PATH": "/usr/bin:/bin", "FOLIO_ENVIRONMENT": "dev", "APP_CONFIG_ENDPOINT": " "},
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "FOLIO_ENVIRONMENT": "dev", "APP_CONFIG_ENDPOINT": " "},
     )
     assert json.loads(out.stdout) == ["dev", []]

@@ -103,9 +103,7 @@ def make_provider(
         environ["APP_CONFIG_ENDPOINT"] = stub.url
     if key_vault:
         environ["KEY_VAULT_URL"] = stub.url
-    return SettingsProvider(
-        environ, credential=credential, client_options=client_options(stub), clock=clock.monotonic
-    )
+    return SettingsProvider(environ, credential=credential, client_options=client_options(stub), clock=clock.monotonic)
 
 
 def requests_to(stub: AzureRestStub, service: str) -> int:

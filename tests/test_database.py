@@ -36,12 +36,14 @@ def test_transaction_sets_tenant_and_extra_settings_locally(database_urls: dict[
     tenant = uuid.uuid4()
     try:
         with db.transaction(tenant, local_settings={"hnsw.ef_search": "77"}) as conn:
-            row = conn.execute("SELECT current_setting('app.tenant_id') AS t,"
-                               " current_setting('hnsw.ef_search') AS ef").fetchone()
+            row = conn.execute(
+                "SELECT current_setting('app.tenant_id') AS t, current_setting('hnsw.ef_search') AS ef"
+            ).fetchone()
             assert row == {"t": str(tenant), "ef": "77"}
         with db.transaction() as conn:  # same pooled connection, nothing carried over
-            row = conn.execute("SELECT current_setting('app.tenant_id', true) AS t,"
-                               " current_setting('hnsw.ef_search') AS ef").fetchone()
+            row = conn.execute(
+                "SELECT current_setting('app.tenant_id', true) AS t, current_setting('hnsw.ef_search') AS ef"
+            ).fetchone()
             assert row is not None and row["t"] == "" and row["ef"] != "77"
     finally:
         db.close()

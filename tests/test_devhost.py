@@ -42,12 +42,21 @@ def test_unknown_path_is_404_and_wrong_method_is_405(client: Client) -> None:
 
 
 def test_cors_preflight_allows_the_static_web_app_origin_only(client: Client) -> None:
-    ok = client.request("OPTIONS", "/api/collections", headers={
-        "Origin": "http://127.0.0.1:4280", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type"})
+    ok = client.request(
+        "OPTIONS",
+        "/api/collections",
+        headers={
+            "Origin": "http://127.0.0.1:4280",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert ok.status == 204 and ok.headers["access-control-allow-origin"] == "http://127.0.0.1:4280"
-    denied = client.request("OPTIONS", "/api/collections", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    denied = client.request(
+        "OPTIONS",
+        "/api/collections",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
     assert denied.status == 403 and "access-control-allow-origin" not in denied.headers
 
 
@@ -60,8 +69,11 @@ def test_functions_receive_the_workers_request_and_context(host: str) -> None:
     async def probe(req: Request, context: func.Context) -> Response:
         seen.update(req=req, context=context)
         body = (await req.body()).decode()
-        return Response(f"hi {req.path_params['name']} {req.query_params.get('q')} {body}",
-                        status_code=202, headers={"X-Probe": "1"})
+        return Response(
+            f"hi {req.path_params['name']} {req.query_params.get('q')} {body}",
+            status_code=202,
+            headers={"X-Probe": "1"},
+        )
 
     app = func.FunctionApp()
     app.register_functions(bp)

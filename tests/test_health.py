@@ -35,8 +35,9 @@ def test_health_is_503_when_the_database_is_down(client: Client, settings_overri
     down.close()
 
 
-def test_health_reports_when_the_app_role_bypasses_rls(client: Client, settings_override: Any,
-                                                         database_urls: dict[str, str]) -> None:
+def test_health_reports_when_the_app_role_bypasses_rls(
+    client: Client, settings_override: Any, database_urls: dict[str, str]
+) -> None:
     settings_override(DATABASE_URL=database_urls["admin"])  # a superuser: RLS does not apply to it
     superuser = Database.from_settings(get_settings())
     with using(database=superuser):
@@ -48,8 +49,10 @@ def test_health_reports_when_the_app_role_bypasses_rls(client: Client, settings_
 def test_health_reports_storage_and_is_degraded_not_down_without_it(client: Client, settings_override: Any) -> None:
     report = client.get("/api/health").json()
     assert report["checks"]["storage"]["status"] == "ok"
-    settings_override(STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-                      "AccountKey=Zm9v;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    settings_override(
+        STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        "AccountKey=Zm9v;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    )
     with using(blobs=AzureBlobStore(get_settings())):
         response = client.get("/api/health")
         assert response.status == 200

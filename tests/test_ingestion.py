@@ -52,8 +52,10 @@ def put_blob(upload: dict[str, Any], data: bytes) -> int:
 
 
 def upload(user: Client, collection: str, filename: str, data: bytes, content_type: str = "") -> dict[str, Any]:
-    response = user.post(f"/api/collections/{collection}/documents",
-                         {"filename": filename, "contentType": content_type, "size": len(data)})
+    response = user.post(
+        f"/api/collections/{collection}/documents",
+        {"filename": filename, "contentType": content_type, "size": len(data)},
+    )
     assert response.status == 201, response.body
     created = response.json()
     assert put_blob(created, data) == 201
@@ -64,11 +66,14 @@ def chunks_of(admin_conn: Conn, document_id: str) -> list[dict[str, Any]]:
     return admin_conn.execute(
         "SELECT ordinal, heading_path, body, page_start, page_end, char_start, char_end, content_hash,"
         " embedding IS NOT NULL AS embedded, tsv <> ''::tsvector AS searchable"
-        " FROM chunks WHERE document_id = %s ORDER BY ordinal", (document_id,)).fetchall()
+        " FROM chunks WHERE document_id = %s ORDER BY ordinal",
+        (document_id,),
+    ).fetchall()
 
 
-def test_upload_by_sas_reaches_ready_with_structured_chunks(client: Client, pipeline: Pipeline,
-                                                            admin_conn: Conn) -> None:
+def test_upload_by_sas_reaches_ready_with_structured_chunks(
+    client: Client, pipeline: Pipeline, admin_conn: Conn
+) -> None:
     user = _user(client)
     collection = _collection(user)
     created = upload(user, collection, "msa.md", MARKDOWN, "text/markdown")
@@ -90,9 +95,13 @@ def test_upload_by_sas_reaches_ready_with_structured_chunks(client: Client, pipe
 
 def test_pdf_chunks_keep_page_ranges(client: Client, pipeline: Pipeline, admin_conn: Conn) -> None:
     user = _user(client)
-    pdf = build_pdf([["Section 1 Scope", "This agreement covers the supply of widgets."],
-                     ["Section 2 Price", "Each widget costs ten euros."],
-                     ["Section 3 Term", "The agreement lasts two years."]])
+    pdf = build_pdf(
+        [
+            ["Section 1 Scope", "This agreement covers the supply of widgets."],
+            ["Section 2 Price", "Each widget costs ten euros."],
+            ["Section 3 Term", "The agreement lasts two years."],
+        ]
+    )
     created = upload(user, _collection(user), "contract.pdf", pdf, "application/pdf")
     pipeline.settle()
     doc = user.get(f"/api/documents/{created['documentId']}").json()
@@ -102,8 +111,7 @@ def test_pdf_chunks_keep_page_ranges(client: Client, pipeline: Pipeline, admin_c
     assert price["page_start"] == price["page_end"] == 2
 
 
-def test_duplicate_event_and_duplicate_message_index_once(client: Client, pipeline: Pipeline,
-                                                          admin_conn: Conn) -> None:
+def test_duplicate_event_and_duplicate_message_index_once(client: Client, pipeline: Pipeline, admin_conn: Conn) -> None:
     user = _user(client)
     created = upload(user, _collection(user), "dup.md", MARKDOWN)
     pipeline.settle()
@@ -116,9 +124,15 @@ def test_duplicate_event_and_duplicate_message_index_once(client: Client, pipeli
     pipeline.events.deliver(event)
     pipeline.worker.drain()
     # The same job delivered again (Service Bus at-least-once): a no-op.
-    body = {"v": 1, "kind": "index", "tenantId": event.subject.split("/")[-3],
-            "collectionId": event.subject.split("/")[-2], "documentId": created["documentId"],
-            "etag": event.get_json()["eTag"], "sequencer": event.get_json()["sequencer"]}
+    body = {
+        "v": 1,
+        "kind": "index",
+        "tenantId": event.subject.split("/")[-3],
+        "collectionId": event.subject.split("/")[-2],
+        "documentId": created["documentId"],
+        "etag": event.get_json()["eTag"],
+        "sequencer": event.get_json()["sequencer"],
+    }
     import datetime as dt
 
     from devhost.http_server import invoke
@@ -133,8 +147,9 @@ def test_duplicate_event_and_duplicate_message_index_once(client: Client, pipeli
     assert user.get(f"/api/documents/{created['documentId']}").json()["indexedAt"] == indexed_at
 
 
-def test_overwriting_twice_quickly_keeps_only_the_latest_version(client: Client, pipeline: Pipeline,
-                                                                 admin_conn: Conn) -> None:
+def test_overwriting_twice_quickly_keeps_only_the_latest_version(
+    client: Client, pipeline: Pipeline, admin_conn: Conn
+) -> None:
     user = _user(client)
     created = upload(user, _collection(user), "v.md", b"# Version one\n\nThe first text about apples.\n")
     pipeline.events.poll_once()  # v1's event queued, not yet indexed
@@ -146,8 +161,9 @@ def test_overwriting_twice_quickly_keeps_only_the_latest_version(client: Client,
     assert user.get(f"/api/documents/{created['documentId']}").json()["status"] == "ready"
 
 
-def test_out_of_order_events_never_roll_back_a_newer_version(client: Client, pipeline: Pipeline,
-                                                              admin_conn: Conn) -> None:
+def test_out_of_order_events_never_roll_back_a_newer_version(
+    client: Client, pipeline: Pipeline, admin_conn: Conn
+) -> None:
     user = _user(client)
     created = upload(user, _collection(user), "order.md", b"# Old\n\nOld text about bananas.\n")
     pipeline.settle()
@@ -160,8 +176,7 @@ def test_out_of_order_events_never_roll_back_a_newer_version(client: Client, pip
     assert "cherries" in bodies and "bananas" not in bodies
 
 
-def test_delete_removes_document_chunks_and_blob(client: Client, pipeline: Pipeline,
-                                                 admin_conn: Conn) -> None:
+def test_delete_removes_document_chunks_and_blob(client: Client, pipeline: Pipeline, admin_conn: Conn) -> None:
     user = _user(client)
     collection = _collection(user)
     created = upload(user, collection, "gone.md", MARKDOWN)
@@ -176,8 +191,9 @@ def test_delete_removes_document_chunks_and_blob(client: Client, pipeline: Pipel
     assert user.delete(f"/api/documents/{created['documentId']}").status == 404
 
 
-def test_crash_mid_write_leaves_no_partial_document_and_retry_succeeds(client: Client, pipeline: Pipeline,
-                                                                       admin_conn: Conn) -> None:
+def test_crash_mid_write_leaves_no_partial_document_and_retry_succeeds(
+    client: Client, pipeline: Pipeline, admin_conn: Conn
+) -> None:
     from shared.bootstrap import services
     from shared.indexer import run_job
     from shared.jobs import IndexJob
@@ -193,8 +209,14 @@ def test_crash_mid_write_leaves_no_partial_document_and_retry_succeeds(client: C
         raise RuntimeError(f"worker died after writing {written} chunks")
 
     with pytest.raises(RuntimeError):
-        run_job(services().database, services().blobs, services().embedder, job,
-                after_chunks_written=crash, settings=get_settings())
+        run_job(
+            services().database,
+            services().blobs,
+            services().embedder,
+            job,
+            after_chunks_written=crash,
+            settings=get_settings(),
+        )
     assert chunks_of(admin_conn, created["documentId"]) == []
     assert user.get(f"/api/documents/{created['documentId']}").json()["status"] == "processing"
     pipeline.worker.queue.abandon(queued, "crash")  # what the host does when the function raises
@@ -203,15 +225,19 @@ def test_crash_mid_write_leaves_no_partial_document_and_retry_succeeds(client: C
     assert doc["status"] == "ready" and len(chunks_of(admin_conn, created["documentId"])) == doc["chunks"]
 
 
-@pytest.mark.parametrize("filename, data, reason", [
-    ("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\nthis is not a pdf at all", "PDF"),
-    ("bomb.docx", zip_bomb(64 * 1024 * 1024), "decompression bomb"),
-    ("empty.txt", b"   \n\n  ", "no text"),
-    ("binary.txt", b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4, "cannot index"),
-], ids=["corrupt-pdf", "docx-zip-bomb", "empty", "binary"])
+@pytest.mark.parametrize(
+    "filename, data, reason",
+    [
+        ("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\nthis is not a pdf at all", "PDF"),
+        ("bomb.docx", zip_bomb(64 * 1024 * 1024), "decompression bomb"),
+        ("empty.txt", b"   \n\n  ", "no text"),
+        ("binary.txt", b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4, "cannot index"),
+    ],
+    ids=["corrupt-pdf", "docx-zip-bomb", "empty", "binary"],
+)
 def test_bad_files_fail_with_a_clear_reason_and_nothing_else_is_affected(
-        client: Client, pipeline: Pipeline, admin_conn: Conn, filename: str, data: bytes,
-        reason: str) -> None:
+    client: Client, pipeline: Pipeline, admin_conn: Conn, filename: str, data: bytes, reason: str
+) -> None:
     user = _user(client)
     collection = _collection(user)
     good = upload(user, collection, "good.md", MARKDOWN)
@@ -223,11 +249,13 @@ def test_bad_files_fail_with_a_clear_reason_and_nothing_else_is_affected(
     assert chunks_of(admin_conn, bad["documentId"]) == []
     assert user.get(f"/api/documents/{good['documentId']}").json()["status"] == "ready"
     assert pipeline.worker.queue.dead_letters() == [] or all(
-        d.body.get("documentId") != bad["documentId"] for d in pipeline.worker.queue.dead_letters())
+        d.body.get("documentId") != bad["documentId"] for d in pipeline.worker.queue.dead_letters()
+    )
 
 
-def test_blob_larger_than_declared_limit_fails_at_indexing(client: Client, pipeline: Pipeline,
-                                                           settings_override: Any) -> None:
+def test_blob_larger_than_declared_limit_fails_at_indexing(
+    client: Client, pipeline: Pipeline, settings_override: Any
+) -> None:
     user = _user(client)
     created = upload(user, _collection(user), "small.txt", b"tiny")
     put_blob(created, b"word " * 5000)  # the SAS cannot cap size; the indexer must
@@ -237,15 +265,18 @@ def test_blob_larger_than_declared_limit_fails_at_indexing(client: Client, pipel
     assert doc["status"] == "failed" and "limit" in doc["error"]
 
 
-@pytest.mark.parametrize("body, detail", [
-    ({"filename": "x.exe", "size": 10}, "not supported"),
-    ({"filename": "x.pdf", "size": 0}, "at least 1"),
-    ({"filename": "x.pdf", "size": 10**12}, "limit"),
-    ({"filename": "x.pdf", "contentType": "text/html", "size": 10}, "does not match"),
-    ({"filename": "../../etc/passwd.txt", "size": 10}, "not a path"),
-    ({"filename": "x.pdf", "size": "10"}, "integer"),
-    ({"filename": "x.pdf", "size": 10, "path": "/tmp"}, "Unknown field"),
-])
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        ({"filename": "x.exe", "size": 10}, "not supported"),
+        ({"filename": "x.pdf", "size": 0}, "at least 1"),
+        ({"filename": "x.pdf", "size": 10**12}, "limit"),
+        ({"filename": "x.pdf", "contentType": "text/html", "size": 10}, "does not match"),
+        ({"filename": "../../etc/passwd.txt", "size": 10}, "not a path"),
+        ({"filename": "x.pdf", "size": "10"}, "integer"),
+        ({"filename": "x.pdf", "size": 10, "path": "/tmp"}, "Unknown field"),
+    ],
+)
 def test_upload_requests_are_validated(client: Client, body: dict[str, Any], detail: str) -> None:
     user = _user(client)
     response = user.post(f"/api/collections/{_collection(user)}/documents", body)
@@ -255,8 +286,7 @@ def test_upload_requests_are_validated(client: Client, body: dict[str, Any], det
 
 def test_sas_url_is_scoped_to_one_blob_and_write_only(client: Client) -> None:
     user = _user(client)
-    created = user.post(f"/api/collections/{_collection(user)}/documents",
-                        {"filename": "a.txt", "size": 5}).json()
+    created = user.post(f"/api/collections/{_collection(user)}/documents", {"filename": "a.txt", "size": 5}).json()
     url = urlsplit(created["uploadUrl"])
     other_path = url.path.rsplit("/", 1)[0] + "/" + str(uuid.uuid4())
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
@@ -328,9 +358,15 @@ def test_events_for_other_containers_paths_and_types_are_ignored(pipeline: Pipel
     from devhost.http_server import invoke
 
     def event(subject: str, event_type: str = "Microsoft.Storage.BlobCreated") -> func.EventGridEvent:
-        return func.EventGridEvent(id=str(uuid.uuid4()), data={"eTag": "0x1", "sequencer": "01"}, topic="t",
-                                   subject=subject, event_type=event_type,
-                                   event_time=dt.datetime.now(dt.UTC), data_version="")
+        return func.EventGridEvent(
+            id=str(uuid.uuid4()),
+            data={"eTag": "0x1", "sequencer": "01"},
+            topic="t",
+            subject=subject,
+            event_type=event_type,
+            event_time=dt.datetime.now(dt.UTC),
+            data_version="",
+        )
 
     registration = pipeline.events._registration
     before = pipeline.worker.queue.active_count()
@@ -341,13 +377,16 @@ def test_events_for_other_containers_paths_and_types_are_ignored(pipeline: Pipel
     assert pipeline.worker.queue.active_count() == before
 
 
-def test_long_document_is_bulk_loaded_with_every_chunk_in_order(client: Client, pipeline: Pipeline,
-                                                                admin_conn: Conn) -> None:
+def test_long_document_is_bulk_loaded_with_every_chunk_in_order(
+    client: Client, pipeline: Pipeline, admin_conn: Conn
+) -> None:
     from shared.indexer import COPY_THRESHOLD
 
-    sections = "\n\n".join(f"## Section {i} Topic {i}\n\n" + " ".join(
-        f"Clause {i}.{k} obliges the supplier to report item {k} of topic {i} monthly." for k in range(25))
-        for i in range(12))
+    sections = "\n\n".join(
+        f"## Section {i} Topic {i}\n\n"
+        + " ".join(f"Clause {i}.{k} obliges the supplier to report item {k} of topic {i} monthly." for k in range(25))
+        for i in range(12)
+    )
     user = _user(client)
     created = upload(user, _collection(user), "long.md", f"# Handbook\n\n{sections}\n".encode())
     pipeline.settle()
@@ -359,8 +398,7 @@ def test_long_document_is_bulk_loaded_with_every_chunk_in_order(client: Client, 
     assert all(c["embedded"] for c in chunks)
 
 
-def test_reindex_reuses_embeddings_of_unchanged_chunks(client: Client, pipeline: Pipeline,
-                                                       admin_conn: Conn) -> None:
+def test_reindex_reuses_embeddings_of_unchanged_chunks(client: Client, pipeline: Pipeline, admin_conn: Conn) -> None:
     class Counting(HashingEmbedder):
         """The same vectors as the fixture's fake, under the index's model id, counting texts."""
 

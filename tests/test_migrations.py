@@ -89,10 +89,14 @@ def test_missing_app_role_is_a_clear_error(scratch_db: str) -> None:
 def test_chunks_get_the_configured_vector_dimension_and_indexes(scratch_db: str) -> None:
     _migrate(scratch_db, embedding_dim=384)
     with psycopg.connect(scratch_db) as conn:
-        typ = _value(conn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-                           " WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'")
-        indexes = {r[0]: r[1] for r in conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'")}
+        typ = _value(
+            conn,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'",
+        )
+        indexes = {
+            r[0]: r[1] for r in conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'")
+        }
     assert typ == "vector(384)"
     assert "hnsw" in indexes["chunks_embedding"] and "vector_cosine_ops" in indexes["chunks_embedding"]
     assert "m='24'" in indexes["chunks_embedding"] and "ef_construction='128'" in indexes["chunks_embedding"]
@@ -101,11 +105,17 @@ def test_chunks_get_the_configured_vector_dimension_and_indexes(scratch_db: str)
 
 def test_heading_outweighs_body_in_the_stored_tsvector(database_urls: dict[str, str]) -> None:
     with psycopg.connect(database_urls["admin"]) as conn:
-        tsv = _value(conn, "SELECT setweight(to_tsvector('english', 'Indemnification'), 'A') ||"
-                           " setweight(to_tsvector('english', 'the parties agree'), 'B')")
-        generated = _value(conn, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef"
-                                 " WHERE adrelid = 'chunks'::regclass AND adnum = (SELECT attnum FROM pg_attribute"
-                                 " WHERE attrelid = 'chunks'::regclass AND attname = 'tsv')")
+        tsv = _value(
+            conn,
+            "SELECT setweight(to_tsvector('english', 'Indemnification'), 'A') ||"
+            " setweight(to_tsvector('english', 'the parties agree'), 'B')",
+        )
+        generated = _value(
+            conn,
+            "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef"
+            " WHERE adrelid = 'chunks'::regclass AND adnum = (SELECT attnum FROM pg_attribute"
+            " WHERE attrelid = 'chunks'::regclass AND attname = 'tsv')",
+        )
     assert "'indemnif':1A" in tsv
     assert "'A'" in generated and "'B'" in generated and "heading" in generated
 
@@ -146,11 +156,13 @@ def test_production_migrations_do_not_create_the_local_queue(scratch_db: str) ->
 
 
 def test_a_database_that_applied_the_old_0002_takes_the_new_one_and_loses_the_local_queue(
-        scratch_db: str, tmp_path: Path) -> None:
+    scratch_db: str, tmp_path: Path
+) -> None:
     (tmp_path / "0001_foundation.sql").write_bytes((MIGRATIONS_DIR / "0001_foundation.sql").read_bytes())
     (tmp_path / "0002_local_queue.sql").write_text(_OLD_0002, encoding="utf-8")
     assert hashlib.sha256(_OLD_0002.encode()).hexdigest() == (
-        "36f0e763a4abcce40d6ed6a3a493f0f83be529970ed49c462952f9cb0b89f8bd")
+        "36f0e763a4abcce40d6ed6a3a493f0f83be529970ed49c462952f9cb0b89f8bd"
+    )
     assert _migrate(scratch_db, directory=tmp_path) == ["0001_foundation", "0002_local_queue"]
     assert _has_table(scratch_db, "local_queue")
 
@@ -172,8 +184,9 @@ def test_only_the_known_old_text_of_0002_is_accepted(scratch_db: str, tmp_path: 
         _migrate(scratch_db)
 
 
-def test_the_local_host_creates_its_queue_table_for_the_app_role(scratch_db: str,
-                                                                 postgres: local_pg.LocalPostgres) -> None:
+def test_the_local_host_creates_its_queue_table_for_the_app_role(
+    scratch_db: str, postgres: local_pg.LocalPostgres
+) -> None:
     _migrate(scratch_db)
     create_local_queue_table(scratch_db, "folio_app")
     create_local_queue_table(scratch_db, "folio_app")  # idempotent: every start of the local host runs it

@@ -14,8 +14,10 @@ from tests.test_ingestion import upload
 
 HANDBOOK = "\n\n".join(
     ["# Staff Handbook"]
-    + [f"## Part {n} {topic}\n\nThis part is about {topic.lower()}: rule {n} applies to every employee."
-       for n, topic in enumerate(["Hours", "Leave", "Travel", "Expenses", "Equipment", "Security", "Exit"], 1)]
+    + [
+        f"## Part {n} {topic}\n\nThis part is about {topic.lower()}: rule {n} applies to every employee."
+        for n, topic in enumerate(["Hours", "Leave", "Travel", "Expenses", "Equipment", "Security", "Exit"], 1)
+    ]
 ).encode()
 
 
@@ -30,21 +32,25 @@ def handbook(host: str, pipeline: Pipeline) -> dict[str, Any]:
 
 
 def _chunk_ids(admin_conn: Conn, document_id: str) -> list[int]:
-    rows = admin_conn.execute("SELECT chunk_id FROM chunks WHERE document_id = %s ORDER BY ordinal",
-                              (document_id,)).fetchall()
+    rows = admin_conn.execute(
+        "SELECT chunk_id FROM chunks WHERE document_id = %s ORDER BY ordinal", (document_id,)
+    ).fetchall()
     return [r["chunk_id"] for r in rows]
 
 
-def test_passage_comes_with_its_neighbours_in_document_order(handbook: dict[str, Any],
-                                                             admin_conn: Conn) -> None:
+def test_passage_comes_with_its_neighbours_in_document_order(handbook: dict[str, Any], admin_conn: Conn) -> None:
     ids = _chunk_ids(admin_conn, handbook["document"])
     assert len(ids) >= 6
     middle = ids[3]
     response = handbook["user"].get(f"/api/documents/{handbook['document']}/chunks/{middle}")
     assert response.status == 200, response.body
     body = response.json()
-    assert body["document"] == {"id": handbook["document"], "collectionId": handbook["collection"],
-                                "title": "handbook.md", "pages": body["document"]["pages"]}
+    assert body["document"] == {
+        "id": handbook["document"],
+        "collectionId": handbook["collection"],
+        "title": "handbook.md",
+        "pages": body["document"]["pages"],
+    }
     assert body["passage"]["chunkId"] == str(middle)
     assert [p["chunkId"] for p in body["before"]] == [str(i) for i in ids[1:3]]
     assert [p["chunkId"] for p in body["after"]] == [str(i) for i in ids[4:6]]
@@ -54,8 +60,7 @@ def test_passage_comes_with_its_neighbours_in_document_order(handbook: dict[str,
     assert passage["text"] and passage["headingPath"] and set(passage["offsets"]) == {"start", "end"}
 
 
-def test_context_is_limited_by_the_query_and_by_the_document_edges(handbook: dict[str, Any],
-                                                                   admin_conn: Conn) -> None:
+def test_context_is_limited_by_the_query_and_by_the_document_edges(handbook: dict[str, Any], admin_conn: Conn) -> None:
     ids = _chunk_ids(admin_conn, handbook["document"])
     user, doc = handbook["user"], handbook["document"]
     first = user.get(f"/api/documents/{doc}/chunks/{ids[0]}?context=1").json()
@@ -66,8 +71,9 @@ def test_context_is_limited_by_the_query_and_by_the_document_edges(handbook: dic
     assert user.get(f"/api/documents/{doc}/chunks/{ids[0]}?context=x").status == 400
 
 
-def test_another_workspace_gets_the_same_404_as_a_missing_passage(host: str, handbook: dict[str, Any],
-                                                                  admin_conn: Conn) -> None:
+def test_another_workspace_gets_the_same_404_as_a_missing_passage(
+    host: str, handbook: dict[str, Any], admin_conn: Conn
+) -> None:
     ids = _chunk_ids(admin_conn, handbook["document"])
     path = f"/api/documents/{handbook['document']}/chunks/{ids[0]}"
     stranger = Client(host).as_user(f"stranger-{uuid.uuid4().hex[:8]}")
@@ -78,8 +84,7 @@ def test_another_workspace_gets_the_same_404_as_a_missing_passage(host: str, han
     assert Client(host).get(path).status == 401
 
 
-def test_chunk_of_another_document_and_malformed_ids_are_not_found(handbook: dict[str, Any],
-                                                                    admin_conn: Conn) -> None:
+def test_chunk_of_another_document_and_malformed_ids_are_not_found(handbook: dict[str, Any], admin_conn: Conn) -> None:
     user, doc = handbook["user"], handbook["document"]
     other = upload(user, handbook["collection"], "other.md", b"# Other\n\nAnother document entirely.\n")
     chunk = _chunk_ids(admin_conn, doc)[0]

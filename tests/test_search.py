@@ -48,8 +48,13 @@ def workspace(client_module: Client, pipeline: Pipeline) -> dict[str, Any]:
     contract = upload(user, legal, "supply.md", CONTRACT)
     handbook = upload(user, hr, "handbook.md", HANDBOOK)
     pipeline.settle()
-    return {"user": user, "legal": legal, "hr": hr, "contract": contract["documentId"],
-            "handbook": handbook["documentId"]}
+    return {
+        "user": user,
+        "legal": legal,
+        "hr": hr,
+        "contract": contract["documentId"],
+        "handbook": handbook["documentId"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +83,7 @@ def test_each_mode_finds_the_matching_passage(workspace: dict[str, Any], mode: s
 def test_natural_language_questions_are_not_anded_together(workspace: dict[str, Any]) -> None:
     # "holiday" and "employees" match the handbook; "astronaut" matches nothing. An AND query would
     # return nothing at all.
-    found = _search(workspace["user"], query="how many holiday days do employees or astronauts get",
-                    mode="lexical")
+    found = _search(workspace["user"], query="how many holiday days do employees or astronauts get", mode="lexical")
     assert found["results"] and found["results"][0]["documentId"] == workspace["handbook"]
 
 
@@ -103,8 +107,7 @@ def test_collection_and_document_filters_scope_every_leg(workspace: dict[str, An
     for mode in ("hybrid", "lexical", "vector"):
         only_hr = _search(workspace["user"], query="pay invoice days", mode=mode, collectionIds=[workspace["hr"]])
         assert {r["documentId"] for r in only_hr["results"]} <= {workspace["handbook"]}
-        only_doc = _search(workspace["user"], query="days", mode=mode,
-                           filters={"documentIds": [workspace["contract"]]})
+        only_doc = _search(workspace["user"], query="days", mode=mode, filters={"documentIds": [workspace["contract"]]})
         assert only_doc["results"] and {r["documentId"] for r in only_doc["results"]} == {workspace["contract"]}
 
 
@@ -125,8 +128,16 @@ def test_search_never_returns_another_tenants_chunks(workspace: dict[str, Any], 
     for mode in ("hybrid", "lexical", "vector"):
         assert _search(stranger, query="invoice payment thirty days", mode=mode)["results"] == []
         # Naming the other tenant's collection or document changes nothing.
-        assert _search(stranger, query="invoice", mode=mode, collectionIds=[workspace["legal"]],
-                       filters={"documentIds": [workspace["contract"]]})["results"] == []
+        assert (
+            _search(
+                stranger,
+                query="invoice",
+                mode=mode,
+                collectionIds=[workspace["legal"]],
+                filters={"documentIds": [workspace["contract"]]},
+            )["results"]
+            == []
+        )
 
 
 def test_deleted_documents_disappear_from_results(client_module: Client, pipeline: Pipeline) -> None:
@@ -139,21 +150,34 @@ def test_deleted_documents_disappear_from_results(client_module: Client, pipelin
     assert _search(user, query="zebra striped", mode="lexical")["results"] == []
 
 
-def test_bm25_statistics_follow_inserts_and_deletes(workspace: dict[str, Any], admin_conn: Conn,
-                                                    client_module: Client, pipeline: Pipeline) -> None:
+def test_bm25_statistics_follow_inserts_and_deletes(
+    workspace: dict[str, Any], admin_conn: Conn, client_module: Client, pipeline: Pipeline
+) -> None:
     tenant = workspace["user"].get("/api/me").json()["tenant"]["id"]
 
     def stats() -> tuple[int, int, dict[str, int]]:
-        row = one(admin_conn.execute("SELECT chunks, total_len FROM tenant_text_stats WHERE tenant_id = %s",
-                                     (tenant,)).fetchone())
-        actual = one(admin_conn.execute(
-            "SELECT count(*) AS n, sum(lex_len) AS len FROM chunks WHERE tenant_id = %s", (tenant,)).fetchone())
+        row = one(
+            admin_conn.execute(
+                "SELECT chunks, total_len FROM tenant_text_stats WHERE tenant_id = %s", (tenant,)
+            ).fetchone()
+        )
+        actual = one(
+            admin_conn.execute(
+                "SELECT count(*) AS n, sum(lex_len) AS len FROM chunks WHERE tenant_id = %s", (tenant,)
+            ).fetchone()
+        )
         assert (row["chunks"], row["total_len"]) == (actual["n"], actual["len"])
-        df = {r["lexeme"]: r["df"] for r in admin_conn.execute(
-            "SELECT lexeme, df FROM lexeme_stats WHERE tenant_id = %s", (tenant,))}
-        expected = {r["lexeme"]: r["n"] for r in admin_conn.execute(
-            "SELECT u.lexeme, count(*) AS n FROM chunks c, unnest(c.tsv) u WHERE c.tenant_id = %s GROUP BY 1",
-            (tenant,))}
+        df = {
+            r["lexeme"]: r["df"]
+            for r in admin_conn.execute("SELECT lexeme, df FROM lexeme_stats WHERE tenant_id = %s", (tenant,))
+        }
+        expected = {
+            r["lexeme"]: r["n"]
+            for r in admin_conn.execute(
+                "SELECT u.lexeme, count(*) AS n FROM chunks c, unnest(c.tsv) u WHERE c.tenant_id = %s GROUP BY 1",
+                (tenant,),
+            )
+        }
         assert df == expected
         return row["chunks"], row["total_len"], df
 
@@ -165,17 +189,20 @@ def test_bm25_statistics_follow_inserts_and_deletes(workspace: dict[str, Any], a
     assert stats() == before
 
 
-@pytest.mark.parametrize("body, detail", [
-    ({"query": ""}, "must not be empty"),
-    ({"query": "   "}, "must not be empty"),
-    ({"query": "x" * 5000}, "at most"),
-    ({"query": "x", "mode": "fuzzy"}, "mode"),
-    ({"query": "x", "top": 0}, "top"),
-    ({"query": "x", "top": 51}, "top"),
-    ({"query": "x", "collectionIds": ["nope"]}, "malformed"),
-    ({"query": "x", "filters": {"colour": ["red"]}}, "Unknown field"),
-    ({"query": 5}, "must be a string"),
-])
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        ({"query": ""}, "must not be empty"),
+        ({"query": "   "}, "must not be empty"),
+        ({"query": "x" * 5000}, "at most"),
+        ({"query": "x", "mode": "fuzzy"}, "mode"),
+        ({"query": "x", "top": 0}, "top"),
+        ({"query": "x", "top": 51}, "top"),
+        ({"query": "x", "collectionIds": ["nope"]}, "malformed"),
+        ({"query": "x", "filters": {"colour": ["red"]}}, "Unknown field"),
+        ({"query": 5}, "must be a string"),
+    ],
+)
 def test_bad_search_requests_are_400(workspace: dict[str, Any], body: dict[str, Any], detail: str) -> None:
     response = workspace["user"].post("/api/search", body)
     assert response.status == 400
@@ -190,8 +217,17 @@ def test_search_in_an_empty_workspace_returns_nothing(client_module: Client) -> 
 def test_search_past_the_monthly_quota_is_402_naming_the_limit(client_module: Client, settings_override: Any) -> None:
     import json
 
-    plans = {"free": {"limits": {"documents": 100, "storageBytes": 10**9, "pagesPerMonth": 1000,
-                                 "searchesPerMonth": 2, "chatTokensPerMonth": 1000}}}
+    plans = {
+        "free": {
+            "limits": {
+                "documents": 100,
+                "storageBytes": 10**9,
+                "pagesPerMonth": 1000,
+                "searchesPerMonth": 2,
+                "chatTokensPerMonth": 1000,
+            }
+        }
+    }
     settings_override(BILLING_PLANS=json.dumps(plans))
     user = client_module.as_user(f"quota-{uuid.uuid4().hex[:8]}")
     assert user.post("/api/search", {"query": "one"}).status == 200
@@ -207,12 +243,19 @@ def test_legal_abbreviations_expand_the_lexical_query(client_module: Client, pip
     from shared.synonyms import expand
 
     assert expand("Is the NDA mutual?") == "Is the NDA mutual? non-disclosure agreement confidentiality agreement"
-    assert expand("the non-disclosure agreement term") == "the non-disclosure agreement term nda confidentiality agreement"
+    assert (
+        expand("the non-disclosure agreement term") == "the non-disclosure agreement term nda confidentiality agreement"
+    )
     assert expand("zip codes") == "zip codes"  # "ip" inside a word is not the abbreviation
     user = client_module.as_user(f"syn-{uuid.uuid4().hex[:8]}")
     collection = user.post("/api/collections", {"name": "nda"}).json()["id"]
-    upload(user, collection, "nda.md", b"# Mutual Non-Disclosure Agreement\n\nEach party keeps the other's "
-                                       b"confidential information secret for five years.\n")
+    upload(
+        user,
+        collection,
+        "nda.md",
+        b"# Mutual Non-Disclosure Agreement\n\nEach party keeps the other's "
+        b"confidential information secret for five years.\n",
+    )
     pipeline.settle()
     found = _search(user, query="how long does the NDA last", mode="lexical")
     assert found["results"] and "<mark>" in found["results"][0]["snippet"]
@@ -243,7 +286,8 @@ Tide tables for the harbour are printed weekly.
 
 
 def test_when_every_term_is_common_chunks_with_more_rare_terms_are_candidates_first(
-        client_module: Client, pipeline: Pipeline) -> None:
+    client_module: Client, pipeline: Pipeline
+) -> None:
     """Past the candidate budget (tiny here, as if the workspace held millions of chunks), candidates
     holding the three rarest terms come first, then two, then either; at most ``candidate_cap``."""
     from shared.bootstrap import services
@@ -263,8 +307,13 @@ def test_when_every_term_is_common_chunks_with_more_rare_terms_are_candidates_fi
             raise AssertionError("a lexical search embedded its query")
 
     def headings(tuning: Tuning) -> list[str]:
-        found = search(services().database, caller, SearchRequest("harbour pilot tide wind", mode="lexical", tuning=tuning),
-                       embedder=NoEmbeddings(), highlight=False)["results"]
+        found = search(
+            services().database,
+            caller,
+            SearchRequest("harbour pilot tide wind", mode="lexical", tuning=tuning),
+            embedder=NoEmbeddings(),
+            highlight=False,
+        )["results"]
         return [r["headingPath"][-1] for r in found]
 
     everything = headings(Tuning())  # within the budget: every chunk with any of the terms

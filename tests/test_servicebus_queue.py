@@ -129,8 +129,9 @@ def test_replay_of_an_unknown_id_returns_false_and_touches_nothing() -> None:
 
     assert _queue(bus).replay("no-such-job") is False
 
-    assert [(m.message_id, m.delivery_count, m.sequence_number)
-            for m in bus.messages(QUEUE, dead_letter=True)] == before
+    assert [
+        (m.message_id, m.delivery_count, m.sequence_number) for m in bus.messages(QUEUE, dead_letter=True)
+    ] == before
     assert bus.receive_calls == calls_before and bus.messages(QUEUE) == []
 
 

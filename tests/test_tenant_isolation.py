@@ -100,18 +100,17 @@ def _set_tenant(conn: Conn, tenant: str | None) -> None:
     conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant or "",))
 
 
-@pytest.mark.parametrize("table", ["tenants", "memberships", "collections", "documents", "chunks", "audit_log",
-                                   "api_keys", "invitations"])
-def test_without_tenant_context_the_app_role_sees_no_rows(client: Client, app_conn: Conn,
-                                                          table: str) -> None:
+@pytest.mark.parametrize(
+    "table", ["tenants", "memberships", "collections", "documents", "chunks", "audit_log", "api_keys", "invitations"]
+)
+def test_without_tenant_context_the_app_role_sees_no_rows(client: Client, app_conn: Conn, table: str) -> None:
     _tenant_with_collection(client)
     with app_conn.transaction():
         _set_tenant(app_conn, None)
         assert one(app_conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone())["n"] == 0
 
 
-def test_a_query_without_tenant_filter_still_sees_only_the_current_tenant(client: Client,
-                                                                         app_conn: Conn) -> None:
+def test_a_query_without_tenant_filter_still_sees_only_the_current_tenant(client: Client, app_conn: Conn) -> None:
     tenant_a, coll_a = _tenant_with_collection(client)
     _tenant_b, coll_b = _tenant_with_collection(client)
     with app_conn.transaction():
@@ -151,8 +150,7 @@ def test_app_role_cannot_read_users_directly(app_conn: Conn) -> None:
 
 
 def test_app_role_does_not_bypass_row_level_security(app_conn: Conn) -> None:
-    row = app_conn.execute(
-        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
+    row = app_conn.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
     assert row == {"rolsuper": False, "rolbypassrls": False}
     app_conn.rollback()
 
@@ -182,23 +180,29 @@ def test_tenant_id_leads_every_tenant_key(admin_conn: Conn) -> None:
         " AND rel.relname NOT IN ('users', 'folio_schema_migrations', 'folio_index_settings', 'local_queue',"
         " 'stripe_events')"  # keyed by Stripe's event id; holds no tenant data (0004_billing.sql)
     ).fetchall()
-    offenders = [(r["relname"], r["conname"]) for r in rows if r["first_column"] != "tenant_id" and r["refers_to"] != "users"]
+    offenders = [
+        (r["relname"], r["conname"]) for r in rows if r["first_column"] != "tenant_id" and r["refers_to"] != "users"
+    ]
     assert offenders == []
 
 
-def test_search_view_shows_only_the_current_tenants_chunks(client: Client, app_conn: Conn,
-                                                           admin_conn: Conn) -> None:
+def test_search_view_shows_only_the_current_tenants_chunks(client: Client, app_conn: Conn, admin_conn: Conn) -> None:
     """tenant_chunks runs with the owner's rights (so GIN is usable): its own filter must hold."""
     tenant_a, coll_a = _tenant_with_collection(client)
     tenant_b, coll_b = _tenant_with_collection(client)
     for tenant, collection in ((tenant_a, coll_a), (tenant_b, coll_b)):
         admin_conn.execute("SELECT set_config('app.tenant_id', %s, false)", (tenant,))
         document = uuid.uuid4()
-        admin_conn.execute("INSERT INTO documents (tenant_id, document_id, collection_id, filename, blob_path)"
-                           " VALUES (%s, %s, %s, 'x.md', 'x')", (tenant, document, collection))
-        admin_conn.execute("INSERT INTO chunks (tenant_id, document_id, collection_id, ordinal, body, char_start,"
-                           " char_end, content_hash) VALUES (%s, %s, %s, 0, 'shared secret words', 0, 19, 'h')",
-                           (tenant, document, collection))
+        admin_conn.execute(
+            "INSERT INTO documents (tenant_id, document_id, collection_id, filename, blob_path)"
+            " VALUES (%s, %s, %s, 'x.md', 'x')",
+            (tenant, document, collection),
+        )
+        admin_conn.execute(
+            "INSERT INTO chunks (tenant_id, document_id, collection_id, ordinal, body, char_start,"
+            " char_end, content_hash) VALUES (%s, %s, %s, 0, 'shared secret words', 0, 19, 'h')",
+            (tenant, document, collection),
+        )
     with app_conn.transaction():
         _set_tenant(app_conn, None)
         assert one(app_conn.execute("SELECT count(*) AS n FROM tenant_chunks").fetchone())["n"] == 0

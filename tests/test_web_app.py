@@ -35,8 +35,15 @@ from tests.test_ingestion import upload
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts" / "e2e"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 WAIT_MS = 60_000  # upper bound for a condition; normally met in well under a second
 
 
@@ -64,8 +71,9 @@ def fake_api() -> Iterator[str]:
                     self.wfile.write(json.dumps({"type": "delta", "text": str(n)}).encode() + b"\n")
                     self.wfile.flush()
                 return
-            echoed = json.dumps({"path": self.path, "body": body.decode(), "principal":
-                                 self.headers.get("x-ms-client-principal")}).encode()
+            echoed = json.dumps(
+                {"path": self.path, "body": body.decode(), "principal": self.headers.get("x-ms-client-principal")}
+            ).encode()
             self.send_response(201)
             self.send_header("Content-Type", "application/json")
             self.send_header("Location", "/api/things/1")
@@ -85,9 +93,16 @@ def static_site(tmp_path_factory: pytest.TempPathFactory, fake_api: str) -> Iter
     (dist / "assets").mkdir()
     (dist / "index.html").write_text("<!doctype html><title>app</title>")
     (dist / "assets" / "app-1234.js").write_text("console.log(1)")
-    (dist / "staticwebapp.config.json").write_text(json.dumps({"globalHeaders": {
-        "Content-Security-Policy": "default-src 'self'; connect-src 'self' https://*.blob.core.windows.net",
-        "X-Content-Type-Options": "nosniff"}}))
+    (dist / "staticwebapp.config.json").write_text(
+        json.dumps(
+            {
+                "globalHeaders": {
+                    "Content-Security-Policy": "default-src 'self'; connect-src 'self' https://*.blob.core.windows.net",
+                    "X-Content-Type-Options": "nosniff",
+                }
+            }
+        )
+    )
     (dist.parent / "secret.txt").write_text("outside")
     server = StaticWebAppServer(("127.0.0.1", 0), fake_api, dist=dist, connect_sources=("http://127.0.0.1:10000",))
     server.start_in_thread()
@@ -95,8 +110,9 @@ def static_site(tmp_path_factory: pytest.TempPathFactory, fake_api: str) -> Iter
     server.shutdown()
 
 
-def _get(base: str, path: str, method: str = "GET", body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def _get(
+    base: str, path: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     url = urlsplit(base)
     conn = http.client.HTTPConnection(url.netloc, timeout=10)
     try:
@@ -114,10 +130,14 @@ def test_web_server_serves_runtime_config_files_and_the_app_for_its_own_paths(st
     status, headers, body = _get(static_site, "/collections/abc?x=1")  # navigationFallback
     assert status == 200 and body.startswith(b"<!doctype html>") and headers["cache-control"] == "no-cache"
     assert headers["content-security-policy"] == (
-        "default-src 'self'; connect-src 'self' https://*.blob.core.windows.net http://127.0.0.1:10000")
+        "default-src 'self'; connect-src 'self' https://*.blob.core.windows.net http://127.0.0.1:10000"
+    )
     status, headers, _ = _get(static_site, "/assets/app-1234.js")
-    assert status == 200 and headers["content-type"].startswith("text/javascript") and "immutable" in headers[
-        "cache-control"]
+    assert (
+        status == 200
+        and headers["content-type"].startswith("text/javascript")
+        and "immutable" in headers["cache-control"]
+    )
     assert _get(static_site, "/assets/missing.js")[0] == 404
     assert _get(static_site, "/missing.png")[0] == 404
     assert _get(static_site, "/../secret.txt")[0] == 404
@@ -126,8 +146,13 @@ def test_web_server_serves_runtime_config_files_and_the_app_for_its_own_paths(st
 
 
 def test_web_server_passes_api_calls_through_on_the_same_origin(static_site: str) -> None:
-    status, headers, body = _get(static_site, "/api/things?q=1", method="POST", body=b'{"a":1}',
-                                 headers={"Content-Type": "application/json", "x-ms-client-principal": "abc"})
+    status, headers, body = _get(
+        static_site,
+        "/api/things?q=1",
+        method="POST",
+        body=b'{"a":1}',
+        headers={"Content-Type": "application/json", "x-ms-client-principal": "abc"},
+    )
     assert status == 201 and headers["location"] == "/api/things/1"
     assert json.loads(body) == {"path": "/api/things?q=1", "body": '{"a":1}', "principal": "abc"}
     assert "content-security-policy" not in headers  # the API's own headers only
@@ -166,8 +191,7 @@ def test_deployed_config_leaves_api_auth_to_the_api_and_forbids_inline_code() ->
     csp = global_headers(ROOT / "frontend" / "public")["Content-Security-Policy"]
     assert "script-src 'self';" in csp and "'unsafe-inline'" not in csp
     assert "https://*.blob.core.windows.net" in csp  # the browser PUTs uploads to Blob Storage
-    assert json.loads((ROOT / "frontend" / "public" / "config.json").read_text()) == {"apiBase": "/api",
-                                                                                       "auth": "swa"}
+    assert json.loads((ROOT / "frontend" / "public" / "config.json").read_text()) == {"apiBase": "/api", "auth": "swa"}
 
 
 # --- the browser against the real stack --------------------------------------------------------
@@ -203,8 +227,9 @@ def web(host: str, built_app: Path, running_pipeline: Pipeline, cosmos: str) -> 
     store = services().blobs
     assert isinstance(store, AzureBlobStore)  # the real adapter, against Azurite
     blob = urlsplit(store.container.url)
-    server = StaticWebAppServer(("127.0.0.1", 0), host, dist=built_app,
-                                connect_sources=(f"{blob.scheme}://{blob.netloc}",))
+    server = StaticWebAppServer(
+        ("127.0.0.1", 0), host, dist=built_app, connect_sources=(f"{blob.scheme}://{blob.netloc}",)
+    )
     server.start_in_thread()
     store.allow_browser_uploads((server.base_url,))
     yield server.base_url
@@ -218,8 +243,12 @@ def browser(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh --user-data-dir
-            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 860}, reduced_motion="reduce")
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 860},
+            reduced_motion="reduce",
+        )
         context.set_default_timeout(WAIT_MS)
         yield context
         context.close()
@@ -231,8 +260,14 @@ def page(browser: Any) -> Iterator[Any]:
     tab = browser.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    tab.on("console", lambda message: problems.append(f"console: {message.text}")
-           if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    tab.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     yield tab
     tab.close()
     assert problems == []
@@ -267,9 +302,13 @@ def _docx() -> bytes:
 
 
 def _pdf() -> bytes:
-    return build_pdf([["Supply Agreement", "Section 1 Scope", "This agreement covers the supply of widgets."],
-                      ["Section 2 Price", "Each widget costs ten euros, payable within thirty days."],
-                      ["Section 3 Term", "The agreement lasts two years and renews once."]])
+    return build_pdf(
+        [
+            ["Supply Agreement", "Section 1 Scope", "This agreement covers the supply of widgets."],
+            ["Section 2 Price", "Each widget costs ten euros, payable within thirty days."],
+            ["Section 3 Term", "The agreement lasts two years and renews once."],
+        ]
+    )
 
 
 def _drop(page: Any, selector: str, files: list[tuple[str, bytes, str]]) -> None:
@@ -282,7 +321,9 @@ def _drop(page: Any, selector: str, files: list[tuple[str, bytes, str]]) -> None
                 transfer.items.add(new File([bytes], name, { type }));
             }
             return transfer;
-        }""", [[name, base64.b64encode(data).decode(), kind] for name, data, kind in files])
+        }""",
+        [[name, base64.b64encode(data).decode(), kind] for name, data, kind in files],
+    )
     page.dispatch_event(selector, "dragenter", {"dataTransfer": transfer})
     page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
 
@@ -302,12 +343,15 @@ def _accessibility_problems(page: Any) -> list[str]:
 
 
 def _focused(page: Any) -> str:
-    return page.evaluate("document.activeElement ? document.activeElement.tagName + ':' + "
-                         "(document.activeElement.textContent || '').trim().slice(0, 60) : ''")
+    return page.evaluate(
+        "document.activeElement ? document.activeElement.tagName + ':' + "
+        "(document.activeElement.textContent || '').trim().slice(0, 60) : ''"
+    )
 
 
-def test_a_user_signs_in_uploads_searches_and_sees_billing_in_the_browser(page: Any, web: str, host: str,
-                                                                          tmp_path: Path) -> None:
+def test_a_user_signs_in_uploads_searches_and_sees_billing_in_the_browser(
+    page: Any, web: str, host: str, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect
 
     shot = Shots("journey")
@@ -334,8 +378,11 @@ def test_a_user_signs_in_uploads_searches_and_sees_billing_in_the_browser(page: 
     expect(page.get_by_text("No documents yet")).to_be_visible()
 
     # Upload: a PDF and an unsupported file dropped together, a DOCX through the file chooser.
-    _drop(page, ".dropzone", [("supply-agreement.pdf", _pdf(), "application/pdf"),
-                              ("prices.csv", b"a,b\n1,2\n", "text/csv")])
+    _drop(
+        page,
+        ".dropzone",
+        [("supply-agreement.pdf", _pdf(), "application/pdf"), ("prices.csv", b"a,b\n1,2\n", "text/csv")],
+    )
     rejected = page.locator("tr", has_text="prices.csv")
     expect(rejected).to_have_attribute("data-status", "error")
     expect(rejected).to_contain_text("not supported")
@@ -343,18 +390,23 @@ def test_a_user_signs_in_uploads_searches_and_sees_billing_in_the_browser(page: 
     docx_path.write_bytes(_docx())
     network = page.context.new_cdp_session(page)  # slow uploads down enough to see the progress bar move
     network.send("Network.enable")
-    network.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
-                                                       "uploadThroughput": 12 * 1024})
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 12 * 1024},
+    )
     with page.expect_file_chooser() as chooser:
         page.get_by_role("button", name="Choose files").click()
     chooser.value.set_files(str(docx_path))
     pdf_row = page.locator("tr", has_text="supply-agreement.pdf")
     docx_row = page.locator("tr", has_text="travel-policy.docx")
     expect(docx_row.get_by_role("progressbar", name="Uploading travel-policy.docx")).to_have_attribute(
-        "value", re.compile(r"^[1-9]\d?$"))  # part-way: between 1 and 99 %
+        "value", re.compile(r"^[1-9]\d?$")
+    )  # part-way: between 1 and 99 %
     shot(page, "uploading")
-    network.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
-                                                       "uploadThroughput": -1})
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
     network.detach()
     expect(pdf_row).to_have_attribute("data-status", "ready")
     expect(docx_row).to_have_attribute("data-status", "ready")
@@ -439,20 +491,27 @@ def test_a_user_signs_in_uploads_searches_and_sees_billing_in_the_browser(page: 
 def _sign_in_as(page: Any, web: str, user: Client) -> None:
     """Start the browser signed in as ``user`` (the dev principal the sign-in page would store)."""
     page.goto(web + "/")
-    page.evaluate("p => localStorage.setItem('folio.devPrincipal', JSON.stringify(p))",
-                  json.loads(base64.b64decode(user.headers["x-ms-client-principal"])))
+    page.evaluate(
+        "p => localStorage.setItem('folio.devPrincipal', JSON.stringify(p))",
+        json.loads(base64.b64decode(user.headers["x-ms-client-principal"])),
+    )
 
 
-def test_an_owner_upgrades_through_stripe_checkout_from_the_billing_page(page: Any, web: str, host: str,
-                                                                         billing: StripeStub) -> None:
+def test_an_owner_upgrades_through_stripe_checkout_from_the_billing_page(
+    page: Any, web: str, host: str, billing: StripeStub
+) -> None:
     from playwright.sync_api import expect
 
     shot = Shots("billing")
     owner = Client(host).as_user(f"owner-{uuid.uuid4().hex[:8]}", email=f"owner-{uuid.uuid4().hex[:6]}@example.com")
     assert owner.get("/api/me").json()["role"] == "owner"
     # Checkout's page lives on Stripe; this machine has no way out, so the browser is shown a stand-in.
-    page.route("https://checkout.stripe.com/**", lambda route: route.fulfill(
-        status=200, content_type="text/html", body="<!doctype html><title>Stripe Checkout</title><h1>Pay</h1>"))
+    page.route(
+        "https://checkout.stripe.com/**",
+        lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<!doctype html><title>Stripe Checkout</title><h1>Pay</h1>"
+        ),
+    )
     _sign_in_as(page, web, owner)
     page.goto(web + "/billing")
     expect(page.locator(".plan-name")).to_have_text("Free")
@@ -498,7 +557,8 @@ def test_chat_view_streams_an_answer_and_opens_its_citation(page: Any, web: str,
 
 
 def test_chat_shows_the_answer_while_the_model_is_still_writing_and_stop_ends_it(
-        page: Any, web: str, host: str, settings_override: Any) -> None:
+    page: Any, web: str, host: str, settings_override: Any
+) -> None:
     """Browser → same-origin proxy → host → model, incrementally: the first words are on screen while the
     (stub) model holds back the rest; Stop ends a second answer mid-way and nothing of it is kept."""
     from playwright.sync_api import expect
@@ -511,11 +571,18 @@ def test_chat_shows_the_answer_while_the_model_is_still_writing_and_stop_ends_it
     collection = user.post("/api/collections", {"name": "Agreements"}).json()["id"]
     _wait_ready(user, upload(user, collection, "supply-agreement.pdf", _pdf(), "application/pdf")["documentId"])
     with LlmStub() as llm:
-        settings_override(CHAT_PROVIDER="openai", OPENAI_BASE_URL=llm.url + "/v1", OPENAI_API_KEY="sk-test-0123456789",
-                          OPENAI_CHAT_MODEL="gpt-stub", CHAT_TIMEOUT_SECONDS="60")
+        settings_override(
+            CHAT_PROVIDER="openai",
+            OPENAI_BASE_URL=llm.url + "/v1",
+            OPENAI_API_KEY="sk-test-0123456789",
+            OPENAI_CHAT_MODEL="gpt-stub",
+            CHAT_TIMEOUT_SECONDS="60",
+        )
         first_go, second_go = threading.Event(), threading.Event()
-        llm.script(Reply(text=["Each widget costs ", "ten euros [1]."], stall_after=1, gate=first_go),
-                   Reply(text=["Thirty ", "days [1]."], stall_after=1, gate=second_go))
+        llm.script(
+            Reply(text=["Each widget costs ", "ten euros [1]."], stall_after=1, gate=first_go),
+            Reply(text=["Thirty ", "days [1]."], stall_after=1, gate=second_go),
+        )
         try:
             _sign_in_as(page, web, user)
             page.goto(web + "/chat")

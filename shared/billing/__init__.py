@@ -25,5 +25,17 @@ from shared.billing.usage import (
     period_bounds,
 )
 
-__all__ = ["CHAT_TOKENS", "DOCUMENTS", "PAGES_INDEXED", "SEARCHES", "STORAGE", "Usage", "billable_pages", "check",
-           "check_storage_growth", "check_upload", "consume", "period_bounds"]
+__all__ = [
+    "CHAT_TOKENS",
+    "DOCUMENTS",
+    "PAGES_INDEXED",
+    "SEARCHES",
+    "STORAGE",
+    "Usage",
+    "billable_pages",
+    "check",
+    "check_storage_growth",
+    "check_upload",
+    "consume",
+    "period_bounds",
+]

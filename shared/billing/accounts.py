@@ -38,7 +38,8 @@ def overview(db: Database, settings: Settings, caller: Caller) -> dict[str, Any]
     subscription = None
     if account and account["subscription_id"]:
         subscription = {
-            "id": account["subscription_id"], "status": account["subscription_status"],
+            "id": account["subscription_id"],
+            "status": account["subscription_status"],
             "plan": (plans.for_prices(account["subscription_prices"] or []) or plans.free).name,
             "currentPeriodStart": _iso(account["current_period_start"]),
             "currentPeriodEnd": _iso(account["current_period_end"]),
@@ -46,9 +47,14 @@ def overview(db: Database, settings: Settings, caller: Caller) -> dict[str, Any]
             "paymentFailedAt": _iso(account["payment_failed_at"]),
             "graceEndsAt": _iso(granted.grace_ends_at),
         }
-    return {"plan": granted.plan.name, "status": _status(granted), "subscription": subscription,
-            "period": {"start": _iso(start), "end": _iso(end)}, "usage": usage,
-            "plans": [p.describe() for p in plans.plans.values()]}
+    return {
+        "plan": granted.plan.name,
+        "status": _status(granted),
+        "subscription": subscription,
+        "period": {"start": _iso(start), "end": _iso(end)},
+        "usage": usage,
+        "plans": [p.describe() for p in plans.plans.values()],
+    }
 
 
 def _status(granted: Entitlement) -> str:
@@ -79,31 +85,47 @@ def start_checkout(db: Database, settings: Settings, caller: Caller, plan_name: 
         account = lock_account(conn, caller.tenant_id)
         if account["subscription_status"] in LIVE:
             current = plans.for_prices(account["subscription_prices"] or []) or plans.free
-            raise Conflict(f"This workspace already has a subscription ({current.name}, "
-                           f"{account['subscription_status']}); change or cancel it in the billing portal.")
+            raise Conflict(
+                f"This workspace already has a subscription ({current.name}, "
+                f"{account['subscription_status']}); change or cancel it in the billing portal."
+            )
         customer = account["stripe_customer_id"]
         if customer is None:
             name = conn.execute("SELECT name FROM tenants WHERE tenant_id = %s", (caller.tenant_id,)).fetchone()
-            customer = gateway.create_customer(caller.tenant_id, name["name"] if name else str(caller.tenant_id),
-                                               idempotency_key=f"folio-customer-{caller.tenant_id}")
-            conn.execute("UPDATE billing_accounts SET stripe_customer_id = %s WHERE tenant_id = %s",
-                         (customer, caller.tenant_id))
+            customer = gateway.create_customer(
+                caller.tenant_id,
+                name["name"] if name else str(caller.tenant_id),
+                idempotency_key=f"folio-customer-{caller.tenant_id}",
+            )
+            conn.execute(
+                "UPDATE billing_accounts SET stripe_customer_id = %s WHERE tenant_id = %s", (customer, caller.tenant_id)
+            )
             audit.record(conn, caller, "billing.customer_created", "customer", customer)
         started = account["checkout_started_at"]
-        same_attempt = (account["checkout_plan"] == plan.name and started is not None
-                        and dt.datetime.now(dt.UTC) - started < CHECKOUT_ATTEMPT_WINDOW)
+        same_attempt = (
+            account["checkout_plan"] == plan.name
+            and started is not None
+            and dt.datetime.now(dt.UTC) - started < CHECKOUT_ATTEMPT_WINDOW
+        )
         attempt = account["checkout_attempt"] if same_attempt else account["checkout_attempt"] + 1
         if not same_attempt:
-            conn.execute("UPDATE billing_accounts SET checkout_plan = %s, checkout_attempt = %s,"
-                         " checkout_started_at = now() WHERE tenant_id = %s", (plan.name, attempt, caller.tenant_id))
+            conn.execute(
+                "UPDATE billing_accounts SET checkout_plan = %s, checkout_attempt = %s,"
+                " checkout_started_at = now() WHERE tenant_id = %s",
+                (plan.name, attempt, caller.tenant_id),
+            )
             audit.record(conn, caller, "billing.checkout_started", "plan", plan.name, attempt=attempt)
     # The customer is committed before the session exists, so the webhook can always map it back.
     session = gateway.create_checkout_session(
-        customer=customer, tenant_id=caller.tenant_id, plan=plan.name, price=plan.price,
+        customer=customer,
+        tenant_id=caller.tenant_id,
+        plan=plan.name,
+        price=plan.price,
         metered_prices=plan.metered_prices,
         success_url=_with_query(settings.billing_return_url, checkout="success") + "&session_id={CHECKOUT_SESSION_ID}",
         cancel_url=_with_query(settings.billing_return_url, checkout="cancel"),
-        idempotency_key=f"folio-checkout-{caller.tenant_id}-{plan.name}-{attempt}")
+        idempotency_key=f"folio-checkout-{caller.tenant_id}-{plan.name}-{attempt}",
+    )
     return {"url": session["url"], "sessionId": session["id"], "expiresAt": session["expiresAt"], "plan": plan.name}
 
 
@@ -114,8 +136,9 @@ def open_portal(db: Database, settings: Settings, caller: Caller) -> dict[str, A
         account = load_account(conn, caller.tenant_id)
     if account is None or account["stripe_customer_id"] is None:
         raise Conflict("This workspace has no billing account yet; choose a plan first.")
-    url = get_gateway(settings).create_portal_session(customer=account["stripe_customer_id"],
-                                                      return_url=settings.billing_return_url)
+    url = get_gateway(settings).create_portal_session(
+        customer=account["stripe_customer_id"], return_url=settings.billing_return_url
+    )
     return {"url": url}
 
 

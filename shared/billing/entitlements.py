@@ -45,14 +45,18 @@ def lock_account(conn: Conn, tenant_id: UUID) -> dict[str, Any]:
     One statement: ON CONFLICT DO UPDATE takes the row lock, so concurrent callers queue here
     (uploads counting documents, checkouts creating the one Stripe customer, webhook updates).
     """
-    return one(conn.execute(
-        "INSERT INTO billing_accounts AS a (tenant_id) VALUES (%s)"
-        " ON CONFLICT (tenant_id) DO UPDATE SET updated_at = a.updated_at RETURNING *", (tenant_id,)
-    ).fetchone())
+    return one(
+        conn.execute(
+            "INSERT INTO billing_accounts AS a (tenant_id) VALUES (%s)"
+            " ON CONFLICT (tenant_id) DO UPDATE SET updated_at = a.updated_at RETURNING *",
+            (tenant_id,),
+        ).fetchone()
+    )
 
 
-def entitlement(account: dict[str, Any] | None, plans: Catalog, grace_days: int,
-                now: dt.datetime | None = None) -> Entitlement:
+def entitlement(
+    account: dict[str, Any] | None, plans: Catalog, grace_days: int, now: dt.datetime | None = None
+) -> Entitlement:
     """The plan in force for this account at ``now``; computed on read, so a lapse needs no job."""
     if account is None or not account.get("subscription_status"):
         return Entitlement(plans.free, None)
@@ -62,8 +66,9 @@ def entitlement(account: dict[str, Any] | None, plans: Catalog, grace_days: int,
     plan = plans.for_prices(account["subscription_prices"] or [])
     if plan is None:
         # A price no plan sells (e.g. removed from BILLING_PLANS): grant nothing rather than guess.
-        _log.warning("subscription %s has no known plan price %s", account["subscription_id"],
-                     account["subscription_prices"])
+        _log.warning(
+            "subscription %s has no known plan price %s", account["subscription_id"], account["subscription_prices"]
+        )
         return Entitlement(plans.free, status)
     now = now or dt.datetime.now(dt.UTC)
     failed_at = account.get("payment_failed_at")

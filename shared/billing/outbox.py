@@ -27,13 +27,15 @@ _LEASE = dt.timedelta(minutes=5)
 _MAX_BACKOFF = dt.timedelta(hours=1)
 
 
-def record(conn: Conn, tenant_id: UUID, meter: str, event_name: str, customer_id: str, value: int,
-           source: str | None = None) -> UUID:
+def record(
+    conn: Conn, tenant_id: UUID, meter: str, event_name: str, customer_id: str, value: int, source: str | None = None
+) -> UUID:
     outbox_id = uuid.uuid4()
     conn.execute(
         "INSERT INTO meter_outbox (tenant_id, outbox_id, meter, event_name, stripe_customer_id, value, source)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (tenant_id, outbox_id, meter, event_name, customer_id, value, source))
+        (tenant_id, outbox_id, meter, event_name, customer_id, value, source),
+    )
     return outbox_id
 
 
@@ -57,7 +59,9 @@ def flush(db: Database, gateway: StripeGateway, *, batch: int = 200) -> FlushRes
         conn.execute("SELECT set_config('app.billing_worker', 'on', true)")
         due = conn.execute(
             "SELECT tenant_id, outbox_id FROM meter_outbox WHERE sent_at IS NULL AND next_attempt_at <= now()"
-            " ORDER BY next_attempt_at, occurred_at LIMIT %s", (batch,)).fetchall()
+            " ORDER BY next_attempt_at, occurred_at LIMIT %s",
+            (batch,),
+        ).fetchall()
     by_tenant: dict[UUID, list[UUID]] = defaultdict(list)
     for row in due:
         by_tenant[row["tenant_id"]].append(row["outbox_id"])
@@ -66,19 +70,24 @@ def flush(db: Database, gateway: StripeGateway, *, batch: int = 200) -> FlushRes
     return result
 
 
-def _flush_tenant(db: Database, gateway: StripeGateway, tenant_id: UUID, ids: list[UUID],
-                  result: FlushResult) -> None:
+def _flush_tenant(db: Database, gateway: StripeGateway, tenant_id: UUID, ids: list[UUID], result: FlushResult) -> None:
     with db.transaction(tenant_id) as conn:
         claimed = conn.execute(
             "UPDATE meter_outbox SET next_attempt_at = now() + %s, attempts = attempts + 1"
             " WHERE tenant_id = %s AND outbox_id = ANY(%s) AND sent_at IS NULL AND next_attempt_at <= now()"
             " RETURNING outbox_id, event_name, stripe_customer_id, value, occurred_at, attempts",
-            (_LEASE, tenant_id, ids)).fetchall()
+            (_LEASE, tenant_id, ids),
+        ).fetchall()
     outcomes: list[tuple[UUID, str | None, int]] = []
     for row in claimed:
         try:
-            gateway.send_meter_event(row["event_name"], row["stripe_customer_id"], row["value"],
-                                     identifier(row["outbox_id"]), int(row["occurred_at"].timestamp()))
+            gateway.send_meter_event(
+                row["event_name"],
+                row["stripe_customer_id"],
+                row["value"],
+                identifier(row["outbox_id"]),
+                int(row["occurred_at"].timestamp()),
+            )
         except AlreadyRecorded:
             pass  # an earlier send reached Stripe; its answer was lost. Counted once: done.
         except Exception as exc:  # every failure is retried later; the row is never dropped
@@ -95,12 +104,17 @@ def _flush_tenant(db: Database, gateway: StripeGateway, tenant_id: UUID, ids: li
     with db.transaction(tenant_id) as conn:
         for outbox_id, error, attempts in outcomes:
             if error is None:
-                conn.execute("UPDATE meter_outbox SET sent_at = now(), last_error = NULL"
-                             " WHERE tenant_id = %s AND outbox_id = %s", (tenant_id, outbox_id))
+                conn.execute(
+                    "UPDATE meter_outbox SET sent_at = now(), last_error = NULL"
+                    " WHERE tenant_id = %s AND outbox_id = %s",
+                    (tenant_id, outbox_id),
+                )
             else:
-                conn.execute("UPDATE meter_outbox SET last_error = %s, next_attempt_at = now() + %s"
-                             " WHERE tenant_id = %s AND outbox_id = %s",
-                             (error, _backoff(attempts), tenant_id, outbox_id))
+                conn.execute(
+                    "UPDATE meter_outbox SET last_error = %s, next_attempt_at = now() + %s"
+                    " WHERE tenant_id = %s AND outbox_id = %s",
+                    (error, _backoff(attempts), tenant_id, outbox_id),
+                )
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -111,8 +125,16 @@ def pending(db: Database) -> dict[str, Any]:
     """How much is waiting to be sent, and the oldest: for the CLI and monitoring."""
     with db.transaction() as conn:
         conn.execute("SELECT set_config('app.billing_worker', 'on', true)")
-        row = one(conn.execute("SELECT count(*) AS n, min(occurred_at) AS oldest, max(attempts) AS attempts,"
-                           " count(*) FILTER (WHERE last_error IS NOT NULL) AS failing"
-                           " FROM meter_outbox WHERE sent_at IS NULL").fetchone())
-    return {"pending": row["n"], "failing": row["failing"], "maxAttempts": row["attempts"] or 0,
-            "oldest": row["oldest"].isoformat() if row["oldest"] else None}
+        row = one(
+            conn.execute(
+                "SELECT count(*) AS n, min(occurred_at) AS oldest, max(attempts) AS attempts,"
+                " count(*) FILTER (WHERE last_error IS NOT NULL) AS failing"
+                " FROM meter_outbox WHERE sent_at IS NULL"
+            ).fetchone()
+        )
+    return {
+        "pending": row["n"],
+        "failing": row["failing"],
+        "maxAttempts": row["attempts"] or 0,
+        "oldest": row["oldest"].isoformat() if row["oldest"] else None,
+    }

@@ -49,7 +49,9 @@ def sync_subscriptions(db: Database, gateway: StripeGateway, limit: int = 100) -
         conn.execute("SELECT set_config('app.billing_worker', 'on', true)")
         queued = conn.execute(
             "SELECT tenant_id, subscription_id, sync_requested_at FROM billing_accounts"
-            " WHERE sync_requested_at IS NOT NULL ORDER BY sync_requested_at LIMIT %s", (limit,)).fetchall()
+            " WHERE sync_requested_at IS NOT NULL ORDER BY sync_requested_at LIMIT %s",
+            (limit,),
+        ).fetchall()
     synced = 0
     for row in queued:
         try:
@@ -68,9 +70,10 @@ def sync_subscriptions(db: Database, gateway: StripeGateway, limit: int = 100) -
                 subscription, server_time = fetched
                 outcome = apply_snapshot(conn, account, Snapshot.from_object(subscription), server_time)
             # Only the request that was served is cleared: one queued meanwhile stays for the next run.
-            conn.execute("UPDATE billing_accounts SET sync_requested_at = NULL"
-                         " WHERE tenant_id = %s AND sync_requested_at = %s",
-                         (row["tenant_id"], row["sync_requested_at"]))
+            conn.execute(
+                "UPDATE billing_accounts SET sync_requested_at = NULL WHERE tenant_id = %s AND sync_requested_at = %s",
+                (row["tenant_id"], row["sync_requested_at"]),
+            )
         _log.info("subscription %s re-fetched: %s", row["subscription_id"], outcome)
         synced += 1
     return synced
@@ -78,5 +81,6 @@ def sync_subscriptions(db: Database, gateway: StripeGateway, limit: int = 100) -
 
 def prune_events(db: Database) -> int:
     with db.transaction() as conn:
-        return conn.execute("DELETE FROM stripe_events WHERE received_at < now() - make_interval(days => %s)",
-                            (EVENT_RETENTION_DAYS,)).rowcount
+        return conn.execute(
+            "DELETE FROM stripe_events WHERE received_at < now() - make_interval(days => %s)", (EVENT_RETENTION_DAYS,)
+        ).rowcount

@@ -80,8 +80,11 @@ class Plan:
         return self.limits[meter]
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "purchasable": self.purchasable,
-                "limits": {LIMIT_NAMES[m]: v for m, v in self.limits.items()}}
+        return {
+            "name": self.name,
+            "purchasable": self.purchasable,
+            "limits": {LIMIT_NAMES[m]: v for m, v in self.limits.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -151,17 +154,22 @@ def _prices_and_free_plan(plans: dict[str, PlanSpec], info: ValidationInfo) -> d
     for name, spec in plans.items():
         for price in ([spec.price] if spec.price else []) + spec.metered_prices:
             if price in seen:
-                raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS: price {price!r} appears in plans "
-                                          f"{seen[price]!r} and {name!r}; a price must identify one plan.")
+                raise PydanticCustomError(
+                    "folio_plans",
+                    f"Setting BILLING_PLANS: price {price!r} appears in plans "
+                    f"{seen[price]!r} and {name!r}; a price must identify one plan.",
+                )
             seen[price] = name
     free_plan = (info.context or {}).get("free_plan", "free")
     free = plans.get(free_plan)
     if free is None:
-        raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS has no plan {free_plan!r}, which "
-                                  "BILLING_FREE_PLAN names.")
+        raise PydanticCustomError(
+            "folio_plans", f"Setting BILLING_PLANS has no plan {free_plan!r}, which BILLING_FREE_PLAN names."
+        )
     if free.price is not None:
-        raise PydanticCustomError("folio_plans", f"Setting BILLING_PLANS: the free plan {free_plan!r} must not "
-                                  "have a price.")
+        raise PydanticCustomError(
+            "folio_plans", f"Setting BILLING_PLANS: the free plan {free_plan!r} must not have a price."
+        )
     return plans
 
 
@@ -189,10 +197,16 @@ def parse_plans(raw: str, free_plan: str = "free") -> Catalog:
         raise ConfigError(_message(exc.errors(include_url=False, include_input=False))) from None
     meters = {v: k for k, v in LIMIT_NAMES.items()}
     meter_of_event = {v: k for k, v in METERED.items()}
-    plans = {name: Plan(name, spec.price,
-                        {meters[key]: value for key, value in spec.limits.model_dump(by_alias=True).items()},
-                        tuple(spec.metered_prices), {meter_of_event[k]: v for k, v in spec.meter_events.items()})
-             for name, spec in setting.items()}
+    plans = {
+        name: Plan(
+            name,
+            spec.price,
+            {meters[key]: value for key, value in spec.limits.model_dump(by_alias=True).items()},
+            tuple(spec.metered_prices),
+            {meter_of_event[k]: v for k, v in spec.meter_events.items()},
+        )
+        for name, spec in setting.items()
+    }
     return Catalog(plans, plans[free_plan])
 
 

@@ -29,8 +29,9 @@ class AlreadyRecorded(FolioError):
 class StripeGateway:
     """A configured ``stripe.StripeClient`` plus the calls billing needs, returning plain values."""
 
-    def __init__(self, api_key: str, *, api_base: str | None = None, max_network_retries: int = 2,
-                 timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, api_key: str, *, api_base: str | None = None, max_network_retries: int = 2, timeout_s: float = 10.0
+    ) -> None:
         import stripe
 
         self._stripe = stripe
@@ -44,31 +45,60 @@ class StripeGateway:
     # --- customers, Checkout, Customer Portal -----------------------------------------------
 
     def create_customer(self, tenant_id: UUID, name: str, *, idempotency_key: str) -> str:
-        customer = self._call(lambda: self._client.v1.customers.create(
-            params={"name": name, "metadata": {"folio_tenant_id": str(tenant_id)}},
-            options={"idempotency_key": idempotency_key}))
+        customer = self._call(
+            lambda: self._client.v1.customers.create(
+                params={"name": name, "metadata": {"folio_tenant_id": str(tenant_id)}},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
         return str(customer.id)
 
-    def create_checkout_session(self, *, customer: str, tenant_id: UUID, plan: str, price: str,
-                                metered_prices: tuple[str, ...], success_url: str, cancel_url: str,
-                                idempotency_key: str) -> dict[str, Any]:
+    def create_checkout_session(
+        self,
+        *,
+        customer: str,
+        tenant_id: UUID,
+        plan: str,
+        price: str,
+        metered_prices: tuple[str, ...],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
         # Metered prices take no quantity: Stripe bills them from meter events.
         line_items: list[dict[str, Any]] = [{"price": price, "quantity": 1}]
         line_items += [{"price": p} for p in metered_prices]
         metadata = {"folio_tenant_id": str(tenant_id), "folio_plan": plan}
         # Any: the SDK's SessionCreateParams TypedDict, which this plain dict literal satisfies at run time.
-        params: Any = {"mode": "subscription", "customer": customer, "client_reference_id": str(tenant_id),
-                       "line_items": line_items, "success_url": success_url, "cancel_url": cancel_url,
-                       "metadata": metadata, "subscription_data": {"metadata": metadata}}
-        session = self._call(lambda: self._client.v1.checkout.sessions.create(
-            params=params, options={"idempotency_key": idempotency_key}))
-        return {"id": str(session.id), "url": str(session.url),
-                "expiresAt": dt.datetime.fromtimestamp(session.expires_at, dt.UTC).isoformat()
-                if getattr(session, "expires_at", None) else None}
+        params: Any = {
+            "mode": "subscription",
+            "customer": customer,
+            "client_reference_id": str(tenant_id),
+            "line_items": line_items,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "subscription_data": {"metadata": metadata},
+        }
+        session = self._call(
+            lambda: self._client.v1.checkout.sessions.create(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return {
+            "id": str(session.id),
+            "url": str(session.url),
+            "expiresAt": dt.datetime.fromtimestamp(session.expires_at, dt.UTC).isoformat()
+            if getattr(session, "expires_at", None)
+            else None,
+        }
 
     def create_portal_session(self, *, customer: str, return_url: str) -> str:
-        session = self._call(lambda: self._client.v1.billing_portal.sessions.create(
-            params={"customer": customer, "return_url": return_url}))
+        session = self._call(
+            lambda: self._client.v1.billing_portal.sessions.create(
+                params={"customer": customer, "return_url": return_url}
+            )
+        )
         return str(session.url)
 
     # --- subscriptions and meter events ------------------------------------------------------
@@ -84,9 +114,16 @@ class StripeGateway:
 
     def send_meter_event(self, event_name: str, customer: str, value: int, identifier: str, timestamp: int) -> None:
         try:
-            self._call(lambda: self._client.v1.billing.meter_events.create(params={
-                "event_name": event_name, "identifier": identifier, "timestamp": timestamp,
-                "payload": {"stripe_customer_id": customer, "value": str(value)}}))
+            self._call(
+                lambda: self._client.v1.billing.meter_events.create(
+                    params={
+                        "event_name": event_name,
+                        "identifier": identifier,
+                        "timestamp": timestamp,
+                        "payload": {"stripe_customer_id": customer, "value": str(value)},
+                    }
+                )
+            )
         except ConfigError as exc:
             # Stripe enforces identifier uniqueness with a 400 ("An event already exists with
             # identifier ..."); for a resend that is proof of delivery, not an error.
@@ -136,9 +173,11 @@ def get_gateway(settings: Settings) -> StripeGateway:
             gateway = _gateways.get(config)
             if gateway is None:
                 _gateways.clear()  # a rotated key or moved base replaces the old client
-                gateway = StripeGateway(key, api_base=settings.stripe_api_base,
-                                        max_network_retries=settings.stripe_max_network_retries,
-                                        timeout_s=settings.stripe_timeout_s)
+                gateway = StripeGateway(
+                    key,
+                    api_base=settings.stripe_api_base,
+                    max_network_retries=settings.stripe_max_network_retries,
+                    timeout_s=settings.stripe_timeout_s,
+                )
                 _gateways[config] = gateway
     return gateway
-

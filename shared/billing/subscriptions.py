@@ -54,11 +54,16 @@ class Snapshot:
             # Since API version 2025-03-31 the billing period lives on each item; before, on the subscription.
             starts = [i["current_period_start"] for i in items if i.get("current_period_start")]
             ends = [i["current_period_end"] for i in items if i.get("current_period_end")]
-            return cls(id=str(obj["id"]), customer=_id(obj["customer"]), status=str(obj["status"]), prices=prices,
-                       created=int(obj["created"]),
-                       period_start=min(starts) if starts else obj.get("current_period_start"),
-                       period_end=max(ends) if ends else obj.get("current_period_end"),
-                       cancel_at_period_end=bool(obj.get("cancel_at_period_end")))
+            return cls(
+                id=str(obj["id"]),
+                customer=_id(obj["customer"]),
+                status=str(obj["status"]),
+                prices=prices,
+                created=int(obj["created"]),
+                period_start=min(starts) if starts else obj.get("current_period_start"),
+                period_end=max(ends) if ends else obj.get("current_period_end"),
+                cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
+            )
         except (KeyError, TypeError, ValueError):
             raise Invalid("Malformed Stripe subscription object.") from None
 
@@ -104,12 +109,32 @@ def apply_snapshot(conn: Conn, account: dict[str, Any], snap: Snapshot, version:
         " cancel_at_period_end = %s, subscription_version = %s, payment_failed_at = %s, payment_version = %s,"
         " sync_requested_at = CASE WHEN %s THEN now() ELSE sync_requested_at END, updated_at = now()"
         " WHERE tenant_id = %s",
-        (snap.id, snap.status, list(snap.prices), _ts(snap.created), _ts(snap.period_start), _ts(snap.period_end),
-         snap.cancel_at_period_end, max(version, account["subscription_version"]), failed_at, payment_version, tie,
-         account["tenant_id"]))
+        (
+            snap.id,
+            snap.status,
+            list(snap.prices),
+            _ts(snap.created),
+            _ts(snap.period_start),
+            _ts(snap.period_end),
+            snap.cancel_at_period_end,
+            max(version, account["subscription_version"]),
+            failed_at,
+            payment_version,
+            tie,
+            account["tenant_id"],
+        ),
+    )
     if (tracked, held, list(account["subscription_prices"] or [])) != (snap.id, snap.status, list(snap.prices)):
-        audit.record(conn, _stripe_actor(account), "billing.subscription_changed", "subscription", snap.id,
-                     status=snap.status, previousStatus=held, prices=list(snap.prices))
+        audit.record(
+            conn,
+            _stripe_actor(account),
+            "billing.subscription_changed",
+            "subscription",
+            snap.id,
+            status=snap.status,
+            previousStatus=held,
+            prices=list(snap.prices),
+        )
     return f"applied: {snap.id} {snap.status}" + (" (same-second tie: re-fetch queued)" if tie else "")
 
 
@@ -117,11 +142,18 @@ def _replaces(account: dict[str, Any], snap: Snapshot) -> bool:
     held = account["subscription_status"]
     if held is None or held in TERMINAL or held == "incomplete":
         return snap.status not in TERMINAL  # an ended stranger never displaces anything
-    if snap.status in LIVE and account["subscription_created"] is not None and \
-            _ts(snap.created) > account["subscription_created"]:
+    if (
+        snap.status in LIVE
+        and account["subscription_created"] is not None
+        and _ts(snap.created) > account["subscription_created"]
+    ):
         # Two live subscriptions for one workspace: follow the newer, and say so loudly.
-        _log.warning("workspace %s has two live subscriptions (%s, %s); following the newer",
-                     account["tenant_id"], account["subscription_id"], snap.id)
+        _log.warning(
+            "workspace %s has two live subscriptions (%s, %s); following the newer",
+            account["tenant_id"],
+            account["subscription_id"],
+            snap.id,
+        )
         return True
     return False
 
@@ -136,8 +168,7 @@ def _payment_state(account: dict[str, Any], status: str, version: int) -> tuple[
     return failed_at, payment_version
 
 
-def apply_invoice(conn: Conn, account: dict[str, Any], invoice: dict[str, Any], *, paid: bool,
-                  version: int) -> str:
+def apply_invoice(conn: Conn, account: dict[str, Any], invoice: dict[str, Any], *, paid: bool, version: int) -> str:
     """``invoice.paid`` ends a grace period; ``invoice.payment_failed`` starts one (once)."""
     subscription = invoice_subscription(invoice)
     if subscription is None or subscription != account["subscription_id"]:
@@ -145,17 +176,26 @@ def apply_invoice(conn: Conn, account: dict[str, Any], invoice: dict[str, Any], 
     held = account["payment_version"]
     if version < held or (version == held and not paid):
         if version == held:  # equal times cannot be ordered: "paid" wins them, and a re-fetch settles it
-            conn.execute("UPDATE billing_accounts SET sync_requested_at = now() WHERE tenant_id = %s",
-                         (account["tenant_id"],))
+            conn.execute(
+                "UPDATE billing_accounts SET sync_requested_at = now() WHERE tenant_id = %s", (account["tenant_id"],)
+            )
         return f"stale: payment outcome version {version} <= {held}"
     failed_at = None if paid else (account["payment_failed_at"] or _ts(version))
     conn.execute(
         "UPDATE billing_accounts SET payment_failed_at = %s, payment_version = %s,"
         " sync_requested_at = CASE WHEN %s THEN now() ELSE sync_requested_at END, updated_at = now()"
-        " WHERE tenant_id = %s", (failed_at, version, version == held, account["tenant_id"]))
+        " WHERE tenant_id = %s",
+        (failed_at, version, version == held, account["tenant_id"]),
+    )
     if (failed_at is None) != (account["payment_failed_at"] is None):
-        audit.record(conn, _stripe_actor(account), "billing.payment_recovered" if paid else "billing.payment_failed",
-                     "invoice", invoice.get("id"), subscription=subscription)
+        audit.record(
+            conn,
+            _stripe_actor(account),
+            "billing.payment_recovered" if paid else "billing.payment_failed",
+            "invoice",
+            invoice.get("id"),
+            subscription=subscription,
+        )
     return "applied: payment " + ("succeeded" if paid else "failed")
 
 
@@ -171,15 +211,19 @@ def invoice_subscription(invoice: dict[str, Any]) -> str | None:
 
 def apply_checkout_completed(conn: Conn, account: dict[str, Any], session: dict[str, Any]) -> str:
     """Link the subscription Checkout created and queue a re-fetch: the session has no status or prices."""
-    conn.execute("UPDATE billing_accounts SET checkout_plan = NULL, checkout_started_at = NULL, updated_at = now()"
-                 " WHERE tenant_id = %s", (account["tenant_id"],))
+    conn.execute(
+        "UPDATE billing_accounts SET checkout_plan = NULL, checkout_started_at = NULL, updated_at = now()"
+        " WHERE tenant_id = %s",
+        (account["tenant_id"],),
+    )
     if session.get("mode") != "subscription" or not session.get("subscription"):
         return "ignored: not a subscription checkout"
     subscription = _id(session["subscription"])
     tracked, held = account["subscription_id"], account["subscription_status"]
     if tracked not in (None, subscription) and held not in TERMINAL and held not in (None, "incomplete"):
-        _log.warning("workspace %s completed a checkout (%s) while subscribed (%s)", account["tenant_id"],
-                     subscription, tracked)
+        _log.warning(
+            "workspace %s completed a checkout (%s) while subscribed (%s)", account["tenant_id"], subscription, tracked
+        )
         return f"ignored: workspace already follows {tracked}"
     if tracked != subscription:
         # Status unknown until the subscription's own event or the re-fetch: the free plan meanwhile.
@@ -187,8 +231,16 @@ def apply_checkout_completed(conn: Conn, account: dict[str, Any], session: dict[
             "UPDATE billing_accounts SET subscription_id = %s, subscription_status = NULL, subscription_prices = '{}',"
             " subscription_created = NULL, current_period_start = NULL, current_period_end = NULL,"
             " cancel_at_period_end = false, subscription_version = 0, payment_failed_at = NULL, payment_version = 0"
-            " WHERE tenant_id = %s", (subscription, account["tenant_id"]))
+            " WHERE tenant_id = %s",
+            (subscription, account["tenant_id"]),
+        )
     conn.execute("UPDATE billing_accounts SET sync_requested_at = now() WHERE tenant_id = %s", (account["tenant_id"],))
-    audit.record(conn, _stripe_actor(account), "billing.checkout_completed", "subscription", subscription,
-                 plan=(session.get("metadata") or {}).get("folio_plan"))
+    audit.record(
+        conn,
+        _stripe_actor(account),
+        "billing.checkout_completed",
+        "subscription",
+        subscription,
+        plan=(session.get("metadata") or {}).get("folio_plan"),
+    )
     return f"applied: checkout linked {subscription}; re-fetch queued"

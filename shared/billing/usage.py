@@ -37,8 +37,13 @@ from shared.db import Conn, Database, one
 from shared.errors import Invalid, QuotaExceeded
 from shared.tenancy import Caller
 
-_WHAT = {DOCUMENTS: "documents", STORAGE: "bytes of storage", PAGES_INDEXED: "pages indexed per month",
-         SEARCHES: "searches per month", CHAT_TOKENS: "chat tokens per month"}
+_WHAT = {
+    DOCUMENTS: "documents",
+    STORAGE: "bytes of storage",
+    PAGES_INDEXED: "pages indexed per month",
+    SEARCHES: "searches per month",
+    CHAT_TOKENS: "chat tokens per month",
+}
 # A page of a format without pages (Markdown, HTML, text, DOCX): about one printed page of text.
 CHARS_PER_PAGE = 3000
 
@@ -78,14 +83,21 @@ def _who(who: Caller | UUID) -> tuple[UUID, UUID | None]:
     return (who.tenant_id, who.user_id) if isinstance(who, Caller) else (who, None)
 
 
-def current_entitlement(conn: Conn, tenant_id: UUID,
-                        settings: Settings) -> tuple[Entitlement, dict[str, Any] | None]:
+def current_entitlement(conn: Conn, tenant_id: UUID, settings: Settings) -> tuple[Entitlement, dict[str, Any] | None]:
     account = load_account(conn, tenant_id)
     return entitlement(account, catalog(settings), settings.billing_grace_days), account
 
 
-def consume(target: Database | Conn, who: Caller | UUID, meter: str, amount: int, *,
-            source: str | None = None, allow_overrun: bool = False, settings: Settings) -> Usage:
+def consume(
+    target: Database | Conn,
+    who: Caller | UUID,
+    meter: str,
+    amount: int,
+    *,
+    source: str | None = None,
+    allow_overrun: bool = False,
+    settings: Settings,
+) -> Usage:
     """Count ``amount`` of a monthly ``meter`` against the workspace's plan, or raise QuotaExceeded (402).
 
     For search and chat (and anything else billed by use)::
@@ -118,8 +130,14 @@ def consume(target: Database | Conn, who: Caller | UUID, meter: str, amount: int
             "  updated_at = now()"
             "  WHERE %(force)s OR %(limit)s::bigint IS NULL OR u.used + EXCLUDED.used <= %(limit)s"
             " RETURNING used",
-            {"tenant": tenant_id, "meter": meter, "period": period, "amount": amount, "limit": limit,
-             "force": allow_overrun},
+            {
+                "tenant": tenant_id,
+                "meter": meter,
+                "period": period,
+                "amount": amount,
+                "limit": limit,
+                "force": allow_overrun,
+            },
         ).fetchone()
         if row is None:
             raise _exceeded(granted, meter, _used(conn, tenant_id, meter, period), amount)
@@ -129,8 +147,7 @@ def consume(target: Database | Conn, who: Caller | UUID, meter: str, amount: int
         return Usage(meter, row["used"], limit)
 
 
-def check(target: Database | Conn, who: Caller | UUID, meter: str, amount: int = 1, *,
-          settings: Settings) -> Usage:
+def check(target: Database | Conn, who: Caller | UUID, meter: str, amount: int = 1, *, settings: Settings) -> Usage:
     """Refuse (402) if ``amount`` more would pass the limit now; counts nothing (consume does)."""
     if meter not in MONTHLY_METERS:
         raise ValueError(f"{meter!r} is not a monthly meter; use one of {MONTHLY_METERS}")
@@ -164,15 +181,18 @@ def check_upload(conn: Conn, caller: Caller, size: int, *, settings: Settings) -
 def usage_report(conn: Conn, tenant_id: UUID, granted: Entitlement) -> dict[str, dict[str, int | None]]:
     """Every limit of the plan in force with what is used of it (this month for monthly ones)."""
     period, _ = period_bounds()
-    used = {r["meter"]: r["used"] for r in conn.execute(
-        "SELECT meter, used FROM usage_counters WHERE tenant_id = %s AND period_start = %s", (tenant_id, period))}
+    used = {
+        r["meter"]: r["used"]
+        for r in conn.execute(
+            "SELECT meter, used FROM usage_counters WHERE tenant_id = %s AND period_start = %s", (tenant_id, period)
+        )
+    }
     stock = _stock(conn, tenant_id)
     used[DOCUMENTS], used[STORAGE] = stock["documents"], stock["bytes"]
     return {LIMIT_NAMES[m]: {"used": int(used.get(m, 0)), "limit": granted.plan.limit(m)} for m in LIMIT_NAMES}
 
 
-def check_storage_growth(conn: Conn, tenant_id: UUID, extra_bytes: int, *,
-                         settings: Settings) -> None:
+def check_storage_growth(conn: Conn, tenant_id: UUID, extra_bytes: int, *, settings: Settings) -> None:
     """Refuse (402) a stored blob that grows the workspace by ``extra_bytes`` past its storage limit.
 
     For a blob that turns out larger than the size declared when its upload URL was issued (a SAS
@@ -189,15 +209,21 @@ def check_storage_growth(conn: Conn, tenant_id: UUID, extra_bytes: int, *,
 
 
 def _stock(conn: Conn, tenant_id: UUID) -> dict[str, int]:
-    row = one(conn.execute(
-        "SELECT count(*) AS documents, coalesce(sum(size_bytes), 0)::bigint AS bytes FROM documents"
-        " WHERE tenant_id = %s AND status <> 'deleted'", (tenant_id,)).fetchone())
+    row = one(
+        conn.execute(
+            "SELECT count(*) AS documents, coalesce(sum(size_bytes), 0)::bigint AS bytes FROM documents"
+            " WHERE tenant_id = %s AND status <> 'deleted'",
+            (tenant_id,),
+        ).fetchone()
+    )
     return {"documents": int(row["documents"]), "bytes": int(row["bytes"])}
 
 
 def _used(conn: Conn, tenant_id: UUID, meter: str, period: dt.date) -> int:
-    row = conn.execute("SELECT used FROM usage_counters WHERE tenant_id = %s AND meter = %s AND period_start = %s",
-                       (tenant_id, meter, period)).fetchone()
+    row = conn.execute(
+        "SELECT used FROM usage_counters WHERE tenant_id = %s AND meter = %s AND period_start = %s",
+        (tenant_id, meter, period),
+    ).fetchone()
     return int(row["used"]) if row else 0
 
 
@@ -206,8 +232,11 @@ def _exceeded(granted: Entitlement, meter: str, used: int, amount: int) -> Quota
     assert limit is not None
     monthly = meter in MONTHLY_METERS
     when = f" this month (until {period_bounds()[1].isoformat()})" if monthly else ""
-    detail = (f"The {granted.plan.name} plan allows {limit:,} {_WHAT[meter]}; {used:,} are used{when} and this "
-              f"needs {amount:,} more. Upgrade the plan" + (" or wait for the next month." if monthly else
-                                                            " or delete documents."))
-    return QuotaExceeded(detail, limit=LIMIT_NAMES[meter], plan=granted.plan.name, allowed=limit, used=used,
-                         requested=amount)
+    detail = (
+        f"The {granted.plan.name} plan allows {limit:,} {_WHAT[meter]}; {used:,} are used{when} and this "
+        f"needs {amount:,} more. Upgrade the plan"
+        + (" or wait for the next month." if monthly else " or delete documents.")
+    )
+    return QuotaExceeded(
+        detail, limit=LIMIT_NAMES[meter], plan=granted.plan.name, allowed=limit, used=used, requested=amount
+    )

@@ -45,9 +45,14 @@ def verify(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]
         event = json.loads(payload)
     except ValueError:
         raise Invalid("The event is not JSON.") from None
-    if not (isinstance(event, dict) and event.get("object") == "event" and isinstance(event.get("id"), str)
-            and isinstance(event.get("type"), str) and isinstance(event.get("created"), int)
-            and isinstance((event.get("data") or {}).get("object"), dict)):
+    if not (
+        isinstance(event, dict)
+        and event.get("object") == "event"
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("created"), int)
+        and isinstance((event.get("data") or {}).get("object"), dict)
+    ):
         raise Invalid("The body is not a Stripe event.")
     return event
 
@@ -65,7 +70,8 @@ def apply_event(db: Database, event: dict[str, Any]) -> dict[str, Any]:
         fresh = conn.execute(
             "INSERT INTO stripe_events (event_id, event_type, event_created, livemode)"
             " VALUES (%s, %s, to_timestamp(%s), %s) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            (event["id"], event["type"], event["created"], bool(event.get("livemode")))).fetchone()
+            (event["id"], event["type"], event["created"], bool(event.get("livemode"))),
+        ).fetchone()
         if fresh is None:
             _log.info("stripe event %s (%s) already applied", event["id"], event["type"])
             return {"received": True, "duplicate": True}
@@ -91,8 +97,9 @@ def _account_for_customer(conn: Conn, customer: Any) -> dict[str, Any] | None:
     if not isinstance(customer, str) or not customer:
         return None
     conn.execute("SELECT set_config('app.stripe_customer_id', %s, true)", (customer,))
-    rows = conn.execute("SELECT tenant_id FROM billing_accounts WHERE stripe_customer_id = %s LIMIT 2",
-                        (customer,)).fetchall()
+    rows = conn.execute(
+        "SELECT tenant_id FROM billing_accounts WHERE stripe_customer_id = %s LIMIT 2", (customer,)
+    ).fetchall()
     conn.execute("SELECT set_config('app.stripe_customer_id', '', true)")
     if len(rows) != 1:
         if rows:

@@ -52,8 +52,17 @@ class Turn:
     collection_ids: tuple[UUID, ...] = ()
 
 
-def run_turn(turn: Turn, *, caller: Caller, db: Database, store: ChatStore, settings: Settings, embedder: Embedder,
-             models: ChatModels, keys: SecretStore | None = None) -> Iterator[dict[str, Any]]:
+def run_turn(
+    turn: Turn,
+    *,
+    caller: Caller,
+    db: Database,
+    store: ChatStore,
+    settings: Settings,
+    embedder: Embedder,
+    models: ChatModels,
+    keys: SecretStore | None = None,
+) -> Iterator[dict[str, Any]]:
     """The events of one turn (see the module docstring). The model is the user's own (``keys``) if
     they set one, else the deployment's (``models``)."""
     message = turn.message.strip()
@@ -64,11 +73,14 @@ def run_turn(turn: Turn, *, caller: Caller, db: Database, store: ChatStore, sett
     owner = owner_of(caller)
 
     own_key = get_user_key(keys, caller)
-    provider = (models.with_user_key(own_key.provider, own_key.api_key, own_key.model) if own_key
-                else models.configured())
+    provider = (
+        models.with_user_key(own_key.provider, own_key.api_key, own_key.model) if own_key else models.configured()
+    )
     billed = own_key is None  # with their own key the user pays the provider; usage is still recorded
     if billed:
-        billing.check(db, caller, billing.CHAT_TOKENS, 1, settings=settings)  # 402 before any work when the month is used up
+        billing.check(
+            db, caller, billing.CHAT_TOKENS, 1, settings=settings
+        )  # 402 before any work when the month is used up
 
     if turn.session_id is not None:
         session = store.get_session(owner, str(turn.session_id))
@@ -80,13 +92,35 @@ def run_turn(turn: Turn, *, caller: Caller, db: Database, store: ChatStore, sett
         session = store.create_session(owner, message)
         history, created = [], True
     yield {"type": "session", "sessionId": session["id"], "title": session["title"], "created": created}
-    yield from _answer(message, turn, session["id"], history, caller=caller, db=db, store=store,
-                       settings=settings, embedder=embedder, provider=provider, billed=billed)
+    yield from _answer(
+        message,
+        turn,
+        session["id"],
+        history,
+        caller=caller,
+        db=db,
+        store=store,
+        settings=settings,
+        embedder=embedder,
+        provider=provider,
+        billed=billed,
+    )
 
 
-def _answer(message: str, turn: Turn, session_id: str, history: list[dict[str, Any]], *, caller: Caller,
-            db: Database, store: ChatStore, settings: Settings, embedder: Embedder, provider: ChatModel,
-            billed: bool) -> Iterator[dict[str, Any]]:
+def _answer(
+    message: str,
+    turn: Turn,
+    session_id: str,
+    history: list[dict[str, Any]],
+    *,
+    caller: Caller,
+    db: Database,
+    store: ChatStore,
+    settings: Settings,
+    embedder: Embedder,
+    provider: ChatModel,
+    billed: bool,
+) -> Iterator[dict[str, Any]]:
     asked_at = now_iso()
     usage = Usage()
     query = message
@@ -133,20 +167,33 @@ def _answer(message: str, turn: Turn, session_id: str, history: list[dict[str, A
     text = "".join(answer)
     model = {"provider": provider.name, "model": provider.model, "extractive": provider.extractive}
     _, stored = store.append_turn(
-        owner_of(caller), session_id,
-        {"role": "user", "content": message, "createdAt": asked_at,
-         **({"query": query} if query != message else {})},
-        {"role": "assistant", "content": text, "citations": citations, "usage": usage.as_json(), "billed": billed,
-         **model},
-        max_turns=settings.chat_max_turns)
-    yield {"type": "done", "messageId": stored[1]["id"], "usage": usage.as_json(), **model,
-           "grounded": bool(citations)}
+        owner_of(caller),
+        session_id,
+        {"role": "user", "content": message, "createdAt": asked_at, **({"query": query} if query != message else {})},
+        {
+            "role": "assistant",
+            "content": text,
+            "citations": citations,
+            "usage": usage.as_json(),
+            "billed": billed,
+            **model,
+        },
+        max_turns=settings.chat_max_turns,
+    )
+    yield {"type": "done", "messageId": stored[1]["id"], "usage": usage.as_json(), **model, "grounded": bool(citations)}
 
 
 def _charge(db: Database, caller: Caller, usage: Usage, billed: bool, session_id: str, settings: Settings) -> None:
     if billed and usage.total_tokens:
-        billing.consume(db, caller, billing.CHAT_TOKENS, usage.total_tokens, allow_overrun=True,
-                        source=f"chat:{session_id}", settings=settings)
+        billing.consume(
+            db,
+            caller,
+            billing.CHAT_TOKENS,
+            usage.total_tokens,
+            allow_overrun=True,
+            source=f"chat:{session_id}",
+            settings=settings,
+        )
 
 
 def _rewrite(provider: ChatModel, message: str, history: list[dict[str, Any]]) -> tuple[str, Usage]:
@@ -164,25 +211,38 @@ def _rewrite(provider: ChatModel, message: str, history: list[dict[str, Any]]) -
     return (query or prompt.heuristic_rewrite(message, history)), usage
 
 
-def retrieve(db: Database, caller: Caller, query: str, collection_ids: tuple[UUID, ...], embedder: Embedder,
-             top: int) -> list[Source]:
+def retrieve(
+    db: Database, caller: Caller, query: str, collection_ids: tuple[UUID, ...], embedder: Embedder, top: int
+) -> list[Source]:
     """The caller's best passages for ``query``, numbered 1..n, with their full text."""
-    found = search(db, caller, SearchRequest(query=query[:1000], top=top, collection_ids=collection_ids),
-                   embedder=embedder)["results"]
+    found = search(
+        db, caller, SearchRequest(query=query[:1000], top=top, collection_ids=collection_ids), embedder=embedder
+    )["results"]
     if not found:
         return []
     ids = [int(r["chunkId"]) for r in found]
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        bodies = {row["chunk_id"]: row["body"] for row in conn.execute(
-            "SELECT chunk_id, body FROM chunks WHERE tenant_id = %s AND chunk_id = ANY(%s)",
-            (caller.tenant_id, ids))}
+        bodies = {
+            row["chunk_id"]: row["body"]
+            for row in conn.execute(
+                "SELECT chunk_id, body FROM chunks WHERE tenant_id = %s AND chunk_id = ANY(%s)", (caller.tenant_id, ids)
+            )
+        }
     sources: list[Source] = []
     for result in found:
         body = bodies.get(int(result["chunkId"]))
         if body is None:  # deleted between the search and now
             continue
-        sources.append(Source(n=len(sources) + 1, chunk_id=result["chunkId"], document_id=result["documentId"],
-                              title=result["title"], heading_path=list(result["headingPath"] or []),
-                              pages=result["pages"], snippet=result["snippet"], text=body))
+        sources.append(
+            Source(
+                n=len(sources) + 1,
+                chunk_id=result["chunkId"],
+                document_id=result["documentId"],
+                title=result["title"],
+                heading_path=list(result["headingPath"] or []),
+                pages=result["pages"],
+                snippet=result["snippet"],
+                text=body,
+            )
+        )
     return sources
-

@@ -74,8 +74,16 @@ def get_user_key(store: SecretStore | None, caller: Caller) -> UserKey | None:
         raise ConfigError("A stored provider key is unreadable; delete it and set it again.") from None
 
 
-def set_user_key(store: SecretStore | None, db: Database, caller: Caller, provider: str, api_key: str,
-                 model: str | None, *, allowed: tuple[str, ...]) -> UserKey:
+def set_user_key(
+    store: SecretStore | None,
+    db: Database,
+    caller: Caller,
+    provider: str,
+    api_key: str,
+    model: str | None,
+    *,
+    allowed: tuple[str, ...],
+) -> UserKey:
     """Store the caller's own key, then audit that they did (which provider; never the key)."""
     if store is None:
         raise Forbidden("Own provider keys are not enabled on this installation.")
@@ -144,8 +152,9 @@ class LocalFileSecrets:
 class KeyVaultUserSecrets:
     """Secrets in a Key Vault the app may write to, with a short read cache."""
 
-    def __init__(self, vault_url: str, *, credential: TokenCredential, cache_s: float = _CACHE_S,
-                 **client_kwargs: Any) -> None:
+    def __init__(
+        self, vault_url: str, *, credential: TokenCredential, cache_s: float = _CACHE_S, **client_kwargs: Any
+    ) -> None:
         from azure.keyvault.secrets import SecretClient
 
         self._client = SecretClient(vault_url, credential, **client_kwargs)
@@ -175,13 +184,15 @@ class KeyVaultUserSecrets:
 
         try:
             try:
-                self._client.set_secret(name, value, content_type="application/json",
-                                        tags={"purpose": "folio-chat-provider-key"})
+                self._client.set_secret(
+                    name, value, content_type="application/json", tags={"purpose": "folio-chat-provider-key"}
+                )
             except ResourceExistsError:
                 # 409: deleted earlier and kept by soft delete; bring the name back, then write a new version.
                 self._client.begin_recover_deleted_secret(name).wait()
-                self._client.set_secret(name, value, content_type="application/json",
-                                        tags={"purpose": "folio-chat-provider-key"})
+                self._client.set_secret(
+                    name, value, content_type="application/json", tags={"purpose": "folio-chat-provider-key"}
+                )
         except AzureError as exc:
             raise _translate(exc, "store") from None
         self._forget(name)
@@ -205,8 +216,10 @@ class KeyVaultUserSecrets:
 def _translate(exc: Exception, doing: str) -> Exception:
     status = getattr(exc, "status_code", None)
     if status in (401, 403):
-        return ConfigError(f"Key Vault refused to {doing} a provider key (HTTP {status}): the app identity needs "
-                           "the Key Vault Secrets Officer role on CHAT_KEY_VAULT_URL.")
+        return ConfigError(
+            f"Key Vault refused to {doing} a provider key (HTTP {status}): the app identity needs "
+            "the Key Vault Secrets Officer role on CHAT_KEY_VAULT_URL."
+        )
     return Unavailable(f"Could not {doing} the provider key: Key Vault is unavailable ({type(exc).__name__}).")
 
 

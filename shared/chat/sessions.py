@@ -13,9 +13,15 @@ _ANSWER_FIELDS = ("citations", "usage", "provider", "model", "extractive")
 
 def shown_session(item: dict[str, Any]) -> dict[str, Any]:
     """A stored session as the API shows it; ``etag`` is what ``If-Match`` takes."""
-    return {"id": item["id"], "title": item["title"], "createdAt": item["createdAt"],
-            "updatedAt": item["updatedAt"], "turns": item.get("turns", 0), "usage": item.get("usage"),
-            "etag": http_etag(item["_etag"])}
+    return {
+        "id": item["id"],
+        "title": item["title"],
+        "createdAt": item["createdAt"],
+        "updatedAt": item["updatedAt"],
+        "turns": item.get("turns", 0),
+        "usage": item.get("usage"),
+        "etag": http_etag(item["_etag"]),
+    }
 
 
 def _shown_message(item: dict[str, Any]) -> dict[str, Any]:
@@ -39,8 +45,9 @@ def read_session(store: ChatStore, caller: Caller, session_id: str) -> dict[str,
     return {**shown_session(session), "messages": [_shown_message(m) for m in store.messages(owner, session_id)]}
 
 
-def rename_session(store: ChatStore, caller: Caller, session_id: str, title: str, *,
-                   if_match: str | None) -> dict[str, Any]:
+def rename_session(
+    store: ChatStore, caller: Caller, session_id: str, title: str, *, if_match: str | None
+) -> dict[str, Any]:
     return shown_session(store.rename_session(owner_of(caller), session_id, title, if_match=if_match))
 
 

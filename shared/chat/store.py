@@ -133,9 +133,17 @@ class ChatStore:
     def create_session(self, owner: Owner, title: str) -> dict[str, Any]:
         now = self._now()
         item = {
-            "id": str(uuid.uuid4()), "type": SESSION, "tenantId": owner.tenant_id, "userId": owner.user_id,
-            "title": _title(title), "state": ACTIVE, "createdAt": now, "updatedAt": now, "messageCount": 0,
-            "turns": 0, "usage": {"promptTokens": 0, "completionTokens": 0, "totalTokens": 0},
+            "id": str(uuid.uuid4()),
+            "type": SESSION,
+            "tenantId": owner.tenant_id,
+            "userId": owner.user_id,
+            "title": _title(title),
+            "state": ACTIVE,
+            "createdAt": now,
+            "updatedAt": now,
+            "messageCount": 0,
+            "turns": 0,
+            "usage": {"promptTokens": 0, "completionTokens": 0, "totalTokens": 0},
         }
         with _cosmos_errors("create the chat session"):
             return dict(self._container.create_item(item))
@@ -154,7 +162,9 @@ class ChatStore:
         token = _decode_continuation(continuation)
         with _cosmos_errors("list chat sessions", bad_request="The continuation token is not valid."):
             pager = self._container.query_items(
-                _SELECT_SESSIONS, parameters=owner.params(), partition_key=owner.partition_key,
+                _SELECT_SESSIONS,
+                parameters=owner.params(),
+                partition_key=owner.partition_key,
                 max_item_count=limit,
             ).by_page(token)
             sessions = [dict(item) for item in next(pager, [])]
@@ -162,8 +172,9 @@ class ChatStore:
         return Page(sessions, _encode_continuation(next_token))
 
     def rename_session(self, owner: Owner, session_id: str, title: str, *, if_match: str | None) -> dict[str, Any]:
-        return self._update(owner, session_id, lambda s: {**s, "title": _title(title), "updatedAt": self._now()},
-                            if_match=if_match)
+        return self._update(
+            owner, session_id, lambda s: {**s, "title": _title(title), "updatedAt": self._now()}, if_match=if_match
+        )
 
     def delete_session(self, owner: Owner, session_id: str, *, if_match: str | None) -> None:
         item = self._read(owner, session_id)
@@ -171,11 +182,16 @@ class ChatStore:
             raise NotFound("No such chat session.")
         if item.get("state") == ACTIVE:
             # Hide it first, under the caller's etag: from here on it is gone for every reader.
-            item = self._update(owner, session_id, lambda s: {**s, "state": DELETING, "ttl": _DELETING_TTL_S},
-                                if_match=if_match)
+            item = self._update(
+                owner, session_id, lambda s: {**s, "state": DELETING, "ttl": _DELETING_TTL_S}, if_match=if_match
+            )
         with _cosmos_errors("delete the chat session"):
-            ids = [row["id"] for row in self._container.query_items(
-                _SELECT_MESSAGE_IDS, parameters=owner.params(session=session_id), partition_key=owner.partition_key)]
+            ids = [
+                row["id"]
+                for row in self._container.query_items(
+                    _SELECT_MESSAGE_IDS, parameters=owner.params(session=session_id), partition_key=owner.partition_key
+                )
+            ]
             for message_id in ids:
                 self._delete_item(owner, message_id)
             self._delete_item(owner, session_id)
@@ -184,21 +200,31 @@ class ChatStore:
 
     def messages(self, owner: Owner, session_id: str) -> list[dict[str, Any]]:
         with _cosmos_errors("read the chat messages"):
-            return [dict(m) for m in self._container.query_items(
-                _SELECT_MESSAGES, parameters=owner.params(session=session_id), partition_key=owner.partition_key)]
+            return [
+                dict(m)
+                for m in self._container.query_items(
+                    _SELECT_MESSAGES, parameters=owner.params(session=session_id), partition_key=owner.partition_key
+                )
+            ]
 
     def recent_messages(self, owner: Owner, session_id: str, count: int) -> list[dict[str, Any]]:
         """The last ``count`` messages, oldest first."""
         if count <= 0:
             return []
         with _cosmos_errors("read the chat history"):
-            newest_first = [dict(m) for m in self._container.query_items(
-                _SELECT_RECENT, parameters=owner.params(session=session_id, n=count),
-                partition_key=owner.partition_key)]
+            newest_first = [
+                dict(m)
+                for m in self._container.query_items(
+                    _SELECT_RECENT,
+                    parameters=owner.params(session=session_id, n=count),
+                    partition_key=owner.partition_key,
+                )
+            ]
         return list(reversed(newest_first))
 
-    def append_turn(self, owner: Owner, session_id: str, question: dict[str, Any], answer: dict[str, Any], *,
-                    max_turns: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def append_turn(
+        self, owner: Owner, session_id: str, question: dict[str, Any], answer: dict[str, Any], *, max_turns: int
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Store a question and its answer as the next two messages; returns the session and both messages."""
         usage = answer.get("usage") or {}
         claimed: dict[str, Any] = {}
@@ -210,17 +236,29 @@ class ChatStore:
             total = dict(session.get("usage") or {})
             for key in ("promptTokens", "completionTokens", "totalTokens"):
                 total[key] = int(total.get(key, 0)) + int(usage.get(key, 0))
-            return {**session, "messageCount": claimed["seq"] + 1, "turns": session.get("turns", 0) + 1,
-                    "usage": total, "updatedAt": self._now()}
+            return {
+                **session,
+                "messageCount": claimed["seq"] + 1,
+                "turns": session.get("turns", 0) + 1,
+                "usage": total,
+                "updatedAt": self._now(),
+            }
 
         session = self._update(owner, session_id, claim, if_match=None)
         seq = claimed["seq"]
         stored = []
         with _cosmos_errors("store the chat messages"):
             for offset, message in enumerate((question, answer)):
-                item = {**message, "id": f"{session_id}-{seq + offset:05d}", "type": MESSAGE,
-                        "tenantId": owner.tenant_id, "userId": owner.user_id, "sessionId": session_id,
-                        "seq": seq + offset, "createdAt": message.get("createdAt") or self._now()}
+                item = {
+                    **message,
+                    "id": f"{session_id}-{seq + offset:05d}",
+                    "type": MESSAGE,
+                    "tenantId": owner.tenant_id,
+                    "userId": owner.user_id,
+                    "sessionId": session_id,
+                    "seq": seq + offset,
+                    "createdAt": message.get("createdAt") or self._now(),
+                }
                 stored.append(dict(self._container.create_item(item)))
         return session, stored
 
@@ -240,8 +278,9 @@ class ChatStore:
         except Exception as exc:  # azure-core transport errors: no answer at all
             raise _unavailable("read the chat session", exc) from None
 
-    def _update(self, owner: Owner, session_id: str, change: Callable[[dict[str, Any]], dict[str, Any]], *,
-                if_match: str | None) -> dict[str, Any]:
+    def _update(
+        self, owner: Owner, session_id: str, change: Callable[[dict[str, Any]], dict[str, Any]], *, if_match: str | None
+    ) -> dict[str, Any]:
         """Read-modify-write under the item's etag. With ``if_match`` (the client's), a stale etag is a 412;
         without, a lost race is retried on fresh data."""
         from azure.core import MatchConditions
@@ -250,16 +289,22 @@ class ChatStore:
         for _ in range(_APPEND_ATTEMPTS):
             current = self.get_session(owner, session_id)
             if not _etag_matches(if_match, current["_etag"]):
-                raise PreconditionFailed("The chat session has changed since it was read; reload it and retry.",
-                                         etag=http_etag(current["_etag"]))
+                raise PreconditionFailed(
+                    "The chat session has changed since it was read; reload it and retry.",
+                    etag=http_etag(current["_etag"]),
+                )
             updated = {k: v for k, v in change(current).items() if not k.startswith("_")}
             try:
-                return dict(self._container.replace_item(
-                    session_id, updated, etag=current["_etag"], match_condition=MatchConditions.IfNotModified))
+                return dict(
+                    self._container.replace_item(
+                        session_id, updated, etag=current["_etag"], match_condition=MatchConditions.IfNotModified
+                    )
+                )
             except exceptions.CosmosAccessConditionFailedError:
                 if if_match is not None and "*" not in if_match:
                     raise PreconditionFailed(
-                        "The chat session has changed since it was read; reload it and retry.") from None
+                        "The chat session has changed since it was read; reload it and retry."
+                    ) from None
                 continue  # someone else wrote in between: re-read and apply the change again
             except exceptions.CosmosResourceNotFoundError:
                 raise NotFound("No such chat session.") from None
@@ -341,8 +386,13 @@ def cosmos_chat_store(settings: Settings, credential: TokenCredential | None = N
         auth = settings.cosmos_key.reveal()
     if auth is None:
         raise ConfigError("Cosmos DB needs the app's identity (Azure) or COSMOS_KEY.")
-    client = CosmosClient(endpoint, auth, connection_timeout=max(1, int(settings.cosmos_timeout_s)),
-                          read_timeout=settings.cosmos_timeout_s)
+    client = CosmosClient(
+        endpoint,
+        auth,
+        connection_timeout=max(1, int(settings.cosmos_timeout_s)),
+        read_timeout=settings.cosmos_timeout_s,
+    )
     container = client.get_database_client(settings.cosmos_database).get_container_client(
-        settings.cosmos_chat_container)
+        settings.cosmos_chat_container
+    )
     return ChatStore(container)

@@ -60,8 +60,9 @@ def render(text: str, *, embedding_dim: int) -> str:
     return text.replace("{{embedding_dim}}", str(int(embedding_dim)))
 
 
-def migrate(admin_url: str, *, app_role: str, embedding_model: str, embedding_dim: int,
-            directory: Path = MIGRATIONS_DIR) -> list[str]:
+def migrate(
+    admin_url: str, *, app_role: str, embedding_model: str, embedding_dim: int, directory: Path = MIGRATIONS_DIR
+) -> list[str]:
     """Apply pending migrations and grant the app role its privileges. Returns versions applied.
 
     Safe to run from several processes at once (the advisory lock serialises them) and to run
@@ -76,12 +77,16 @@ def migrate(admin_url: str, *, app_role: str, embedding_model: str, embedding_di
                 "CREATE TABLE IF NOT EXISTS folio_schema_migrations ("
                 " version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done: dict[str, str] = dict(conn.execute("SELECT version, checksum FROM folio_schema_migrations").fetchall())
+            done: dict[str, str] = dict(
+                conn.execute("SELECT version, checksum FROM folio_schema_migrations").fetchall()
+            )
             for migration in discover(directory):
                 if migration.version in done:
                     if done[migration.version] in _REWRITTEN.get(migration.version, frozenset()):
-                        conn.execute("UPDATE folio_schema_migrations SET checksum = %s WHERE version = %s",
-                                     (migration.checksum, migration.version))
+                        conn.execute(
+                            "UPDATE folio_schema_migrations SET checksum = %s WHERE version = %s",
+                            (migration.checksum, migration.version),
+                        )
                         _log.info("migration %s was rewritten; recorded its new checksum", migration.version)
                     elif done[migration.version] != migration.checksum:
                         raise ConfigError(
@@ -114,9 +119,7 @@ def _check_role(conn: psycopg.Connection, role: str) -> None:
 
 def _check_index_settings(conn: psycopg.Connection, model: str, dim: int) -> None:
     """The embedding model and dimension are part of the index: changing them needs a re-embed."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS folio_index_settings (key text PRIMARY KEY, value text NOT NULL)"
-    )
+    conn.execute("CREATE TABLE IF NOT EXISTS folio_index_settings (key text PRIMARY KEY, value text NOT NULL)")
     conn.execute(
         "INSERT INTO folio_index_settings VALUES ('embedding_model', %s), ('embedding_dim', %s)"
         " ON CONFLICT (key) DO NOTHING",
@@ -141,5 +144,6 @@ def _grant(conn: psycopg.Connection, role: str) -> None:
     conn.execute(sql.SQL("GRANT SELECT ON folio_index_settings TO {}").format(ident))
     # Read-only views (tenant_chunks runs with the owner's rights: writes must go to the table).
     for view in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'").fetchall():
-        conn.execute(sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(
-            sql.Identifier(view[0]), ident))
+        conn.execute(
+            sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(sql.Identifier(view[0]), ident)
+        )

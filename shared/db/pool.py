@@ -53,9 +53,17 @@ def _entra_connection_class(token: Callable[[], str]) -> type[psycopg.Connection
 class Database:
     """A small pool plus :meth:`transaction`, which sets the tenant context for RLS."""
 
-    def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 4, timeout_s: float = 10.0,
-                 statement_timeout_ms: int = 15000, server_prepare: bool = True,
-                 token: Callable[[], str] | None = None) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        timeout_s: float = 10.0,
+        statement_timeout_ms: int = 15000,
+        server_prepare: bool = True,
+        token: Callable[[], str] | None = None,
+    ) -> None:
         self._statement_timeout = str(int(statement_timeout_ms))
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
         if not server_prepare:
@@ -106,8 +114,9 @@ class Database:
                     self._opened = True
 
     @contextmanager
-    def transaction(self, tenant_id: UUID | None = None, user_id: UUID | None = None,
-                    local_settings: dict[str, str] | None = None) -> Iterator[Conn]:
+    def transaction(
+        self, tenant_id: UUID | None = None, user_id: UUID | None = None, local_settings: dict[str, str] | None = None
+    ) -> Iterator[Conn]:
         """One transaction with ``app.tenant_id``/``app.user_id`` set locally for row-level security.
 
         The settings are transaction-local (``set_config(..., true)``), so a pooled connection,
@@ -115,9 +124,12 @@ class Database:
         ``local_settings`` (e.g. ``hnsw.ef_search``) are set in the same round trip.
         """
         self._ensure_open()
-        names = {"app.tenant_id": str(tenant_id) if tenant_id else "",
-                 "app.user_id": str(user_id) if user_id else "",
-                 "statement_timeout": self._statement_timeout, **(local_settings or {})}
+        names = {
+            "app.tenant_id": str(tenant_id) if tenant_id else "",
+            "app.user_id": str(user_id) if user_id else "",
+            "statement_timeout": self._statement_timeout,
+            **(local_settings or {}),
+        }
         preamble = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names)
         try:
             with self._pool.connection() as conn, conn.transaction():

@@ -30,5 +30,3 @@ def parse(key: str) -> ApiKeyCredential:
 def hash_secret(secret: str) -> bytes:
     # The secret is 256 random bits, so a fast hash is enough: there is nothing to brute-force.
     return hashlib.sha256(secret.encode("ascii")).digest()
-
-

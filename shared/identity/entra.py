@@ -36,8 +36,9 @@ class JwksCache:
     into a stream of requests to the identity provider.
     """
 
-    def __init__(self, url: str, *, min_refresh_interval_s: float = 30.0,
-                 fetch: Callable[[str], dict[str, Any]] = _fetch_json) -> None:
+    def __init__(
+        self, url: str, *, min_refresh_interval_s: float = 30.0, fetch: Callable[[str], dict[str, Any]] = _fetch_json
+    ) -> None:
         self._url = url
         self._fetch = fetch
         self._min_interval = min_refresh_interval_s

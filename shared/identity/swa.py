@@ -41,8 +41,7 @@ def parse_client_principal(value: str) -> Principal:
     # With the Entra ID provider, userDetails is the directory's UPN; other providers (GitHub, X,
     # custom OpenID Connect) give a handle or an address they may not have verified.
     verified = provider.lower() in ("aad", "azureactivedirectory") and bool(details and email == details)
-    return Principal(idp=f"swa:{provider.lower()}", subject=user_id, email=email, name=name,
-                     email_verified=verified)
+    return Principal(idp=f"swa:{provider.lower()}", subject=user_id, email=email, name=name, email_verified=verified)
 
 
 def _check_field(text: str | None) -> None:

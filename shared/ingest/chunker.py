@@ -46,7 +46,51 @@ _MID_SENTENCE, _SENTENCE, _BLOCK, _SUBCLAUSE = 0, 1, 2, 3
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+(?=\S)|[。！？]+[」』”’]*\s*")
 _OPENERS = "\"'“‘«([¿¡"
 _ABBREVIATIONS = frozenset(
-    ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "inc", "ltd", "co", "corp", "plc", "llc", "no", "nos", "vs", "etc", "e.g", "i.e", "cf", "al", "art", "arts", "sec", "secs", "para", "paras", "fig", "figs", "vol", "ch", "cl", "sch", "pp", "p", "approx", "dept", "est", "govt", "u.s", "u.k", "e.u"]
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "plc",
+        "llc",
+        "no",
+        "nos",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "cf",
+        "al",
+        "art",
+        "arts",
+        "sec",
+        "secs",
+        "para",
+        "paras",
+        "fig",
+        "figs",
+        "vol",
+        "ch",
+        "cl",
+        "sch",
+        "pp",
+        "p",
+        "approx",
+        "dept",
+        "est",
+        "govt",
+        "u.s",
+        "u.k",
+        "e.u",
+    ]
 )
 _LABEL_WORDS = ("section", "article", "clause", "chapter", "§", "part", "schedule", "no")
 
@@ -115,9 +159,7 @@ class _Atom:
 class _Chunker:
     """One run over one document: sections, then chunks per section."""
 
-    def __init__(
-        self, doc: ParsedDocument, max_tokens: int, overlap: int, count: TokenCounter
-    ) -> None:
+    def __init__(self, doc: ParsedDocument, max_tokens: int, overlap: int, count: TokenCounter) -> None:
         self.doc = doc
         self.text = doc.text
         self.max = max_tokens
@@ -206,10 +248,7 @@ class _Chunker:
         if tokens <= self.max:
             return [_Atom(start, end, tokens, strength)]
         pieces = _HardSplitter(self, start, end, tokens).pieces()
-        return [
-            _Atom(s, e, t, strength if i == 0 else _MID_SENTENCE)
-            for i, (s, e, t) in enumerate(pieces)
-        ]
+        return [_Atom(s, e, t, strength if i == 0 else _MID_SENTENCE) for i, (s, e, t) in enumerate(pieces)]
 
     # -- output ---------------------------------------------------------------------------
 
@@ -218,9 +257,15 @@ class _Chunker:
         page_start, page_end = self._pages(start, end)
         self.chunks.append(
             Chunk(
-                ordinal=len(self.chunks), text=text, heading_path=list(path),
-                page_start=page_start, page_end=page_end, char_start=start, char_end=end,
-                content_hash=content_hash(text, path), token_count=tokens,
+                ordinal=len(self.chunks),
+                text=text,
+                heading_path=list(path),
+                page_start=page_start,
+                page_end=page_end,
+                char_start=start,
+                char_end=end,
+                content_hash=content_hash(text, path),
+                token_count=tokens,
             )
         )
 

@@ -68,9 +68,7 @@ class DocumentBuilder:
     def blocks(self) -> list[Block]:
         return self._blocks
 
-    def add(
-        self, kind: BlockKind, text: str, *, level: int | None = None, page: int | None = None
-    ) -> Block | None:
+    def add(self, kind: BlockKind, text: str, *, level: int | None = None, page: int | None = None) -> Block | None:
         """Append a block; blank text is skipped (returns None). Surrounding space is trimmed,
         except a code block's first-line indentation, which is part of the code."""
         text = _LEADING_BLANK_LINES.sub("", text.rstrip()) if kind == "code" else text.strip()
@@ -88,16 +86,17 @@ class DocumentBuilder:
         self._length = end
         return block
 
-    def build(
-        self, *, title: str | None, pages: int | None, empty_hint: str = ""
-    ) -> ParsedDocument:
+    def build(self, *, title: str | None, pages: int | None, empty_hint: str = "") -> ParsedDocument:
         """Freeze into a :class:`ParsedDocument`; no text at all is an :class:`EmptyDocument`."""
         if not self._blocks:
             raise EmptyDocument(f"No text could be found in this document.{empty_hint}")
         text = "".join(self._parts)
         return ParsedDocument(
-            title=clean_title(title), doc_type=self.doc_type, pages=pages,
-            blocks=self._blocks, text=text,
+            title=clean_title(title),
+            doc_type=self.doc_type,
+            pages=pages,
+            blocks=self._blocks,
+            text=text,
         )
 
 

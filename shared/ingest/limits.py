@@ -109,8 +109,7 @@ def check_zip(data: bytes, limits: Limits) -> zipfile.ZipFile:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, struct.error, OSError) as exc:
         raise CorruptDocument(
-            "The file looks like a ZIP-based document (such as .docx) but its archive is "
-            "damaged and cannot be opened."
+            "The file looks like a ZIP-based document (such as .docx) but its archive is damaged and cannot be opened."
         ) from exc
     infos = archive.infolist()
     check_zip_entry_count(len(infos), limits)
@@ -135,9 +134,7 @@ def verify_zip_members(archive: zipfile.ZipFile, limits: Limits, deadline: Deadl
     return budget.total
 
 
-def read_zip_member(
-    archive: zipfile.ZipFile, name: str, limits: Limits, deadline: Deadline
-) -> bytes:
+def read_zip_member(archive: zipfile.ZipFile, name: str, limits: Limits, deadline: Deadline) -> bytes:
     """Read one member with the same caps as :func:`verify_zip_members`."""
     budget = _InflateBudget(limits)
     return b"".join(_iter_member(archive, archive.getinfo(name), budget, deadline))
@@ -176,8 +173,7 @@ def _iter_member(
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
         # zipfile stops at the declared size and then fails the CRC when the size lied.
         raise CorruptDocument(
-            f"The archive entry {info.filename!r} is damaged (its contents do not match "
-            "what the archive declares)."
+            f"The archive entry {info.filename!r} is damaged (its contents do not match what the archive declares)."
         ) from exc
 
 
@@ -194,9 +190,7 @@ def check_zip_entry_count(count: int, limits: Limits) -> None:
 
 def _check_entry(info: zipfile.ZipInfo, limits: Limits) -> None:
     if info.flag_bits & 0x1:
-        raise UnsupportedType(
-            "This document is password-protected. Remove the password and upload it again."
-        )
+        raise UnsupportedType("This document is password-protected. Remove the password and upload it again.")
     if info.compress_type not in _ZIP_METHODS:
         raise UnsupportedType(
             f"The archive entry {info.filename!r} uses a compression method Folio does not "

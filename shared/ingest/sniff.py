@@ -66,9 +66,7 @@ _ATX = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.M)
 # Anchored on the first non-blank character so a failed match costs one pass per line.
 _SETEXT = re.compile(r"^[ \t]*\S[^\n]*\n {0,3}(?:={3,}|-{3,})[ \t]*$", re.M)
 _FENCE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})", re.M)
-_TABLE_RULE = re.compile(
-    r"^ {0,3}\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.M
-)
+_TABLE_RULE = re.compile(r"^ {0,3}\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.M)
 _BULLET = re.compile(r"^ {0,3}[-*+][ \t]+\S", re.M)
 # Repeats are bounded so a line of unclosed "[a](" costs linear time, not quadratic.
 _LINK = re.compile(r"\[[^\]\n]{1,300}\]\([^)\s]{1,300}\)")
@@ -185,14 +183,12 @@ def _zip_names(data: bytes, limits: Limits) -> set[str]:
             return set(archive.namelist())
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, struct.error, OSError) as exc:
         raise CorruptDocument(
-            "The file starts like a ZIP-based document (such as .docx) but its archive is "
-            "damaged and cannot be opened."
+            "The file starts like a ZIP-based document (such as .docx) but its archive is damaged and cannot be opened."
         ) from exc
 
 
 def _unsupported(name: str) -> UnsupportedType:
     hint = _HINTS.get(name, "")
     return UnsupportedType(
-        f"This file looks like {name}, which Folio cannot index.{hint} "
-        f"Supported formats: {SUPPORTED_FORMATS}."
+        f"This file looks like {name}, which Folio cannot index.{hint} Supported formats: {SUPPORTED_FORMATS}."
     )

@@ -23,10 +23,22 @@ MAX_LEVEL = 6
 _SUBCLAUSE_RANK = 100
 
 _KEYWORD_RANK = {
-    "part": 1, "book": 1, "chapter": 2,
-    "article": 3, "art.": 3, "schedule": 3, "annex": 3, "annexure": 3, "appendix": 3,
+    "part": 1,
+    "book": 1,
+    "chapter": 2,
+    "article": 3,
+    "art.": 3,
+    "schedule": 3,
+    "annex": 3,
+    "annexure": 3,
+    "appendix": 3,
     "exhibit": 3,
-    "section": 4, "sec.": 4, "sect.": 4, "clause": 4, "§": 4, "§§": 4,
+    "section": 4,
+    "sec.": 4,
+    "sect.": 4,
+    "clause": 4,
+    "§": 4,
+    "§§": 4,
 }
 _KEYWORD = re.compile(
     r"(?:(?P<kw>(?i:part|book|chapter|article|art\.|schedule|annexure|annex|appendix|exhibit"
@@ -36,9 +48,7 @@ _KEYWORD = re.compile(
 )
 _ROMAN_NUMERAL = re.compile(r"M{0,4}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})")
 _BARE_NUMBER = re.compile(r"(?P<id>\d{1,3}(?:\.\d{1,3})*)(?P<dot>[.)])?[ \t]+(?=\S)")
-_SUBCLAUSE = re.compile(
-    r"(?:\((?:[a-z]{1,2}|[ivxlcdm]{1,6}|[A-Z]|\d{1,2})\)|(?:[a-z]|[ivxlcdm]{1,6})\))[ \t]+(?=\S)"
-)
+_SUBCLAUSE = re.compile(r"(?:\((?:[a-z]{1,2}|[ivxlcdm]{1,6}|[A-Z]|\d{1,2})\)|(?:[a-z]|[ivxlcdm]{1,6})\))[ \t]+(?=\S)")
 _BULLET = re.compile(r"[•◦▪▫●○■□‣⁃∙·\-–*][ \t]+(?=\S)")
 # Bullets that open an item even mid-paragraph; a dash may just be a wrapped line's start.
 _HARD_BULLETS = frozenset("•◦▪▫●○■□‣⁃∙·*-")
@@ -46,7 +56,36 @@ _TITLE_STOP = re.compile(r"\.(?:\s|$)|:\s|\s[-–—]\s|;|\n")
 _WORD = re.compile(r"[^\W\d_][\w'’\-]*")
 # Words allowed to stay lower case inside a heading ("Limitation of Liability").
 _SMALL_WORDS = frozenset(
-    ["a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "nor", "of", "on", "onto", "or", "over", "per", "the", "to", "upon", "via", "vs", "with", "within", "without", "under", "between"]
+    [
+        "a",
+        "an",
+        "and",
+        "as",
+        "at",
+        "but",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "nor",
+        "of",
+        "on",
+        "onto",
+        "or",
+        "over",
+        "per",
+        "the",
+        "to",
+        "upon",
+        "via",
+        "vs",
+        "with",
+        "within",
+        "without",
+        "under",
+        "between",
+    ]
 )
 _CLOSERS = tuple(".:;!?)]\"'”’")
 
@@ -124,9 +163,7 @@ def marker_rank(text: str) -> int | None:
     return found[0] if found else None
 
 
-def segment_lines(
-    lines: Sequence[str], *, join: str = "\n", infer_paragraphs: bool = False
-) -> list[Segment]:
+def segment_lines(lines: Sequence[str], *, join: str = "\n", infer_paragraphs: bool = False) -> list[Segment]:
     """Group unstyled lines (plain text, PDF pages) into headings, paragraphs and list items.
 
     Blank lines end paragraphs. A line opening a numbered section, a sub-clause or a bullet
@@ -188,7 +225,7 @@ class _Segmenter:
         if bullet:
             self.flush()
             self.kind = "list_item"
-            self.lines.append(line[bullet.end():])
+            self.lines.append(line[bullet.end() :])
             return True
         if detect_marker(line) is not None:
             self.flush()
@@ -235,7 +272,7 @@ def _keyword_marker(text: str) -> tuple[int, str, str, bool] | None:
     if not match:
         return None
     keyword = match.group("kw") or match.group("sect")
-    rest = text[match.end():]
+    rest = text[match.end() :]
     if keyword[0].islower():  # "section 4 of the Act" is a reference, not a heading
         return None
     if rest[:1] in " \t" and rest.lstrip(" \t")[:1].islower():
@@ -248,11 +285,11 @@ def _keyword_marker(text: str) -> tuple[int, str, str, bool] | None:
 
 
 def _bare_number_marker(text: str, standalone: bool) -> tuple[int, str, str, bool] | None:
-    """"4.2 Title" and "4.2.1 Title" are sections; "1. Title" one when the title reads as one."""
+    """ "4.2 Title" and "4.2.1 Title" are sections; "1. Title" one when the title reads as one."""
     match = _BARE_NUMBER.match(text)
     if not match:
         return None
-    ident, dot, rest = match.group("id"), match.group("dot"), text[match.end():]
+    ident, dot, rest = match.group("id"), match.group("dot"), text[match.end() :]
     if not rest[:1].isupper() and rest[:1] not in "\"'“‘":
         return None
     depth = ident.count(".") + 1
@@ -293,14 +330,12 @@ def _is_shouting(text: str) -> bool:
 
 
 def _title_case(text: str) -> str:
-    """"ARTICLE XII LIMITATION OF LIABILITY" -> "Article XII Limitation of Liability"."""
+    """ "ARTICLE XII LIMITATION OF LIABILITY" -> "Article XII Limitation of Liability"."""
     words = text.split(" ")
     out: list[str] = []
     for i, word in enumerate(words):
         after_keyword = i > 0 and words[i - 1].lower() in _KEYWORD_RANK
-        if any(c.isdigit() for c in word) or (
-            after_keyword and _ROMAN_NUMERAL.fullmatch(word.rstrip("."))
-        ):
+        if any(c.isdigit() for c in word) or (after_keyword and _ROMAN_NUMERAL.fullmatch(word.rstrip("."))):
             out.append(word)
         elif i and word.lower() in _SMALL_WORDS:
             out.append(word.lower())
@@ -310,9 +345,9 @@ def _title_case(text: str) -> str:
 
 
 def _is_bare_label(line: str) -> bool:
-    """"ARTICLE 1" or "CHAPTER II" with nothing after it: its title may be on the next line."""
+    """ "ARTICLE 1" or "CHAPTER II" with nothing after it: its title may be on the next line."""
     match = _KEYWORD.match(line)
-    return match is not None and not line[match.end():].strip(" .:-–—")
+    return match is not None and not line[match.end() :].strip(" .:-–—")
 
 
 def _closes_clause(line: str) -> bool:
@@ -327,7 +362,7 @@ def _closes_clause(line: str) -> bool:
 
 def _ends_paragraph(line: str, wide: int) -> bool:
     """PDF heuristic: a line ending a sentence well short of the column width ends a paragraph."""
-    return line.endswith((".", "!", "?", ":", ".”", ".\"")) and len(line) < 0.75 * wide
+    return line.endswith((".", "!", "?", ":", ".”", '."')) and len(line) < 0.75 * wide
 
 
 def _wide_line(lines: Sequence[str]) -> int:

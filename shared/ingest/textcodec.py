@@ -52,9 +52,7 @@ def decode_text(data: bytes) -> str:
             "text file, save it with UTF-8 encoding and upload it again."
         )
     if is_binary_text(text):
-        raise UnsupportedType(
-            "This file looks like binary data, not a document Folio can read."
-        )
+        raise UnsupportedType("This file looks like binary data, not a document Folio can read.")
     return text
 
 

@@ -14,9 +14,7 @@ _PIECE = re.compile(
     r"|[^\W\d_]+|\d+|[^\w\s]"
 )
 # Long words (and long numbers) split into several word pieces.
-_LONG_WORD = re.compile(
-    r"[a-zA-Z]{10,}|[^\W\d_a-zA-Z\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]{5,}|\d{4,}"
-)
+_LONG_WORD = re.compile(r"[a-zA-Z]{10,}|[^\W\d_a-zA-Z\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]{5,}|\d{4,}")
 
 
 def estimate_tokens(text: str) -> int:

@@ -46,13 +46,14 @@ def build_pdf(
         else:
             head = b"<< /Length %d >>" % len(stream)
         content = add(head + b"\nstream\n" + stream + b"\nendstream")
-        kids.append(add(
-            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_id, content, font)
-        ))
+        kids.append(
+            add(
+                b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_id, content, font)
+            )
+        )
     objects[pages_id - 1] = (
-        b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids)
-        + b"] /Count %d >>" % len(kids)
+        b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids) + b"] /Count %d >>" % len(kids)
     )
     info = add(b"<< /Title " + _pdf_string(title) + b" >>") if title else None
     catalog = add(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
@@ -102,8 +103,7 @@ def zip_bomb(inflated: int = 64 * 1024 * 1024) -> bytes:
     crc = 0
     for _ in range(inflated // len(chunk)):
         crc = zlib.crc32(chunk, crc)
-    return _raw_zip([("[Content_Types].xml", CONTENT_TYPES, None),
-                     ("word/document.xml", deflated, (inflated, crc))])
+    return _raw_zip([("[Content_Types].xml", CONTENT_TYPES, None), ("word/document.xml", deflated, (inflated, crc))])
 
 
 def _raw_zip(entries: list[tuple[str, bytes, tuple[int, int] | None]]) -> bytes:
@@ -123,15 +123,38 @@ def _raw_zip(entries: list[tuple[str, bytes, tuple[int, int] | None]]) -> bytes:
             raw, (size, crc) = data, known
         encoded = name.encode()
         offset = out.tell()
-        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(raw), size,
-                              len(encoded), 0) + encoded + raw)
-        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc,
-                                   len(raw), size, len(encoded), 0, 0, 0, 0, 0, offset) + encoded)
+        out.write(
+            struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(raw), size, len(encoded), 0)
+            + encoded
+            + raw
+        )
+        central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                8,
+                0,
+                0,
+                crc,
+                len(raw),
+                size,
+                len(encoded),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + encoded
+        )
     start = out.tell()
     directory = b"".join(central)
     out.write(directory)
-    out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central),
-                          len(directory), start, 0))
+    out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), len(directory), start, 0))
     return out.getvalue()
 
 

@@ -35,14 +35,33 @@ Section 2.2 Termination. Either party may end it for material breach.
 """
 
 
-VOCABULARY = ["the", "supplier", "shall", "deliver", "goods", "to", "customer", "within", "agreed", "time", "and", "price", "under", "this", "contract", "unless", "notice", "is", "given"]
+VOCABULARY = [
+    "the",
+    "supplier",
+    "shall",
+    "deliver",
+    "goods",
+    "to",
+    "customer",
+    "within",
+    "agreed",
+    "time",
+    "and",
+    "price",
+    "under",
+    "this",
+    "contract",
+    "unless",
+    "notice",
+    "is",
+    "given",
+]
 
 
 def sentences(count: int, words: int = 12, tag: str = "") -> str:
     """Distinct sentences of ordinary words (about one token per word)."""
     return " ".join(
-        f"Sentence {tag}{i} "
-        + " ".join(VOCABULARY[(i + j) % len(VOCABULARY)] for j in range(words - 2)) + "."
+        f"Sentence {tag}{i} " + " ".join(VOCABULARY[(i + j) % len(VOCABULARY)] for j in range(words - 2)) + "."
         for i in range(count)
     )
 
@@ -95,7 +114,10 @@ def test_markdown_heading_path_is_a_stack_by_level():
         b"## Usage\n\nRun it.\n\n# Appendix\n\nMore.\n"
     )
     assert [c.heading_path for c in chunk_document(doc)] == [
-        ["Guide"], ["Guide", "Setup"], ["Guide", "Setup", "Linux"], ["Guide", "Usage"],
+        ["Guide"],
+        ["Guide", "Setup"],
+        ["Guide", "Setup", "Linux"],
+        ["Guide", "Usage"],
         ["Appendix"],
     ]
 
@@ -153,8 +175,7 @@ def test_token_cap_is_respected_with_default_and_custom_counters():
 
 def test_consecutive_chunks_of_a_section_overlap_by_whole_sentences():
     doc = long_document()
-    chunks = [c for c in chunk_document(doc, max_tokens=80, overlap_tokens=24)
-              if c.heading_path == ["Long"]]
+    chunks = [c for c in chunk_document(doc, max_tokens=80, overlap_tokens=24) if c.heading_path == ["Long"]]
     assert len(chunks) > 2
     for previous, current in itertools.pairwise(chunks):
         assert current.char_start < previous.char_end  # overlap present
@@ -197,9 +218,7 @@ def test_a_word_longer_than_the_cap_is_cut_anyway():
 
 def test_tables_stay_whole_when_they_fit():
     rows = "\n".join(f"| r{i} | v{i} |" for i in range(12))
-    doc = parse_document(
-        f"# Prices\n\n{sentences(8)}\n\n| Name | Value |\n|---|---|\n{rows}\n\nAfter.\n".encode()
-    )
+    doc = parse_document(f"# Prices\n\n{sentences(8)}\n\n| Name | Value |\n|---|---|\n{rows}\n\nAfter.\n".encode())
     table = next(b for b in doc.blocks if b.kind == "table")
     chunks = chunk_document(doc, max_tokens=120, overlap_tokens=0)
     assert any(c.char_start <= table.start and table.end <= c.char_end for c in chunks)
@@ -211,8 +230,9 @@ def test_a_table_larger_than_the_cap_splits_between_rows():
     chunks = chunk_document(doc, max_tokens=60, overlap_tokens=0)
     assert len(chunks) > 2
     for chunk in chunks:
-        assert all(re.fullmatch(r"(Big|Name \| Value|row \d+ \| value \d+)", line)
-                   for line in chunk.text.split("\n") if line)
+        assert all(
+            re.fullmatch(r"(Big|Name \| Value|row \d+ \| value \d+)", line) for line in chunk.text.split("\n") if line
+        )
 
 
 def test_tiny_trailing_fragment_merges_into_the_previous_chunk():
@@ -256,9 +276,7 @@ def test_ordinals_count_from_zero_in_document_order():
 
 
 def test_text_documents_have_no_pages():
-    assert {(c.page_start, c.page_end) for c in chunk_document(parse_document(LEGAL))} == {
-        (None, None)
-    }
+    assert {(c.page_start, c.page_end) for c in chunk_document(parse_document(LEGAL))} == {(None, None)}
 
 
 @pytest.mark.parametrize(("max_tokens", "overlap"), [(4, 0), (64, 40), (64, -1)])

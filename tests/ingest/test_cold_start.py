@@ -13,9 +13,7 @@ HEAVY = ("pypdf", "docx", "lxml")
 
 def modules_after(code: str) -> list[str]:
     probe = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

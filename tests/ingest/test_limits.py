@@ -110,9 +110,7 @@ def test_inflated_total_is_capped_on_actual_bytes_read():
 
 def test_small_highly_compressible_parts_are_not_mistaken_for_bombs():
     # A 200 KiB styles part compresses ~500:1 but is harmless at that size.
-    data = docx_shaped_zip(
-        {"word/document.xml": b"<w:document/>", "word/styles.xml": b" " * 200_000}
-    )
+    data = docx_shaped_zip({"word/document.xml": b"<w:document/>", "word/styles.xml": b" " * 200_000})
     archive = check_zip(data, Limits())
     assert verify_zip_members(archive, Limits(), Deadline(60)) > 200_000
 
@@ -154,15 +152,12 @@ def test_too_much_text_is_rejected_naming_max_chars():
     assert "500" in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "cls", [UnsupportedType, EmptyDocument, CorruptDocument, TooLarge, ParseTimeout]
-)
+@pytest.mark.parametrize("cls", [UnsupportedType, EmptyDocument, CorruptDocument, TooLarge, ParseTimeout])
 def test_rejections_share_a_permanent_base_and_are_invalid(cls):
     assert issubclass(cls, DocumentRejected)
     assert issubclass(cls, Invalid)
 
 
 def test_rejection_slugs_are_distinct():
-    slugs = {c.type_slug for c in (UnsupportedType, EmptyDocument, CorruptDocument, TooLarge,
-                                   ParseTimeout)}
+    slugs = {c.type_slug for c in (UnsupportedType, EmptyDocument, CorruptDocument, TooLarge, ParseTimeout)}
     assert len(slugs) == 5

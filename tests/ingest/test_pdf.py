@@ -23,8 +23,7 @@ def contract_pages(count: int) -> list[list[str]]:
     pages = []
     for number in range(1, count + 1):
         lines = ["ACME CONFIDENTIAL", f"Section {number}.1 Topic {number}. The parties agree."]
-        lines += [f"Sentence {i} on page {number} explains the obligations in some detail."
-                  for i in range(1, 9)]
+        lines += [f"Sentence {i} on page {number} explains the obligations in some detail." for i in range(1, 9)]
         lines.append(f"Page {number} of {count}")
         pages.append(lines)
     return pages
@@ -34,7 +33,8 @@ def test_pdf_blocks_carry_one_based_page_numbers():
     doc = parse_document(build_pdf([["First page text."], ["Second page text."]]))
     assert doc.doc_type == "pdf" and doc.pages == 2
     assert [(b.text, b.page) for b in doc.blocks] == [
-        ("First page text.", 1), ("Second page text.", 2),
+        ("First page text.", 1),
+        ("Second page text.", 2),
     ]
 
 
@@ -52,17 +52,20 @@ def test_pdf_running_headers_and_page_numbers_are_removed():
 
 
 def test_pdf_wrapped_lines_join_and_hyphenation_is_undone():
-    lines = ["The supplier shall deliver the goods to the customer at the agreed place and",
-             "time, and the customer shall pay the agreed price for them with- ",
-             "out delay."]
+    lines = [
+        "The supplier shall deliver the goods to the customer at the agreed place and",
+        "time, and the customer shall pay the agreed price for them with- ",
+        "out delay.",
+    ]
     doc = parse_document(build_pdf([lines]))
     assert doc.blocks[0].text.endswith("for them without delay.")
     assert "\n" not in doc.blocks[0].text
 
 
 def test_pdf_numbered_headings_are_detected():
-    doc = parse_document(build_pdf([["ARTICLE 12", "LIMITATION OF LIABILITY",
-                                     "Section 12.1 Cap. Liability is capped."]]))
+    doc = parse_document(
+        build_pdf([["ARTICLE 12", "LIMITATION OF LIABILITY", "Section 12.1 Cap. Liability is capped."]])
+    )
     assert [(b.kind, b.text, b.level) for b in doc.blocks] == [
         ("heading", "ARTICLE 12 LIMITATION OF LIABILITY", 3),
         ("paragraph", "Section 12.1 Cap. Liability is capped.", None),
@@ -79,9 +82,7 @@ def test_multi_page_pdf_chunks_report_the_pages_they_span():
     chunks = chunk_document(doc, max_tokens=64, overlap_tokens=8)
     assert chunks
     for chunk in chunks:
-        covered = {
-            b.page for b in doc.blocks if b.start < chunk.char_end and b.end > chunk.char_start
-        }
+        covered = {b.page for b in doc.blocks if b.start < chunk.char_end and b.end > chunk.char_start}
         assert (chunk.page_start, chunk.page_end) == (min(covered), max(covered))
     sections = {c.heading_path[-1]: c.page_start for c in chunks}
     assert sections["Section 3.1 Topic 3"] == 3
@@ -106,8 +107,7 @@ def test_page_whose_text_explodes_stops_the_parse_mid_page():
 def test_pdf_stream_decompression_bomb_is_capped():
     stream = page_stream(["hello"]) + b" " * (3 * 1024 * 1024)  # ~3 MiB inflated, ~3 KiB packed
     with pytest.raises(TooLarge) as caught:
-        parse_document(build_pdf(streams=[stream], compress=True),
-                       Limits(pdf_max_stream_bytes=1024 * 1024))
+        parse_document(build_pdf(streams=[stream], compress=True), Limits(pdf_max_stream_bytes=1024 * 1024))
     assert caught.value.limit == "pdf_max_stream_bytes"
     assert "decompression bomb" in str(caught.value)
 

@@ -94,7 +94,10 @@ def test_markdown_nested_headings_keep_their_levels():
     doc = parse_document(NESTED_MD)
     assert doc.doc_type == "markdown"
     assert [(b.text, b.level) for b in doc.blocks if b.kind == "heading"] == [
-        ("Handbook", 1), ("Deployments", 2), ("Rollbacks", 3), ("Incidents", 2),
+        ("Handbook", 1),
+        ("Deployments", 2),
+        ("Rollbacks", 3),
+        ("Incidents", 2),
     ]
     assert doc.title == "Operations Handbook"  # front matter wins over the first heading
     assert "title:" not in doc.text
@@ -128,10 +131,10 @@ def test_markdown_lists_fences_tables_and_setext():
 
 
 def test_markdown_paragraph_splits_where_a_numbered_clause_starts():
-    doc = get_parser("markdown")(b"# Terms\n\nSection 1 Scope. It applies.\nSection 2 Fees. Pay.\n",
-                                 Limits())
+    doc = get_parser("markdown")(b"# Terms\n\nSection 1 Scope. It applies.\nSection 2 Fees. Pay.\n", Limits())
     assert [b.text for b in doc.blocks[1:]] == [
-        "Section 1 Scope. It applies.", "Section 2 Fees. Pay.",
+        "Section 1 Scope. It applies.",
+        "Section 2 Fees. Pay.",
     ]
 
 
@@ -164,8 +167,7 @@ as is</pre>
 def test_html_keeps_content_and_drops_script_style_nav_header_footer():
     doc = parse_document(PAGE)
     assert doc.doc_type == "html"
-    for noise in ("tracking", "color", "Site name", "Menu item", "Home", "rights reserved",
-                  "JavaScript"):
+    for noise in ("tracking", "color", "Site name", "Menu item", "Home", "rights reserved", "JavaScript"):
         assert noise not in doc.text
     assert kinds(doc) == [
         ("heading", "Privacy Policy", 1),
@@ -182,8 +184,10 @@ def test_html_keeps_content_and_drops_script_style_nav_header_footer():
 
 
 def test_html_article_header_is_content_but_page_header_is_not():
-    data = (b"<html><body><header>Brand</header><article><header><h1>Post title</h1></header>"
-            b"<p>Body.</p></article></body></html>")
+    data = (
+        b"<html><body><header>Brand</header><article><header><h1>Post title</h1></header>"
+        b"<p>Body.</p></article></body></html>"
+    )
     doc = parse_document(data)
     assert [b.text for b in doc.blocks] == ["Post title", "Body."]
 
@@ -202,5 +206,7 @@ def test_html_with_only_chrome_is_empty():
 def test_html_unclosed_paragraphs_and_cells_still_split():
     doc = parse_document(b"<html><body><p>One<p>Two<table><tr><td>a<td>b<tr><td>c</table>")
     assert kinds(doc) == [
-        ("paragraph", "One", None), ("paragraph", "Two", None), ("table", "a | b\nc", None),
+        ("paragraph", "One", None),
+        ("paragraph", "Two", None),
+        ("table", "a | b\nc", None),
     ]

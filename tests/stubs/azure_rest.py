@@ -405,17 +405,23 @@ class AzureRestStub:
         }
         return _Reply.json(200, bundle)
 
-    def _key_vault_write(self, method: str, host: str, path: str, query: dict[str, list[str]], authorized: bool,
-                         body: bytes) -> _Reply:
+    def _key_vault_write(
+        self, method: str, host: str, path: str, query: dict[str, list[str]], authorized: bool, body: bytes
+    ) -> _Reply:
         """PUT /secrets/{name} (set: a new version) and DELETE /secrets/{name}, as the secrets SDK sends them."""
         failure = self._failure(KEY_VAULT, path)
         if failure is not None:
-            return _Reply.json(failure, {"error": {"code": "ServiceUnavailable", "message": "The stub was told to fail."}})
+            return _Reply.json(
+                failure, {"error": {"code": "ServiceUnavailable", "message": "The stub was told to fail."}}
+            )
         if not authorized:
-            challenge = (f'Bearer authorization="https://login.microsoftonline.com/{self.tenant_id}", '
-                         f'resource="https://vault.azure.net"')
-            return _Reply.json(401, {"error": {"code": "Unauthorized", "message": "AKV10000"}},
-                               headers={"WWW-Authenticate": challenge})
+            challenge = (
+                f'Bearer authorization="https://login.microsoftonline.com/{self.tenant_id}", '
+                f'resource="https://vault.azure.net"'
+            )
+            return _Reply.json(
+                401, {"error": {"code": "Unauthorized", "message": "AKV10000"}}, headers={"WWW-Authenticate": challenge}
+            )
         parts = path.rstrip("/").split("/")
         if len(parts) != 3 or not query.get("api-version"):
             return _Reply.json(400, {"error": {"code": "BadParameter", "message": "unsupported path"}})
@@ -426,18 +432,30 @@ class AzureRestStub:
             if not versions:
                 return _Reply.json(404, {"error": {"code": "SecretNotFound", "message": f"{name} not found"}})
             # No recoveryId: the SDK treats the vault as having soft delete off and does not poll.
-            return _Reply.json(200, {"id": f"https://{host}:{self.port}/secrets/{name}/{versions[-1].version}",
-                                     "attributes": {"enabled": True}, "tags": {}})
+            return _Reply.json(
+                200,
+                {
+                    "id": f"https://{host}:{self.port}/secrets/{name}/{versions[-1].version}",
+                    "attributes": {"enabled": True},
+                    "tags": {},
+                },
+            )
         payload = json.loads(body or b"{}")
         version = uuid.uuid4().hex
         with self._lock:
             self._secrets.setdefault((host, name), []).append(
-                _SecretVersion(version, payload.get("value", ""), int(time.time())))
-        return _Reply.json(200, {"value": payload.get("value", ""), "contentType": payload.get("contentType"),
-                                 "id": f"https://{host}:{self.port}/secrets/{name}/{version}",
-                                 "attributes": {"enabled": True, "created": int(time.time()),
-                                                "updated": int(time.time())},
-                                 "tags": payload.get("tags") or {}})
+                _SecretVersion(version, payload.get("value", ""), int(time.time()))
+            )
+        return _Reply.json(
+            200,
+            {
+                "value": payload.get("value", ""),
+                "contentType": payload.get("contentType"),
+                "id": f"https://{host}:{self.port}/secrets/{name}/{version}",
+                "attributes": {"enabled": True, "created": int(time.time()), "updated": int(time.time())},
+                "tags": payload.get("tags") or {},
+            },
+        )
 
     def _app_configuration(
         self, path: str, query: dict[str, list[str]], authorized: bool, if_none_match: str | None

@@ -53,8 +53,7 @@ class EmbeddingsStub:
         self.requests: list[Recorded] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
 
     def __enter__(self) -> EmbeddingsStub:
         self._thread.start()
@@ -89,8 +88,12 @@ class EmbeddingsStub:
             data.append({"object": "embedding", "index": i, "embedding": encoded})
         if self.reverse:
             data.reverse()
-        return {"object": "list", "data": data, "model": body.get("model"),
-                "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
+        }
 
 
 def _handler(stub: EmbeddingsStub) -> type[BaseHTTPRequestHandler]:

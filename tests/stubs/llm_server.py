@@ -51,8 +51,7 @@ class LlmStub:
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> LlmStub:
         self._thread.start()
@@ -87,19 +86,47 @@ def _openai_events(reply: Reply, model: str) -> list[bytes]:
     events: list[dict[str, Any]] = []
     # Azure OpenAI opens with a chunk that has no choices (prompt filter results); clients must cope.
     events.append({"id": "c1", "object": "chat.completion.chunk", "choices": [], "prompt_filter_results": []})
-    events.append({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+    events.append(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+        }
+    )
     for piece in reply.text:
-        events.append({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                       "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+        events.append(
+            {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+            }
+        )
     if reply.stream_error:
         events.append({"error": {"type": reply.stream_error, "code": None, "message": "x"}})
         return [f"data: {json.dumps(e)}\n\n".encode() for e in events]
-    events.append({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                   "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    events.append({"id": "c1", "object": "chat.completion.chunk", "model": model, "choices": [],
-                   "usage": {"prompt_tokens": reply.usage[0], "completion_tokens": reply.usage[1],
-                             "total_tokens": sum(reply.usage)}})
+    events.append(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
+    )
+    events.append(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": reply.usage[0],
+                "completion_tokens": reply.usage[1],
+                "total_tokens": sum(reply.usage),
+            },
+        }
+    )
     return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
 
 
@@ -107,22 +134,45 @@ def _anthropic_events(reply: Reply, model: str) -> list[bytes]:
     def event(name: str, data: dict[str, Any]) -> bytes:
         return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
-    out = [event("message_start", {"type": "message_start", "message": {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [],
-        "usage": {"input_tokens": reply.usage[0], "output_tokens": 1}}}),
-        event("content_block_start", {"type": "content_block_start", "index": 0,
-                                      "content_block": {"type": "text", "text": ""}}),
-        event("ping", {"type": "ping"})]
+    out = [
+        event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "usage": {"input_tokens": reply.usage[0], "output_tokens": 1},
+                },
+            },
+        ),
+        event(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        event("ping", {"type": "ping"}),
+    ]
     for piece in reply.text:
-        out.append(event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                 "delta": {"type": "text_delta", "text": piece}}))
+        out.append(
+            event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
+        )
     if reply.stream_error:
         out.append(event("error", {"type": "error", "error": {"type": reply.stream_error, "message": "x"}}))
         return out
-    out += [event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                                    "usage": {"output_tokens": reply.usage[1]}}),
-            event("message_stop", {"type": "message_stop"})]
+    out += [
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        event(
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": reply.usage[1]}},
+        ),
+        event("message_stop", {"type": "message_stop"}),
+    ]
     return out
 
 
@@ -147,9 +197,14 @@ def _handler(stub: LlmStub) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             if reply.status != 200:
-                payload = json.dumps(reply.error_body or (
-                    {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}} if anthropic
-                    else {"error": {"code": "rate_limit_exceeded", "message": "Rate limit reached"}})).encode()
+                payload = json.dumps(
+                    reply.error_body
+                    or (
+                        {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+                        if anthropic
+                        else {"error": {"code": "rate_limit_exceeded", "message": "Rate limit reached"}}
+                    )
+                ).encode()
                 self.send_response(reply.status)
                 for key, value in {"Content-Type": "application/json", **reply.headers}.items():
                     self.send_header(key, value)

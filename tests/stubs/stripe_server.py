@@ -144,8 +144,9 @@ class StripeStub:
         path = urlsplit(path).path
         auth = headers.get("authorization", "")
         if not auth.startswith("Bearer " + self.api_key_prefix):
-            return self._record(method, path, params, headers, *_error(401, "invalid_request_error",
-                                                                         "Invalid API Key provided."))
+            return self._record(
+                method, path, params, headers, *_error(401, "invalid_request_error", "Invalid API Key provided.")
+            )
         key = headers.get("idempotency-key")
         with self._lock:
             failure = next((f for f in self._failures if path.startswith(f.prefix) and f.times > 0), None)
@@ -153,25 +154,44 @@ class StripeStub:
                 failure.times -= 1
             cached = self._idempotent.get(key) if key and method == "POST" else None
         if failure and not failure.after_processing:
-            return self._record(method, path, params, headers, *_error(failure.status, "api_error",
-                                                                         "Something went wrong (injected)."))
+            return self._record(
+                method, path, params, headers, *_error(failure.status, "api_error", "Something went wrong (injected).")
+            )
         if cached:
             if (cached[0], cached[1], cached[2]) != (method, path, body):
-                return self._record(method, path, params, headers, *_error(
-                    400, "idempotency_error", "Keys for idempotent requests can only be used with the same "
-                    "parameters they were first used with."))
+                return self._record(
+                    method,
+                    path,
+                    params,
+                    headers,
+                    *_error(
+                        400,
+                        "idempotency_error",
+                        "Keys for idempotent requests can only be used with the same "
+                        "parameters they were first used with.",
+                    ),
+                )
             return self._record(method, path, params, headers, cached[3], {"Idempotent-Replayed": "true"}, cached[4])
         status, extra, payload = self._route(method, path, params)
         if failure:  # the work happened; the answer is lost
-            return self._record(method, path, params, headers, *_error(failure.status, "api_error",
-                                                                         "Something went wrong (injected)."))
+            return self._record(
+                method, path, params, headers, *_error(failure.status, "api_error", "Something went wrong (injected).")
+            )
         if key and method == "POST" and status < 400:
             with self._lock:
                 self._idempotent[key] = (method, path, body, status, payload)
         return self._record(method, path, params, headers, status, extra, payload)
 
-    def _record(self, method: str, path: str, params: dict[str, Any], headers: dict[str, str], status: int,
-                extra: dict[str, str], payload: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _record(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        status: int,
+        extra: dict[str, str],
+        payload: bytes,
+    ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             self.requests.append(Recorded(method, path, params, dict(headers), status))
         return status, {**extra, "Request-Id": "req_" + secrets.token_hex(7)}, payload
@@ -179,9 +199,15 @@ class StripeStub:
     def _route(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         now = int(time.time())
         if method == "POST" and path == "/v1/customers":
-            customer = {"id": "cus_" + secrets.token_hex(7), "object": "customer", "created": now,
-                        "email": params.get("email"), "livemode": False, "metadata": params.get("metadata", {}),
-                        "name": params.get("name")}
+            customer = {
+                "id": "cus_" + secrets.token_hex(7),
+                "object": "customer",
+                "created": now,
+                "email": params.get("email"),
+                "livemode": False,
+                "metadata": params.get("metadata", {}),
+                "name": params.get("name"),
+            }
             with self._lock:
                 self.customers[customer["id"]] = customer
             return _ok(customer)
@@ -190,23 +216,54 @@ class StripeStub:
             if missing:
                 return _error(400, "invalid_request_error", f"Missing required param: {missing[0]}.", missing[0])
             if params.get("customer") and params["customer"] not in self.customers:
-                return _error(400, "invalid_request_error", f"No such customer: '{params['customer']}'",
-                              "customer", "resource_missing")
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    f"No such customer: '{params['customer']}'",
+                    "customer",
+                    "resource_missing",
+                )
             session_id = "cs_test_" + secrets.token_hex(24)
-            return _ok({"id": session_id, "object": "checkout.session", "mode": params["mode"],
-                        "customer": params.get("customer"), "client_reference_id": params.get("client_reference_id"),
-                        "metadata": params.get("metadata", {}), "success_url": params["success_url"],
-                        "cancel_url": params.get("cancel_url"), "status": "open", "payment_status": "unpaid",
-                        "subscription": None, "created": now, "expires_at": now + 86400, "livemode": False,
-                        "url": f"https://checkout.stripe.com/c/pay/{session_id}"})
+            return _ok(
+                {
+                    "id": session_id,
+                    "object": "checkout.session",
+                    "mode": params["mode"],
+                    "customer": params.get("customer"),
+                    "client_reference_id": params.get("client_reference_id"),
+                    "metadata": params.get("metadata", {}),
+                    "success_url": params["success_url"],
+                    "cancel_url": params.get("cancel_url"),
+                    "status": "open",
+                    "payment_status": "unpaid",
+                    "subscription": None,
+                    "created": now,
+                    "expires_at": now + 86400,
+                    "livemode": False,
+                    "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+                }
+            )
         if method == "POST" and path == "/v1/billing_portal/sessions":
             if params.get("customer") not in self.customers:
-                return _error(400, "invalid_request_error", f"No such customer: '{params.get('customer')}'",
-                              "customer", "resource_missing")
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    f"No such customer: '{params.get('customer')}'",
+                    "customer",
+                    "resource_missing",
+                )
             token = secrets.token_hex(12)
-            return _ok({"id": "bps_" + secrets.token_hex(12), "object": "billing_portal.session",
-                        "customer": params["customer"], "return_url": params.get("return_url"), "created": now,
-                        "livemode": False, "url": f"https://billing.stripe.com/p/session/test_{token}"})
+            return _ok(
+                {
+                    "id": "bps_" + secrets.token_hex(12),
+                    "object": "billing_portal.session",
+                    "customer": params["customer"],
+                    "return_url": params.get("return_url"),
+                    "created": now,
+                    "livemode": False,
+                    "url": f"https://billing.stripe.com/p/session/test_{token}",
+                }
+            )
         if method == "POST" and path == "/v1/billing/meter_events":
             payload = params.get("payload") or {}
             if not params.get("event_name") or "stripe_customer_id" not in payload or "value" not in payload:
@@ -214,12 +271,21 @@ class StripeStub:
             identifier = params.get("identifier") or ("evt_" + secrets.token_hex(12))
             with self._lock:
                 if identifier in self.meter_events:
-                    return _error(400, "invalid_request_error",
-                                  f"An event already exists with identifier {identifier}.", headers={
-                                      "Stripe-Should-Retry": "false"})
-                event = {"object": "billing.meter_event", "created": now, "event_name": params["event_name"],
-                         "identifier": identifier, "livemode": False, "payload": payload,
-                         "timestamp": int(params.get("timestamp") or now)}
+                    return _error(
+                        400,
+                        "invalid_request_error",
+                        f"An event already exists with identifier {identifier}.",
+                        headers={"Stripe-Should-Retry": "false"},
+                    )
+                event = {
+                    "object": "billing.meter_event",
+                    "created": now,
+                    "event_name": params["event_name"],
+                    "identifier": identifier,
+                    "livemode": False,
+                    "payload": payload,
+                    "timestamp": int(params.get("timestamp") or now),
+                }
                 self.meter_events[identifier] = event
             return _ok(event)
         found = re.fullmatch(r"/v1/subscriptions/([A-Za-z0-9_]+)", path)
@@ -227,8 +293,9 @@ class StripeStub:
             with self._lock:
                 subscription = self.subscriptions.get(found.group(1))
             if subscription is None:
-                return _error(404, "invalid_request_error", f"No such subscription: '{found.group(1)}'", "id",
-                              "resource_missing")
+                return _error(
+                    404, "invalid_request_error", f"No such subscription: '{found.group(1)}'", "id", "resource_missing"
+                )
             return _ok(subscription)
         return _error(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
 
@@ -237,8 +304,14 @@ def _ok(obj: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
     return 200, {}, json.dumps(obj).encode()
 
 
-def _error(status: int, kind: str, message: str, param: str | None = None, code: str | None = None,
-           headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def _error(
+    status: int,
+    kind: str,
+    message: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     error: dict[str, Any] = {"type": kind, "message": message}
     if param:
         error["param"] = param
@@ -257,8 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
-        status, headers, payload = self.owner.handle(self.command, self.path,
-                                                     {k.lower(): v for k, v in self.headers.items()}, body)
+        status, headers, payload = self.owner.handle(
+            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+        )
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         for key, value in headers.items():

@@ -42,13 +42,28 @@ if TYPE_CHECKING:
 PROVIDERS = ("extractive", "azure-openai", "openai", "anthropic")
 BYO_PROVIDERS = ("openai", "anthropic")
 
-__all__ = ["BYO_PROVIDERS", "PROVIDERS", "Generation", "Message", "Provider", "ProviderError", "ProviderRateLimited",
-           "ProviderTimeout", "ProviderUnavailable", "Source", "Usage", "complete", "estimated_usage", "get_provider",
-           "user_provider"]
+__all__ = [
+    "BYO_PROVIDERS",
+    "PROVIDERS",
+    "Generation",
+    "Message",
+    "Provider",
+    "ProviderError",
+    "ProviderRateLimited",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "Source",
+    "Usage",
+    "complete",
+    "estimated_usage",
+    "get_provider",
+    "user_provider",
+]
 
 
-def get_provider(settings: Settings, credential: TokenCredential | None = None, *,
-                 http_client: httpx2.Client | None = None) -> Provider:
+def get_provider(
+    settings: Settings, credential: TokenCredential | None = None, *, http_client: httpx2.Client | None = None
+) -> Provider:
     """The deployment's provider, per ``CHAT_PROVIDER``. ``credential`` is the app's Entra identity (for
     ``azure-openai``); keys are :class:`~shared.config.Secret` values, resolved per request."""
     name = settings.chat_provider
@@ -59,8 +74,9 @@ def get_provider(settings: Settings, credential: TokenCredential | None = None, 
     if name == "openai":
         return user_provider(settings, "openai", settings.require("openai_api_key"), None, http_client=http_client)
     if name == "anthropic":
-        return user_provider(settings, "anthropic", settings.require("anthropic_api_key"), None,
-                             http_client=http_client)
+        return user_provider(
+            settings, "anthropic", settings.require("anthropic_api_key"), None, http_client=http_client
+        )
     if name == "azure-openai":
         from shared.chat.providers.limits import Limits
         from shared.chat.providers.openai import AzureOpenAIChat
@@ -69,15 +85,20 @@ def get_provider(settings: Settings, credential: TokenCredential | None = None, 
             from shared.azure_credential import get_credential
 
             credential = get_credential(settings.azure_client_id)
-        return AzureOpenAIChat(endpoint=settings.require("azure_openai_endpoint"),
-                               deployment=settings.require("azure_openai_chat_deployment"),
-                               api_version=settings.azure_openai_api_version, credential=credential,
-                               limits=Limits.from_settings(settings), http_client=http_client)
+        return AzureOpenAIChat(
+            endpoint=settings.require("azure_openai_endpoint"),
+            deployment=settings.require("azure_openai_chat_deployment"),
+            api_version=settings.azure_openai_api_version,
+            credential=credential,
+            limits=Limits.from_settings(settings),
+            http_client=http_client,
+        )
     raise ConfigError(f"Setting CHAT_PROVIDER must be one of: {', '.join(PROVIDERS)}")
 
 
-def user_provider(settings: Settings, name: str, api_key: str | Secret, model: str | None, *,
-                  http_client: httpx2.Client | None = None) -> Provider:
+def user_provider(
+    settings: Settings, name: str, api_key: str | Secret, model: str | None, *, http_client: httpx2.Client | None = None
+) -> Provider:
     """A provider with a given key (the operator's, or a user's own) and model (else the configured one)."""
     from shared.chat.providers.limits import Limits
 
@@ -85,11 +106,21 @@ def user_provider(settings: Settings, name: str, api_key: str | Secret, model: s
     if name == "openai":
         from shared.chat.providers.openai import OpenAIChat
 
-        return OpenAIChat(base_url=settings.openai_base_url, api_key=api_key, model=model or settings.openai_chat_model,
-                          limits=limits, http_client=http_client)
+        return OpenAIChat(
+            base_url=settings.openai_base_url,
+            api_key=api_key,
+            model=model or settings.openai_chat_model,
+            limits=limits,
+            http_client=http_client,
+        )
     if name == "anthropic":
         from shared.chat.providers.anthropic import AnthropicChat
 
-        return AnthropicChat(base_url=settings.anthropic_base_url, api_key=api_key,
-                             model=model or settings.anthropic_chat_model, limits=limits, http_client=http_client)
+        return AnthropicChat(
+            base_url=settings.anthropic_base_url,
+            api_key=api_key,
+            model=model or settings.anthropic_chat_model,
+            limits=limits,
+            http_client=http_client,
+        )
     raise ConfigError(f"Own keys are supported for: {', '.join(BYO_PROVIDERS)}")

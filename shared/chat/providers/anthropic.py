@@ -38,8 +38,15 @@ class AnthropicChat:
 
     extractive = False
 
-    def __init__(self, *, base_url: str, api_key: str | Secret, model: str, limits: Limits,
-                 http_client: httpx2.Client | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | Secret,
+        model: str,
+        limits: Limits,
+        http_client: httpx2.Client | None = None,
+    ) -> None:
         check_url(base_url, "ANTHROPIC_BASE_URL")
         self.name = "anthropic"
         self.model = model
@@ -52,22 +59,36 @@ class AnthropicChat:
     def _new_client(self, api_key: str) -> anthropic.Anthropic:
         import anthropic
 
-        return anthropic.Anthropic(base_url=self._base_url, api_key=api_key, max_retries=self._limits.max_retries,
-                                   timeout=self._limits.timeout(), http_client=self._http,
-                                   middleware=[folio_errors_through])
+        return anthropic.Anthropic(
+            base_url=self._base_url,
+            api_key=api_key,
+            max_retries=self._limits.max_retries,
+            timeout=self._limits.timeout(),
+            http_client=self._http,
+            middleware=[folio_errors_through],
+        )
 
     def stream(self, generation: Generation) -> Iterator[str | Usage]:
         import anthropic
 
-        errors = SdkErrors(status=anthropic.APIStatusError, timeout=anthropic.APITimeoutError,
-                           connection=anthropic.APIConnectionError, api=anthropic.APIError)
+        errors = SdkErrors(
+            status=anthropic.APIStatusError,
+            timeout=anthropic.APITimeoutError,
+            connection=anthropic.APIConnectionError,
+            api=anthropic.APIError,
+        )
         key = self._api_key
         client = self._client or self._new_client(key.reveal() if isinstance(key, Secret) else key)
         messages: list[Any] = [{"role": m.role, "content": m.content} for m in generation.messages]
         started = time.monotonic()
         with translated(self.name, errors, self._limits), model_call(self.name, self._limits):
-            events = client.messages.create(model=self.model, max_tokens=generation.max_tokens,
-                                            system=generation.system, messages=messages, stream=True)
+            events = client.messages.create(
+                model=self.model,
+                max_tokens=generation.max_tokens,
+                system=generation.system,
+                messages=messages,
+                stream=True,
+            )
         usage: Usage | None = None
         produced: list[str] = []
         with translated(self.name, errors, self._limits), events:

@@ -24,8 +24,15 @@ class Source:
     text: str
 
     def citation(self) -> dict[str, Any]:
-        return {"n": self.n, "chunkId": self.chunk_id, "documentId": self.document_id, "title": self.title,
-                "headingPath": self.heading_path, "pages": self.pages, "snippet": self.snippet}
+        return {
+            "n": self.n,
+            "chunkId": self.chunk_id,
+            "documentId": self.document_id,
+            "title": self.title,
+            "headingPath": self.heading_path,
+            "pages": self.pages,
+            "snippet": self.snippet,
+        }
 
 
 @dataclass(frozen=True)
@@ -60,12 +67,19 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def add(self, other: Usage) -> Usage:
-        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
-                     self.estimated or other.estimated)
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.estimated or other.estimated,
+        )
 
     def as_json(self) -> dict[str, Any]:
-        return {"promptTokens": self.prompt_tokens, "completionTokens": self.completion_tokens,
-                "totalTokens": self.total_tokens, "estimated": self.estimated}
+        return {
+            "promptTokens": self.prompt_tokens,
+            "completionTokens": self.completion_tokens,
+            "totalTokens": self.total_tokens,
+            "estimated": self.estimated,
+        }
 
 
 def estimated_usage(generation: Generation, produced: str) -> Usage:

@@ -26,14 +26,16 @@ _MIN_WORDS, _MAX_CHARS = 4, 400
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”')\]]*\s+")
 _MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*•]\s+|\d+[.)]\s+|>\s*)")
-_STOP = frozenset("""
+_STOP = frozenset(
+    """
 a about above after again against all am an and any are as at be because been before being below between both
 but by can could did do does doing down during each few for from further had has have having he her here hers
 herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
 once only or other our ours ourselves out over own same she should so some such than that the their theirs them
 themselves then there these they this those through to too under until up very was we were what when where which
 while who whom why will with would you your yours yourself yourselves many much get got tell please us let say
-""".split())  # noqa: SIM905 - a paragraph of words reads better than 150 quoted ones
+""".split()
+)
 
 
 def content_terms(text: str) -> set[str]:

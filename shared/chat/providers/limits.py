@@ -67,8 +67,11 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(timeout_s=settings.chat_timeout_s, max_s=settings.chat_max_seconds,
-                   rate_limit_budget_s=settings.chat_rate_limit_budget_s)
+        return cls(
+            timeout_s=settings.chat_timeout_s,
+            max_s=settings.chat_max_seconds,
+            rate_limit_budget_s=settings.chat_rate_limit_budget_s,
+        )
 
     @property
     def max_retries(self) -> int:
@@ -141,8 +144,9 @@ class GuardedTransport(httpx2.BaseTransport):
         try:
             response = self._inner.handle_request(request)
         except httpx2.TimeoutException:
-            raise ProviderTimeout(f"{call.provider} did not answer within {call.limits.timeout_s:g} s.",
-                                  provider=call.provider) from None
+            raise ProviderTimeout(
+                f"{call.provider} did not answer within {call.limits.timeout_s:g} s.", provider=call.provider
+            ) from None
         status = response.status_code
         if _sdk_retries(status) and attempt < call.limits.max_retries:
             asked = retry_after(response.headers)
@@ -210,8 +214,11 @@ def translate(exc: Exception, provider: str, errors: SdkErrors, limits: Limits) 
         if status in _BUSY or _sdk_retries(status):
             asked = retry_after(getattr(getattr(exc, "response", None), "headers", None))
             return _refused(provider, status, asked or _DEFAULT_RETRY_AFTER_S)
-        return ProviderError(f"{provider} refused the request (HTTP {status}{', ' + code if code else ''}).",
-                             provider=provider, upstreamStatus=status)
+        return ProviderError(
+            f"{provider} refused the request (HTTP {status}{', ' + code if code else ''}).",
+            provider=provider,
+            upstreamStatus=status,
+        )
     if isinstance(exc, (errors.connection, httpx2.TransportError)):
         return ProviderUnavailable(f"Could not reach {provider}, or the connection broke.", provider=provider)
     if isinstance(exc, errors.api):
@@ -255,17 +262,24 @@ def error_code(body: object) -> str | None:
 
 def _refused(provider: str, status: int, wait: float) -> FolioError:
     if status in _BUSY:
-        return ProviderRateLimited(f"{provider} is rate limiting requests (HTTP {status}); retry in a moment.",
-                                   provider=provider, retryAfter=max(1, round(wait)))
+        return ProviderRateLimited(
+            f"{provider} is rate limiting requests (HTTP {status}); retry in a moment.",
+            provider=provider,
+            retryAfter=max(1, round(wait)),
+        )
     return ProviderUnavailable(f"{provider} answered HTTP {status}; retry shortly.", provider=provider)
 
 
 def _in_stream(provider: str, code: str | None) -> FolioError:
     """An error the provider sent after the answer had started (text may already have been shown)."""
     if code in _IN_STREAM_RATE_LIMITED:
-        return ProviderRateLimited(f"{provider} is rate limiting requests; retry in a moment.", provider=provider,
-                                   retryAfter=_DEFAULT_RETRY_AFTER_S)
+        return ProviderRateLimited(
+            f"{provider} is rate limiting requests; retry in a moment.",
+            provider=provider,
+            retryAfter=_DEFAULT_RETRY_AFTER_S,
+        )
     if code is None or code in _IN_STREAM_TRANSIENT:
-        return ProviderUnavailable(f"{provider} failed while answering ({code or 'error'}); retry shortly.",
-                                   provider=provider)
+        return ProviderUnavailable(
+            f"{provider} failed while answering ({code or 'error'}); retry shortly.", provider=provider
+        )
     return ProviderError(f"{provider} refused the request ({code}).", provider=provider)

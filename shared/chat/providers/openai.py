@@ -59,16 +59,25 @@ class _ChatCompletions:
     def stream(self, generation: Generation) -> Iterator[str | Usage]:
         import openai
 
-        errors = SdkErrors(status=openai.APIStatusError, timeout=openai.APITimeoutError,
-                           connection=openai.APIConnectionError, api=openai.APIError)
+        errors = SdkErrors(
+            status=openai.APIStatusError,
+            timeout=openai.APITimeoutError,
+            connection=openai.APIConnectionError,
+            api=openai.APIError,
+        )
         messages: list[Any] = [{"role": "system", "content": generation.system}]
         messages += [{"role": m.role, "content": m.content} for m in generation.messages]
         options: dict[str, Any] = {} if self._temperature is None else {"temperature": self._temperature}
         started = time.monotonic()
         with translated(self.name, errors, self._limits), model_call(self.name, self._limits):
             chunks = self._client.chat.completions.create(
-                model=self.model, messages=messages, stream=True, stream_options={"include_usage": True},
-                max_completion_tokens=generation.max_tokens, **options)
+                model=self.model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                max_completion_tokens=generation.max_tokens,
+                **options,
+            )
         usage: Usage | None = None
         produced: list[str] = []
         with translated(self.name, errors, self._limits), chunks:
@@ -92,23 +101,44 @@ class OpenAIChat(_ChatCompletions):
     A :class:`~shared.config.Secret` key is resolved for every request, so a rotated key applies at once.
     """
 
-    def __init__(self, *, base_url: str, api_key: str | Secret, model: str, limits: Limits,
-                 http_client: httpx2.Client | None = None, temperature: float = DEFAULT_TEMPERATURE) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | Secret,
+        model: str,
+        limits: Limits,
+        http_client: httpx2.Client | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+    ) -> None:
         check_url(base_url, "OPENAI_BASE_URL")
         import openai
 
         key: str | Callable[[], str] = api_key.reveal if isinstance(api_key, Secret) else api_key
-        client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=limits.max_retries,
-                               timeout=limits.timeout(), http_client=http_client or model_http_client())
+        client = openai.OpenAI(
+            base_url=base_url,
+            api_key=key,
+            max_retries=limits.max_retries,
+            timeout=limits.timeout(),
+            http_client=http_client or model_http_client(),
+        )
         super().__init__(name="openai", model=model, client=client, limits=limits, temperature=temperature)
 
 
 class AzureOpenAIChat(_ChatCompletions):
     """A chat deployment on an Azure OpenAI endpoint, with the app's Entra identity."""
 
-    def __init__(self, *, endpoint: str, deployment: str, api_version: str, credential: TokenCredential,
-                 limits: Limits, http_client: httpx2.Client | None = None,
-                 temperature: float = DEFAULT_TEMPERATURE) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        deployment: str,
+        api_version: str,
+        credential: TokenCredential,
+        limits: Limits,
+        http_client: httpx2.Client | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+    ) -> None:
         check_url(endpoint, "AZURE_OPENAI_ENDPOINT")
         import openai
         from azure.identity import get_bearer_token_provider
@@ -121,9 +151,13 @@ class AzureOpenAIChat(_ChatCompletions):
             except Exception as exc:  # azure-identity raises many types; none is ours to show
                 raise Unavailable(f"Could not get an Entra token for Azure OpenAI ({type(exc).__name__})") from None
 
-        client = openai.AzureOpenAI(azure_endpoint=endpoint, azure_deployment=deployment, api_version=api_version,
-                                    azure_ad_token_provider=token, max_retries=limits.max_retries,
-                                    timeout=limits.timeout(), http_client=http_client or model_http_client())
-        super().__init__(name="azure-openai", model=deployment, client=client, limits=limits,
-                         temperature=temperature)
-
+        client = openai.AzureOpenAI(
+            azure_endpoint=endpoint,
+            azure_deployment=deployment,
+            api_version=api_version,
+            azure_ad_token_provider=token,
+            max_retries=limits.max_retries,
+            timeout=limits.timeout(),
+            http_client=http_client or model_http_client(),
+        )
+        super().__init__(name="azure-openai", model=deployment, client=client, limits=limits, temperature=temperature)

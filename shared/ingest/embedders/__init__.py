@@ -27,4 +27,3 @@ __all__ = [
     "OpenAIEmbedder",
     "embedder_from_settings",
 ]
-

@@ -45,10 +45,15 @@ def embedder_from_settings(settings: Settings, credential: TokenCredential | Non
 
         if settings.openai_api_key is None:
             raise ConfigError("OPENAI_API_KEY is required for EMBEDDING_PROVIDER=openai")
-        return OpenAIEmbedder(model=model, dimensions=dim, api_key=settings.openai_api_key,
-                              base_url=settings.openai_base_url, batch_size=settings.embedding_batch_size,
-                              timeout_s=settings.embedding_timeout_s,
-                              rate_limit_budget_s=settings.embedding_rate_limit_budget_s)
+        return OpenAIEmbedder(
+            model=model,
+            dimensions=dim,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            batch_size=settings.embedding_batch_size,
+            timeout_s=settings.embedding_timeout_s,
+            rate_limit_budget_s=settings.embedding_rate_limit_budget_s,
+        )
     from shared.ingest.embedders.openai import AzureOpenAIEmbedder
 
     if not settings.azure_openai_endpoint:
@@ -59,9 +64,14 @@ def embedder_from_settings(settings: Settings, credential: TokenCredential | Non
         from shared.azure_credential import get_credential
 
         credential = get_credential(settings.azure_client_id)
-    return AzureOpenAIEmbedder(endpoint=settings.azure_openai_endpoint,
-                               deployment=settings.azure_openai_embedding_deployment, dimensions=dim,
-                               model_id=model, api_version=settings.azure_openai_api_version,
-                               credential=credential, batch_size=settings.embedding_batch_size,
-                               timeout_s=settings.embedding_timeout_s,
-                               rate_limit_budget_s=settings.embedding_rate_limit_budget_s)
+    return AzureOpenAIEmbedder(
+        endpoint=settings.azure_openai_endpoint,
+        deployment=settings.azure_openai_embedding_deployment,
+        dimensions=dim,
+        model_id=model,
+        api_version=settings.azure_openai_api_version,
+        credential=credential,
+        batch_size=settings.embedding_batch_size,
+        timeout_s=settings.embedding_timeout_s,
+        rate_limit_budget_s=settings.embedding_rate_limit_budget_s,
+    )

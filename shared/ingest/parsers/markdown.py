@@ -28,9 +28,14 @@ _FRONT_TITLE = re.compile(r"^title:[ \t]*[\"']?(.*?)[\"']?[ \t]*$", re.I)
 _INLINE = (
     (re.compile(r"\[([^\]\n]{1,500})\]\[[^\]\n]{0,200}\]"), r"\1"),  # [text][ref]
     (re.compile(r"<(https?://[^>\s]+)>"), r"\1"),  # autolinks
-    (re.compile(  # inline HTML tags; "List<T>" in prose is left alone
-        r"</?(?:a|b|i|u|em|strong|span|div|p|br|hr|img|sup|sub|small|code|kbd|mark|details"
-        r"|summary|center|font|picture|source)\b[^>\n]{0,2000}>", re.I), ""),
+    (
+        re.compile(  # inline HTML tags; "List<T>" in prose is left alone
+            r"</?(?:a|b|i|u|em|strong|span|div|p|br|hr|img|sup|sub|small|code|kbd|mark|details"
+            r"|summary|center|font|picture|source)\b[^>\n]{0,2000}>",
+            re.I,
+        ),
+        "",
+    ),
     (re.compile(r"`+([^`]+?)`+"), r"\1"),
     (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]{1,500}?)(?<=\S)\*(?![\w*])"), r"\1"),
     (re.compile(r"(?<![\w_])_(?=\S)([^_\n]{1,500}?)(?<=\S)_(?![\w_])"), r"\1"),
@@ -150,8 +155,16 @@ class _Reader:
             self._flush()
             self.i += 1
             return
-        for handler in (self._fence, self._atx, self._setext, self._thematic, self._table,
-                        self._list_item, self._indented_code, self._link_def):
+        for handler in (
+            self._fence,
+            self._atx,
+            self._setext,
+            self._thematic,
+            self._table,
+            self._list_item,
+            self._indented_code,
+            self._link_def,
+        ):
             if handler(line):
                 return
         self.para.append(line.strip())
@@ -168,9 +181,7 @@ class _Reader:
         while self.i < len(self.lines):
             current = self.lines[self.i]
             self.i += 1
-            if current.strip().startswith(marker[0] * len(marker)) and not current.strip(
-                marker[0] + " \t"
-            ):
+            if current.strip().startswith(marker[0] * len(marker)) and not current.strip(marker[0] + " \t"):
                 break
             body.append(current)
         self.builder.add("code", "\n".join(body))
@@ -275,7 +286,7 @@ class _Reader:
 
 
 def _strip_closing_hashes(text: str) -> str:
-    """"Title ##" -> "Title" (done by hand: a regex for it backtracks on long space runs)."""
+    """ "Title ##" -> "Title" (done by hand: a regex for it backtracks on long space runs)."""
     text = text.rstrip()
     bare = text.rstrip("#")
     if bare != text and (not bare or bare[-1] in " \t"):

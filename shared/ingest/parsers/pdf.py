@@ -21,22 +21,33 @@ from shared.ingest.textcodec import normalise_text
 
 # pypdf raises these (besides its own errors) on malformed files; none is a bug of ours.
 _MALFORMED = (
-    PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, AssertionError,
-    RecursionError, struct.error, zlib.error, UnicodeError, OSError, OverflowError,
+    PyPdfError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    AssertionError,
+    RecursionError,
+    struct.error,
+    zlib.error,
+    UnicodeError,
+    OSError,
+    OverflowError,
 )
 # pypdf's per-stream decompression caps, all bound to Limits.pdf_max_stream_bytes.
 _STREAM_CAPS = (
-    "maximum_declared_stream_length", "array_based_stream_maximum_output_length",
-    "lzw_maximum_output_length", "run_length_maximum_output_length",
-    "zlib_maximum_output_length", "brotli_maximum_output_length",
-    "jbig2_maximum_output_length", "image_maximum_buffer_size",
+    "maximum_declared_stream_length",
+    "array_based_stream_maximum_output_length",
+    "lzw_maximum_output_length",
+    "run_length_maximum_output_length",
+    "zlib_maximum_output_length",
+    "brotli_maximum_output_length",
+    "jbig2_maximum_output_length",
+    "image_maximum_buffer_size",
 )
-_LIGATURES = str.maketrans(
-    {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st"}
-)
-_PAGE_NUMBER = re.compile(
-    r"^(?:page\s*)?[-–—(]?\s*\d{1,5}\s*[-–—)]?(?:\s*(?:of|/)\s*\d{1,5})?$", re.I
-)
+_LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st"})
+_PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–—(]?\s*\d{1,5}\s*[-–—)]?(?:\s*(?:of|/)\s*\d{1,5})?$", re.I)
 _DIGITS = re.compile(r"\d+")
 _JUNK_TITLE = re.compile(r"^(?:microsoft \w+ - |untitled)|\.(?:docx?|pdf|odt|rtf|txt)$", re.I)
 _EDGE_LINES = 2  # lines at the top and bottom of a page where running heads live
@@ -57,7 +68,8 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
     if title is None:
         title = next((b.text for b in builder.blocks if b.kind == "heading"), None)
     return builder.build(
-        title=title, pages=len(pages),
+        title=title,
+        pages=len(pages),
         empty_hint=" It may be a scanned image; Folio does not run OCR yet.",
     )
 
@@ -65,9 +77,7 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
 def _pypdf_overrides(limits: Limits) -> dict[str, Any]:
     """Caps for this parse only (pypdf keeps them in a context variable, so threads are safe)."""
     known = {field.name for field in dataclasses.fields(pypdf.Configuration)}
-    overrides: dict[str, Any] = {
-        name: limits.pdf_max_stream_bytes for name in _STREAM_CAPS if name in known
-    }
+    overrides: dict[str, Any] = {name: limits.pdf_max_stream_bytes for name in _STREAM_CAPS if name in known}
     if "jbig2dec_binary" in known:
         overrides["jbig2dec_binary"] = None  # never shell out for images we do not read
     return overrides
@@ -77,9 +87,7 @@ def _open(data: bytes, limits: Limits) -> pypdf.PdfReader:
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not _decrypt_with_empty_password(reader):
-            raise UnsupportedType(
-                "This PDF is password-protected. Remove the password and upload it again."
-            )
+            raise UnsupportedType("This PDF is password-protected. Remove the password and upload it again.")
         return reader
     except LimitReachedError as exc:
         raise _stream_too_large(limits) from exc
@@ -95,9 +103,7 @@ def _decrypt_with_empty_password(reader: pypdf.PdfReader) -> bool:
         return False
 
 
-def _extract_pages(
-    reader: pypdf.PdfReader, limits: Limits, deadline: Deadline
-) -> list[list[str]]:
+def _extract_pages(reader: pypdf.PdfReader, limits: Limits, deadline: Deadline) -> list[list[str]]:
     count = _page_count(reader, limits)
     budget = _CharBudget(limits, deadline)
     pages: list[list[str]] = []
@@ -131,7 +137,8 @@ def _page_count(reader: pypdf.PdfReader, limits: Limits) -> int:
         raise TooLarge(
             f"This PDF has {count:,} pages; the limit is {limits.max_pages:,} (max_pages). "
             "Split it into smaller files.",
-            limit="max_pages", value=limits.max_pages,
+            limit="max_pages",
+            value=limits.max_pages,
         )
     return count
 
@@ -172,11 +179,13 @@ def _drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
     for lines in pages:
         kept = [line for line in lines if line.strip()]
         edges = set(range(_EDGE_LINES)) | set(range(len(kept) - _EDGE_LINES, len(kept)))
-        cleaned.append([
-            line for i, line in enumerate(kept)
-            if not _PAGE_NUMBER.match(line.strip())
-            and not (i in edges and _line_key(line) in repeated)
-        ])
+        cleaned.append(
+            [
+                line
+                for i, line in enumerate(kept)
+                if not _PAGE_NUMBER.match(line.strip()) and not (i in edges and _line_key(line) in repeated)
+            ]
+        )
     return cleaned
 
 
@@ -219,7 +228,8 @@ def _stream_too_large(limits: Limits) -> TooLarge:
         "A compressed stream inside this PDF expands beyond "
         f"{limits.pdf_max_stream_bytes / (1024 * 1024):.0f} MiB (pdf_max_stream_bytes); "
         "it looks like a decompression bomb and was not read further.",
-        limit="pdf_max_stream_bytes", value=limits.pdf_max_stream_bytes,
+        limit="pdf_max_stream_bytes",
+        value=limits.pdf_max_stream_bytes,
     )
 
 
