@@ -8,12 +8,14 @@ from blueprints import (
     api_collections,
     api_documents,
     api_health,
+    api_openapi,
     api_passages,
     api_search,
     api_workspace,
     billing_timer,
     blob_events,
     indexer,
+    storage_sweep,
     stripe_webhook,
 )
 
@@ -22,6 +24,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (
     # HTTP API for the web app and API-key callers
     api_health.bp,
+    api_openapi.bp,  # GET /api/openapi.json: this API described (shared/openapi.py)
     api_workspace.bp,
     api_collections.bp,
     api_documents.bp,
@@ -35,5 +38,7 @@ for blueprint in (
     # ingestion: Event Grid blob events and the Service Bus indexer
     blob_events.bp,
     indexer.bp,
+    # the hourly sweep of upload blobs no live document accounts for
+    storage_sweep.bp,
 ):
     app.register_functions(blueprint)
