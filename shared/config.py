@@ -135,12 +135,29 @@ class Settings:
     azure_client_id: str | None = _setting("AZURE_CLIENT_ID", doc="client id of the user-assigned managed identity")
 
     # --- identity -----------------------------------------------------------------------
-    auth_entra_tenant_id: str | None = _setting("AUTH_ENTRA_TENANT_ID", doc="Entra tenant whose tokens are accepted")
-    auth_audience: str | None = _setting("AUTH_AUDIENCE", doc="expected `aud` of bearer tokens (the API app id URI)")
-    auth_issuer: str | None = _setting("AUTH_ISSUER", doc="expected `iss`; defaults from AUTH_ENTRA_TENANT_ID")
+    auth_entra_tenant_id: str | None = _setting(
+        "AUTH_ENTRA_TENANT_ID",
+        doc="`organizations` (unset: any work or school tenant, issuer checked against the token's `tid`) or one tenant id",
+    )
+    auth_allowed_tenants: str | None = _setting(
+        "AUTH_ALLOWED_TENANTS", doc="comma-separated tenant ids whose users may sign in; unset: every tenant"
+    )
+    auth_audience: str | None = _setting(
+        "AUTH_AUDIENCE",
+        doc="expected `aud` of bearer tokens: the API's application (client) id; unset: no bearer tokens",
+    )
+    auth_issuer: str | None = _setting(
+        "AUTH_ISSUER",
+        doc="expected `iss`, `{tenantid}` standing for the token's `tid`; defaults to Entra's v2.0 issuer",
+    )
     auth_jwks_url: str | None = _setting("AUTH_JWKS_URL", doc="JWKS endpoint; defaults from AUTH_ENTRA_TENANT_ID")
     auth_trust_swa_principal: bool = _setting(
-        "AUTH_TRUST_SWA_PRINCIPAL", False, doc="true only when the API is reachable solely through Static Web Apps"
+        "AUTH_TRUST_SWA_PRINCIPAL",
+        False,
+        doc="deprecated, never honoured in Azure: trusts x-ms-client-principal like FOLIO_DEV_MODE (tests only)",
+    )
+    azure_site_name: str | None = _setting(
+        "WEBSITE_SITE_NAME", doc="set by Azure on every function app; there x-ms-client-principal is always a 401"
     )
     auth_clock_skew_s: int = _setting("AUTH_CLOCK_SKEW_SECONDS", 120)
 
@@ -285,6 +302,11 @@ class Settings:
     )
     chat_max_output_tokens: int = _setting("CHAT_MAX_OUTPUT_TOKENS", 800)
     chat_sources: int = _setting("CHAT_SOURCES", 6, doc="passages retrieved and numbered in the prompt")
+    chat_extractive_min_score: float = _setting(
+        "CHAT_EXTRACTIVE_MIN_SCORE",
+        0.35,
+        doc="extractive answers: the best sentence's score below which it refuses (calibrated for all-MiniLM-L6-v2)",
+    )
     chat_history_turns: int = _setting("CHAT_HISTORY_TURNS", 3, doc="earlier turns used to rewrite and answer")
     chat_max_turns: int = _setting("CHAT_MAX_TURNS", 100, doc="turns per session; then a new session is needed")
     chat_key_store: str = _setting(

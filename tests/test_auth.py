@@ -1,4 +1,5 @@
-"""Authentication over real HTTP: Entra bearer tokens against a local JWKS, the SWA header, API keys."""
+"""Authentication over real HTTP: Entra bearer tokens against a local JWKS (one tenant and any tenant),
+app-only tokens refused, the principal header (local dev only), API keys."""
 
 from __future__ import annotations
 
@@ -94,6 +95,8 @@ def _token(kid: str, key: Any, **overrides: Any) -> str:
         "oid": str(uuid.uuid4()),
         "preferred_username": "dana@contoso.com",
         "name": "Dana",
+        "scp": "access_as_user",
+        "azp": "00000000-0000-0000-0000-00000000c11e",
     }
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
@@ -135,6 +138,99 @@ def test_bad_tokens_are_401(client: Client, entra: Jwks, overrides: dict[str, An
     response = _bearer(client, _token(kid, key, **overrides)).get("/api/me")
     assert response.status == 401
     assert detail in response.json()["detail"]
+
+
+OTHER_TENANT = "66666666-7777-8888-9999-000000000000"
+MULTI_ISSUER = "https://login.microsoftonline.com/{tenantid}/v2.0"
+
+
+@pytest.fixture
+def any_tenant(jwks: Jwks, settings_override: Any) -> Jwks:
+    """The multi-tenant configuration: AUTH_ENTRA_TENANT_ID unset (organizations), Entra's issuer template."""
+    settings_override(AUTH_ENTRA_TENANT_ID="", AUTH_AUDIENCE=AUDIENCE, AUTH_JWKS_URL=jwks.url, AUTH_ALLOWED_TENANTS="")
+    return jwks
+
+
+def _issued_in(tenant: str) -> dict[str, Any]:
+    return {"tid": tenant, "iss": MULTI_ISSUER.format(tenantid=tenant)}
+
+
+def test_users_of_any_work_tenant_sign_in_and_stay_apart(client: Client, any_tenant: Jwks) -> None:
+    kid, key = any_tenant.default
+    oid = str(uuid.uuid4())  # the same object id in two tenants is two people
+    first = _bearer(client, _token(kid, key, oid=oid, **_issued_in(TENANT))).get("/api/me")
+    second = _bearer(client, _token(kid, key, oid=oid, **_issued_in(OTHER_TENANT))).get("/api/me")
+    assert first.status == 200 and second.status == 200, (first.body, second.body)
+    assert first.json()["user"]["id"] != second.json()["user"]["id"]
+    assert first.json()["tenant"]["id"] != second.json()["tenant"]["id"]
+
+
+@pytest.mark.parametrize(
+    "claims, detail",
+    [
+        # issued by one tenant's issuer, claiming another tenant
+        ({"tid": OTHER_TENANT, "iss": MULTI_ISSUER.format(tenantid=TENANT)}, "issuer"),
+        ({"tid": None, "iss": MULTI_ISSUER.format(tenantid=TENANT)}, "tenant"),
+        ({"tid": "{tenantid}", "iss": MULTI_ISSUER}, "tenant"),
+        ({"tid": TENANT, "iss": f"https://sts.example.com/{TENANT}/v2.0"}, "issuer"),
+        (_issued_in("9188040d-6c67-4c5b-b112-36a304b66dad"), "Personal Microsoft accounts"),
+    ],
+)
+def test_multi_tenant_issuer_is_checked_against_the_tokens_own_tenant(
+    client: Client, any_tenant: Jwks, claims: dict[str, Any], detail: str
+) -> None:
+    kid, key = any_tenant.default
+    response = _bearer(client, _token(kid, key, **claims)).get("/api/me")
+    assert response.status == 401 and detail in response.json()["detail"], response.body
+
+
+def test_tenant_allow_list_admits_only_listed_tenants(client: Client, any_tenant: Jwks, settings_override: Any) -> None:
+    settings_override(AUTH_ALLOWED_TENANTS=f" {TENANT.upper()} ,")
+    kid, key = any_tenant.default
+    assert _bearer(client, _token(kid, key, **_issued_in(TENANT))).get("/api/me").status == 200
+    refused = _bearer(client, _token(kid, key, **_issued_in(OTHER_TENANT))).get("/api/me")
+    assert refused.status == 401 and "not allowed" in refused.json()["detail"]
+
+
+def test_single_tenant_setting_refuses_other_tenants(client: Client, entra: Jwks, settings_override: Any) -> None:
+    settings_override(AUTH_ISSUER=MULTI_ISSUER)  # even with the template, AUTH_ENTRA_TENANT_ID pins one tenant
+    kid, key = entra.default
+    assert _bearer(client, _token(kid, key, **_issued_in(TENANT))).get("/api/me").status == 200
+    assert _bearer(client, _token(kid, key, **_issued_in(OTHER_TENANT))).get("/api/me").status == 401
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"idtyp": "app", "scp": None, "roles": ["Folio.Read"]},  # client credentials, with the idtyp claim
+        {"scp": None},  # client credentials without app roles: neither scp nor roles
+        {"scp": None, "roles": ["Folio.Read"]},  # app roles but no delegated scope
+        {"idtyp": "app"},  # says app even with a scope
+        {"scp": " "},
+    ],
+)
+def test_app_only_tokens_are_401(client: Client, entra: Jwks, claims: dict[str, Any]) -> None:
+    kid, key = entra.default
+    response = _bearer(client, _token(kid, key, oid=str(uuid.uuid4()), **claims)).get("/api/me")
+    assert response.status == 401 and "App-only" in response.json()["detail"], response.body
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"AUTH_ENTRA_TENANT_ID": "contoso.com"}, "GUID"),
+        ({"AUTH_ENTRA_TENANT_ID": TENANT, "AUTH_ALLOWED_TENANTS": OTHER_TENANT}, "nobody could sign in"),
+        ({"AUTH_ALLOWED_TENANTS": "contoso"}, "not tenant ids"),
+        ({"AUTH_AUDIENCE": ""}, "AUTH_AUDIENCE"),
+    ],
+)
+def test_bad_tenant_settings_fail_with_the_setting_named(settings: dict[str, str], message: str) -> None:
+    from shared.config import load_settings
+    from shared.errors import ConfigError
+    from shared.identity.entra import EntraTokenValidator
+
+    with pytest.raises(ConfigError, match=message):
+        EntraTokenValidator.from_settings(load_settings({"AUTH_AUDIENCE": AUDIENCE, **settings}))
 
 
 def test_token_signed_by_another_key_with_a_known_kid_is_401(client: Client, entra: Jwks) -> None:
@@ -211,6 +307,14 @@ def test_forged_swa_header_is_401_when_swa_trust_is_off(client: Client, settings
 def test_swa_header_is_trusted_in_dev_mode(client: Client, settings_override: Any) -> None:
     settings_override(AUTH_TRUST_SWA_PRINCIPAL="false", FOLIO_DEV_MODE="true")
     assert client.as_user(f"dev-{uuid.uuid4().hex[:6]}").get("/api/me").status == 200
+
+
+def test_swa_header_is_401_on_azure_even_in_dev_mode(client: Client, settings_override: Any) -> None:
+    """Azure sets WEBSITE_SITE_NAME on every function app: a deployment with FOLIO_DEV_MODE=true by mistake
+    still refuses the forgeable header."""
+    settings_override(AUTH_TRUST_SWA_PRINCIPAL="true", FOLIO_DEV_MODE="true", WEBSITE_SITE_NAME="folio-prod-func")
+    response = client.as_user(f"dev-{uuid.uuid4().hex[:6]}").get("/api/me")
+    assert response.status == 401 and "not trusted" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

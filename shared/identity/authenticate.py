@@ -1,4 +1,4 @@
-"""Turn request headers into a principal: bearer token, API key, or trusted SWA header; else 401."""
+"""Turn request headers into a principal: Entra bearer token, API key, or (local dev only) the principal header."""
 
 from __future__ import annotations
 
@@ -24,7 +24,13 @@ def _validator(settings: Settings) -> EntraTokenValidator:
     # PyJWT and cryptography load on the first bearer token, not on every cold start.
     from shared.identity.entra import EntraTokenValidator
 
-    key = (settings.auth_entra_tenant_id, settings.auth_audience, settings.auth_issuer, settings.auth_jwks_url)
+    key = (
+        settings.auth_entra_tenant_id,
+        settings.auth_allowed_tenants,
+        settings.auth_audience,
+        settings.auth_issuer,
+        settings.auth_jwks_url,
+    )
     with _validator_lock:
         if key not in _validators:  # one JWKS cache per configuration, kept across requests
             _validators[key] = EntraTokenValidator.from_settings(settings)
@@ -46,8 +52,19 @@ def authenticate(headers: Mapping[str, str], settings: Settings) -> Principal | 
         raise Unauthenticated("Unsupported Authorization header; use 'Bearer <token>' or 'ApiKey <key>'.")
     swa = headers.get(SWA_HEADER)
     if swa is not None:
-        if not (settings.auth_trust_swa_principal or settings.dev_mode):
-            # Without SWA in front, anyone could forge this header.
+        if not trusts_client_principal(settings):
+            # The API is reached directly (no Static Web Apps in front): anyone could forge this header.
             raise Unauthenticated("The client principal header is not trusted by this deployment.")
         return parse_client_principal(swa)
     raise Unauthenticated("Sign in, or send 'Authorization: Bearer <token>' or 'ApiKey <key>'.")
+
+
+def trusts_client_principal(settings: Settings) -> bool:
+    """The ``x-ms-client-principal`` header is the local dev sign-in: trusted in dev mode, never in Azure.
+
+    ``WEBSITE_SITE_NAME`` is set by Azure on every function app, so even a deployment configured with
+    ``FOLIO_DEV_MODE=true`` by mistake answers the header with a 401.
+    """
+    if settings.azure_site_name:
+        return False
+    return settings.dev_mode or settings.auth_trust_swa_principal

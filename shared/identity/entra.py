@@ -1,9 +1,17 @@
-"""Validation of Entra ID access tokens: signature against the tenant's JWKS, issuer, audience, expiry."""
+"""Validation of Entra ID access tokens: signature, issuer of the token's own tenant, audience, expiry, user.
+
+Folio is multi-tenant: any work or school tenant may sign in (optionally only those on an
+allow-list). Entra's multi-tenant metadata names the issuer ``https://login.microsoftonline.com/
+{tenantid}/v2.0``; a token is accepted only when its ``iss`` is that template filled in with the
+token's own ``tid``, so a token cannot claim one tenant and be issued by another. App-only tokens
+(client credentials: ``idtyp=app``, or no delegated ``scp``) are refused: Folio's callers are people.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import urllib.request
@@ -71,27 +79,63 @@ class JwksCache:
         self._keys = {k.key_id: k.key for k in keys if k.key_id}
 
 
-class EntraTokenValidator:
-    """Turns a bearer token into a :class:`Principal`, or raises :class:`Unauthenticated`."""
+# The tenant of personal Microsoft accounts: Folio takes work and school accounts only.
+_CONSUMER_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+_MULTI_TENANT = ("organizations", "common")
+_TENANT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+ENTRA_ISSUER = "https://login.microsoftonline.com/{tenantid}/v2.0"
 
-    def __init__(self, *, issuer: str, audience: str, jwks: JwksCache, leeway_s: int = 120) -> None:
+
+class EntraTokenValidator:
+    """Turns a bearer token into a :class:`Principal`, or raises :class:`Unauthenticated`.
+
+    ``issuer`` may hold ``{tenantid}``, filled in with the token's ``tid`` before it is compared;
+    ``allowed_tenants`` (empty: any) lists the tenants whose users may sign in.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks: JwksCache,
+        leeway_s: int = 120,
+        allowed_tenants: frozenset[str] = frozenset(),
+    ) -> None:
         self._issuer = issuer
         self._audience = audience
         self._jwks = jwks
         self._leeway = leeway_s
+        self._allowed_tenants = frozenset(t.lower() for t in allowed_tenants)
 
     @classmethod
     def from_settings(cls, settings: Any) -> EntraTokenValidator:
-        tenant = settings.auth_entra_tenant_id
         audience = settings.auth_audience
-        if not audience or not (tenant or (settings.auth_issuer and settings.auth_jwks_url)):
+        if not audience:
             raise ConfigError(
-                "Bearer tokens need AUTH_AUDIENCE and AUTH_ENTRA_TENANT_ID (or AUTH_ISSUER and AUTH_JWKS_URL); "
-                "set them in local.settings.json, the environment or App Configuration."
+                "Bearer tokens need AUTH_AUDIENCE (the API's application id); set it in local.settings.json, "
+                "the environment or App Configuration."
             )
-        issuer = settings.auth_issuer or f"https://login.microsoftonline.com/{tenant}/v2.0"
+        tenant = (settings.auth_entra_tenant_id or "organizations").strip().lower()
+        allowed = frozenset(t.strip().lower() for t in (settings.auth_allowed_tenants or "").split(",") if t.strip())
+        if tenant not in _MULTI_TENANT:
+            if not _TENANT_ID.match(tenant):
+                raise ConfigError("AUTH_ENTRA_TENANT_ID must be 'organizations' or a tenant id (a GUID).")
+            allowed = allowed & {tenant} if allowed else frozenset({tenant})
+            if not allowed:
+                raise ConfigError("AUTH_ALLOWED_TENANTS does not include AUTH_ENTRA_TENANT_ID: nobody could sign in.")
+        bad = sorted(t for t in allowed if not _TENANT_ID.match(t))
+        if bad:
+            raise ConfigError(f"AUTH_ALLOWED_TENANTS holds values that are not tenant ids: {', '.join(bad)}")
+        issuer = settings.auth_issuer or ENTRA_ISSUER
         jwks_url = settings.auth_jwks_url or f"https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys"
-        return cls(issuer=issuer, audience=audience, jwks=JwksCache(jwks_url), leeway_s=settings.auth_clock_skew_s)
+        return cls(
+            issuer=issuer,
+            audience=audience,
+            jwks=JwksCache(jwks_url),
+            leeway_s=settings.auth_clock_skew_s,
+            allowed_tenants=allowed,
+        )
 
     def validate(self, token: str) -> Principal:
         try:
@@ -102,24 +146,43 @@ class EntraTokenValidator:
         if not isinstance(kid, str) or header.get("alg") not in _ALGORITHMS:
             raise Unauthenticated("The bearer token has an unsupported header.")
         try:
+            # The issuer depends on the token's tenant, so it is checked below, after the signature.
             claims = jwt.decode(
                 token,
                 self._jwks.key(kid),
                 algorithms=_ALGORITHMS,
                 audience=self._audience,
-                issuer=self._issuer,
                 leeway=self._leeway,
-                options={"require": ["exp", "iss", "aud"]},
+                options={"require": ["exp", "iss", "aud"], "verify_iss": False},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("The bearer token has expired.") from None
         except jwt.InvalidAudienceError:
             raise Unauthenticated("The bearer token is not for this API (audience).") from None
-        except jwt.InvalidIssuerError:
-            raise Unauthenticated("The bearer token comes from an untrusted issuer.") from None
         except jwt.PyJWTError:
             raise Unauthenticated("The bearer token is invalid.") from None
+        self._check_tenant_and_issuer(claims)
+        _refuse_app_only(claims)
         return _principal(claims)
+
+    def _check_tenant_and_issuer(self, claims: dict[str, Any]) -> None:
+        tid = claims.get("tid")
+        if not isinstance(tid, str) or not _TENANT_ID.match(tid.lower()):
+            raise Unauthenticated("The bearer token does not name its tenant (tid).")
+        tid = tid.lower()
+        if claims.get("iss") != self._issuer.replace("{tenantid}", tid):
+            raise Unauthenticated("The bearer token comes from an untrusted issuer.")
+        if tid == _CONSUMER_TENANT:
+            raise Unauthenticated("Personal Microsoft accounts cannot sign in; use a work or school account.")
+        if self._allowed_tenants and tid not in self._allowed_tenants:
+            raise Unauthenticated("Your organisation's tenant is not allowed to use this deployment.")
+
+
+def _refuse_app_only(claims: dict[str, Any]) -> None:
+    """A token an application got for itself (client credentials) names no user: ``idtyp=app``, no ``scp``."""
+    scopes = claims.get("scp")
+    if claims.get("idtyp") == "app" or not isinstance(scopes, str) or not scopes.strip():
+        raise Unauthenticated("App-only tokens are not accepted; sign in as a user (a delegated token with scp).")
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
