@@ -3,10 +3,10 @@
 1. Headings open sections. Styled headings (Markdown, HTML, DOCX) nest by level; numbered
    sections and clauses ("ARTICLE 1", "Section 1.1", "4.2.1 Title") nest by rank (see
    :mod:`shared.ingest.structure`) below the last styled heading. In plain text and PDFs every
-   heading is of the numbered kind. A heading with no text of its own before the next heading
-   (``ARTICLE 1`` directly followed by ``Section 1.1``, a title before the first heading) is
-   carried into the next section's first chunk, whose heading path it already heads when
-   that section is its child.
+   heading is of the numbered kind. A heading with no text of its own before a heading
+   beneath it (``ARTICLE 1`` directly followed by ``Section 1.1``, a title before the first
+   heading) is carried into that section's first chunk, whose heading path it already heads;
+   one followed by a sibling or a higher heading stays a chunk of its own.
 2. A section that fits under ``max_tokens`` is one chunk. A longer one is packed from
    sentences (table rows, code lines) under the cap, preferring to end a chunk where a
    sub-clause ("(a)", "(iv)") begins, else at a paragraph end, else at a sentence end, as
@@ -433,19 +433,26 @@ def _push(stack: list[_Entry], entry: _Entry) -> None:
 
 
 def _carry_empty_headings(sections: list[_Section]) -> list[_Section]:
-    """Fold a heading-only section into the next section, which takes over the path.
+    """Fold a heading-only section into the next section when that section is beneath it.
 
-    A heading alone makes a useless chunk; its text stays at the start of the next one.
+    A heading alone makes a useless chunk; its text stays at the start of its first
+    subsection, whose heading path it already heads. A heading whose next section is a sibling
+    or higher (a clause heading with no body, followed by the next clause) is never folded
+    forward: that would hand the sibling's path to it, and a run of them to the last one.
     """
     out: list[_Section] = []
     carried: list[Block] = []  # extended in place: a run of bare headings stays linear
     for index, section in enumerate(sections):
         carried.extend(section.blocks)
-        if section.heading_only and index + 1 < len(sections):
+        if section.heading_only and index + 1 < len(sections) and _beneath(sections[index + 1].path, section.path):
             continue
         out.append(_Section(section.path, carried, section.heading_only))
         carried = []
     return out
+
+
+def _beneath(path: list[str], parent: list[str]) -> bool:
+    return len(path) > len(parent) and path[: len(parent)] == parent
 
 
 def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

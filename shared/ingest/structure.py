@@ -53,6 +53,8 @@ _BULLET = re.compile(r"[•◦▪▫●○■□‣⁃∙·\-–*][ \t]+(?=\S)")
 # Bullets that open an item even mid-paragraph; a dash may just be a wrapped line's start.
 _HARD_BULLETS = frozenset("•◦▪▫●○■□‣⁃∙·*-")
 _TITLE_STOP = re.compile(r"\.(?:\s|$)|:\s|\s[-–—]\s|;|\n")
+_RUN_IN_STOP = re.compile(r"[.:](?=\s+\S)")
+_SENTENCE_INSIDE = re.compile(r"[.!?:;][\"'”’)]*\s+\S")
 _WORD = re.compile(r"[^\W\d_][\w'’\-]*")
 # Words allowed to stay lower case inside a heading ("Limitation of Liability").
 _SMALL_WORDS = frozenset(
@@ -147,6 +149,33 @@ def heading_line_level(line: str) -> int | None:
     if _is_shouting(line) and len(_WORD.findall(line)) <= 10 and not line.endswith("."):
         return ALL_CAPS_RANK
     return None
+
+
+def run_in_heading(text: str) -> tuple[str, str] | None:
+    """Split a clause whose title runs into its body: "1.1 Access and Use.  During the..." gives
+    ("1.1 Access and Use.", "During the..."); None when the text does not open with such a title."""
+    stripped = text.strip()
+    label = _KEYWORD.match(stripped) or _BARE_NUMBER.match(stripped) or _SUBCLAUSE.match(stripped)
+    offset = label.end() if label else 0
+    rest = stripped[offset:]
+    stop = _RUN_IN_STOP.search(rest, 0, 101)
+    if stop is None:
+        return None
+    phrase, body = rest[: stop.start()], rest[stop.end() :].strip()
+    if not body or not phrase.strip() or not _is_title_like(phrase):
+        return None
+    return stripped[: offset + stop.start() + 1].strip(), body
+
+
+def reads_as_sentence(text: str) -> bool:
+    """True for a styled "heading" that is really prose: several sentences, or one sentence
+    that is not headline words ("Use of the Product must comply with all Documentation.")."""
+    stripped = text.strip()
+    label = _KEYWORD.match(stripped) or _BARE_NUMBER.match(stripped) or _SUBCLAUSE.match(stripped)
+    rest = stripped[label.end() :] if label else stripped
+    if len(rest) > 200 or _SENTENCE_INSIDE.search(rest):
+        return True
+    return rest.endswith((".", "!", "?", ";", ",")) and not _is_title_like(rest)
 
 
 def heading_title(text: str, *, shouting_to_title: bool = False) -> str:

@@ -52,7 +52,7 @@ def test_docx_styles_become_headings_lists_and_tables():
         ("heading", "Article 1 Definitions", 1),
         ("paragraph", "Section 1.1 Terms. The terms below apply to this Agreement.", None),
         ("list_item", "first bullet", None),
-        ("list_item", "second numbered", None),
+        ("list_item", "1. second numbered", None),  # Word draws the number; so does the text
         ("table", "Item | Fee\nSupport | 100 EUR", None),
         ("heading", "Article 2 Term", 1),
         ("heading", "Renewal", 2),

@@ -1,4 +1,5 @@
-"""DOCX with python-docx, after the ZIP guard: styles give headings, lists; tables by row."""
+"""DOCX with python-docx, after the ZIP guard: styles give headings and lists, Word's numbering
+its clause numbers, tables come by row."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from docx.oxml.ns import qn
 from shared.ingest.document import BlockKind, DocumentBuilder, ParsedDocument
 from shared.ingest.errors import CorruptDocument, UnsupportedType
 from shared.ingest.limits import Limits, check_zip, verify_zip_members
+from shared.ingest.parsers.docx_numbering import Numbering, style_numbering
+from shared.ingest.structure import reads_as_sentence, run_in_heading
 
 _P, _TBL, _SDT, _SDT_CONTENT = qn("w:p"), qn("w:tbl"), qn("w:sdt"), qn("w:sdtContent")
 _TR, _TC = qn("w:tr"), qn("w:tc")
@@ -23,6 +26,7 @@ _T, _TAB, _BR, _CR = qn("w:t"), qn("w:tab"), qn("w:br"), qn("w:cr")
 _RENDERED_BREAK = qn("w:lastRenderedPageBreak")
 _PAGE_BREAK_BEFORE = qn("w:pageBreakBefore")
 _TYPE, _VAL = qn("w:type"), qn("w:val")
+_NUMBERING_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/numbering"
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.I)
 _OUTLINE = "./w:pPr/w:outlineLvl/@w:val"
 _MAX_BASE_DEPTH = 8  # style inheritance chains are short; a loop must not hang us
@@ -35,6 +39,7 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
     verify_zip_members(check_zip(data, limits), limits, deadline)
     document = _open(data)
     styles = _style_table(document)
+    numbering = _numbering(document)
     body = document.element.body
     pages = _PageTracker(body)
     builder = DocumentBuilder("docx", limits)
@@ -47,11 +52,38 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
             builder.add("table", "\n".join(_table_rows(element)), page=page)
             continue
         kind, level, is_title = styles.classify(element)
-        block = builder.add(kind, _paragraph_text(element), level=level, page=page)
+        text = _paragraph_text(element)
+        # An empty paragraph (often one that only carries a section break) draws no number.
+        label = numbering.label(element, element.style) if text.strip() else None
+        if label is not None:
+            prefix, bullet = label
+            if not bullet and kind == "list_item" and not styles.is_list_style(element.style):
+                kind = "paragraph"  # "2.2 Processing Instructions. ..." is a clause, not a bullet
+            text = prefix + text.lstrip()
+        if kind == "heading" and reads_as_sentence(text):
+            # A clause styled as a heading: its run-in title is the heading, the rest its body.
+            split = run_in_heading(text)
+            if split is not None:
+                builder.add("heading", split[0], level=level, page=page)
+                builder.add("paragraph", split[1], page=page)
+            else:
+                builder.add("paragraph", text, page=page)
+            continue
+        block = builder.add(kind, text, level=level, page=page)
         if block is not None and is_title and title_styled is None:
             title_styled = block.text
     title = _core_title(document) or title_styled or next((b.text for b in builder.blocks if b.kind == "heading"), None)
     return builder.build(title=title, pages=pages.total)
+
+
+def _numbering(document: Any) -> Numbering:
+    """Word's numbering definitions; none when the part is missing or unreadable."""
+    by_style = style_numbering(document.styles.element)
+    try:
+        part = document.part.package.main_document_part.part_related_by(_NUMBERING_REL)
+    except (KeyError, AttributeError, ValueError):
+        return Numbering(None, by_style)
+    return Numbering(getattr(part, "element", None), by_style)
 
 
 def _open(data: bytes) -> Any:
@@ -75,6 +107,9 @@ class _StyleTable:
 
     def __init__(self, entries: dict[str, tuple[BlockKind, int | None, bool]]) -> None:
         self.entries = entries
+
+    def is_list_style(self, style_id: str | None) -> bool:
+        return self.entries.get(style_id or "", ("paragraph", None, False))[0] == "list_item"
 
     def classify(self, p: Any) -> tuple[BlockKind, int | None, bool]:
         style_id = p.style
@@ -140,10 +175,15 @@ def _table_rows(tbl: Any) -> list[str]:
     for tr in tbl.iter(_TR):
         if _enclosing_table(tr) is not tbl:
             continue  # a nested table's rows already appear inside their cell's text
-        cells = [" ".join(_paragraph_text(tc).split()) for tc in tr.iter(_TC) if _enclosing_table(tc) is tbl]
+        cells = [_cell_text(tc) for tc in tr.iter(_TC) if _enclosing_table(tc) is tbl]
         if any(cells):
             rows.append(" | ".join(cells))
     return rows
+
+
+def _cell_text(tc: Any) -> str:
+    """A cell's paragraphs on one line, a space between them ("Purpose" + "How it may be used")."""
+    return " ".join(" ".join(_paragraph_text(p).split()) for p in tc.iter(_P)).strip()
 
 
 def _enclosing_table(element: Any) -> Any:
