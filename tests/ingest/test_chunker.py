@@ -283,3 +283,12 @@ def test_text_documents_have_no_pages():
 def test_nonsense_settings_are_refused(max_tokens, overlap):
     with pytest.raises(ValueError):
         chunk_document(parse_document(LEGAL), max_tokens=max_tokens, overlap_tokens=overlap)
+
+
+def test_a_heading_without_body_is_never_the_heading_of_its_next_sibling():
+    doc = parse_document(b"# Terms\n\n## Service\n\n## Support\n\nProvider answers within a day.\n")
+    chunks = chunk_document(doc)
+    support = next(c for c in chunks if "Provider answers" in c.text)
+    assert support.heading_path == ["Terms", "Support"]
+    assert "Service" not in support.text
+    assert any(c.heading_path == ["Terms", "Service"] for c in chunks)
