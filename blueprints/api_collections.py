@@ -30,5 +30,7 @@ def collections_get(request: ApiRequest) -> Response:
 
 @endpoint(bp, "collections/{collectionId}", ["DELETE"])
 def collections_delete(request: ApiRequest) -> Response:
-    collections.delete_collection(request.db, request.caller, request.path_id("collectionId", "collection"))
+    collections.delete_collection(
+        request.db, request.services.blobs, request.caller, request.path_id("collectionId", "collection")
+    )
     return no_content()

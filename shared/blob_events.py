@@ -69,7 +69,9 @@ def handle_blob_event(
 
     A SAS URL cannot cap the size of what is uploaded, so a blob larger than the size declared
     when its URL was issued is checked again here: past ``max_bytes`` or past the plan's storage
-    quota, the document fails with the reason and the blob is deleted.
+    quota, the document fails with the reason and the blob is deleted. A blob whose document was
+    deleted (or never existed) is deleted too: an upload URL stays valid for a few minutes after
+    its document is gone, and what it writes must not stay unbilled.
     """
     container, max_bytes = settings.upload_container, settings.max_upload_bytes
     if event.container != container:
@@ -86,19 +88,22 @@ def handle_blob_event(
             " WHERE tenant_id = %s AND collection_id = %s AND document_id = %s FOR UPDATE",
             (ref.tenant_id, ref.collection_id, ref.document_id),
         ).fetchone()
+        newer = row is not None and sequencer_key(event.sequencer) > sequencer_key(row["blob_sequencer"])
         if row is None:
-            _log.warning("blob event for an unknown document; ignored")
-            return "ignored:unknown-document"
-        newer = sequencer_key(event.sequencer) > sequencer_key(row["blob_sequencer"])
-        if not newer and event.sequencer != row["blob_sequencer"]:
+            if event.event_type == DELETED:
+                return "ignored:unknown-document"
+            # Its document (or collection) was deleted while the upload URL was still valid: keep nothing.
+            _log.warning("blob created for a document that no longer exists; removing it")
+            outcome, job = "removed:unknown-document", None
+        elif not newer and event.sequencer != row["blob_sequencer"]:
             return "stale"
-        if event.event_type == DELETED:
+        elif event.event_type == DELETED:
             outcome, job = (
                 _deleted(conn, ref, event, newer),
                 IndexJob("remove", ref.tenant_id, ref.collection_id, ref.document_id, None, event.sequencer),
             )
         elif row["status"] == "deleted":
-            return "ignored:deleted"
+            outcome, job = "removed:deleted", None
         elif newer and (reason := _oversize(conn, ref, event, row["size_bytes"], max_bytes, settings)):
             _refuse(conn, ref, event, reason)
             outcome, job = "refused:oversize", None

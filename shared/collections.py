@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -9,8 +11,12 @@ import psycopg
 
 from shared import audit
 from shared.db import Database
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, Unavailable
+from shared.ports import BlobStore
+from shared.storage import BlobRef
 from shared.tenancy import Caller, Role
+
+_log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "c.collection_id, c.name, c.description, c.created_at,"
@@ -65,14 +71,41 @@ def get_collection(db: Database, caller: Caller, collection_id: UUID) -> dict[st
     return _shape(row)
 
 
-def delete_collection(db: Database, caller: Caller, collection_id: UUID) -> None:
-    """Deletes the collection with its documents and chunks (blobs follow via the ingestion path)."""
+def delete_collection(db: Database, blobs: BlobStore, caller: Caller, collection_id: UUID) -> int:
+    """Deletes the collection with its documents, chunks and blobs; returns how many blobs went.
+
+    The rows go first, in one transaction. A blob that cannot be deleted now has no document any
+    more, so the orphan sweep (shared/blob_sweep.py) removes it later; an upload still in flight
+    for one of these documents is removed by its own BlobCreated event.
+    """
     caller.require(Role.MEMBER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        documents = conn.execute(
+            "SELECT document_id FROM documents WHERE tenant_id = %s AND collection_id = %s",
+            (caller.tenant_id, collection_id),
+        ).fetchall()
         row = conn.execute(
             "DELETE FROM collections WHERE tenant_id = %s AND collection_id = %s RETURNING name",
             (caller.tenant_id, collection_id),
         ).fetchone()
         if row is None:
             raise NotFound("No such collection.")
-        audit.record(conn, caller, "collection.delete", "collection", collection_id, name=row["name"])
+        audit.record(
+            conn, caller, "collection.delete", "collection", collection_id, name=row["name"], documents=len(documents)
+        )
+    refs = [BlobRef(caller.tenant_id, collection_id, d["document_id"]) for d in documents]
+    return _delete_blobs(blobs, refs)
+
+
+def _delete_blobs(blobs: BlobStore, refs: list[BlobRef]) -> int:
+    def delete(ref: BlobRef) -> bool:
+        try:
+            return blobs.delete(ref)
+        except Unavailable:
+            _log.warning("blob %s of a deleted collection is left to the orphan sweep", ref.name, exc_info=True)
+            return False
+
+    if not refs:
+        return 0
+    with ThreadPoolExecutor(max_workers=min(8, len(refs)), thread_name_prefix="folio-blob-delete") as pool:
+        return sum(pool.map(delete, refs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 from uuid import UUID, uuid4
@@ -9,11 +10,13 @@ from uuid import UUID, uuid4
 from shared import audit, billing
 from shared.config import Settings
 from shared.db import Database
-from shared.errors import Conflict, Invalid, NotFound
+from shared.errors import Conflict, Invalid, NotFound, Unavailable
 from shared.jobs import IndexJob
 from shared.ports import BlobStore
 from shared.storage import BlobRef
 from shared.tenancy import Caller, Role
+
+_log = logging.getLogger(__name__)
 
 # What users may upload, by extension and declared type. The indexer decides by content again.
 ALLOWED_TYPES: dict[str, frozenset[str]] = {
@@ -116,12 +119,13 @@ def _shape(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_document(db: Database, caller: Caller, document_id: UUID) -> dict[str, Any]:
+    """The document's status; a deleted document is not found, as it is for every other call."""
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         row = conn.execute(
             f"SELECT {_COLUMNS} FROM documents WHERE tenant_id = %s AND document_id = %s",
             (caller.tenant_id, document_id),
         ).fetchone()
-    if row is None:
+    if row is None or row["status"] == "deleted":
         raise NotFound("No such document.")
     return _shape(row)
 
@@ -143,7 +147,11 @@ def list_documents(
 
 
 def delete_document(db: Database, blobs: BlobStore, caller: Caller, document_id: UUID) -> None:
-    """Marks the document deleted and deletes its blob; the BlobDeleted event removes the chunks."""
+    """Marks the document deleted and deletes its blob (breaking any lease on it).
+
+    The row is committed first, so the deletion stands even if Blob Storage fails now: the blob
+    then has no live document and the orphan sweep (shared/blob_sweep.py) removes it later.
+    """
     caller.require(Role.MEMBER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         row = conn.execute(
@@ -156,7 +164,10 @@ def delete_document(db: Database, blobs: BlobStore, caller: Caller, document_id:
         # Search never shows chunks of a deleted document, even before the removal job runs.
         conn.execute("DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s", (caller.tenant_id, document_id))
         audit.record(conn, caller, "document.delete", "document", document_id)
-    blobs.delete(BlobRef(caller.tenant_id, row["collection_id"], document_id))
+    try:
+        blobs.delete(BlobRef(caller.tenant_id, row["collection_id"], document_id))
+    except Unavailable:
+        _log.warning("document %s deleted; its blob is left to the orphan sweep", document_id, exc_info=True)
 
 
 def reindex_document(db: Database, queue: Any, caller: Caller, document_id: UUID) -> dict[str, Any]:

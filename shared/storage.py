@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -45,6 +46,15 @@ class BlobVersion:
     etag: str
     size: int
     content_type: str | None
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """One blob as a listing shows it."""
+
+    name: str
+    size: int
+    last_modified: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -118,14 +128,20 @@ class AzureBlobStore:
         rule = CorsRule(
             list(origins),
             ["PUT", "OPTIONS"],
-            allowed_headers=["x-ms-blob-type", "content-type", "x-ms-blob-content-type", "x-ms-meta-*"],
+            # No x-ms-meta-*: an upload carries its bytes and type, nothing the app would have to trust.
+            allowed_headers=["x-ms-blob-type", "content-type", "x-ms-blob-content-type"],
             exposed_headers=["etag"],
             max_age_in_seconds=600,
         )
         self._service.set_service_properties(cors=[rule])
 
     def upload_url(self, ref: BlobRef, now: dt.datetime | None = None) -> UploadUrl:
-        """A SAS URL for exactly this blob: create and write only, valid for a few minutes."""
+        """A SAS URL for exactly this blob: create only, valid for a few minutes, HTTPS-only in Azure.
+
+        Create (``c``) lets the holder put a new blob in one request and nothing else. Write (``w``)
+        would also let them lease the blob (a lease the app must break before it can delete), set
+        its metadata, or overwrite it after it was checked, so it is not granted.
+        """
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
         now = now or dt.datetime.now(dt.UTC)
@@ -134,10 +150,11 @@ class AzureBlobStore:
             "account_name": self._service.account_name,
             "container_name": self._container_name,
             "blob_name": ref.name,
-            "permission": BlobSasPermissions(create=True, write=True),
+            "permission": BlobSasPermissions(create=True),
             "expiry": expires,
             "start": now - dt.timedelta(minutes=2),  # tolerate clock skew on the client's side
-            "protocol": None,
+            # Azure's endpoints are HTTPS; Azurite on a developer machine speaks plain HTTP.
+            "protocol": "https" if self._service.url.startswith("https://") else None,
         }
         if self._account_key:
             token = generate_blob_sas(account_key=self._account_key, **common)
@@ -189,12 +206,36 @@ class AzureBlobStore:
             raise Unavailable("Blob storage is unavailable.") from exc
 
     def delete(self, ref: BlobRef) -> bool:
-        from azure.core.exceptions import ResourceNotFoundError
+        """Delete the blob and its snapshots, breaking any lease on it first; False if it was not there."""
+        return self.delete_name(ref.name)
 
+    def delete_name(self, name: str) -> bool:
+        """:meth:`delete` by blob name (the sweep also meets names outside Folio's layout)."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        client = self._container.get_blob_client(name)
         try:
-            self._container.get_blob_client(ref.name).delete_blob(delete_snapshots="include")
+            try:
+                client.delete_blob(delete_snapshots="include")
+            except HttpResponseError as exc:
+                if getattr(exc, "error_code", None) not in ("LeaseIdMissing", "LeaseIdMismatchWithBlobOperation"):
+                    raise
+                # Somebody holds a lease (an upload URL from before leases were refused, or anyone
+                # with write access): break it now, not when it ends, then delete.
+                from azure.storage.blob import BlobLeaseClient
+
+                BlobLeaseClient(client).break_lease(lease_break_period=0)
+                client.delete_blob(delete_snapshots="include")
             return True
         except ResourceNotFoundError:
             return False
+        except Exception as exc:
+            raise Unavailable("Blob storage is unavailable.") from exc
+
+    def list_blobs(self) -> Iterator[StoredBlob]:
+        """Every blob in the upload container with its size and age (for the orphan sweep)."""
+        try:
+            for item in self._container.list_blobs():
+                yield StoredBlob(item.name, item.size or 0, item.last_modified)
         except Exception as exc:
             raise Unavailable("Blob storage is unavailable.") from exc
