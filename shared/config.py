@@ -164,6 +164,13 @@ class Settings:
     # --- HTTP limits --------------------------------------------------------------------
     max_request_bytes: int = _setting("MAX_REQUEST_BYTES", 1_048_576, doc="largest JSON body an API accepts")
 
+    # --- per-workspace caps (#17) -------------------------------------------------------
+    max_collections: int = _setting("MAX_COLLECTIONS_PER_WORKSPACE", 1000, doc="collections a workspace may have")
+    max_pending_invitations: int = _setting(
+        "MAX_PENDING_INVITATIONS", 100, doc="invitations a workspace may have waiting for an answer"
+    )
+    max_api_keys: int = _setting("MAX_API_KEYS", 50, doc="API keys a workspace may have that are not revoked")
+
     # --- embeddings (fixed per index: changing them means re-embedding) -----------------
     embedding_provider: str = _setting(
         "EMBEDDING_PROVIDER", "local", doc="local (MiniLM on CPU, no network) | azure-openai"
@@ -418,7 +425,8 @@ def _coerce(env: str, raw: str, annotation: Any) -> Any:
             return float(text)
     except ValueError:
         # Never echo the value: it may be a secret that landed in the wrong setting.
-        raise ConfigError(f"Setting {env} must be a {kind.__name__}") from None
+        kind_name = {int: "an integer", float: "a number", bool: "true or false"}.get(kind, kind.__name__)
+        raise ConfigError(f"Setting {env} must be {kind_name}.") from None
     return text
 
 
