@@ -1,6 +1,7 @@
 // Folio production deployment (resource-group scope). One module per concern under modules/;
-// per-environment values in params/<env>.parameters.json. Deploy with the one command in
-// bicep/README.md; the Event Grid subscription is a second pass after the code is published.
+// per-environment values in params/<env>.parameters.json (az deployment) or main.parameters.json
+// (azd, from its environment). `azd up` (azure.yaml) runs this, publishes the code and the web app,
+// and its hooks (hooks/) do the rest; the Event Grid subscription needs the published code first.
 targetScope = 'resourceGroup'
 
 // --- environment ------------------------------------------------------------------------------
@@ -110,10 +111,13 @@ param logLevel string = 'INFO'
 @description('Connections per process (Flex Consumption scales processes out; PgBouncer multiplexes them).')
 param databasePoolMax int = 4
 
-@description('Entra tenant whose bearer tokens the API accepts.')
-param authEntraTenantId string = tenant().tenantId
+@description('`organizations`: Entra work and school accounts of any tenant (multi-tenant app registration); or one tenant id.')
+param authEntraTenantId string = 'organizations'
 
-@description('Expected audience of bearer tokens (the API app id URI); empty if only the SWA principal is used.')
+@description('Comma-separated tenant ids whose users may sign in; empty: every tenant.')
+param authAllowedTenants string = ''
+
+@description('Application (client) id of the API app registration: the `aud` of bearer tokens. Empty: no bearer tokens (API keys only).')
 param authAudience string = ''
 
 param azureOpenAiEndpoint string
@@ -129,7 +133,7 @@ param chatProvider string = 'azure-openai'
 @description('Chat model deployment on the Azure OpenAI account (CHAT_PROVIDER azure-openai).')
 param azureOpenAiChatDeployment string = 'gpt-4o-mini'
 
-@description('Extra browser origins (custom domains of the static web app) for Blob and API CORS.')
+@description('Extra browser origins of the web app (its custom domains) for Blob and API CORS.')
 param additionalCorsOrigins array = []
 
 // --- monitoring -------------------------------------------------------------------------------
@@ -235,15 +239,19 @@ module network 'modules/network.bicep' = if (enablePrivateNetworking) {
   }
 }
 
+// azd finds the resources it deploys code to by this tag (azure.yaml services `api` and `web`).
 module staticWebApp 'modules/staticwebapp.bicep' = {
   name: 'staticwebapp'
   params: {
     name: names.staticWebApp
     location: staticWebAppLocation
-    tags: allTags
+    tags: union(allTags, {
+      'azd-service-name': 'web'
+    })
   }
 }
 
+// The web app's origins: the only browser origins the API (CORS) and Blob Storage (uploads) accept.
 var corsOrigins = concat([
   'https://${staticWebApp.outputs.defaultHostname}'
 ], additionalCorsOrigins)
@@ -350,7 +358,9 @@ module functionApp 'modules/functionapp.bicep' = {
     name: names.functionApp
     planName: names.functionPlan
     location: location
-    tags: allTags
+    tags: union(allTags, {
+      'azd-service-name': 'api'
+    })
     environmentName: environmentName
     identityId: identity.outputs.id
     identityName: identity.outputs.name
@@ -380,6 +390,7 @@ module functionApp 'modules/functionapp.bicep' = {
     logLevel: logLevel
     databasePoolMax: databasePoolMax
     authEntraTenantId: authEntraTenantId
+    authAllowedTenants: authAllowedTenants
     authAudience: authAudience
     azureOpenAiEndpoint: azureOpenAiEndpoint
     azureOpenAiEmbeddingDeployment: azureOpenAiEmbeddingDeployment
@@ -387,15 +398,6 @@ module functionApp 'modules/functionapp.bicep' = {
     azureOpenAiChatDeployment: azureOpenAiChatDeployment
     chatKeyVaultUri: userKeyVault.outputs.uri
     corsAllowedOrigins: corsOrigins
-  }
-}
-
-module staticWebAppBackend 'modules/staticwebapp-backend.bicep' = {
-  name: 'staticwebapp-backend'
-  params: {
-    staticWebAppName: staticWebApp.outputs.name
-    functionAppId: functionApp.outputs.id
-    functionAppLocation: location
   }
 }
 
@@ -451,3 +453,15 @@ output postgresFqdn string = postgres.outputs.fqdn
 output serviceBusFqdn string = serviceBus.outputs.fullyQualifiedNamespace
 output identityName string = identity.outputs.name
 output identityClientId string = identity.outputs.clientId
+// For azd's hooks (bicep/hooks/): azd stores every output in the environment under its own name.
+output FOLIO_ENVIRONMENT string = environmentName
+output WEB_APP_URL string = 'https://${staticWebApp.outputs.defaultHostname}'
+output API_BASE_URL string = 'https://${functionApp.outputs.defaultHostname}/api'
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+output FUNCTION_APP_ID string = functionApp.outputs.id
+output STORAGE_ACCOUNT_ID string = storage.outputs.id
+output EVENT_GRID_TOPIC_NAME string = names.eventGridTopic
+output POSTGRES_SERVER_NAME string = postgres.outputs.name
+output POSTGRES_FQDN string = postgres.outputs.fqdn
+output POSTGRES_PRIVATE bool = enablePrivateNetworking
+output APP_IDENTITY_NAME string = identity.outputs.name

@@ -61,7 +61,7 @@ NOT_APP_SETTINGS = {
 # Production values the app relies on (the sample file holds the local ones).
 REQUIRED_VALUES = {
     "FOLIO_DEV_MODE": "false",
-    "AUTH_TRUST_SWA_PRINCIPAL": "true",
+    "AUTH_TRUST_SWA_PRINCIPAL": "false",
     "DATABASE_ENTRA_AUTH": "true",
     "AzureWebJobsStorage__credential": "managedidentity",
     "ServiceBusConnection__credential": "managedidentity",
@@ -300,3 +300,59 @@ def test_checkov_reports_no_failed_checks(tmp_path: Path) -> None:
         f"checkov applied {summary['skipped']} suppressions but the files hold {len(_suppressions())}: "
         "remove suppressions for checks that no longer fire"
     )
+
+
+def _module_params(name: str) -> dict[str, Any]:
+    config = parse(MAIN)["modules"][name]["config"]
+    while "params" not in config and isinstance(config.get("config"), dict):
+        config = config["config"]
+    return cast("dict[str, Any]", config["params"])
+
+
+@needs_pycep
+def test_no_static_web_apps_linked_backend() -> None:
+    """Static Web Apps cannot link a Flex Consumption app (and would cut requests at 45 s, buffer
+    streams, overwrite Authorization): the web app calls the function app directly."""
+    types = {r["type"] for path in BICEP_FILES for r in parse(path).get("resources", {}).values()}
+    assert not any(t.lower().startswith("microsoft.web/staticsites/") for t in types), types
+    assert not (BICEP / "modules" / "staticwebapp-backend.bicep").exists()
+
+
+@needs_pycep
+def test_api_and_blob_cors_allow_exactly_the_web_app_origins() -> None:
+    cors = parse(MAIN)["variables"]["corsOrigins"]["value"]["function"]
+    assert cors["type"] == "concat"
+    assert cors["parameters"] == {
+        "arg_1": ["https://${staticWebApp.outputs.defaultHostname}"],
+        "arg_2": "additionalCorsOrigins",
+    }
+    assert _module_params("functionApp")["corsAllowedOrigins"] == "corsOrigins"
+    assert _module_params("storage")["corsAllowedOrigins"] == "corsOrigins"
+    site = parse(FUNCTION_APP)["resources"]["site"]["config"]["properties"]["siteConfig"]["cors"]
+    assert site == {"allowedOrigins": "corsAllowedOrigins", "supportCredentials": False}
+    storage = parse(BICEP / "modules" / "storage.bicep")["resources"]["blobService"]["config"]["properties"]
+    (rule,) = storage["cors"]["corsRules"]
+    assert rule["allowedOrigins"] == "corsAllowedOrigins" and "PUT" in rule["allowedMethods"]
+
+
+@needs_pycep
+def test_app_service_authentication_stays_off() -> None:
+    """Authentication is in code; the platform's would block Event Grid's system-key webhook."""
+    types = {r["type"].lower() for path in BICEP_FILES for r in parse(path).get("resources", {}).values()}
+    assert not types & {"microsoft.web/sites/config", "microsoft.web/sites/config/authsettingsv2"}, types
+
+
+@needs_pycep
+def test_service_bus_trigger_can_scale_and_only_the_index_queue_exists() -> None:
+    roles = parse(BICEP / "modules" / "roles.bicep")
+    owner = roles["variables"]["roles"]["value"]["serviceBusDataOwner"]
+    assert owner == "090c5cfd-751d-490a-894a-3ce6f1109419"  # Azure Service Bus Data Owner
+    scopes = {
+        r["config"]["scope"]
+        for r in roles["resources"].values()
+        if r["type"] == "Microsoft.Authorization/roleAssignments" and "serviceBusDataOwner" in json.dumps(r["config"])
+    }
+    assert scopes == {"serviceBus"}
+    queues = parse(BICEP / "modules" / "servicebus.bicep")["parameters"]["queueNames"]["default"]
+    assert queues == ["index-jobs"]
+    assert "BILLING_QUEUE_NAME" not in _app_settings()

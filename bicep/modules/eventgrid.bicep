@@ -2,9 +2,9 @@
 // and BlobDeleted under the upload container to the Event Grid-triggered function on_blob_event.
 //
 // Two-step deployment: an AzureFunction endpoint is validated against the deployed function, so
-// the subscription can only be created once the code is published. First deployment:
-// deployEventSubscription=false; publish the code; deploy again with deployEventSubscription=true
-// (bicep/README.md). The topic's system-assigned identity writes undeliverable events to the
+// the subscription can only be created once the code is published. `azd up` does this in its
+// postdeploy hook (bicep/hooks/postdeploy.sh deploys this module with deployEventSubscription=true);
+// by hand: deployEventSubscription=false, publish the code, deploy again with true (bicep/README.md). The topic's system-assigned identity writes undeliverable events to the
 // dead-letter container; roles.bicep grants it Storage Blob Data Contributor on that container only.
 
 param name string
@@ -44,7 +44,8 @@ resource topic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
 
 resource blobEvents 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = if (deployEventSubscription) {
   parent: topic
-  name: 'uploads-to-${functionName}'
+  // Letters, digits and hyphens only (3-64): the function's underscores become hyphens.
+  name: 'uploads-to-${replace(functionName, '_', '-')}'
   properties: {
     eventDeliverySchema: 'EventGridSchema'
     destination: {

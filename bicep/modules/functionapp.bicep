@@ -64,7 +64,6 @@ param serviceBusNamespace string
 param indexQueueName string = 'index-jobs'
 @description('The index queue\'s maxDeliveryCount: the app marks a document failed on the last attempt.')
 param indexMaxDelivery int = 5
-param billingQueueName string = 'billing-events'
 param cosmosEndpoint string
 param cosmosDatabaseName string = 'folio'
 param cosmosChatContainerName string = 'chat'
@@ -77,7 +76,11 @@ param postgresPooled bool
 // --- app behaviour --------------------------------------------------------------------------
 param logLevel string = 'INFO'
 param databasePoolMax int = 4
-param authEntraTenantId string = tenant().tenantId
+@description('`organizations`: work and school accounts of any tenant (issuer checked against the token\'s tid); or one tenant id.')
+param authEntraTenantId string = 'organizations'
+@description('Comma-separated tenant ids whose users may sign in; empty: every tenant.')
+param authAllowedTenants string = ''
+@description('Expected audience of bearer tokens: the API app registration\'s application (client) id.')
 param authAudience string = ''
 param maxRequestBytes int = 1048576
 @description('Lifetime of an upload URL (user-delegation SAS), minutes.')
@@ -92,7 +95,7 @@ param azureOpenAiChatDeployment string
 @description('Vault of users\' own chat provider keys (the app may write there; not keyVaultUri).')
 param chatKeyVaultUri string
 
-@description('Browser origins allowed to call the API directly (the static web app).')
+@description('Browser origins allowed to call the API directly: exactly the web app\'s origins.')
 param corsAllowedOrigins array
 
 // --- billing --------------------------------------------------------------------------------
@@ -135,9 +138,12 @@ var appSettings = {
   DATABASE_SERVER_PREPARE: postgresPooled ? 'false' : 'true'
   DATABASE_POOL_MAX: string(databasePoolMax)
 
-  // Authentication: the API is reachable only through the linked static web app.
-  AUTH_TRUST_SWA_PRINCIPAL: 'true'
+  // Authentication in code (shared/identity/): Entra bearer tokens from the web app (MSAL) or API
+  // keys. The web app calls this app directly (CORS below); no Static Web Apps backend link, so the
+  // x-ms-client-principal header is never trusted here (a forged one is a 401).
+  AUTH_TRUST_SWA_PRINCIPAL: 'false'
   AUTH_ENTRA_TENANT_ID: authEntraTenantId
+  AUTH_ALLOWED_TENANTS: authAllowedTenants
   AUTH_AUDIENCE: authAudience
   MAX_REQUEST_BYTES: string(maxRequestBytes)
 
@@ -157,7 +163,6 @@ var appSettings = {
   SERVICEBUS_NAMESPACE: serviceBusNamespace
   INDEX_QUEUE_NAME: indexQueueName
   INDEX_MAX_DELIVERY: string(indexMaxDelivery)
-  BILLING_QUEUE_NAME: billingQueueName
 
   // Chat history in Cosmos DB with the identity (the account has local auth disabled: no COSMOS_KEY).
   COSMOS_ENDPOINT: cosmosEndpoint
@@ -229,8 +234,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       '${identityId}': {}
     }
   }
-  //checkov:skip=CKV_AZURE_17:Client certificates do not fit: callers are the Static Web App proxy, Event Grid and Stripe (via the SWA route), none of which present client certificates.
-  //checkov:skip=CKV_AZURE_222:Public network access is needed: the Static Web App linked backend and Event Grid's AzureFunction delivery reach the app over its public endpoint; the SWA link restricts who may call it.
+  //checkov:skip=CKV_AZURE_17:Client certificates do not fit: callers are browsers (the web app, with Entra tokens), API-key clients, Event Grid and Stripe, none of which present client certificates.
+  //checkov:skip=CKV_AZURE_222:Public network access is needed: the web app calls the API from browsers, Event Grid delivers to the system-key webhook and Stripe to its webhook; every route authenticates in code.
   properties: {
     //checkov:skip=CKV_AZURE_212:Flex Consumption allocates instances per trigger demand and scales to zero; a warm minimum is the alwaysReady parameter, not a fixed App Service worker count.
     //checkov:skip=CKV_AZURE_213:App Service health check rotates unhealthy instances out of a fixed set; Flex Consumption has no fixed instance set (per-trigger, scale-to-zero instances), so there is nothing for it to manage.
@@ -283,6 +288,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     }
   }
 }
+
+// App Service authentication stays off (no authsettings resource; off is the platform default): the
+// API authenticates every request in code, and the platform's sign-in would sit in front of Event
+// Grid's system-key webhook (Unauthorized deliveries). tests/test_bicep.py keeps it that way.
 
 // No publishing with basic (user/password) credentials: deployments use Entra (az/func CLI, OIDC).
 resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {

@@ -4,7 +4,7 @@
 // dev: public access with explicit firewall rules only.
 //
 // The app's managed identity is NOT made an Entra administrator: the app must connect as a
-// non-owner role so that row-level security applies (ARCHITECTURE.md "Invariants" 1). The Entra
+// non-owner role so that row-level security applies (docs/security.md). The Entra
 // administrator is a separate principal (an operators group or the CI identity) that runs
 // migrations and, once after the first deployment, creates the app identity's role:
 //   SELECT * FROM pgaadauth_create_principal('<identity name>', false, false);

@@ -29,8 +29,10 @@ var roles = {
   // Contributor + Storage Blob Delegator would not be enough for the host and one role covers both.
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
-  serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
-  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
+  // Azure Service Bus Data Owner: the Functions docs list it (Manage) for the Service Bus trigger,
+  // whose scale decisions read the queue's length; it includes send and receive. The namespace
+  // holds only the index queue.
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   appConfigDataReader: '516239f1-63e1-4d78-a4de-a74fb236a071'
@@ -89,21 +91,11 @@ resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource appServiceBusSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource appServiceBusOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: serviceBus
-  name: guid(serviceBus.id, appPrincipalId, roles.serviceBusDataSender)
+  name: guid(serviceBus.id, appPrincipalId, roles.serviceBusDataOwner)
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataSender)
-    principalId: appPrincipalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource appServiceBusReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  scope: serviceBus
-  name: guid(serviceBus.id, appPrincipalId, roles.serviceBusDataReceiver)
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataReceiver)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataOwner)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }

@@ -1,15 +1,14 @@
-// Service Bus Standard namespace, Entra-only (no SAS keys), with the two work queues.
-// Handlers are idempotent and need no ordering (ARCHITECTURE.md "Invariants" 2), so duplicate
+// Service Bus Standard namespace, Entra-only (no SAS keys), with the index queue.
+// Handlers are idempotent and need no ordering (docs/architecture.md, Ingestion), so duplicate
 // detection is a cheap first line against double enqueues (message id = blob + etag), not a guarantee.
 
 param name string
 param location string
 param tags object = {}
 
-@description('Queues the app uses: indexing jobs and billing events.')
+@description('Queues the app uses: indexing jobs (billing needs none: Stripe webhooks and a timer).')
 param queueNames array = [
   'index-jobs'
-  'billing-events'
 ]
 
 @description('Deliveries before a message is dead-lettered (the app reads it as INDEX_MAX_DELIVERY).')

@@ -1,6 +1,7 @@
-// Static Web App (Standard: needed for a linked "bring your own" function app backend).
-// The link itself is in staticwebapp-backend.bicep: the function app needs this app's hostname for
-// CORS before it exists, and the link needs the function app, so they are two steps.
+// Static Web App: serves the static web app (frontend/dist) and nothing else. No linked backend:
+// Static Web Apps cannot link a Flex Consumption app, cuts proxied requests at 45 s, buffers
+// streamed answers and overwrites Authorization; the web app calls the function app directly with
+// Entra tokens (CORS on the function app). Standard for custom domains and the SLA.
 
 param name string
 
