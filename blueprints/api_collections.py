@@ -14,7 +14,9 @@ def collections_create(request: ApiRequest) -> Response:
     from shared.api_models import CreateCollection  # built on first use, not at cold start
 
     body = request.body(CreateCollection)
-    created = collections.create_collection(request.db, request.caller, body.name, body.description)
+    created = collections.create_collection(
+        request.db, request.caller, body.name, body.description, settings=request.settings
+    )
     return ok(created, status=201, headers={"Location": f"/api/collections/{created['id']}"})
 
 

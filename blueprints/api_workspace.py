@@ -1,10 +1,10 @@
-"""The caller's workspace: /api/me, members, API keys and the audit trail."""
+"""The caller's workspace: /api/me, members and invitations, API keys and the audit trail."""
 
 from __future__ import annotations
 
 from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
-from shared import workspaces
+from shared import invitations, workspaces
 
 bp = new_blueprint()
 
@@ -24,8 +24,31 @@ def members_add(request: ApiRequest) -> Response:
     from shared.api_models import AddMember  # built on first use, not at cold start
 
     body = request.body(AddMember)
-    result = workspaces.add_member(request.db, request.caller, body.email, body.role)
-    return ok(result, status=201 if result["status"] == "added" else 202)
+    # Always an invitation, answered alike whether or not the address has an account.
+    return ok(workspaces.add_member(request.db, request.caller, body.email, body.role, settings=request.settings), 202)
+
+
+@endpoint(bp, "members/invitations/{invitationId}", ["DELETE"])
+def members_invitation_withdraw(request: ApiRequest) -> Response:
+    invitations.withdraw(request.db, request.caller, request.path_id("invitationId", "invitation"))
+    return no_content()
+
+
+@endpoint(bp, "invitations", ["GET"])
+def invitations_mine(request: ApiRequest) -> Response:
+    return ok({"invitations": invitations.mine(request.db, request.caller)})
+
+
+@endpoint(bp, "invitations/{invitationId}/accept", ["POST"])
+def invitations_accept(request: ApiRequest) -> Response:
+    invitation_id = request.path_id("invitationId", "invitation")
+    return ok(invitations.answer(request.db, request.caller, invitation_id, accept=True))
+
+
+@endpoint(bp, "invitations/{invitationId}/decline", ["POST"])
+def invitations_decline(request: ApiRequest) -> Response:
+    invitation_id = request.path_id("invitationId", "invitation")
+    return ok(invitations.answer(request.db, request.caller, invitation_id, accept=False))
 
 
 @endpoint(bp, "members/{userId}", ["DELETE"])
@@ -44,7 +67,7 @@ def api_keys_create(request: ApiRequest) -> Response:
     from shared.api_models import CreateApiKey  # built on first use, not at cold start
 
     body = request.body(CreateApiKey)
-    created = workspaces.create_api_key(request.db, request.caller, body.name, body.role)
+    created = workspaces.create_api_key(request.db, request.caller, body.name, body.role, settings=request.settings)
     return ok(created, status=201)
 
 

@@ -10,7 +10,8 @@ from uuid import UUID, uuid4
 import psycopg
 
 from shared import audit
-from shared.db import Database
+from shared.config import Settings
+from shared.db import Database, one
 from shared.errors import Conflict, NotFound, Unavailable
 from shared.ports import BlobStore
 from shared.storage import BlobRef
@@ -35,11 +36,25 @@ def _shape(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_collection(db: Database, caller: Caller, name: str, description: str = "") -> dict[str, Any]:
+def create_collection(
+    db: Database, caller: Caller, name: str, description: str = "", *, settings: Settings
+) -> dict[str, Any]:
     caller.require(Role.MEMBER)
     collection_id = uuid4()
     try:
         with db.transaction(caller.tenant_id, caller.user_id) as conn:
+            # The tenant row serialises concurrent creations, so the cap holds exactly.
+            conn.execute("SELECT 1 FROM tenants WHERE tenant_id = %s FOR UPDATE", (caller.tenant_id,))
+            count = one(
+                conn.execute(
+                    "SELECT count(*) AS n FROM collections WHERE tenant_id = %s", (caller.tenant_id,)
+                ).fetchone()
+            )["n"]
+            if count >= settings.max_collections:
+                raise Conflict(
+                    f"This workspace has {count} collections, the most it may have; delete one first.",
+                    limit="maxCollections",
+                )
             conn.execute(
                 "INSERT INTO collections (tenant_id, collection_id, name, description, created_by)"
                 " VALUES (%s, %s, %s, %s, %s)",

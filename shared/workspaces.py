@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from uuid import UUID
 
-from shared import audit
+from shared import audit, invitations
+from shared.config import Settings
 from shared.db import Database, one
 from shared.errors import Conflict, Invalid, NotFound
 from shared.identity import apikeys
 from shared.tenancy import Caller, Role
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def describe_caller(db: Database, caller: Caller) -> dict[str, Any]:
@@ -51,14 +49,7 @@ def list_members(db: Database, caller: Caller) -> dict[str, Any]:
         members = conn.execute(
             "SELECT user_id, email, display_name, role, created_at FROM workspace_members ORDER BY created_at"
         ).fetchall()
-        invited = (
-            conn.execute(
-                "SELECT email, role, created_at FROM invitations WHERE tenant_id = %s ORDER BY created_at",
-                (caller.tenant_id,),
-            ).fetchall()
-            if caller.role >= Role.OWNER
-            else []
-        )
+        invited = invitations.pending_for_workspace(conn, caller.tenant_id) if caller.role >= Role.OWNER else []
     return {
         "members": [
             {
@@ -70,47 +61,21 @@ def list_members(db: Database, caller: Caller) -> dict[str, Any]:
             }
             for m in members
         ],
-        "invitations": [
-            {"email": i["email"], "role": i["role"], "invitedAt": i["created_at"].isoformat()} for i in invited
-        ],
+        "invitations": invited,
     }
 
 
-def add_member(db: Database, caller: Caller, email: str, role: str) -> dict[str, Any]:
-    """Owners add people by sign-in email: a membership now if they have signed in, else an invitation."""
-    caller.require(Role.OWNER)
-    email = email.strip().lower()
-    if not _EMAIL.match(email) or len(email) > 320:
-        raise Invalid("Field 'email' must be an email address.", fields=["email"])
-    role_value = str(Role.parse(role))
-    with db.transaction(caller.tenant_id, caller.user_id) as conn:
-        found = [r["user_id"] for r in conn.execute("SELECT folio_find_users_by_email(%s) AS user_id", (email,))]
-        if len(found) > 1:
-            raise Conflict(
-                "More than one account signs in with that email; ask the person to sign in and "
-                "use the link from their account, or contact support."
-            )
-        user = found[0] if found else None
-        if user is None:
-            conn.execute(
-                "INSERT INTO invitations (tenant_id, email, role, invited_by) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (tenant_id, email) DO UPDATE SET role = EXCLUDED.role",
-                (caller.tenant_id, email, role_value, caller.user_id),
-            )
-            audit.record(conn, caller, "member.invite", "invitation", email, role=role_value)
-            return {"email": email, "role": role_value, "status": "invited"}
-        inserted = conn.execute(
-            "INSERT INTO memberships (tenant_id, user_id, role) VALUES (%s, %s, %s)"
-            " ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING user_id",
-            (caller.tenant_id, user, role_value),
-        ).fetchone()
-        if inserted is None:
-            raise Conflict("That person is already a member; change their role instead.")
-        audit.record(conn, caller, "member.add", "user", user, role=role_value)
-    return {"email": email, "role": role_value, "status": "added", "userId": str(user)}
+def add_member(db: Database, caller: Caller, email: str, role: str, *, settings: Settings) -> dict[str, Any]:
+    """Owners add people by sign-in email: always an invitation, which only the invitee can accept.
+
+    The answer is the same whether or not the address has an account (see shared/invitations.py).
+    """
+    return invitations.invite(db, caller, email, role, settings=settings)
 
 
 def remove_member(db: Database, caller: Caller, user_id: UUID) -> None:
+    """Remove a member and revoke the API keys they created here (a key outliving its creator's
+    access would keep it). The founder of a personal workspace cannot be removed from it."""
     caller.require(Role.OWNER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         # Lock the owners so two concurrent removals cannot leave a workspace with none.
@@ -118,20 +83,28 @@ def remove_member(db: Database, caller: Caller, user_id: UUID) -> None:
             "SELECT user_id FROM memberships WHERE tenant_id = %s AND role = 'owner' FOR UPDATE", (caller.tenant_id,)
         ).fetchall()
         row = conn.execute(
-            "DELETE FROM memberships WHERE tenant_id = %s AND user_id = %s RETURNING role",
+            "SELECT role, personal FROM memberships WHERE tenant_id = %s AND user_id = %s FOR UPDATE",
             (caller.tenant_id, user_id),
         ).fetchone()
         if row is None:
             raise NotFound("No such member.")
+        if row["personal"]:
+            raise Conflict("This is the founder's personal workspace; they cannot be removed from it.")
         if row["role"] == "owner" and len(owners) <= 1:
             raise Conflict("A workspace needs at least one owner.")
-        audit.record(conn, caller, "member.remove", "user", user_id)
+        conn.execute("DELETE FROM memberships WHERE tenant_id = %s AND user_id = %s", (caller.tenant_id, user_id))
+        revoked = conn.execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s AND created_by = %s AND revoked_at IS NULL"
+            " RETURNING key_id",
+            (caller.tenant_id, user_id),
+        ).fetchall()
+        audit.record(conn, caller, "member.remove", "user", user_id, revokedApiKeys=[str(r["key_id"]) for r in revoked])
 
 
 # --- API keys --------------------------------------------------------------------------------
 
 
-def create_api_key(db: Database, caller: Caller, name: str, role: str) -> dict[str, Any]:
+def create_api_key(db: Database, caller: Caller, name: str, role: str, *, settings: Settings) -> dict[str, Any]:
     """A new key for this workspace. The key itself is returned here once and never stored."""
     caller.require(Role.OWNER)
     role_value = str(Role.parse(role))
@@ -140,6 +113,19 @@ def create_api_key(db: Database, caller: Caller, name: str, role: str) -> dict[s
     key_id, key = apikeys.generate(caller.tenant_id)
     secret = apikeys.parse(key).secret
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        # The owners' rows serialise concurrent creations, so the cap holds exactly.
+        conn.execute(
+            "SELECT 1 FROM memberships WHERE tenant_id = %s AND role = 'owner' FOR UPDATE", (caller.tenant_id,)
+        )
+        active = one(
+            conn.execute(
+                "SELECT count(*) AS n FROM api_keys WHERE tenant_id = %s AND revoked_at IS NULL", (caller.tenant_id,)
+            ).fetchone()
+        )["n"]
+        if active >= settings.max_api_keys:
+            raise Conflict(
+                f"This workspace has {active} API keys, the most it may have; revoke one first.", limit="maxApiKeys"
+            )
         row = one(
             conn.execute(
                 "INSERT INTO api_keys (tenant_id, key_id, name, role, secret_hash, created_by)"

@@ -1,10 +1,11 @@
-"""Workspace members: owners add people by email with a role; roles are enforced."""
+"""Workspace members: owners invite people by email with a role, who join by accepting; roles are enforced."""
 
 from __future__ import annotations
 
 import uuid
 
 from tests.helpers import Client
+from tests.test_invitations import invite_and_accept
 
 
 def _person(client: Client) -> tuple[Client, str]:
@@ -12,14 +13,18 @@ def _person(client: Client) -> tuple[Client, str]:
     return client.as_user(name, email=f"{name}@example.com"), f"{name}@example.com"
 
 
-def test_invited_user_joins_the_workspace_at_first_sign_in(client: Client) -> None:
+def test_invited_user_joins_the_workspace_when_they_accept(client: Client) -> None:
     owner, _ = _person(client)
     workspace = owner.get("/api/me").json()["tenant"]["id"]
     guest_client, guest_email = _person(client)
     invited = owner.post("/api/members", {"email": guest_email.upper(), "role": "viewer"})
     assert invited.status == 202 and invited.json()["status"] == "invited"
 
-    me = guest_client.get("/api/me").json()  # first sign-in
+    me = guest_client.get("/api/me").json()  # first sign-in: an invitation waits, nothing joined yet
+    assert workspace not in {w["id"] for w in me["workspaces"]}
+    accepted = guest_client.post(f"/api/invitations/{invited.json()['invitationId']}/accept")
+    assert accepted.status == 200
+    me = guest_client.get("/api/me").json()
     roles = {w["id"]: w["role"] for w in me["workspaces"]}
     assert roles[workspace] == "viewer" and me["tenant"]["id"] != workspace  # personal one stays default
 
@@ -31,13 +36,11 @@ def test_invited_user_joins_the_workspace_at_first_sign_in(client: Client) -> No
     assert guest_email in emails
 
 
-def test_existing_user_is_added_directly_as_member(client: Client) -> None:
+def test_existing_user_is_invited_too_and_becomes_a_member_on_accepting(client: Client) -> None:
     owner, _ = _person(client)
-    workspace = owner.get("/api/me").json()["tenant"]["id"]
     member, member_email = _person(client)
     member.get("/api/me")  # has signed in before
-    added = owner.post("/api/members", {"email": member_email, "role": "member"})
-    assert added.status == 201 and added.json()["status"] == "added"
+    workspace = invite_and_accept(owner, member, member_email, "member")
     assert owner.post("/api/members", {"email": member_email, "role": "member"}).status == 409
     shared = member.with_headers(**{"x-folio-workspace": workspace})
     created = shared.post("/api/collections", {"name": "team doc"})
@@ -52,18 +55,23 @@ def test_removed_member_loses_access_immediately(client: Client) -> None:
     workspace = owner.get("/api/me").json()["tenant"]["id"]
     member, email = _person(client)
     member_id = member.get("/api/me").json()["user"]["id"]
-    owner.post("/api/members", {"email": email, "role": "member"})
+    invite_and_accept(owner, member, email, "member")
     shared = member.with_headers(**{"x-folio-workspace": workspace})
     assert shared.get("/api/collections").status == 200
     assert owner.delete(f"/api/members/{member_id}").status == 204
     assert shared.get("/api/collections").status == 404
 
 
-def test_last_owner_cannot_be_removed(client: Client) -> None:
+def test_the_founder_cannot_leave_their_personal_workspace_but_a_co_owner_can(client: Client) -> None:
     owner, _ = _person(client)
     me = owner.get("/api/me").json()
     response = owner.delete(f"/api/members/{me['user']['id']}")
-    assert response.status == 409 and "at least one owner" in response.json()["detail"]
+    # Every workspace starts as someone's personal one, so this also keeps at least one owner.
+    assert response.status == 409 and "founder" in response.json()["detail"]
+    co_owner, email = _person(client)
+    workspace = invite_and_accept(owner, co_owner, email, "owner")
+    co_owner_id = co_owner.get("/api/me").json()["user"]["id"]
+    assert co_owner.with_headers(**{"x-folio-workspace": workspace}).delete(f"/api/members/{co_owner_id}").status == 204
 
 
 def test_invalid_member_requests_are_400(client: Client) -> None:

@@ -21,6 +21,7 @@ import pytest
 from tests.helpers import Client
 from tests.pipeline import Pipeline
 from tests.test_ingestion import put_blob, upload
+from tests.test_invitations import invite_and_accept
 
 SECRET_DOC = b"""# Board minutes
 
@@ -147,7 +148,7 @@ def test_viewer_member_cannot_write_or_administer(client: Client, victim: dict[s
     viewer_name = f"viewer-{uuid.uuid4().hex[:8]}"
     viewer = client.as_user(viewer_name)
     viewer.get("/api/me")
-    assert owner.post("/api/members", {"email": f"{viewer_name}@example.com", "role": "viewer"}).status == 201
+    invite_and_accept(owner, viewer, f"{viewer_name}@example.com", "viewer")
     coll = _collection(owner)
     v = viewer.with_headers(**{"x-folio-workspace": tenant})
     assert v.get("/api/collections").status == 200
@@ -170,7 +171,7 @@ def test_removed_member_loses_access_immediately(client: Client) -> None:
     name = f"member-{uuid.uuid4().hex[:8]}"
     member = client.as_user(name)
     member_id = member.get("/api/me").json()["user"]["id"]
-    assert owner.post("/api/members", {"email": f"{name}@example.com", "role": "member"}).status == 201
+    invite_and_accept(owner, member, f"{name}@example.com", "member")
     m = member.with_headers(**{"x-folio-workspace": tenant})
     assert m.post("/api/collections", {"name": "by member"}).status == 201
     assert owner.delete(f"/api/members/{member_id}").status == 204
@@ -193,9 +194,10 @@ def test_invitation_is_claimed_by_whoever_first_presents_the_email(client: Clien
     assert tenant not in workspaces, "an unverified email from another provider claimed the invitation"
 
 
-def test_direct_add_by_email_picks_the_oldest_account_with_that_email(client: Client) -> None:
-    """FINDING (same root cause): folio_find_user_by_email returns the *oldest* user with the address.
-    An impostor who registered the victim's email first is the one added."""
+def test_adding_by_email_reaches_only_the_account_that_verified_the_address(client: Client) -> None:
+    """FINDING (same root cause): folio_find_user_by_email returned the *oldest* user with the address.
+    An impostor who registered the victim's email first was the one added. Since #17 every add is an
+    invitation that only an account with the verified address can see and accept."""
     owner = _user(client)
     tenant = _tenant(owner)
     email = f"legal-{uuid.uuid4().hex[:8]}@corp.example"
@@ -203,9 +205,13 @@ def test_direct_add_by_email_picks_the_oldest_account_with_that_email(client: Cl
     impostor.get("/api/me")
     real = client.as_user(f"real-{uuid.uuid4().hex[:8]}", email=email)
     real_id = real.get("/api/me").json()["user"]["id"]
-    added = owner.post("/api/members", {"email": email, "role": "member"})
-    assert added.status == 201
-    assert added.json()["userId"] == real_id, "the owner added a different account than the one they meant"
+    invited = owner.post("/api/members", {"email": email, "role": "member"})
+    assert invited.status == 202
+    invitation = invited.json()["invitationId"]
+    assert impostor.get("/api/invitations").json()["invitations"] == []
+    assert impostor.post(f"/api/invitations/{invitation}/accept").status == 404
+    assert real.post(f"/api/invitations/{invitation}/accept").status == 200
+    assert real_id in [m["userId"] for m in owner.get("/api/members").json()["members"]]
     assert tenant not in [w["id"] for w in impostor.get("/api/me").json()["workspaces"]]
 
 
@@ -641,7 +647,7 @@ def chat_world(host: str, cosmos: str, pipeline: Pipeline, victim: dict[str, Any
     tenant = _tenant(owner)
     member = base.as_user(f"chat-member-{tag}")
     member.get("/api/me")
-    assert owner.post("/api/members", {"email": f"chat-member-{tag}@example.com", "role": "member"}).status == 201
+    invite_and_accept(owner, member, f"chat-member-{tag}@example.com", "member")
     coll = _collection(owner)
     upload(owner, coll, "policy.md", b"# Policy\n\n## Leave\n\nStaff receive thirty days of leave each year.\n")
     upload(
