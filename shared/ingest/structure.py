@@ -192,16 +192,29 @@ def marker_rank(text: str) -> int | None:
     return found[0] if found else None
 
 
-def segment_lines(lines: Sequence[str], *, join: str = "\n", infer_paragraphs: bool = False) -> list[Segment]:
+# Typographic hints for :func:`segment_lines`, one per line: a heading level (1 = top) set in
+# larger or bold type, body text, or text smaller than the body (footnotes, captions), which
+# is never a heading however it is numbered.
+BODY_TEXT, SMALL_TEXT = 0, -1
+
+
+def segment_lines(
+    lines: Sequence[str],
+    *,
+    join: str = "\n",
+    infer_paragraphs: bool = False,
+    hints: Sequence[int] | None = None,
+) -> list[Segment]:
     """Group unstyled lines (plain text, PDF pages) into headings, paragraphs and list items.
 
     Blank lines end paragraphs. A line opening a numbered section, a sub-clause or a bullet
     starts a new block, but only when the previous line closed a clause: a wrapped line that
     merely begins "Section 4.2 of this Agreement..." continues its sentence. With
     ``infer_paragraphs`` (PDF text has no blank lines) a short line ending a sentence also
-    ends its paragraph.
+    ends its paragraph. ``hints`` (PDF typography, one per line) make a line a heading of that
+    level (consecutive lines of one heading join), or forbid it to be one (``SMALL_TEXT``).
     """
-    return _Segmenter(join, infer_paragraphs, _wide_line(lines)).run(lines)
+    return _Segmenter(join, infer_paragraphs, _wide_line(lines)).run(lines, hints)
 
 
 class _Segmenter:
@@ -215,17 +228,23 @@ class _Segmenter:
         self.lines: list[str] = []
         self.kind: Literal["paragraph", "list_item"] = "paragraph"
         self.pending_label: Segment | None = None  # "ARTICLE 1" waiting for its title line
+        self.typeset_heading: Segment | None = None  # the last heading set by typography
 
-    def run(self, lines: Sequence[str]) -> list[Segment]:
-        for raw in lines:
-            self.feed(raw.strip())
+    def run(self, lines: Sequence[str], hints: Sequence[int] | None = None) -> list[Segment]:
+        for index, raw in enumerate(lines):
+            self.feed(raw.strip(), BODY_TEXT if hints is None else hints[index])
         self.flush()
         return self.out
 
-    def feed(self, line: str) -> None:
+    def feed(self, line: str, hint: int = BODY_TEXT) -> None:
         if not line:
             self.flush(keep_label=True)
+            self.typeset_heading = None
             return
+        if hint > 0:
+            self._typeset_heading(line, hint)
+            return
+        self.typeset_heading = None
         boundary = not self.lines or _closes_clause(self.lines[-1])
         boundary = boundary or (line[0] in _HARD_BULLETS and _BULLET.match(line) is not None)
         if self.pending_label is not None:
@@ -233,15 +252,27 @@ class _Segmenter:
                 return
             self.out.append(self.pending_label)
             self.pending_label = None
-        if boundary and self._start_structure(line):
+        if boundary and self._start_structure(line, headings=hint != SMALL_TEXT):
             return
         if self.infer and self.lines and _ends_paragraph(self.lines[-1], self.wide):
             self.flush()
         self.lines.append(line)
 
-    def _start_structure(self, line: str) -> bool:
+    def _typeset_heading(self, line: str, level: int) -> None:
+        """A line the typography marks as a heading; a second line of it joins the first."""
+        last = self.typeset_heading
+        if last is not None and last.level == level and not self.lines and self.out and self.out[-1] is last:
+            self.out[-1] = self.typeset_heading = Segment("heading", last.text + self.join + line, level)
+            return
+        self.flush()
+        rank = marker_rank(line)  # "4.2 Fees" in bold keeps its numbering's rank
+        segment = Segment("heading", line, min(rank, MAX_LEVEL) if rank is not None else level)
+        self.out.append(segment)
+        self.typeset_heading = segment
+
+    def _start_structure(self, line: str, *, headings: bool = True) -> bool:
         """Open a heading, list item or numbered paragraph; False for an ordinary line."""
-        level = heading_line_level(line)
+        level = heading_line_level(line) if headings else None
         if level is not None:
             self.flush()
             segment = Segment("heading", line, level)

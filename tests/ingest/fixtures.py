@@ -21,6 +21,15 @@ def page_stream(lines: list[str]) -> bytes:
     return b"\n".join(ops)
 
 
+def typeset_stream(lines: list[tuple[str, float, bool]]) -> bytes:
+    """A content stream of (text, font size, bold) lines, each below the previous one."""
+    ops, y = [], 760.0
+    for text, size, bold in lines:
+        ops.append(b"BT /F%d %g Tf 72 %g Td " % (2 if bold else 1, size, y) + _pdf_string(text) + b" Tj ET")
+        y -= size * 1.4
+    return b"\n".join(ops)
+
+
 def build_pdf(
     pages: list[list[str]] | None = None,
     *,
@@ -28,7 +37,9 @@ def build_pdf(
     compress: bool = False,
     title: str | None = None,
 ) -> bytes:
-    """A minimal valid PDF: one page per entry, text lines or raw content streams."""
+    """A minimal valid PDF: one page per entry, text lines or raw content streams.
+
+    Streams may use ``/F1`` (Helvetica) and ``/F2`` (Helvetica-Bold)."""
     contents = streams if streams is not None else [page_stream(p) for p in pages or []]
     objects: list[bytes] = []
 
@@ -37,6 +48,7 @@ def build_pdf(
         return len(objects)
 
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    bold = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>")
     pages_id = add(b"")  # filled in once the kids are known
     kids = []
     for stream in contents:
@@ -49,7 +61,7 @@ def build_pdf(
         kids.append(
             add(
                 b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-                b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_id, content, font)
+                b"/Resources << /Font << /F1 %d 0 R /F2 %d 0 R >> >> >>" % (pages_id, content, font, bold)
             )
         )
     objects[pages_id - 1] = (

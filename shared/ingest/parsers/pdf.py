@@ -1,9 +1,18 @@
-"""PDF text page by page with pypdf, under page, character, stream-size and time caps."""
+"""PDF text page by page with pypdf, under page, character, stream-size and time caps.
+
+Besides the text, pypdf's text visitor gives each fragment's font and size, so headings are
+found from typography (larger than the body text, or a whole line in bold at body size), and
+text smaller than the body (footnotes, captions) is never taken for a heading. Running headers
+and footers are lines repeated at the top or bottom of pages once digits are ignored; a line
+that is only a number is dropped only where it is a page number.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import logging
+import math
 import re
 import struct
 import zlib
@@ -16,8 +25,13 @@ from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
 from shared.ingest.document import DocumentBuilder, ParsedDocument, too_many_chars
 from shared.ingest.errors import CorruptDocument, TooLarge, UnsupportedType
 from shared.ingest.limits import Deadline, Limits
-from shared.ingest.structure import detect_marker, segment_lines
+from shared.ingest.structure import BODY_TEXT, SMALL_TEXT, detect_marker, segment_lines
 from shared.ingest.textcodec import normalise_text
+
+# pypdf logs a warning for every robustness fix it applies and for every font it cannot fully
+# read ("fontTools is required..."), dozens per file; the text is read either way, so only its
+# errors are worth a log line.
+logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 # pypdf raises these (besides its own errors) on malformed files; none is a bug of ours.
 _MALFORMED = (
@@ -47,10 +61,20 @@ _STREAM_CAPS = (
     "image_maximum_buffer_size",
 )
 _LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st"})
-_PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–—(]?\s*\d{1,5}\s*[-–—)]?(?:\s*(?:of|/)\s*\d{1,5})?$", re.I)
+_BARE_NUMBER_LINE = re.compile(r"^[-–—(]?\s*(\d{1,5})\s*[-–—)]?$")
+# "Page 3", "Page 3 of 9", "3 of 9", "3/9", "- 3 -": page numbers wherever they stand at an edge.
+_PAGE_LABEL = re.compile(
+    r"^(?:page\s*\d{1,5}(?:\s*(?:of|/)\s*\d{1,5})?|\d{1,5}\s*(?:of|/)\s*\d{1,5}|[-–—]\s*\d{1,5}\s*[-–—])$", re.I
+)
 _DIGITS = re.compile(r"\d+")
+_BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi|,b$", re.I)
 _JUNK_TITLE = re.compile(r"^(?:microsoft \w+ - |untitled)|\.(?:docx?|pdf|odt|rtf|txt)$", re.I)
-_EDGE_LINES = 2  # lines at the top and bottom of a page where running heads live
+_EDGE_LINES = 3  # lines at the top and bottom of a page where running heads live
+_RUNNING_SHARE = 0.4  # a running line is on this share of pages or more (odd/even heads alternate)
+_HEADING_SIZE = 1.12  # a line this much larger than the body text is a heading
+_SMALL_SIZE = 0.9  # a line this much smaller is a footnote or caption, never a heading
+_MAX_HEADING_WORDS = 20
+_MAX_TYPESET_LEVEL = 3  # below the "Section 1.1" ranks, which numbered headings keep
 _VISITS_PER_CLOCK_CHECK = 512
 
 
@@ -61,9 +85,10 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
         reader = _open(data, limits)
         pages = _extract_pages(reader, limits, deadline)
         title = _metadata_title(reader)
+    hints = _Typography(pages).hints()
     builder = DocumentBuilder("pdf", limits)
-    for number, lines in enumerate(_drop_running_lines(pages), start=1):
-        for segment in segment_lines(lines, join=" ", infer_paragraphs=True):
+    for number, (lines, page_hints) in enumerate(_drop_running_lines(pages, hints), start=1):
+        for segment in segment_lines(lines, join=" ", infer_paragraphs=True, hints=page_hints):
             builder.add(segment.kind, segment.text, level=segment.level, page=number)
     if title is None:
         title = next((b.text for b in builder.blocks if b.kind == "heading"), None)
@@ -72,6 +97,138 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
         pages=len(pages),
         empty_hint=" It may be a scanned image; Folio does not run OCR yet.",
     )
+
+
+@dataclasses.dataclass(slots=True)
+class _Line:
+    """One extracted line and how it was set: characters per font size, and how many in bold."""
+
+    text: str
+    sizes: Counter[float] = dataclasses.field(default_factory=Counter)
+    bold: int = 0
+
+    @property
+    def chars(self) -> int:
+        return sum(self.sizes.values())
+
+    @property
+    def size(self) -> float | None:
+        return self.sizes.most_common(1)[0][0] if self.sizes else None
+
+    @property
+    def all_bold(self) -> bool:
+        return self.chars > 0 and self.bold >= 0.9 * self.chars
+
+
+class _Typography:
+    """Heading levels from font sizes relative to the body text (the most used size)."""
+
+    def __init__(self, pages: list[list[_Line]]) -> None:
+        self.pages = pages
+        sizes: Counter[float] = Counter()
+        bold = total = 0
+        for lines in pages:
+            for line in lines:
+                sizes.update(line.sizes)
+                bold, total = bold + line.bold, total + line.chars
+        self.body = sizes.most_common(1)[0][0] if sizes else None
+        self.bold_is_rare = total > 0 and bold < 0.3 * total
+        larger = {
+            line.size
+            for lines in pages
+            for line in lines
+            if self._is_heading_sized(line) and self._reads_as_heading(line.text)
+        }
+        self.levels = {size: min(rank, _MAX_TYPESET_LEVEL) for rank, size in enumerate(sorted(larger, reverse=True), 1)}
+        self.bold_level = min(len(self.levels) + 1, _MAX_TYPESET_LEVEL)
+
+    def hints(self) -> list[list[int]]:
+        return [[self._hint(line) for line in lines] for lines in self.pages]
+
+    def _is_heading_sized(self, line: _Line) -> bool:
+        return self.body is not None and line.size is not None and line.size >= self.body * _HEADING_SIZE
+
+    def _hint(self, line: _Line) -> int:
+        if self.body is None or line.size is None or not line.text.strip():
+            return BODY_TEXT
+        if line.size < self.body * _SMALL_SIZE:
+            return SMALL_TEXT
+        if not self._reads_as_heading(line.text):
+            return BODY_TEXT
+        if self._is_heading_sized(line):
+            return self.levels.get(line.size, _MAX_TYPESET_LEVEL)
+        if line.all_bold and self.bold_is_rare and len(line.text.split()) <= 12:
+            return self.bold_level
+        return BODY_TEXT
+
+    @staticmethod
+    def _reads_as_heading(text: str) -> bool:
+        stripped = text.strip()
+        return (
+            any(c.isalpha() for c in stripped)
+            and len(stripped.split()) <= _MAX_HEADING_WORDS
+            and not stripped.endswith((",", ";"))
+            and not stripped[:1].islower()
+        )
+
+
+class _LineCollector:
+    """The text visitor: charges the character budget and records each line's typography.
+
+    pypdf hands every piece of text (newlines included) to the visitor before joining them, so
+    the pieces are the page text in order.
+    """
+
+    def __init__(self, budget: _CharBudget) -> None:
+        self.budget = budget
+        self.lines: list[_Line] = [_Line("")]
+
+    def visit(self, text: str, cm: Any, tm: Any, font: Any, size: Any) -> None:
+        self.budget.visit(text)
+        if not text:
+            return
+        scaled = round(_effective_size(cm, tm, size), 1)
+        bold = _is_bold(font)
+        parts = text.split("\n")
+        for index, part in enumerate(parts):
+            if index:
+                self.lines.append(_Line(""))
+            line = self.lines[-1]
+            line.text += part
+            letters = sum(1 for c in part if not c.isspace())
+            if letters and scaled > 0:
+                line.sizes[scaled] += letters
+                line.bold += letters if bold else 0
+
+    def page_lines(self) -> list[_Line]:
+        """Lines cleaned as the rest of the parser expects; a line that splits keeps its style."""
+        out: list[_Line] = []
+        for line in self.lines:
+            for text in normalise_text(line.text.translate(_LIGATURES)).split("\n"):
+                out.append(_Line(text, line.sizes, line.bold))
+        return out
+
+
+def _effective_size(cm: Any, tm: Any, size: Any) -> float:
+    """Font size times the scale of the text and current transformation matrices."""
+    try:
+        det = abs(float(tm[0]) * float(tm[3]) - float(tm[1]) * float(tm[2]))
+        det *= abs(float(cm[0]) * float(cm[3]) - float(cm[1]) * float(cm[2]))
+        return float(size) * math.sqrt(det)
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+
+
+def _is_bold(font: Any) -> bool:
+    try:
+        name = str(font.get("/BaseFont", "")) if font else ""
+        descriptor = font.get("/FontDescriptor") if font else None
+        weight = descriptor.get_object().get("/FontWeight") if descriptor is not None else None
+    except _MALFORMED:
+        return False
+    if isinstance(weight, (int, float)) and weight >= 600:
+        return True
+    return _BOLD_FONT.search(name.split("+", 1)[-1]) is not None
 
 
 def _pypdf_overrides(limits: Limits) -> dict[str, Any]:
@@ -103,22 +260,23 @@ def _decrypt_with_empty_password(reader: pypdf.PdfReader) -> bool:
         return False
 
 
-def _extract_pages(reader: pypdf.PdfReader, limits: Limits, deadline: Deadline) -> list[list[str]]:
+def _extract_pages(reader: pypdf.PdfReader, limits: Limits, deadline: Deadline) -> list[list[_Line]]:
     count = _page_count(reader, limits)
     budget = _CharBudget(limits, deadline)
-    pages: list[list[str]] = []
+    pages: list[list[_Line]] = []
     failed = 0
     for index in range(count):
         deadline.check(f"page {index + 1}")
+        collector = _LineCollector(budget)
         try:
-            text = reader.pages[index].extract_text(visitor_text=budget.visit)
+            text = reader.pages[index].extract_text(visitor_text=collector.visit)
         except LimitReachedError as exc:
             raise _stream_too_large(limits) from exc
         except _MALFORMED:
             failed += 1  # one unreadable page should not cost the rest of the document
-            text = ""
+            text, collector = "", _LineCollector(budget)
         budget.settle(len(text))
-        pages.append(normalise_text(text.translate(_LIGATURES)).split("\n"))
+        pages.append(collector.page_lines())
     if count and failed == count:
         raise _corrupt()
     return pages
@@ -172,43 +330,88 @@ class _CharBudget:
             raise too_many_chars(self.limits)
 
 
-def _drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
-    """Remove page numbers and headers/footers repeated at the edges of most pages."""
+def _drop_running_lines(pages: list[list[_Line]], hints: list[list[int]]) -> list[tuple[list[str], list[int]]]:
+    """Remove page numbers and headers/footers repeated at the edges of many pages.
+
+    Peeled from each end of a page inward, stopping at the first line of content, so a content
+    line that merely looks like another page's never goes. A short line (a figure label, a
+    stray mark) between two running lines is stepped over and kept.
+    """
     repeated = _running_keys(pages)
+    numbers = _page_number_lines(pages)
     cleaned = []
-    for lines in pages:
-        kept = [line for line in lines if line.strip()]
-        edges = set(range(_EDGE_LINES)) | set(range(len(kept) - _EDGE_LINES, len(kept)))
-        cleaned.append(
-            [
-                line
-                for i, line in enumerate(kept)
-                if not _PAGE_NUMBER.match(line.strip()) and not (i in edges and _line_key(line) in repeated)
-            ]
-        )
+    for page, (lines, page_hints) in enumerate(zip(pages, hints, strict=True)):
+        kept = [(line.text, hint) for line, hint in zip(lines, page_hints, strict=True) if line.text.strip()]
+        running = {i for i in _edge_indexes(len(kept)) if (page, i) in numbers or _line_key(kept[i][0]) in repeated}
+        drop = _peel(range(len(kept)), running, kept) | _peel(range(len(kept) - 1, -1, -1), running, kept)
+        body = [line for i, line in enumerate(kept) if i not in drop]
+        cleaned.append(([text for text, _ in body], [hint for _, hint in body]))
     return cleaned
 
 
-def _running_keys(pages: list[list[str]]) -> set[str]:
-    """Edge lines (digits ignored) found on at least half the pages, and on three or more."""
+def _peel(order: range, running: set[int], kept: list[tuple[str, int]]) -> set[int]:
+    """Running lines met from one end before the first line of content."""
+    drop: set[int] = set()
+    for step, i in enumerate(order):
+        if step >= _EDGE_LINES:
+            break
+        if i in running:
+            drop.add(i)
+        elif len(kept[i][0].split()) > 3 or not any(j in running for j in order[step + 1 : _EDGE_LINES]):
+            break
+    return drop
+
+
+def _edge_indexes(count: int) -> set[int]:
+    return set(range(min(_EDGE_LINES, count))) | set(range(max(0, count - _EDGE_LINES), count))
+
+
+def _running_keys(pages: list[list[_Line]]) -> set[str]:
+    """Edge lines (digits ignored) found on at least 40% of the pages, and on three or more."""
     if len(pages) < 3:
         return set()
     seen: Counter[str] = Counter()
     for lines in pages:
-        kept = [line for line in lines if line.strip()]
-        seen.update({_line_key(line) for line in kept[:_EDGE_LINES] + kept[-_EDGE_LINES:]})
-    threshold = max(3, len(pages) // 2)
-    return {key for key, count in seen.items() if count >= threshold}
+        kept = [line.text for line in lines if line.text.strip()]
+        seen.update({_line_key(kept[i]) for i in _edge_indexes(len(kept))})
+    threshold = max(3, math.ceil(len(pages) * _RUNNING_SHARE))
+    return {key for key, count in seen.items() if count >= threshold and any(c.isalpha() for c in key)}
+
+
+def _page_number_lines(pages: list[list[_Line]]) -> set[tuple[int, int]]:
+    """(page, line) of edge lines that are page numbers.
+
+    "Page 3", "3 of 9" and "- 3 -" always are. A bare number is one only when bare numbers at
+    the page edges count up with the pages (printed number minus page index the same on at
+    least half the pages that have one), so a table cell or a list number that happens to end
+    a page stays.
+    """
+    found: set[tuple[int, int]] = set()
+    bare: list[tuple[int, int, int]] = []  # page, line, printed number
+    for page, lines in enumerate(pages):
+        kept = [line.text.strip() for line in lines if line.text.strip()]
+        for i in _edge_indexes(len(kept)):
+            if _PAGE_LABEL.match(kept[i]):
+                found.add((page, i))
+            elif match := _BARE_NUMBER_LINE.match(kept[i]):
+                bare.append((page, i, int(match.group(1))))
+    offsets = Counter(number - page for page, _, number in bare)
+    pages_with_bare = len({page for page, _, _ in bare})
+    for offset, hits in offsets.most_common():
+        if hits >= 2 and hits * 2 >= pages_with_bare:
+            found.update((page, i) for page, i, number in bare if number - page == offset)
+    return found
 
 
 def _line_key(line: str) -> str:
-    """Whitespace-normalised line; page-like digits blurred so "Page 3" matches "Page 4".
+    """Whitespace-normalised line with every run of digits blurred, so "47701 Federal Register /
+    Vol. 85" matches "47702 Federal Register / Vol. 85" and "Page 3" matches "Page 4".
 
-    Numbered headings keep their digits: "Section 3.1" opening page 3 and "Section 4.1"
-    opening page 4 are content, not a running head.
+    Numbered headings and clauses keep their digits: "Section 3.1" opening page 3 and
+    "Section 4.1" opening page 4 are content, not a running head.
     """
     key = " ".join(line.split()).lower()
-    if len(key.split()) > 6 or detect_marker(line.strip()) is not None:
+    if detect_marker(line.strip()) is not None:
         return key
     return _DIGITS.sub("#", key)
 

@@ -1,0 +1,101 @@
+"""PDF structure from typography, running heads whose digits change, page numbers, pypdf's log noise."""
+
+from __future__ import annotations
+
+import logging
+
+from shared.ingest import chunk_document, parse_document
+
+from .fixtures import build_pdf, page_stream, typeset_stream
+
+BODY = 11.0
+_PROSE = [
+    "Mozilla offers these services to people who want to protect their privacy when they go",
+    "online, and these terms explain what you and Mozilla agree to when you subscribe to one.",
+]
+
+
+def _terms_of_service() -> bytes:
+    page = [
+        ("Subscription Services", 22, True),
+        ("Terms of Service", 22, True),
+        *[(line, BODY, False) for line in _PROSE],
+        ("Subscribing to Services", 16, True),
+        ("Your Privacy", BODY, True),
+        *[(line, BODY, False) for line in _PROSE],
+        ("1 Preliminary Accident Investigation Report", 7, False),
+        ("Your Payment", BODY, True),
+        *[(line, BODY, False) for line in _PROSE],
+    ]
+    return build_pdf(streams=[typeset_stream(page)])
+
+
+def test_pdf_headings_come_from_type_size_and_weight():
+    doc = parse_document(_terms_of_service())
+    headings = [(b.text, b.level) for b in doc.blocks if b.kind == "heading"]
+    assert headings == [
+        ("Subscription Services Terms of Service", 1),  # two lines of one heading
+        ("Subscribing to Services", 2),
+        ("Your Privacy", 3),
+        ("Your Payment", 3),
+    ]
+    chunks = chunk_document(doc)
+    payment = next(c for c in chunks if c.heading_path[-1] == "Your Payment")
+    assert payment.heading_path == ["Subscription Services Terms of Service", "Subscribing to Services", "Your Payment"]
+
+
+def test_a_footnote_is_never_a_heading_however_it_is_numbered():
+    doc = parse_document(_terms_of_service())
+    footnote = next(b for b in doc.blocks if "Preliminary" in b.text)
+    assert footnote.kind == "paragraph"
+    assert all("Preliminary" not in entry for c in chunk_document(doc) for entry in c.heading_path)
+
+
+_WORDS = ["Alabama", "Boston", "Chicago", "Denver", "Everett", "Fresno", "Georgia"]
+
+
+def _federal_register(pages: int) -> bytes:
+    out = []
+    for number in range(pages):
+        lines = [f"{47699 + number} Federal Register / Vol. 85, No. 152 / Thursday, August 6, 2020 / Proposed Rules"]
+        lines += [
+            f"The FAA proposes to amend {_WORDS[(number + i) % 7]} of the rule as described below." for i in range(6)
+        ]
+        lines += [f"Units affected in {_WORDS[number]} | 17", "17"]  # a table's last cell: content, not a page number
+        lines += [f"VerDate Sep<11>2014 16:21 Aug 05, 2020 Jkt 250001 PO 00000 Frm {number:05d} Fmt 4702"]
+        out.append(lines)
+    return build_pdf(out)
+
+
+def test_running_headers_whose_numbers_change_from_page_to_page_are_removed():
+    doc = parse_document(_federal_register(5))
+    assert "Federal Register" not in doc.text
+    assert "VerDate" not in doc.text
+    assert doc.text.count("The FAA proposes") == 30 and doc.text.count("Units affected") == 5
+
+
+def test_a_bare_number_is_kept_unless_the_numbers_count_up_with_the_pages():
+    doc = parse_document(_federal_register(5))
+    assert doc.text.count("| 17 17") == 5  # the table's last cell on every page stays
+    numbered = build_pdf([[f"Body text about {_WORDS[n]} that goes on for a while.", str(n + 1)] for n in range(4)])
+    text = parse_document(numbered).text
+    assert all(f"about {_WORDS[n]} that" in text for n in range(4))
+    assert [line for line in text.split("\n\n") if line.strip().isdigit()] == []
+
+
+def _bad_startxref() -> bytes:
+    data = build_pdf([["A page whose cross-reference offset is wrong."]])
+    head, _, tail = data.rpartition(b"startxref\n")
+    return head + b"startxref\n" + b"12" + tail[tail.index(b"\n") :]
+
+
+def test_pypdf_repair_chatter_stays_out_of_the_logs(caplog):
+    with caplog.at_level(logging.WARNING):
+        doc = parse_document(_bad_startxref())
+    assert "cross-reference offset is wrong" in doc.text
+    assert [r for r in caplog.records if r.name.startswith("pypdf")] == []
+
+
+def test_unchanged_single_font_pdf_still_finds_numbered_headings():
+    doc = parse_document(build_pdf(streams=[page_stream(["ARTICLE 2", "PAYMENT", "Fees are due monthly."])]))
+    assert (doc.blocks[0].kind, doc.blocks[0].text) == ("heading", "ARTICLE 2 PAYMENT")
