@@ -133,11 +133,11 @@ class _Typography:
                 bold, total = bold + line.bold, total + line.chars
         self.body = sizes.most_common(1)[0][0] if sizes else None
         self.bold_is_rare = total > 0 and bold < 0.3 * total
-        larger = {
-            line.size
+        larger: set[float] = {
+            size
             for lines in pages
             for line in lines
-            if self._is_heading_sized(line) and self._reads_as_heading(line.text)
+            if (size := line.size) is not None and self._is_heading_sized(line) and self._reads_as_heading(line.text)
         }
         self.levels = {size: min(rank, _MAX_TYPESET_LEVEL) for rank, size in enumerate(sorted(larger, reverse=True), 1)}
         self.bold_level = min(len(self.levels) + 1, _MAX_TYPESET_LEVEL)
