@@ -465,3 +465,5 @@ output POSTGRES_SERVER_NAME string = postgres.outputs.name
 output POSTGRES_FQDN string = postgres.outputs.fqdn
 output POSTGRES_PRIVATE bool = enablePrivateNetworking
 output APP_IDENTITY_NAME string = identity.outputs.name
+output FOLIO_LOCATION string = location
+output FOLIO_TAGS string = string(allTags)

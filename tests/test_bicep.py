@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -356,3 +357,141 @@ def test_service_bus_trigger_can_scale_and_only_the_index_queue_exists() -> None
     queues = parse(BICEP / "modules" / "servicebus.bicep")["parameters"]["queueNames"]["default"]
     assert queues == ["index-jobs"]
     assert "BILLING_QUEUE_NAME" not in _app_settings()
+
+
+# --- azd: azure.yaml, its hooks and the parameters they generate ------------------------------------
+AZURE_YAML = ROOT / "azure.yaml"
+HOOKS = BICEP / "hooks"
+AZD_SCHEMA = ROOT.parent / "shared" / "azure-types" / "azd" / "azure.yaml.schema.json"
+# What azd itself puts in a hook's environment (besides main.bicep's outputs and `azd env set` values).
+AZD_PROVIDED = {
+    "AZURE_ENV_NAME",
+    "AZURE_LOCATION",
+    "AZURE_SUBSCRIPTION_ID",
+    "AZURE_RESOURCE_GROUP",
+    "AZURE_PRINCIPAL_ID",
+}
+# What the operator sets once with `azd env set` before `azd up` (docs/deploy.md says so).
+OPERATOR_SET = {"AZURE_OPENAI_ENDPOINT"}
+
+
+def _azd_problems(document: Any) -> list[str]:
+    """azure.yaml checked against azd's own JSON schema, offline. The schema refers to remote schemas
+    for Azure AI hosts only; they are read as empty (Folio uses the function and staticwebapp hosts)."""
+    import jsonschema  # type: ignore[import-untyped]
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT201909
+
+    schema = json.loads(AZD_SCHEMA.read_text(encoding="utf-8"))
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+
+    def empty(uri: str) -> Resource[Any]:
+        return Resource.from_contents({}, default_specification=DRAFT201909)
+
+    registry: Registry[Any] = Registry(retrieve=empty)  # type: ignore[call-arg]
+    validator = validator_class(schema, registry=registry)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def _azure_yaml() -> dict[str, Any]:
+    import yaml  # type: ignore[import-untyped]
+
+    return cast("dict[str, Any]", yaml.safe_load(AZURE_YAML.read_text(encoding="utf-8")))
+
+
+def _hook_scripts(document: dict[str, Any]) -> list[tuple[Path, str]]:
+    """(script path, arguments) of every hook, project- and service-level."""
+    found = []
+    levels = [(ROOT, document.get("hooks", {}))]
+    levels += [(ROOT / s.get("project", "."), s.get("hooks", {})) for s in document["services"].values()]
+    for base, hooks in levels:
+        for hook in hooks.values():
+            for entry in hook if isinstance(hook, list) else [hook]:
+                run = entry.get("posix", entry)["run"].split(" ", 1)
+                found.append(((base / run[0]).resolve(), run[1] if len(run) > 1 else ""))
+    return found
+
+
+@pytest.mark.skipif(not AZD_SCHEMA.is_file(), reason=f"azd's schema not found at {AZD_SCHEMA}")
+def test_azure_yaml_is_valid_for_azd() -> None:
+    document = _azure_yaml()
+    assert not _azd_problems(document)
+    assert document["infra"] == {"provider": "bicep", "path": "bicep", "module": "main"}
+    assert {name: s["host"] for name, s in document["services"].items()} == {"api": "function", "web": "staticwebapp"}
+    # The same check rejects what azd would: a misspelt hook, a service without its host.
+    assert _azd_problems({**document, "hooks": {"postdeploi": {"run": "x", "shell": "sh"}}})
+    assert _azd_problems({**document, "services": {"api": {"project": ".", "language": "python"}}})
+
+
+@needs_pycep
+def test_azd_finds_each_service_by_its_tag() -> None:
+    """azd deploys a service to the resource tagged azd-service-name=<service>."""
+    text = MAIN.read_text(encoding="utf-8")
+    for service in _azure_yaml()["services"]:
+        assert text.count(f"'azd-service-name': '{service}'") == 1, service
+
+
+def test_hooks_exist_and_read_only_what_they_are_given() -> None:
+    scripts = _hook_scripts(_azure_yaml())
+    assert {p.name for p, _ in scripts} == {"preprovision.sh", "postprovision.sh", "postdeploy.sh", "web-config.sh"}
+    outputs = set(re.findall(r"^output (\w+) ", MAIN.read_text(encoding="utf-8"), re.MULTILINE))
+    set_by_hooks = {
+        name for path in HOOKS.glob("*.sh") for name in re.findall(r"env_set (\w+)", path.read_text(encoding="utf-8"))
+    }
+    for path, _ in scripts:
+        assert path.is_file() and os.access(path, os.X_OK), f"{path} is missing or not executable"
+        text = path.read_text(encoding="utf-8")
+        assert text.startswith("#!/bin/sh\n") and "set -eu" in text, path.name
+        required = set(re.findall(r"\$\{(\w+):\?", text))
+        unknown = required - outputs - set_by_hooks - AZD_PROVIDED - OPERATOR_SET
+        assert not unknown, f"{path.name} needs {sorted(unknown)}, which nothing provides"
+
+
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck is not installed (apt-get install shellcheck)"
+)
+def test_hooks_pass_shellcheck() -> None:
+    result = subprocess.run(
+        ["shellcheck", "-s", "sh", *map(str, sorted(HOOKS.glob("*.sh")))], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def _parameters_module() -> Any:
+    spec = importlib.util.spec_from_file_location("folio_azd_parameters", HOOKS / "parameters.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_pycep
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_azd_parameters_are_the_environment_file_plus_azd_values(env: str) -> None:
+    environ = {
+        "FOLIO_ENVIRONMENT": env,
+        "POSTGRES_ADMIN_OBJECT_ID": "3f1d5c8e-9a41-4a55-8e43-0e9f1b7f2a10",
+        "POSTGRES_ADMIN_NAME": "ann@contoso.example",
+        "POSTGRES_ADMIN_TYPE": "User",
+        "AZURE_OPENAI_ENDPOINT": "https://contoso.openai.azure.com/",
+        "AZURE_PRINCIPAL_ID": "9a0c2f4e-1b7d-4c55-8d2e-6f1a3b5c7d90",
+        "AUTH_CLIENT_ID": "5b2e8c1d-3f4a-4b6c-9d7e-0a1b2c3d4e5f",
+        "FOLIO_EXTRA_WEB_ORIGINS": "https://docs.contoso.example, https://folio.contoso.example",
+    }
+    document = _parameters_module().build(BICEP, environ)
+    values = {k: v["value"] for k, v in document["parameters"].items()}
+    source = json.loads((BICEP / "params" / f"{env}.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    kept = set(source) - _AZD_OVERRIDES
+    assert {k: values[k] for k in kept} == {k: source[k]["value"] for k in kept}
+    declared = parse(MAIN)["parameters"]
+    assert set(values) <= set(declared), sorted(set(values) - set(declared))
+    assert _required_params(parse(MAIN)) <= set(values)
+    assert values["authAudience"] == environ["AUTH_CLIENT_ID"]
+    assert values["postgresAdminPrincipalType"] == "User"
+    assert values["additionalCorsOrigins"] == ["https://docs.contoso.example", "https://folio.contoso.example"]
+    with pytest.raises(SystemExit):
+        _parameters_module().build(BICEP, {**environ, "FOLIO_ENVIRONMENT": "staging"})
+
+
+_AZD_OVERRIDES = {"postgresAdminPrincipalType"}

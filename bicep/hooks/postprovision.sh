@@ -1,0 +1,67 @@
+#!/bin/sh
+# azd postprovision: what needs the provisioned resources and cannot be Bicep.
+#  1. The web app's origin as a SPA redirect URI of the app registration (preprovision.sh).
+#  2. The app identity's PostgreSQL role (pgaadauth_create_principal, as the Entra administrator):
+#     the app connects as this non-owner role so that row-level security applies to it.
+#  3. Migrations as the Entra administrator (`python -m shared.cli migrate`, an Entra token as the
+#     password, port 5432 not PgBouncer), with the production embedding settings (1536 dimensions).
+# Steps 2-3 need a network path to PostgreSQL. dev (public access): a firewall rule for this
+# machine's address is added for the duration and removed again. prod (VNet-injected): run this
+# script from inside the VNet (CI runner, jump host) with the same azd environment values exported.
+set -eu
+
+: "${AUTH_CLIENT_ID:?missing: preprovision.sh sets it}"
+: "${WEB_APP_URL:?missing: an output of bicep/main.bicep}"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+
+# 1. SPA redirect URIs: the web app's origin (and the local dev server, for trying a deployed API).
+object_id=$(az ad app show --id "$AUTH_CLIENT_ID" --query id -o tsv)
+az rest --method PATCH --uri "https://graph.microsoft.com/v1.0/applications/$object_id" \
+  --headers Content-Type=application/json \
+  --body "{\"spa\": {\"redirectUris\": [\"$WEB_APP_URL/\", \"http://localhost:4280/\"]}}" >/dev/null
+echo "app registration: SPA redirect URI $WEB_APP_URL/"
+
+# 2-3. PostgreSQL.
+if [ "${POSTGRES_PRIVATE:-false}" = "true" ] && [ -z "${FOLIO_INSIDE_VNET:-}" ]; then
+  echo "PostgreSQL is VNet-injected: run FOLIO_INSIDE_VNET=1 bicep/hooks/postprovision.sh from inside the VNet"
+  echo "(with this azd environment's values exported: azd env get-values) to create the app role and migrate."
+  exit 0
+fi
+: "${POSTGRES_SERVER_NAME:?}" "${POSTGRES_FQDN:?}" "${POSTGRES_ADMIN_NAME:?}" "${APP_IDENTITY_NAME:?}" "${AZURE_RESOURCE_GROUP:?}"
+
+rule=""
+cleanup() {
+  if [ -n "$rule" ]; then
+    az postgres flexible-server firewall-rule delete -g "$AZURE_RESOURCE_GROUP" -n "$POSTGRES_SERVER_NAME" \
+      --rule-name "$rule" --yes >/dev/null || true
+  fi
+}
+trap cleanup EXIT
+if [ "${POSTGRES_PRIVATE:-false}" != "true" ]; then
+  ip="${FOLIO_DEPLOYER_IP:-$(curl -fsS https://api.ipify.org)}"
+  rule="azd-deployer-$(date +%s)"
+  az postgres flexible-server firewall-rule create -g "$AZURE_RESOURCE_GROUP" -n "$POSTGRES_SERVER_NAME" \
+    --rule-name "$rule" --start-ip-address "$ip" --end-ip-address "$ip" >/dev/null
+fi
+
+python="${FOLIO_PYTHON:-$root/.venv/bin/python}"
+if [ ! -x "$python" ]; then
+  python3 -m venv "$root/.venv"
+  "$root/.venv/bin/python" -m pip install --quiet -r "$root/requirements.txt"
+  python="$root/.venv/bin/python"
+fi
+
+# An Entra access token for Azure Database for PostgreSQL is the administrator's password (~1 hour).
+PGPASSWORD=$(az account get-access-token --resource-type oss-rdbms --query accessToken -o tsv)
+export PGPASSWORD
+user=$("$python" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$POSTGRES_ADMIN_NAME")
+
+"$python" "$root/bicep/hooks/postgres_app_role.py" \
+  "postgresql://$user@$POSTGRES_FQDN:5432/postgres?sslmode=require" "$APP_IDENTITY_NAME"
+
+(
+  cd "$root"
+  DATABASE_ADMIN_URL="postgresql://$user@$POSTGRES_FQDN:5432/folio?sslmode=require" \
+  DATABASE_APP_ROLE="$APP_IDENTITY_NAME" EMBEDDING_MODEL=text-embedding-3-small EMBEDDING_DIM=1536 \
+    "$python" -m shared.cli migrate
+)
