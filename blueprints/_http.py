@@ -32,8 +32,9 @@ from starlette.responses import Response as Response  # re-exported: every handl
 from shared.bootstrap import Services, services
 from shared.config import Settings, cached_settings
 from shared.db import Database
-from shared.errors import FolioError, Invalid, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from shared.errors import FolioError, Forbidden, Invalid, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from shared.identity import authenticate
+from shared.identity.swa import HEADER as SWA_PRINCIPAL_HEADER
 from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 from shared.tenancy import Caller, resolve_caller
 from shared.validation import Body, parse_json, parse_uuid, validate_body
@@ -160,6 +161,7 @@ async def serve(handler: Handler, req: Request, context: func.Context) -> Respon
                     http = await read_input(req, settings.max_request_bytes)
             except TimeoutError:
                 raise RequestTimeout(f"The request body did not arrive within {BODY_READ_SECONDS:.0f} s.") from None
+            refuse_cross_site(req.method, http.headers)
             response = await run_blocking(handler, ApiRequest(http, services(), settings, invocation_id))
         except ClientDisconnect:
             # The client left before sending its whole body: nobody to answer, and not our failure.
@@ -184,6 +186,30 @@ async def serve(handler: Handler, req: Request, context: func.Context) -> Respon
     finally:
         unbind_invocation(token)
     return response
+
+
+# What an HTML form can send (and what fetch may send cross-site without a CORS preflight).
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def refuse_cross_site(method: str, headers: Mapping[str, str]) -> None:
+    """Keep state-changing requests that ride on the browser's sign-in out of other sites' reach.
+
+    The Static Web Apps sign-in is a cookie, which the browser attaches to a cross-site form post as
+    well; SWA turns it into the client principal header. So a request that carries that header and
+    no ``Authorization`` must not be a form post (not even a body-less one, such as
+    ``POST /documents/{id}/reindex``), and a browser that says it comes from another site
+    (``Sec-Fetch-Site: cross-site``) is refused. The web app's own fetches (same origin, JSON or no
+    body) pass; API-key and Entra callers send ``Authorization``, which no other site can attach.
+    """
+    if method.upper() in _SAFE_METHODS or headers.get("authorization") or headers.get(SWA_PRINCIPAL_HEADER) is None:
+        return
+    if (headers.get("sec-fetch-site") or "").strip().lower() == "cross-site":
+        raise Forbidden("Requests from other sites are refused; use Folio's own web app or an API key.")
+    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type in _FORM_TYPES:
+        raise UnsupportedMediaType("Form posts are refused; send application/json, or no body at all.")
 
 
 def _settings() -> Settings:
