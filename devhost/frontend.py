@@ -1,9 +1,11 @@
-"""Serves the built web app (frontend/dist) on :4280 as Static Web Apps does: one origin, /api passed to the host.
+"""Serves the built web app (frontend/dist) on :4280 as Static Web Apps does, with /api passed to the host.
 
-Same origin, like SWA: the app calls relative ``/api/...`` in Azure and here alike, so no CORS is
-involved between the app and its API and one build runs everywhere. What differs between
-environments is only ``/config.json``, which this server answers itself (``auth: dev``: the dev
-sign-in page and the principal header the local host trusts in ``FOLIO_DEV_MODE``).
+What differs between environments is only ``/config.json``, which this server answers itself. For
+``make dev`` it is ``{"apiBase": "/api", "auth": "dev"}``: the dev sign-in page, the principal header
+the local host trusts in ``FOLIO_DEV_MODE``, and ``/api`` on this same origin, passed to the host.
+Given ``runtime_config``, it serves that instead: the production shape, ``auth: entra`` with MSAL's
+client id, authority and API scope and an ``apiBase`` on the function app's own origin, which the
+browser calls directly with bearer tokens (CORS), as in Azure (tests/test_web_signin.py).
 
 Also as on SWA: the ``globalHeaders`` of ``staticwebapp.config.json`` (so the Content-Security-Policy
 is enforced locally and the end-to-end tests catch a violation), ``navigationFallback`` to
@@ -93,11 +95,12 @@ class StaticWebAppServer(LoopbackServer):
         dist: Path = DIST,
         connect_sources: tuple[str, ...] = (),
         auth: str = "dev",
+        runtime_config: dict[str, Any] | None = None,
     ) -> None:
         self.dist = dist.resolve()
         upstream = urlsplit(api_upstream)
         self.upstream = (upstream.hostname or "127.0.0.1", upstream.port or 80)
-        self.runtime_config = json.dumps({"apiBase": "/api", "auth": auth}).encode()
+        self.runtime_config = json.dumps(runtime_config or {"apiBase": "/api", "auth": auth}).encode()
         self.headers_for_static = global_headers(self.dist, connect_sources)
         super().__init__(address, _Handler)
 

@@ -152,7 +152,7 @@ export class Api {
 
   /** fetch with Folio's headers; network failures become ApiError(0), error statuses ApiError(status). */
   async fetch(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<Response> {
-    const headers: Record<string, string> = { Accept: "application/json", ...this.auth.headers() };
+    const headers: Record<string, string> = { Accept: "application/json", ...(await this.auth.headers()) };
     if (this.workspace) headers["X-Folio-Workspace"] = this.workspace;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     Object.assign(headers, init.headers ?? {});

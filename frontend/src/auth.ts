@@ -1,9 +1,12 @@
-// Who is signed in. In Azure, Static Web Apps signs users in with Entra ID and adds the
-// x-ms-client-principal header to /api requests itself: the app only reads /.auth/me and never
-// sends the header. Locally (auth "dev") there is no SWA, so a dev sign-in keeps a principal in
-// localStorage and the API client sends it; the local host trusts it only in FOLIO_DEV_MODE.
+// Who is signed in, and what the API client sends to prove it.
+// - "entra" (Azure): MSAL signs the user in with Microsoft Entra ID and every API call carries
+//   `Authorization: Bearer <access token for Folio's API scope>` (./entra.ts, loaded on demand).
+// - "dev" (`make dev`): a dev sign-in keeps a principal in localStorage and the API client sends it as
+//   x-ms-client-principal; the local host trusts that header only in FOLIO_DEV_MODE, never in Azure.
+// - "swa": Static Web Apps' own sign-in (/.auth/me) with the API as its linked backend; kept for
+//   deployments that still link one. The app never sends the header itself in this mode.
 
-import type { AuthMode } from "./config";
+import type { AuthMode, RuntimeConfig } from "./config";
 
 export interface Principal {
   identityProvider: string;
@@ -17,17 +20,24 @@ const DEV_KEY = "folio.devPrincipal";
 export interface Auth {
   mode: AuthMode;
   principal: Principal | null;
-  /** Headers the API client adds to every request (empty under Static Web Apps). */
-  headers(): Record<string, string>;
+  /** Headers the API client adds to every request (a fresh bearer token under Entra; none under Static Web Apps). */
+  headers(): Promise<Record<string, string>>;
+  /** Start an interactive sign-in that comes back to ``returnTo`` (Entra only). */
+  signIn?(returnTo: string): void;
   signOut(): void;
 }
 
-export async function loadAuth(mode: AuthMode): Promise<Auth> {
+export async function loadAuth(config: RuntimeConfig): Promise<Auth> {
+  if (config.auth === "entra" && config.entra) {
+    const { loadEntraAuth } = await import("./entra"); // MSAL is its own chunk, fetched only here
+    return loadEntraAuth(config.entra);
+  }
+  const mode: AuthMode = config.auth === "dev" ? "dev" : "swa";
   const principal = mode === "dev" ? readDevPrincipal() : await fetchSwaPrincipal();
   return {
     mode,
     principal,
-    headers: (): Record<string, string> =>
+    headers: async (): Promise<Record<string, string>> =>
       mode === "dev" && principal ? { "x-ms-client-principal": encodePrincipal(principal) } : {},
     signOut: () => {
       if (mode === "dev") {

@@ -25,11 +25,18 @@ const NAV: [string, string][] = [
 async function boot(): Promise<void> {
   const root = document.getElementById("app")!;
   const config = await loadConfig();
-  const auth = await loadAuth(config.auth);
+  let auth: Auth;
+  try {
+    auth = await loadAuth(config);
+  } catch (error) {
+    // e.g. the sign-in came back with an error, or the identity provider cannot be reached
+    root.replaceChildren(signInCard(h("p", { class: "form-error", role: "alert" }, describe(error))));
+    return;
+  }
   if (!auth.principal) {
     root.replaceChildren(signInPage(auth));
     document.title = "Sign in · Folio";
-    root.querySelector<HTMLElement>("input, a.button")?.focus();
+    root.querySelector<HTMLElement>("input, a.button, button.button-primary")?.focus();
     return;
   }
   const api = new Api(config.apiBase, auth);
@@ -147,6 +154,17 @@ function signInCard(notice: HTMLElement | null, ...body: (HTMLElement | null)[])
 function signInPage(auth: Auth, problem?: string): HTMLElement {
   const returnTo = window.location.pathname + window.location.search;
   const notice = problem ? h("p", { class: "form-error", role: "alert" }, problem) : null;
+  if (auth.mode === "entra") {
+    return signInCard(
+      notice,
+      h(
+        "button",
+        { type: "button", class: "button button-primary", onclick: () => auth.signIn?.(returnTo) },
+        "Sign in with Microsoft",
+      ),
+      h("p", { class: "hint" }, "Use your work or school account."),
+    );
+  }
   if (auth.mode === "swa") {
     return signInCard(
       notice,
@@ -183,9 +201,14 @@ function signInPage(auth: Auth, problem?: string): HTMLElement {
       "p",
       { class: "hint" },
       "Local development sign-in: no password, the local API trusts it in dev mode. " +
-        "In Azure, Static Web Apps signs you in with Microsoft Entra ID.",
+        "In Azure, you sign in with Microsoft Entra ID.",
     ),
   );
+}
+
+function describe(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return `Signing in did not work: ${text.split("\n")[0].slice(0, 300)}`;
 }
 
 void boot();
