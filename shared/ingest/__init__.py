@@ -8,6 +8,7 @@ from shared.ingest.errors import (
     EmptyDocument,
     ParseTimeout,
     TooLarge,
+    UnreadableText,
     UnsupportedType,
 )
 from shared.ingest.limits import DEFAULT_LIMITS, Limits, check_zip
@@ -29,6 +30,7 @@ __all__ = [
     "ParsedDocument",
     "TokenCounter",
     "TooLarge",
+    "UnreadableText",
     "UnsupportedType",
     "check_zip",
     "chunk_document",

@@ -32,6 +32,13 @@ class EmptyDocument(DocumentRejected):
     type_slug, title = "document-empty", "Document is empty"
 
 
+class UnreadableText(DocumentRejected):
+    """The file has a text layer, but it is not words: glyph names, undecodable characters, or
+    a form whose content only one viewer can draw. Indexing it would fill search with junk."""
+
+    type_slug, title = "document-unreadable", "Document text is unreadable"
+
+
 class CorruptDocument(DocumentRejected):
     """The file claims a format but is damaged or malformed."""
 

@@ -36,6 +36,7 @@ def build_pdf(
     streams: list[bytes] | None = None,
     compress: bool = False,
     title: str | None = None,
+    catalog_extra: bytes = b"",
 ) -> bytes:
     """A minimal valid PDF: one page per entry, text lines or raw content streams.
 
@@ -68,7 +69,7 @@ def build_pdf(
         b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids) + b"] /Count %d >>" % len(kids)
     )
     info = add(b"<< /Title " + _pdf_string(title) + b" >>") if title else None
-    catalog = add(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
+    catalog = add(b"<< /Type /Catalog /Pages %d 0 R " % pages_id + catalog_extra + b">>")
     return _serialise(objects, catalog, info)
 
 

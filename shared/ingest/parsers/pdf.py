@@ -17,13 +17,16 @@ import re
 import struct
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import pypdf
+from pypdf import PageObject
 from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
+from pypdf.generic import DictionaryObject, IndirectObject
 
 from shared.ingest.document import DocumentBuilder, ParsedDocument, too_many_chars
-from shared.ingest.errors import CorruptDocument, TooLarge, UnsupportedType
+from shared.ingest.errors import CorruptDocument, TooLarge, UnreadableText, UnsupportedType
 from shared.ingest.limits import Deadline, Limits
 from shared.ingest.structure import BODY_TEXT, SMALL_TEXT, detect_marker, segment_lines
 from shared.ingest.textcodec import normalise_text
@@ -76,6 +79,17 @@ _SMALL_SIZE = 0.9  # a line this much smaller is a footnote or caption, never a 
 _MAX_HEADING_WORDS = 20
 _MAX_TYPESET_LEVEL = 3  # below the "Section 1.1" ranks, which numbered headings keep
 _VISITS_PER_CLOCK_CHECK = 512
+_OBJECT_HEADER = re.compile(rb"(?<![0-9])([0-9]{1,10})[ \t\r\n]+([0-9]{1,5})[ \t\r\n]+obj\b")
+_PAGE_TYPE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
+# "/g18/g152", "/uni0041", "/glyph12": names of glyphs where their characters should be.
+_GLYPH_NAMES = re.compile(r"(?:/[A-Za-z]{1,8}[0-9A-Fa-f]{1,5}){2,}")
+_MAX_JUNK_SHARE = 0.3
+_MIN_READABLE_SHARE = 0.1  # below this share of readable text the document is refused
+_UNREADABLE = (
+    "Folio cannot index this PDF: the text layer is unreadable (OCR is not supported). Its "
+    "text comes out as glyph names or undecodable characters instead of words, usually because "
+    "its fonts lack a character map. Export it again as PDF with text, or as Word, and upload that."
+)
 
 
 def parse(data: bytes, limits: Limits) -> ParsedDocument:
@@ -83,7 +97,8 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
     deadline = limits.deadline()
     with pypdf.apply_configuration(**_pypdf_overrides(limits)):
         reader = _open(data, limits)
-        pages = _extract_pages(reader, limits, deadline)
+        pages = _extract_pages(_page_list(reader, data, limits), limits, deadline)
+        _refuse_xfa_placeholder(reader, pages)
         title = _metadata_title(reader)
     hints = _Typography(pages).hints()
     builder = DocumentBuilder("pdf", limits)
@@ -260,35 +275,86 @@ def _decrypt_with_empty_password(reader: pypdf.PdfReader) -> bool:
         return False
 
 
-def _extract_pages(reader: pypdf.PdfReader, limits: Limits, deadline: Deadline) -> list[list[_Line]]:
-    count = _page_count(reader, limits)
+def _extract_pages(page_list: Sequence[Any], limits: Limits, deadline: Deadline) -> list[list[_Line]]:
+    """Each page's lines. A page whose text is not words is left out (its neighbours may be
+    fine: one font without a character map spoils only the pages that use it); a document whose
+    text is almost all such pages is refused as unreadable rather than indexed as junk."""
     budget = _CharBudget(limits, deadline)
     pages: list[list[_Line]] = []
-    failed = 0
-    for index in range(count):
+    failed = readable = unreadable = 0
+    for index in range(len(page_list)):
         deadline.check(f"page {index + 1}")
         collector = _LineCollector(budget)
         try:
-            text = reader.pages[index].extract_text(visitor_text=collector.visit)
+            text = page_list[index].extract_text(visitor_text=collector.visit)
         except LimitReachedError as exc:
             raise _stream_too_large(limits) from exc
         except _MALFORMED:
             failed += 1  # one unreadable page should not cost the rest of the document
             text, collector = "", _LineCollector(budget)
         budget.settle(len(text))
-        pages.append(collector.page_lines())
-    if count and failed == count:
+        if is_unreadable_text(text):
+            unreadable += len(text)
+            pages.append([])
+        else:
+            readable += len(text.strip())
+            pages.append(collector.page_lines())
+    if page_list and failed == len(page_list):
         raise _corrupt()
+    if unreadable and readable < _MIN_READABLE_SHARE * (readable + unreadable):
+        raise UnreadableText(_UNREADABLE)
     return pages
 
 
-def _page_count(reader: pypdf.PdfReader, limits: Limits) -> int:
+def is_unreadable_text(text: str) -> bool:
+    """True when extracted text is not words: replacement or private-use characters, glyph
+    names such as ``/g18/g152``, or letters spaced out one by one."""
+    sample = text[:20_000]
+    visible = sum(1 for c in sample if not c.isspace())
+    if visible < 20:
+        return False
+    junk = sum(1 for c in sample if c == "\ufffd" or "\ue000" <= c <= "\uf8ff")
+    junk += sum(len(m) for m in _GLYPH_NAMES.findall(sample))
+    if junk > _MAX_JUNK_SHARE * visible:
+        return True
+    words = sample.split()
+    single = sum(1 for w in words if len(w) == 1 and w.isalpha())
+    return len(words) >= 40 and single > 0.6 * len(words)
+
+
+def _refuse_xfa_placeholder(reader: pypdf.PdfReader, pages: list[list[_Line]]) -> None:
+    """An XFA form carries its content in XML that only Adobe's viewers draw; its pages hold a
+    "Please wait..." notice, which must not be indexed as the document."""
+    text = " ".join(line.text for lines in pages for line in lines)
+    if len(text) > 3_000 or "please wait" not in text.lower():
+        return
     try:
-        count = len(reader.pages)
+        form = reader.trailer["/Root"].get_object().get("/AcroForm")
+        has_xfa = form is not None and "/XFA" in form.get_object()
+    except _MALFORMED:
+        has_xfa = False
+    if has_xfa:
+        raise UnreadableText(
+            "Folio cannot index this PDF: it is an XFA form whose content only Adobe Reader can "
+            "display, so the text layer is unreadable (OCR is not supported). Print it to PDF "
+            "from Adobe Reader and upload that copy."
+        )
+
+
+def _page_list(reader: pypdf.PdfReader, data: bytes, limits: Limits) -> Sequence[Any]:
+    """The pages from the page tree, or, when the tree is broken, the page objects found in
+    the file (in file order): other readers open such files, and so should Folio."""
+    pages: Sequence[Any]
+    try:
+        pages = reader.pages
+        count = len(pages)
     except LimitReachedError as exc:
         raise _stream_too_large(limits) from exc
     except _MALFORMED as exc:
-        raise _corrupt() from exc
+        pages = _scan_pages(reader, data)
+        if not pages:
+            raise _corrupt() from exc
+        count = len(pages)
     if count == 0:
         raise _corrupt()
     if count > limits.max_pages:
@@ -298,7 +364,27 @@ def _page_count(reader: pypdf.PdfReader, limits: Limits) -> int:
             limit="max_pages",
             value=limits.max_pages,
         )
-    return count
+    return pages
+
+
+def _scan_pages(reader: pypdf.PdfReader, data: bytes) -> list[Any]:
+    """Page objects (``/Type /Page``) read by object number, found in the file's own bytes."""
+    found: list[Any] = []
+    for match in _OBJECT_HEADER.finditer(data):
+        head = data[match.end() : match.end() + 8192]
+        cut = [i for i in (head.find(b"stream"), head.find(b"endobj")) if i >= 0]
+        if not _PAGE_TYPE.search(head[: min(cut)] if cut else head):
+            continue
+        ref = IndirectObject(int(match.group(1)), int(match.group(2)), reader)
+        try:
+            obj = reader.get_object(ref)
+        except _MALFORMED:
+            continue
+        if isinstance(obj, DictionaryObject):
+            page = PageObject(reader, ref)
+            page.update(obj)
+            found.append(page)
+    return found
 
 
 class _CharBudget:
