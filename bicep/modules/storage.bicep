@@ -99,11 +99,12 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
             'PUT'
             'OPTIONS'
           ]
+          // What the upload ticket sends (shared/documents.py) and the local rule allows
+          // (shared/storage.py allow_browser_uploads); no x-ms-meta-*: nothing the app would trust.
           allowedHeaders: [
             'x-ms-blob-type'
             'x-ms-blob-content-type'
             'content-type'
-            'x-ms-meta-*'
           ]
           exposedHeaders: [
             'etag'
