@@ -329,7 +329,8 @@ def _refuse_xfa_placeholder(reader: pypdf.PdfReader, pages: list[list[_Line]]) -
     if len(text) > 3_000 or "please wait" not in text.lower():
         return
     try:
-        form = reader.trailer["/Root"].get_object().get("/AcroForm")
+        root: Any = reader.trailer["/Root"].get_object()
+        form: Any = root.get("/AcroForm") if isinstance(root, DictionaryObject) else None
         has_xfa = form is not None and "/XFA" in form.get_object()
     except _MALFORMED:
         has_xfa = False
