@@ -499,3 +499,26 @@ def test_azd_parameters_are_the_environment_file_plus_azd_values(env: str) -> No
 
 
 _AZD_OVERRIDES = {"postgresAdminPrincipalType"}
+
+
+def test_web_config_hook_writes_what_the_web_app_reads(tmp_path: Path) -> None:
+    """dist/config.json as frontend/src/config.ts reads it: the API's origin and the registration."""
+    client_id = "5b2e8c1d-3f4a-4b6c-9d7e-0a1b2c3d4e5f"
+    env = {"PATH": os.environ["PATH"], "API_BASE_URL": "https://func-folio-dev-abc123.azurewebsites.net/api"}
+    result = subprocess.run(
+        [str(HOOKS / "web-config.sh")], cwd=tmp_path, env={**env, "AUTH_CLIENT_ID": client_id}, capture_output=True
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "dist" / "config.json").read_text(encoding="utf-8"))
+    assert config == {
+        "apiBase": env["API_BASE_URL"],
+        "auth": "entra",
+        "entra": {
+            "clientId": client_id,
+            "authority": "https://login.microsoftonline.com/organizations",
+            "apiScope": f"api://{client_id}/access_as_user",
+            "knownAuthorities": [],
+        },
+    }
+    # Without the app registration it refuses rather than deploy a web app nobody can sign in to.
+    assert subprocess.run([str(HOOKS / "web-config.sh")], cwd=tmp_path, env=env, capture_output=True).returncode != 0

@@ -14,12 +14,15 @@ set -eu
 : "${WEB_APP_URL:?missing: an output of bicep/main.bicep}"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
-# 1. SPA redirect URIs: the web app's origin (and the local dev server, for trying a deployed API).
+# 1. SPA redirect URIs: the web app's origins, the same list the API's CORS allows.
+uris="\"$WEB_APP_URL/\""
+for origin in $(echo "${FOLIO_EXTRA_WEB_ORIGINS:-}" | tr ',' ' '); do
+  uris="$uris, \"$origin/\""
+done
 object_id=$(az ad app show --id "$AUTH_CLIENT_ID" --query id -o tsv)
 az rest --method PATCH --uri "https://graph.microsoft.com/v1.0/applications/$object_id" \
-  --headers Content-Type=application/json \
-  --body "{\"spa\": {\"redirectUris\": [\"$WEB_APP_URL/\", \"http://localhost:4280/\"]}}" >/dev/null
-echo "app registration: SPA redirect URI $WEB_APP_URL/"
+  --headers Content-Type=application/json --body "{\"spa\": {\"redirectUris\": [$uris]}}" >/dev/null
+echo "app registration: SPA redirect URIs $uris"
 
 # 2-3. PostgreSQL.
 if [ "${POSTGRES_PRIVATE:-false}" = "true" ] && [ -z "${FOLIO_INSIDE_VNET:-}" ]; then
