@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,8 +14,10 @@ from shared.billing.stripe_api import get_gateway
 from shared.billing.usage import period_bounds, usage_report
 from shared.config import Settings
 from shared.db import Database
-from shared.errors import ConfigError, Conflict, Invalid
+from shared.errors import Conflict, Invalid
 from shared.tenancy import Caller, Role
+
+_log = logging.getLogger(__name__)
 
 # Within this window a repeated checkout request for the same plan is the same attempt: it gets the
 # same idempotency key, so Stripe answers with the same session instead of opening a second one
@@ -79,7 +82,11 @@ def start_checkout(db: Database, settings: Settings, caller: Caller, plan_name: 
     if plan.name == plans.free.name:
         raise Invalid(f"The {plan.name} plan needs no checkout.", fields=["plan"])
     if plan.price is None:
-        raise ConfigError(f"Plan {plan.name!r} has no Stripe price yet (BILLING_PLANS).")
+        # The catalogue lists a plan nobody can buy yet: the caller chose well, there is just nothing to sell.
+        _log.error("checkout of plan %r refused: it has no Stripe price in BILLING_PLANS", plan.name)
+        raise Conflict(
+            f"The {plan.name} plan is not for sale yet; choose another plan or try again later.", fields=["plan"]
+        )
     gateway = get_gateway(settings)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         account = lock_account(conn, caller.tenant_id)

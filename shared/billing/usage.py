@@ -209,9 +209,12 @@ def check_storage_growth(conn: Conn, tenant_id: UUID, extra_bytes: int, *, setti
 
 
 def _stock(conn: Conn, tenant_id: UUID) -> dict[str, int]:
+    """Documents and stored bytes now. A failed document is not counted as a document (it cannot
+    be searched), but its bytes are, as long as its blob is kept (the user may re-index it)."""
     row = one(
         conn.execute(
-            "SELECT count(*) AS documents, coalesce(sum(size_bytes), 0)::bigint AS bytes FROM documents"
+            "SELECT count(*) FILTER (WHERE status <> 'failed') AS documents,"
+            " coalesce(sum(size_bytes), 0)::bigint AS bytes FROM documents"
             " WHERE tenant_id = %s AND status <> 'deleted'",
             (tenant_id,),
         ).fetchone()
