@@ -28,6 +28,7 @@ class FolderIngest:
     out: TextIO = sys.stderr
     poll_s: float = 0.5
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _last_step: tuple[str, int] | None = field(default=None, init=False, repr=False)
 
     @staticmethod
     def dev_principal(email: str) -> dict[str, str]:
@@ -127,11 +128,24 @@ class FolderIngest:
                 time.sleep(self.poll_s)
         for document_id, path in pending.items():
             self.results[str(path)] = {"documentId": document_id, "status": "timeout", "error": None}
-        self.out.write("\n")
+        if self._interactive():
+            self.out.write("\n")
+
+    def _interactive(self) -> bool:
+        isatty = getattr(self.out, "isatty", None)
+        return bool(isatty and isatty())
 
     def _bar(self, stage: str, done: int, total: int, width: int = 30) -> None:
         filled = int(width * done / total) if total else width
-        self.out.write(f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if self._interactive():  # a terminal: one line redrawn in place
+            self.out.write(f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        else:
+            # A file or a pipe keeps every redraw, so write a line per stage and tenth, not per update.
+            step = (stage, 10 * done // total if total else 10)
+            if step == self._last_step:
+                return
+            self._last_step = step
+            self.out.write(f"{stage:<10} {done}/{total}\n")
         self.out.flush()
 
 
