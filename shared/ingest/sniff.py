@@ -20,7 +20,7 @@ from shared.ingest.limits import (
     check_zip_entry_count,
     declared_zip_entries,
 )
-from shared.ingest.textcodec import bom_encoding, is_binary_text, try_decode
+from shared.ingest.textcodec import bom_encoding, decode_legacy, is_binary_text, try_decode
 
 _HEAD = 8192
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
@@ -134,6 +134,8 @@ def _sniff_text(data: bytes, head: bytes) -> DocType:
     if raw.startswith("<?xml") or prefix.lower().startswith("<svg"):
         raise _unsupported("an XML or SVG file")
     text = try_decode(data)
+    if text is None:
+        text = decode_legacy(data)  # Latin-1 / Windows-1252 text that is clearly text
     if text is None or is_binary_text(text):
         if _HTML_TAG.match(prefix):
             return "html"

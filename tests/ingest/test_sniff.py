@@ -145,8 +145,26 @@ def test_known_binary_formats_are_unsupported_and_named(head, named):
 
 
 def test_invalid_utf8_is_unsupported_with_a_hint():
+    # Not UTF-8, and not Windows-1252 text either: 0x81 and 0x8d are undefined there.
     with pytest.raises(UnsupportedType, match="UTF-8"):
-        sniff(b"caf\xe9 au lait \xff\xfe\xfd")
+        sniff(b"caf\xe9 au lait \x81\x8d\xfd")
+
+
+def test_bytes_mostly_above_127_are_not_taken_for_legacy_text():
+    with pytest.raises(UnsupportedType, match="UTF-8"):
+        sniff(bytes(range(0xA0, 0x100)) * 8 + b" some ascii")
+
+
+def test_latin1_markdown_is_read_not_refused_as_binary():
+    data = "# Umlaute\n\nMarkdown können Sie auch in Latin-1 schreiben: äöüß, café, naïve.\n".encode("latin-1")
+    assert sniff(data) == "markdown"
+    doc = parse_document(data)
+    assert "können" in doc.text and "café" in doc.text
+
+
+def test_windows_1252_punctuation_is_decoded():
+    data = "The \u201cSupplier\u201d shall pay \u20ac100 \u2013 net.\n".encode("cp1252")
+    assert "\u201cSupplier\u201d shall pay \u20ac100 \u2013 net." in parse_document(data).text
 
 
 def test_text_with_nul_bytes_is_binary():
