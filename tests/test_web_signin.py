@@ -449,3 +449,17 @@ def test_the_web_app_does_not_scroll_sideways_on_a_390px_phone(page: Any, produc
         if overflow:
             problems[path] = overflow
     assert problems == {}, json.dumps(problems, indent=1)
+
+
+def test_a_cancelled_sign_in_shows_why_and_offers_to_try_again(page: Any, production_auth: Stack) -> None:
+    from playwright.sync_api import expect
+
+    stack = production_auth
+    page.goto(stack.web + "/search")
+    page.get_by_role("button", name="Sign in with Microsoft").click()
+    page.get_by_role("button", name="Cancel").click()  # the provider answers error=access_denied
+    expect(page.get_by_role("alert")).to_contain_text("Signing in did not work")
+    expect(page.get_by_role("alert")).to_contain_text("access_denied")
+    assert _accessibility_problems(page) == []
+    page.get_by_role("link", name="Try again").click()
+    expect(page.get_by_role("button", name="Sign in with Microsoft")).to_be_visible()

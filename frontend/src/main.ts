@@ -30,7 +30,9 @@ async function boot(): Promise<void> {
     auth = await loadAuth(config);
   } catch (error) {
     // e.g. the sign-in came back with an error, or the identity provider cannot be reached
-    root.replaceChildren(signInCard(h("p", { class: "form-error", role: "alert" }, describe(error))));
+    const notice = h("p", { class: "form-error", role: "alert" }, describe(error));
+    root.replaceChildren(signInCard(notice, h("a", { class: "button button-primary", href: "/" }, "Try again")));
+    document.title = "Sign in · Folio";
     return;
   }
   if (!auth.principal) {

@@ -4,7 +4,7 @@ What MSAL.js (``@azure/msal-browser``) and Folio's token validation talk to, on 
 
 - discovery: ``/{tenant}/v2.0/.well-known/openid-configuration`` (and without ``v2.0``), Entra's
   multi-tenant shape: the issuer is ``https://<stub>/{tenantid}/v2.0``, filled in per token;
-- the authorization endpoint: a sign-in page (email and, as on Entra, nothing else to guess); only
+- the authorization endpoint: a sign-in page (an email, or Cancel: ``access_denied``); only
   registered redirect URIs and ``code_challenge_method=S256`` are accepted; the code goes back in the
   fragment or the query as ``response_mode`` asks, with ``client_info`` (uid/utid) as Entra sends it;
 - the token endpoint: ``authorization_code`` with the PKCE verifier checked against the challenge,
@@ -357,7 +357,8 @@ class OidcProvider:
                     "<h1>Sign in</h1><p>Local OpenID Connect provider (test stand-in for Microsoft Entra ID).</p>"
                     f'<form method="post"><label for="email">Email</label>'
                     f'<input id="email" name="login" type="email" value="{hint}" required>{hidden}'
-                    '<button type="submit">Next</button></form></html>'
+                    '<button type="submit">Next</button>'
+                    '<button type="submit" name="cancel" value="1" formnovalidate>Cancel</button></form></html>'
                 )
                 self._send(200, page.encode(), "text/html; charset=utf-8")
 
@@ -365,6 +366,15 @@ class OidcProvider:
                 problem = self._check_request(form)
                 if problem:
                     return self._request_error(problem)
+                separator = "?" if form.get("response_mode") == "query" else "#"
+                if form.get("cancel"):  # the user backs out: the error goes back to the app, as Entra sends it
+                    declined = {
+                        "error": "access_denied",
+                        "error_description": "AADSTS65004: User declined to consent to access the app.",
+                        "state": form.get("state", ""),
+                    }
+                    location = form["redirect_uri"] + separator + urlencode(declined)
+                    return self._send(302, b"", "text/plain", {"Location": location})
                 email = form.get("login", "").strip().lower()
                 if "@" not in email:
                     return self._request_error("Enter an email address.")
@@ -381,7 +391,6 @@ class OidcProvider:
                     )
                 answer = {"code": code, "state": form.get("state", "")}
                 answer["client_info"] = _b64url(json.dumps({"uid": user.oid, "utid": user.tenant}).encode())
-                separator = "?" if form.get("response_mode") == "query" else "#"
                 self._send(302, b"", "text/plain", {"Location": form["redirect_uri"] + separator + urlencode(answer)})
 
             # --- token endpoint ---------------------------------------------------------------
