@@ -522,3 +522,89 @@ def test_web_config_hook_writes_what_the_web_app_reads(tmp_path: Path) -> None:
     }
     # Without the app registration it refuses rather than deploy a web app nobody can sign in to.
     assert subprocess.run([str(HOOKS / "web-config.sh")], cwd=tmp_path, env=env, capture_output=True).returncode != 0
+
+
+# The hooks run end to end against stand-ins for the `az` and `azd` executables: they record each
+# call, answer the few queries the hooks make, and reject a Graph request body that is not JSON.
+FAKE_CLI = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps([os.path.basename(sys.argv[0]), *args]) + "\\n")
+if os.path.basename(sys.argv[0]) == "azd":
+    sys.exit(0)
+joined = " ".join(args)
+if "--body" in args:
+    json.loads(args[args.index("--body") + 1])  # a malformed body fails the hook
+answers = {
+    "ad signed-in-user show --query id": "9a0c2f4e-1b7d-4c55-8d2e-6f1a3b5c7d90",
+    "ad signed-in-user show --query userPrincipalName": "ann@contoso.example",
+    "ad app create": "5b2e8c1d-3f4a-4b6c-9d7e-0a1b2c3d4e5f",
+    "ad app show --id 5b2e8c1d-3f4a-4b6c-9d7e-0a1b2c3d4e5f --query id": "0f0e0d0c-0b0a-4909-8807-060504030201",
+}
+for prefix, answer in answers.items():
+    if joined.startswith(prefix):
+        print(answer)
+"""
+
+
+def _run_hook(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[Path, list[list[str]]]:
+    project = tmp_path / "project"
+    if not project.exists():
+        shutil.copytree(BICEP, project / "bicep", ignore=shutil.ignore_patterns("main.parameters.json"))
+        tools = tmp_path / "bin"
+        tools.mkdir()
+        for tool in ("az", "azd"):
+            (tools / tool).write_text(FAKE_CLI.replace("{python}", sys.executable), encoding="utf-8")
+            (tools / tool).chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    path = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        [str(project / "bicep" / "hooks" / name)],
+        env={"PATH": path, "FAKE_LOG": str(log), **env},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+    return project, calls
+
+
+def test_preprovision_registers_the_app_and_writes_the_parameters(tmp_path: Path) -> None:
+    env = {"AZURE_ENV_NAME": "folio-dev", "AZURE_OPENAI_ENDPOINT": "https://contoso.openai.azure.com/"}
+    project, calls = _run_hook(tmp_path, "preprovision.sh", {**env, "AZURE_PRINCIPAL_ID": "9a0c2f4e"})
+    created = [c for c in calls if c[1:4] == ["ad", "app", "create"]]
+    assert created and created[0][created[0].index("--sign-in-audience") + 1] == "AzureADMultipleOrgs"
+    (patch,) = [c for c in calls if c[1:3] == ["rest", "--method"]]
+    body = json.loads(patch[patch.index("--body") + 1])
+    assert body["signInAudience"] == "AzureADMultipleOrgs"
+    assert body["identifierUris"] == ["api://5b2e8c1d-3f4a-4b6c-9d7e-0a1b2c3d4e5f"]
+    assert body["api"]["requestedAccessTokenVersion"] == 2
+    assert [s["value"] for s in body["api"]["oauth2PermissionScopes"]] == ["access_as_user"]
+    stored = {c[3]: c[4] for c in calls if c[:3] == ["azd", "env", "set"]}
+    assert stored["AUTH_CLIENT_ID"] == "5b2e8c1d-3f4a-4b6c-9d7e-0a1b2c3d4e5f"
+    assert stored["POSTGRES_ADMIN_NAME"] == "ann@contoso.example" and stored["FOLIO_ENVIRONMENT"] == "dev"
+    written = json.loads((project / "bicep" / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert written["authAudience"]["value"] == "5b2e8c1d-3f4a-4b6c-9d7e-0a1b2c3d4e5f"
+    assert written["postgresAdminObjectId"]["value"] == "9a0c2f4e-1b7d-4c55-8d2e-6f1a3b5c7d90"
+    assert written["environmentName"]["value"] == "dev" and written["deployerPrincipalId"]["value"] == "9a0c2f4e"
+
+
+def test_postdeploy_creates_the_event_subscription_with_the_module(tmp_path: Path) -> None:
+    outputs = {
+        "AZURE_RESOURCE_GROUP": "rg-folio-dev",
+        "EVENT_GRID_TOPIC_NAME": "evgt-folio-dev-abc123",
+        "STORAGE_ACCOUNT_ID": "/subscriptions/s/resourceGroups/rg-folio-dev/providers/Microsoft.Storage/storageAccounts/st",
+        "FUNCTION_APP_ID": "/subscriptions/s/resourceGroups/rg-folio-dev/providers/Microsoft.Web/sites/func",
+        "FOLIO_LOCATION": "westeurope",
+        "FOLIO_TAGS": '{"app":"folio","environment":"dev"}',
+        "WEB_APP_URL": "https://swa-folio-dev-abc123.azurestaticapps.net",
+    }
+    _, calls = _run_hook(tmp_path, "postdeploy.sh", outputs)
+    (deploy,) = calls
+    assert deploy[1:4] == ["deployment", "group", "create"]
+    assert deploy[deploy.index("--template-file") + 1].endswith("bicep/modules/eventgrid.bicep")
+    given = dict(a.split("=", 1) for a in deploy[deploy.index("--parameters") + 1 :] if "=" in a)
+    assert given["deployEventSubscription"] == "true" and given["tags"] == outputs["FOLIO_TAGS"]
+    declared = parse(BICEP / "modules" / "eventgrid.bicep")["parameters"]
+    assert set(given) <= set(declared) and _required_params(parse(BICEP / "modules" / "eventgrid.bicep")) <= set(given)
