@@ -1,4 +1,8 @@
-"""HTML via the standard library's ``html.parser``: visible text in blocks, chrome dropped."""
+"""HTML via the standard library's ``html.parser``: visible text in blocks, chrome dropped.
+
+Hidden elements (the ``hidden`` attribute, ``display: none`` or ``visibility: hidden`` inline,
+inline-XBRL's ``<ix:header>``) are dropped with everything inside them: a browser does not show
+them, so search must not either."""
 
 from __future__ import annotations
 
@@ -66,6 +70,13 @@ _BLOCKS = frozenset(
     ]
 )
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
+_VOID = frozenset(
+    ["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"]
+)
+_HIDDEN_TAGS = frozenset(["ix:header"])  # inline XBRL: facts for machines, never displayed
+_HIDDEN_STYLE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\s*(?:!important\s*)?(?:;|$)", re.I
+)
 _CELLS = frozenset({"td", "th"})
 _KIND_TAGS = frozenset({*_HEADINGS, "pre", "li"})
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.I)
@@ -103,6 +114,18 @@ def _decode(data: bytes) -> str:
     return data.decode(encoding, errors="replace")
 
 
+def _is_hidden(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+    """An element a browser does not display: ``hidden``, inline ``display: none``, ``<ix:header>``."""
+    if tag in _HIDDEN_TAGS:
+        return True
+    for name, value in attrs:
+        if name == "hidden" and (value or "").lower() != "until-found":
+            return True
+        if name == "style" and value and _HIDDEN_STYLE.search(value):
+            return True
+    return False
+
+
 class _Extractor(HTMLParser):
     """Collects visible text into blocks as tags open and close."""
 
@@ -121,10 +144,18 @@ class _Extractor(HTMLParser):
         self.title_parts: list[str] = []
         self.first_h1: str | None = None
         self.table = _TableState()
+        self.hiding: str | None = None  # tag of the hidden element being skipped
+        self.hiding_depth = 0  # open elements of that tag name inside it, itself included
 
     # -- HTMLParser callbacks -------------------------------------------------------------
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.hiding is not None:
+            self.hiding_depth += tag == self.hiding
+            return
+        if tag not in _VOID and _is_hidden(tag, attrs):
+            self.hiding, self.hiding_depth = tag, 1
+            return
         if self._drops(tag):
             self.dropping += 1
         if self.dropping:
@@ -143,6 +174,12 @@ class _Extractor(HTMLParser):
             self._open_block(tag)
 
     def handle_endtag(self, tag: str) -> None:
+        if self.hiding is not None:
+            if tag == self.hiding:
+                self.hiding_depth -= 1
+                if self.hiding_depth == 0:
+                    self.hiding = None
+            return
         if self.dropping:
             if self._drops(tag):
                 self.dropping -= 1
@@ -159,7 +196,7 @@ class _Extractor(HTMLParser):
             self._close_block(tag)
 
     def handle_data(self, data: str) -> None:
-        if self.dropping:
+        if self.dropping or self.hiding is not None:
             return
         if self.in_title:
             self.title_parts.append(data)
