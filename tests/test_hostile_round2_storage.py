@@ -151,3 +151,21 @@ def test_a_blob_written_for_a_vanished_collection_is_removed_by_its_event(client
     assert put_blob(upload, b"hello") == 201  # the row is gone; the URL still works for minutes
     pipeline.settle()
     assert not _blob_exists(ref.name)
+
+
+def test_an_upload_url_for_azure_is_https_only_and_create_only() -> None:
+    import base64
+
+    from shared.config import load_settings
+    from shared.storage import AzureBlobStore
+
+    key = base64.b64encode(b"k" * 32).decode()
+    settings = load_settings(
+        {
+            "STORAGE_CONNECTION_STRING": "DefaultEndpointsProtocol=https;AccountName=folioprod;"
+            f"AccountKey={key};EndpointSuffix=core.windows.net"
+        }
+    )
+    url = AzureBlobStore(settings).upload_url(BlobRef(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())).url
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith("https://") and query["spr"] == ["https"] and query["sp"] == ["c"]
