@@ -6,7 +6,8 @@ resource of every `.bicep` file under `bicep/` (pycep-parser's parse tree) and c
 
 * the resource type exists at the API version the template names;
 * every property path the template sets exists (misspellings are reported with the nearest name);
-* literal values match their type: string, int (with bounds), bool, array, pattern, length, enum;
+* literal values match their type: string, int (with bounds), bool, array, pattern, length, enum
+  (open enums too: a value outside the listed ones is reported unless OPEN_ENUM_VALUES explains it);
 * required properties are present and read-only properties are not set.
 
 It also evaluates the templates the way ARM would for each parameter file (`bicep/params/*.json`,
@@ -207,6 +208,9 @@ NAME_RULES: dict[str, tuple[int, int, str, str]] = {
     "microsoft.eventgrid/systemtopics": (3, 128, rf"[{_ALNUM}-]+", "alphanumerics and hyphens"),
     "microsoft.eventgrid/systemtopics/eventsubscriptions": (3, 64, rf"[{_ALNUM}-]+", "alphanumerics and hyphens"),
 }
+
+# (property path, value) accepted although the type files do not list the value, and why. None yet.
+OPEN_ENUM_VALUES: dict[tuple[str, str], str] = {}
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -607,6 +611,15 @@ def check_value(types: list[dict[str, Any]], index: int, value: Any, path: str, 
         for i, item in enumerate(value):
             check_value(types, _ref(t["itemType"]), item, f"{path}[{i}]", problems)
     elif kind == "UnionType":
+        literals = _literals(types, t)
+        if literals and isinstance(value, str) and value not in literals:
+            # Most Azure enums are "open" (the union also holds a plain string, so Bicep accepts any
+            # value and the resource provider decides). A value outside the known ones is far more
+            # often a typo than a value the type files do not know yet: it is reported either way,
+            # unless OPEN_ENUM_VALUES names it with a reason.
+            if OPEN_ENUM_VALUES.get((path, value)) is None:
+                problems.append(f"{path}: {value!r} is not one of {literals}")
+            return
         attempts = []
         for element in t["elements"]:
             found: list[str] = []
@@ -776,6 +789,13 @@ def test_checker_reports_a_value_outside_the_enum(bicep_copy: Path) -> None:
     )
     problems = schema_problems(bicep_copy)
     assert any("defaultConsistencyLevel: 'Sesion' is not one of" in p for p in problems), problems
+
+
+def test_checker_reports_a_value_outside_an_open_enum(bicep_copy: Path) -> None:
+    """minimumTlsVersion's type also allows any string; 'TLS12' is still a typo of 'TLS1_2'."""
+    _edit(bicep_copy / "modules" / "storage.bicep", "minimumTlsVersion: 'TLS1_2'", "minimumTlsVersion: 'TLS12'")
+    problems = schema_problems(bicep_copy)
+    assert any("properties.minimumTlsVersion: 'TLS12' is not one of" in p for p in problems), problems
 
 
 def test_checker_reports_an_unknown_api_version(bicep_copy: Path) -> None:
