@@ -23,9 +23,7 @@ from shared.ingest.structure import reads_as_sentence, run_in_heading
 _P, _TBL, _SDT, _SDT_CONTENT = qn("w:p"), qn("w:tbl"), qn("w:sdt"), qn("w:sdtContent")
 _TR, _TC = qn("w:tr"), qn("w:tc")
 _T, _TAB, _BR, _CR = qn("w:t"), qn("w:tab"), qn("w:br"), qn("w:cr")
-_RENDERED_BREAK = qn("w:lastRenderedPageBreak")
-_PAGE_BREAK_BEFORE = qn("w:pageBreakBefore")
-_TYPE, _VAL = qn("w:type"), qn("w:val")
+_TYPE = qn("w:type")
 _NUMBERING_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/numbering"
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.I)
 _OUTLINE = "./w:pPr/w:outlineLvl/@w:val"
@@ -41,15 +39,13 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
     styles = _style_table(document)
     numbering = _numbering(document)
     body = document.element.body
-    pages = _PageTracker(body)
     builder = DocumentBuilder("docx", limits)
     title_styled: str | None = None
     for count, element in enumerate(_block_elements(body)):
         if count % _ELEMENTS_PER_CLOCK_CHECK == 0:
             deadline.check("the document body")
-        page = pages.page_of(element)
         if element.tag == _TBL:
-            builder.add("table", "\n".join(_table_rows(element)), page=page)
+            builder.add("table", "\n".join(_table_rows(element)))
             continue
         kind, level, is_title = styles.classify(element)
         text = _paragraph_text(element)
@@ -64,16 +60,18 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
             # A clause styled as a heading: its run-in title is the heading, the rest its body.
             split = run_in_heading(text)
             if split is not None:
-                builder.add("heading", split[0], level=level, page=page)
-                builder.add("paragraph", split[1], page=page)
+                builder.add("heading", split[0], level=level)
+                builder.add("paragraph", split[1])
             else:
-                builder.add("paragraph", text, page=page)
+                builder.add("paragraph", text)
             continue
-        block = builder.add(kind, text, level=level, page=page)
+        block = builder.add(kind, text, level=level)
         if block is not None and is_title and title_styled is None:
             title_styled = block.text
     title = _core_title(document) or title_styled or next((b.text for b in builder.blocks if b.kind == "heading"), None)
-    return builder.build(title=title, pages=pages.total)
+    # No pages: they come from Word's layout, which the file does not hold. Page breaks in the
+    # file give only a lower bound, and a page number that is a guess must not be cited as real.
+    return builder.build(title=title, pages=None)
 
 
 def _numbering(document: Any) -> Numbering:
@@ -199,54 +197,3 @@ def _core_title(document: Any) -> str | None:
     except (KeyError, ValueError, AttributeError, SyntaxError):
         return None
     return title if isinstance(title, str) and title.strip() else None
-
-
-class _PageTracker:
-    """Page numbers from Word's own layout marks, when the file has any.
-
-    Word records where pages broke when it last laid the document out
-    (``w:lastRenderedPageBreak``); those are trusted when present. Otherwise explicit page
-    breaks (``w:br w:type="page"``, ``pageBreakBefore``) count. With neither, pages are
-    unknown (None): python-docx does no layout of its own.
-    """
-
-    def __init__(self, body: Any) -> None:
-        self.rendered = next(body.iter(_RENDERED_BREAK), None) is not None
-        explicit = (
-            self.rendered
-            or any(node.get(_TYPE) == "page" for node in body.iter(_BR))
-            or next(body.iter(_PAGE_BREAK_BEFORE), None) is not None
-        )
-        self.enabled = explicit
-        self.current = 1
-
-    @property
-    def total(self) -> int | None:
-        return self.current if self.enabled else None
-
-    def page_of(self, element: Any) -> int | None:
-        """The page where ``element``'s text starts; advances past its breaks."""
-        if not self.enabled:
-            return None
-        if not self.rendered and _breaks_before(element):
-            self.current += 1
-        first_text_page = None
-        for node in element.iter(_T, _BR, _RENDERED_BREAK):
-            if node.tag == _T:
-                if first_text_page is None and (node.text or "").strip():
-                    first_text_page = self.current
-            elif self._is_break(node):
-                self.current += 1
-        return first_text_page or self.current
-
-    def _is_break(self, node: Any) -> bool:
-        if self.rendered:
-            return bool(node.tag == _RENDERED_BREAK)
-        return bool(node.tag == _BR and node.get(_TYPE) == "page")
-
-
-def _breaks_before(element: Any) -> bool:
-    if element.tag != _P:
-        return False
-    flag = element.find(f"{qn('w:pPr')}/{_PAGE_BREAK_BEFORE}")
-    return flag is not None and flag.get(_VAL) not in ("0", "false", "off")
