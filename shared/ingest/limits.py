@@ -69,7 +69,8 @@ def check_size(data: bytes, limits: Limits) -> None:
     """Reject uploads over ``max_bytes`` before any parser sees them."""
     if len(data) > limits.max_bytes:
         raise TooLarge(
-            f"The file is {_mib(len(data))}; the limit is {_mib(limits.max_bytes)} (max_bytes).",
+            f"The file is {_mib(len(data))} ({len(data):,} bytes), over the {_mib(limits.max_bytes)} "
+            "limit (max_bytes). Split it into smaller files.",
             limit="max_bytes",
             value=limits.max_bytes,
         )
@@ -222,11 +223,12 @@ def _zip_too_large(limit: str, value: float) -> TooLarge:
         )
     else:
         detail = (
-            f"The archive inside this file unpacks to more than {_mib(int(value))} "
+            f"The archive inside this file unpacks to more than the {_mib(int(value))} limit "
             f"(zip_max_inflated). It was not unpacked."
         )
     return TooLarge(detail, limit=limit, value=value)
 
 
 def _mib(size: int) -> str:
-    return f"{size / MiB:.1f} MiB"
+    """ "50 MiB" for a whole number of MiB, else one decimal ("50.3 MiB")."""
+    return f"{size // MiB} MiB" if size % MiB == 0 else f"{size / MiB:.1f} MiB"

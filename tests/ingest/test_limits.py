@@ -65,7 +65,7 @@ def test_zip_declaring_more_than_the_inflate_cap_is_rejected_before_inflating(no
     with pytest.raises(TooLarge) as caught:
         check_zip(zip_bomb(32 * 1024 * 1024), limits)
     assert caught.value.limit == "zip_max_inflated"
-    assert "16.0 MiB" in str(caught.value)
+    assert "more than the 16 MiB limit" in str(caught.value)
 
 
 def test_zip_with_more_than_10000_entries_is_rejected(no_inflation):
@@ -161,3 +161,12 @@ def test_rejections_share_a_permanent_base_and_are_invalid(cls):
 def test_rejection_slugs_are_distinct():
     slugs = {c.type_slug for c in (UnsupportedType, EmptyDocument, CorruptDocument, TooLarge, ParseTimeout)}
     assert len(slugs) == 5
+
+
+def test_a_file_just_over_the_byte_limit_is_told_so_without_a_rounding_contradiction():
+    limit = 50 * 1024 * 1024
+    with pytest.raises(TooLarge) as caught:
+        parse_document(b"x" * (limit + 10), Limits(max_bytes=limit))
+    message = str(caught.value)
+    assert "over the 50 MiB limit" in message and "52,428,810 bytes" in message
+    assert "the limit is 50.0 MiB" not in message
