@@ -134,13 +134,18 @@ def hnsw_index_sql() -> str:
 
 
 def measure(
-    urls: dict[str, str], tenants: dict[str, Any], queries: list[str], embedder: Any, top: int = 10
+    urls: dict[str, str],
+    tenants: dict[str, Any],
+    queries: list[str],
+    embedder: Any,
+    top: int = 10,
+    context_key: bytes | None = None,
 ) -> dict[str, Any]:
     from shared.db import Database
     from shared.search import SearchRequest, search
     from shared.tenancy import Caller, Role
 
-    db = Database(urls["app"], max_size=2)
+    db = Database(urls["app"], max_size=2, context_key=context_key)
     vectors = embedder.embed(queries)
 
     class Fixed:  # the query vectors are embedded once, outside the timed region
@@ -234,6 +239,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--dataset", type=Path, default=SCIFACT)
     parser.add_argument("--reuse", action="store_true", help="measure again on an already loaded database")
+    parser.add_argument(
+        "--signed", action="store_true", help="install a context key (migration 0009) and sign every transaction"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object (the default output anyway)")
     args = parser.parse_args()
 
@@ -254,7 +262,19 @@ def main() -> None:
         urls = built.pop("urls")
     queries = list(dataset.queries.values())[: args.queries]
     result = {"chunks": args.chunks, "queries": len(queries), **{k: v for k, v in built.items() if k != "tenants"}}
-    result.update(measure(urls, built["tenants"], queries, embedder))
+    context_key = None
+    if args.signed:
+        import secrets
+
+        import psycopg
+
+        from shared.db.migrate import install_context_key
+
+        context_key = secrets.token_bytes(32)
+        with psycopg.connect(urls["admin"], autocommit=True) as conn:
+            install_context_key(conn, context_key)
+        result["signed"] = True
+    result.update(measure(urls, built["tenants"], queries, embedder, context_key=context_key))
     print(json.dumps(result))
 
 

@@ -121,6 +121,13 @@ class Settings:
         default=None,
         metadata=_secret("DATABASE_ADMIN_URL", doc="libpq URL of the schema owner, used by migrations only"),
     )
+    database_context_key: Secret | None = field(
+        default=None,
+        metadata=_secret(
+            "DATABASE_CONTEXT_KEY",
+            doc="HMAC key that signs each transaction's tenant context (migration 0009); migrate installs it",
+        ),
+    )
     database_app_role: str = _setting("DATABASE_APP_ROLE", "folio_app", doc="role migrations grant DML to")
     database_pool_min: int = _setting("DATABASE_POOL_MIN", 1)
     database_pool_max: int = _setting("DATABASE_POOL_MAX", 4, doc="per process; Flex Consumption scales processes out")

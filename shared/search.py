@@ -17,10 +17,11 @@ The vector leg is an HNSW scan with pgvector's iterative scan, so filters that k
 (one collection, a few documents) still fill the result; for small workspaces an exact scan is
 cheaper and exact, and is used instead.
 
-Both legs read ``tenant_chunks``, a view that keeps only the transaction's tenant (row-level
-security on the table itself would stop PostgreSQL from using the GIN index: see migration
-0003), and filter on the caller's tenant again in their own WHERE clause; ranks are
-fused with weighted Reciprocal Rank Fusion; ties break on chunk id, so results are deterministic.
+Both legs take their candidates from SECURITY DEFINER functions (migration 0009) that scope rows
+to the signed tenant in their own statement (row-level security on the table itself would stop
+PostgreSQL from using the GIN index: see migration 0003), so nothing in the caller's query runs over
+another workspace's rows; ranks are fused with weighted Reciprocal Rank Fusion; ties break on
+chunk id, so results are deterministic.
 """
 
 from __future__ import annotations
@@ -115,16 +116,12 @@ class SearchRequest:
 
 # --- SQL ------------------------------------------------------------------------------------
 
-# Filters shared by both legs; every placeholder is bound, nothing is interpolated.
-_FILTERS = """
-      AND c.tenant_id = %(tenant)s
-      AND (cardinality(%(collections)s::uuid[]) = 0 OR c.collection_id = ANY(%(collections)s::uuid[]))
-      AND (cardinality(%(documents)s::uuid[]) = 0 OR c.document_id = ANY(%(documents)s::uuid[]))
-      AND (cardinality(%(doc_types)s::text[]) = 0 AND cardinality(%(jurisdictions)s::text[]) = 0
-           OR c.document_id IN (SELECT d.document_id FROM documents d WHERE d.tenant_id = %(tenant)s
-                AND (cardinality(%(doc_types)s::text[]) = 0 OR d.doc_type = ANY(%(doc_types)s::text[]))
-                AND (cardinality(%(jurisdictions)s::text[]) = 0
-                     OR d.jurisdiction = ANY(%(jurisdictions)s::text[]))))"""
+# Candidates of each leg come from SECURITY DEFINER functions of migration 0009, which apply the
+# tenant (checked against the signed context), the filters and the index conditions in one statement
+# of their own: a function in the caller's query can never see another workspace's rows. Every
+# placeholder is bound; {scan} and {exact} are the literals true/false chosen by build_sql.
+_CANDIDATES = """folio_lexical_candidates(%(tenant)s, {match}, {exclude}, {{scan}}, %(collections)s::uuid[],
+        %(documents)s::uuid[], %(doc_types)s::text[], %(jurisdictions)s::text[], %(candidate_cap)s)"""
 
 
 def _bm25(n: str, idf: str, length: str) -> str:
@@ -180,19 +177,19 @@ shortlist AS MATERIALIZED (
     -- "|| ''" detoasts each candidate's tsvector once, not once per term; OFFSET 0 keeps it so.
     SELECT c.chunk_id, c.lex_len, c.tsv || ''::tsvector AS tsv
     FROM (
-      SELECT c.chunk_id, c.lex_len, c.tsv FROM tenant_chunks c
-      WHERE NOT (SELECT active FROM narrow) AND {{candidate_match}} @@ (SELECT tq FROM matcher) {_FILTERS}
+      SELECT c.chunk_id, c.lex_len, c.tsv FROM {_CANDIDATES.format(match="(SELECT tq FROM matcher)", exclude="NULL")} c
+      WHERE NOT (SELECT active FROM narrow)
       UNION ALL
-      SELECT c.chunk_id, c.lex_len, c.tsv FROM tenant_chunks c
-      WHERE (SELECT active FROM narrow) AND {{candidate_match}} @@ (SELECT all3 FROM narrow) {_FILTERS}
+      SELECT c.chunk_id, c.lex_len, c.tsv FROM {_CANDIDATES.format(match="(SELECT all3 FROM narrow)", exclude="NULL")} c
+      WHERE (SELECT active FROM narrow)
       UNION ALL
-      SELECT c.chunk_id, c.lex_len, c.tsv FROM tenant_chunks c
-      WHERE (SELECT active FROM narrow) AND {{candidate_match}} @@ (SELECT all2 FROM narrow)
-        AND NOT c.tsv @@ (SELECT all3 FROM narrow) {_FILTERS}
+      SELECT c.chunk_id, c.lex_len, c.tsv
+      FROM {_CANDIDATES.format(match="(SELECT all2 FROM narrow)", exclude="(SELECT all3 FROM narrow)")} c
+      WHERE (SELECT active FROM narrow)
       UNION ALL
-      SELECT c.chunk_id, c.lex_len, c.tsv FROM tenant_chunks c
-      WHERE (SELECT active FROM narrow) AND {{candidate_match}} @@ (SELECT any2 FROM narrow)
-        AND NOT c.tsv @@ (SELECT all2 FROM narrow) {_FILTERS}
+      SELECT c.chunk_id, c.lex_len, c.tsv
+      FROM {_CANDIDATES.format(match="(SELECT any2 FROM narrow)", exclude="(SELECT all2 FROM narrow)")} c
+      WHERE (SELECT active FROM narrow)
       LIMIT %(candidate_cap)s
     ) c
     OFFSET 0
@@ -219,15 +216,13 @@ lexical AS MATERIALIZED (
   ) scored
 )"""
 
-_VECTOR = f"""
+_VECTOR = """
 vector AS MATERIALIZED (
   SELECT chunk_id, distance, row_number() OVER (ORDER BY distance, chunk_id) AS rank
   FROM (
-    SELECT c.chunk_id, c.embedding <=> %(embedding)s::vector AS distance
-    FROM tenant_chunks c
-    WHERE c.embedding IS NOT NULL {_FILTERS}
-    ORDER BY {{order}}
-    LIMIT %(depth)s
+    SELECT c.chunk_id, c.distance
+    FROM folio_vector_candidates(%(tenant)s, %(embedding)s::vector, {exact}, %(collections)s::uuid[],
+      %(documents)s::uuid[], %(doc_types)s::text[], %(jurisdictions)s::text[], %(depth)s) c
   ) nearest
 )"""
 
@@ -274,14 +269,12 @@ def build_sql(mode: str, *, exact_vector: bool, small_workspace: bool = False) -
     rows (tenant index) instead of the GIN index, whose postings span every workspace."""
     ctes = []
     if mode in ("hybrid", "lexical"):
-        # An expression over tsv cannot use the GIN index: the planner takes the tenant index.
-        ctes.append(_LEXICAL.replace("{candidate_match}", "(c.tsv || ''::tsvector)" if small_workspace else "c.tsv"))
+        # scan: the function matches an expression over tsv, which cannot use the GIN index, so
+        # the planner takes the tenant index.
+        ctes.append(_LEXICAL.replace("{scan}", "true" if small_workspace else "false"))
     if mode in ("hybrid", "vector"):
-        # "+ 0" hides the ORDER BY from the HNSW index: an exact scan of the filtered rows.
-        order = (
-            "(c.embedding <=> %(embedding)s::vector) + 0" if exact_vector else "c.embedding <=> %(embedding)s::vector"
-        )
-        ctes.append(_VECTOR.replace("{order}", order))
+        # exact: the function orders by distance + 0, hidden from the HNSW index (an exact scan).
+        ctes.append(_VECTOR.replace("{exact}", "true" if exact_vector else "false"))
     ctes.append(_FUSE[mode])
     return "WITH " + ",".join(ctes) + _RESULTS
 

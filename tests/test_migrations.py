@@ -199,3 +199,76 @@ def test_the_local_host_creates_its_queue_table_for_the_app_role(
         assert (message.message_id, message.delivery_count) == ("m1", 1) and queue.complete(message)
     finally:
         db.close()
+
+
+def _attacks(admin_url: str, app_url: str) -> dict[str, bool]:
+    """Issue #17 item 8, as the app role: which of the three attacks work on this database."""
+    import uuid
+
+    a, b = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        for tenant, text in ((a, "alpha words"), (b, "zanzibar quokka")):
+            admin.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
+            admin.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, 'w')", (tenant,))
+            coll, doc = uuid.uuid4(), uuid.uuid4()
+            admin.execute(
+                "INSERT INTO collections (tenant_id, collection_id, name) VALUES (%s, %s, 'c')", (tenant, coll)
+            )
+            admin.execute(
+                "INSERT INTO documents (tenant_id, document_id, collection_id, filename, blob_path) VALUES (%s, %s, %s, 'x', 'x')",
+                (tenant, doc, coll),
+            )
+            admin.execute(
+                "INSERT INTO chunks (tenant_id, document_id, collection_id, ordinal, body, char_start, char_end, content_hash)"
+                " VALUES (%s, %s, %s, 0, %s, 0, 1, 'h')",
+                (tenant, doc, coll, text),
+            )
+        victim = f"victim-{uuid.uuid4().hex[:8]}"
+        admin.execute("SELECT folio_sign_in('swa:aad', %s, 'victim@example.com', 'V', true)", (victim,))
+    found: dict[str, bool] = {}
+    with psycopg.connect(app_url) as app:
+        with app.transaction():
+            app.execute("SELECT set_config('app.tenant_id', %s, true)", (str(b),))
+            found["pick_another_tenant"] = _value(app, "SELECT count(*) FROM chunks") > 0
+        with app.transaction():
+            app.execute(
+                "CREATE FUNCTION pg_temp.leak(t text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001"
+                " AS $$ BEGIN RAISE NOTICE 'leak: %', t; RETURN true; END $$"
+            )
+            seen: list[str] = []
+            app.add_notice_handler(lambda diag: seen.append(diag.message_primary or ""))
+            app.execute("SELECT set_config('app.tenant_id', %s, true)", (str(a),))
+            app.execute("SET LOCAL enable_indexscan = off")  # the attacker's choice: a scan of every row
+            app.execute("SET LOCAL enable_bitmapscan = off")
+            app.execute("SELECT count(*) FROM tenant_chunks c WHERE pg_temp.leak(c.body)").fetchall()
+            found["leaky_function_over_tenant_chunks"] = any("quokka" in m for m in seen)
+        try:
+            with app.transaction():
+                app.execute("SELECT folio_sign_in('swa:aad', %s, 'mallory@evil.test', 'M', true)", (victim,))
+        except psycopg.errors.InsufficientPrivilege:
+            pass
+    with psycopg.connect(admin_url) as admin:
+        email = _value(admin, "SELECT email FROM users WHERE idp_subject = %s", (victim,))
+    found["sign_in_rewrites_another_users_email"] = email == "mallory@evil.test"
+    return found
+
+
+def test_0009_closes_what_0007_left_open_to_sql_run_as_the_app_role(
+    scratch_db: str, postgres: local_pg.LocalPostgres, tmp_path: Path
+) -> None:
+    from shared.db.migrate import install_context_key
+
+    for migration in discover():
+        if migration.version < "0008":
+            (tmp_path / migration.path.name).write_bytes(migration.path.read_bytes())
+    _migrate(scratch_db, directory=tmp_path)
+    app_url = postgres.url("folio_app", _SCRATCH)
+    assert _attacks(scratch_db, app_url) == dict.fromkeys(
+        ("pick_another_tenant", "leaky_function_over_tenant_chunks", "sign_in_rewrites_another_users_email"), True
+    )
+    assert "0009_tenant_context" in _migrate(scratch_db)
+    with psycopg.connect(scratch_db, autocommit=True) as admin:
+        install_context_key(admin, b"k" * 32)
+    assert _attacks(scratch_db, app_url) == dict.fromkeys(
+        ("pick_another_tenant", "leaky_function_over_tenant_chunks", "sign_in_rewrites_another_users_email"), False
+    )

@@ -178,7 +178,8 @@ def test_tenant_id_leads_every_tenant_key(admin_conn: Conn) -> None:
         " JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = con.conkey[1]"
         " WHERE con.contype IN ('p', 'u', 'f') AND rel.relnamespace = 'public'::regnamespace"
         " AND rel.relname NOT IN ('users', 'folio_schema_migrations', 'folio_index_settings', 'local_queue',"
-        " 'stripe_events')"  # keyed by Stripe's event id; holds no tenant data (0004_billing.sql)
+        " 'stripe_events',"  # keyed by Stripe's event id; holds no tenant data (0004_billing.sql)
+        " 'folio_context_key')"  # one global row: the key that signs tenant contexts (0009)
     ).fetchall()
     offenders = [
         (r["relname"], r["conname"]) for r in rows if r["first_column"] != "tenant_id" and r["refers_to"] != "users"

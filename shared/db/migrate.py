@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -61,12 +62,20 @@ def render(text: str, *, embedding_dim: int) -> str:
 
 
 def migrate(
-    admin_url: str, *, app_role: str, embedding_model: str, embedding_dim: int, directory: Path = MIGRATIONS_DIR
+    admin_url: str,
+    *,
+    app_role: str,
+    embedding_model: str,
+    embedding_dim: int,
+    directory: Path = MIGRATIONS_DIR,
+    context_key: bytes | None = None,
 ) -> list[str]:
     """Apply pending migrations and grant the app role its privileges. Returns versions applied.
 
     Safe to run from several processes at once (the advisory lock serialises them) and to run
     again (applied versions are skipped; an edited, already-applied file is an error).
+    ``context_key`` (DATABASE_CONTEXT_KEY) is installed as the key that signs the tenant context
+    (migration 0009); None leaves the installed key, if any, as it is.
     """
     applied_now: list[str] = []
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -103,10 +112,37 @@ def migrate(
                 applied_now.append(migration.version)
                 _log.info("applied migration %s", migration.version)
             _check_index_settings(conn, embedding_model, embedding_dim)
+            if context_key is not None:
+                install_context_key(conn, context_key)
             _grant(conn, app_role)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer padded keys (RFC 2104), which the database hashes with."""
+    if not key:
+        raise ConfigError("DATABASE_CONTEXT_KEY must not be empty")
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def install_context_key(conn: psycopg.Connection[Any], key: bytes) -> None:
+    """Make ``key`` the one that signs tenant contexts; from then on unsigned contexts see no rows."""
+    ipad, opad = hmac_pads(key)
+    conn.execute(
+        "INSERT INTO folio_context_key (only_row, ipad, opad) VALUES (true, %s, %s)"
+        " ON CONFLICT (only_row) DO UPDATE SET ipad = EXCLUDED.ipad, opad = EXCLUDED.opad, installed_at = now()",
+        (ipad, opad),
+    )
+
+
+def remove_context_key(conn: psycopg.Connection[Any]) -> None:
+    """Stop checking signatures (tests, or an operator taking the key out of service)."""
+    conn.execute("DELETE FROM folio_context_key")
 
 
 def _check_role(conn: psycopg.Connection, role: str) -> None:
@@ -139,7 +175,9 @@ def _grant(conn: psycopg.Connection, role: str) -> None:
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
     conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(ident))
     conn.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident))
-    for table in ("folio_schema_migrations", "folio_index_settings", "users"):
+    for table in ("folio_schema_migrations", "folio_index_settings", "users", "folio_context_key"):
+        if conn.execute("SELECT to_regclass(%s) IS NULL", (table,)).fetchone() == (True,):
+            continue  # folio_context_key: a database migrated only up to an older version
         conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), ident))
     conn.execute(sql.SQL("GRANT SELECT ON folio_index_settings TO {}").format(ident))
     # Read-only views (tenant_chunks runs with the owner's rights: writes must go to the table).

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,40 @@ def one(row: Row | None) -> Row:
 
 
 _POSTGRES_ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
+
+# This transaction's binding, as migration 0009's folio_context_message() computes it: a signature
+# over it is good for one transaction of one backend (also behind PgBouncer, which keeps a
+# transaction on one backend), so one seen in a log cannot be replayed.
+_BINDING = "SELECT pg_backend_pid() || '/' || (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint AS b"
+# The key of the Database a pooled connection belongs to, for enter_tenant() on that connection.
+_KEYS: weakref.WeakKeyDictionary[Conn, bytes] = weakref.WeakKeyDictionary()
+
+
+def identity_claim(idp: str, subject: str, email: str | None, email_verified: bool) -> str:
+    """``app.identity`` for sign-in: what a signed context lets folio_sign_in write (migration 0009)."""
+    return "\x1f".join((idp, subject, email or "", "true" if email_verified else "false"))
+
+
+def _signature(key: bytes, tenant: str, user: str, identity: str, binding: str) -> str:
+    message = f"{tenant}/{user}/{identity}/{binding}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def enter_tenant(conn: Conn, tenant_id: UUID | None, user_id: UUID | None = None) -> None:
+    """Switch an open transaction of the pool to another tenant (e.g. the one a Stripe event names).
+
+    With a context key the new setting is signed, as :meth:`Database.transaction` signs its own.
+    """
+    tenant, user = str(tenant_id) if tenant_id else "", str(user_id) if user_id else ""
+    values = {"app.tenant_id": tenant, "app.user_id": user}
+    key = _KEYS.get(conn)
+    if key is not None:
+        binding = one(conn.execute(_BINDING).fetchone())["b"]
+        values["app.context_sig"] = _signature(key, tenant, user, "", binding)
+    conn.execute(
+        "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in values),
+        [v for pair in values.items() for v in pair],
+    )
 
 
 def _entra_connection_class(token: Callable[[], str]) -> type[psycopg.Connection[Any]]:
@@ -63,7 +100,9 @@ class Database:
         statement_timeout_ms: int = 15000,
         server_prepare: bool = True,
         token: Callable[[], str] | None = None,
+        context_key: bytes | None = None,
     ) -> None:
+        self._context_key = context_key or None
         self._statement_timeout = str(int(statement_timeout_ms))
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
         if not server_prepare:
@@ -94,6 +133,7 @@ class Database:
             def token() -> str:
                 return str(credential.get_token(_POSTGRES_ENTRA_SCOPE).token)
 
+        key = settings.database_context_key
         return cls(
             settings.require("database_url").reveal(),
             min_size=settings.database_pool_min,
@@ -102,6 +142,7 @@ class Database:
             statement_timeout_ms=settings.database_statement_timeout_ms,
             server_prepare=settings.database_server_prepare,
             token=token,
+            context_key=key.reveal().encode() if key is not None and key.is_set() else None,
         )
 
     def _ensure_open(self) -> None:
@@ -115,24 +156,44 @@ class Database:
 
     @contextmanager
     def transaction(
-        self, tenant_id: UUID | None = None, user_id: UUID | None = None, local_settings: dict[str, str] | None = None
+        self,
+        tenant_id: UUID | None = None,
+        user_id: UUID | None = None,
+        local_settings: dict[str, str] | None = None,
+        *,
+        identity: str | None = None,
     ) -> Iterator[Conn]:
         """One transaction with ``app.tenant_id``/``app.user_id`` set locally for row-level security.
 
         The settings are transaction-local (``set_config(..., true)``), so a pooled connection,
         or a PgBouncer backend, never carries one caller's tenant into the next transaction.
-        ``local_settings`` (e.g. ``hnsw.ef_search``) are set in the same round trip.
+        ``local_settings`` (e.g. ``hnsw.ef_search``) are set in the same round trip. ``identity``
+        (:func:`identity_claim`) is the one identity sign-in may write in this transaction.
+
+        With a context key, the tenant, user and identity are signed for this transaction
+        (``app.context_sig``, migration 0009): SQL run as the app role cannot choose another tenant,
+        because the database accepts the settings only with the signature, and only the app holds
+        the key. That costs one more round trip (the server's binding for this transaction).
         """
         self._ensure_open()
+        tenant, user = str(tenant_id) if tenant_id else "", str(user_id) if user_id else ""
         names = {
-            "app.tenant_id": str(tenant_id) if tenant_id else "",
-            "app.user_id": str(user_id) if user_id else "",
+            "app.tenant_id": tenant,
+            "app.user_id": user,
+            "app.identity": identity or "",
+            "app.identity_sig": "",
             "statement_timeout": self._statement_timeout,
             **(local_settings or {}),
         }
-        preamble = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names)
         try:
             with self._pool.connection() as conn, conn.transaction():
+                if self._context_key is not None:
+                    _KEYS[conn] = self._context_key
+                    binding = one(conn.execute(_BINDING).fetchone())["b"]
+                    names["app.context_sig"] = _signature(self._context_key, tenant, user, "", binding)
+                    if identity:
+                        names["app.identity_sig"] = _signature(self._context_key, "", "", identity, binding)
+                preamble = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names)
                 conn.execute(preamble, [v for pair in names.items() for v in pair])
                 yield conn
         except (psycopg.OperationalError, psycopg.errors.QueryCanceled) as exc:
