@@ -10,13 +10,41 @@ the wire, strings stripped and free of control characters. Rules that need the d
 
 # No ``from __future__ import annotations``: pydantic would evaluate each annotation string as a class is made.
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from shared.chat.store import MAX_TITLE_CHARS
 from shared.search import MAX_TOP
 from shared.validation import Body, Id, Line, Text
+
+# --- what the OpenAPI description says a string holds -------------------------------------------
+# Schema-only (``json_schema_extra``): validation stays shared.validation's; these patterns state the
+# same rule for clients and for the fuzzer, which checks that text matching them is accepted and
+# text that does not is refused. Stripping removes Unicode White_Space at either end (pydantic-core);
+# what is left may not hold the characters shared.validation refuses.
+WHITESPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Lone surrogates (also refused) are left out: a pattern cannot name them portably, and JSON text from
+# any ordinary client holds none.
+TEXT_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+LINE_CONTROLS = TEXT_CONTROLS + r"\t\n\r\u2028\u2029"
+
+
+def _described(controls: str, *, empty: bool) -> Any:
+    core = f"[^{WHITESPACE}{controls}](?:[^{controls}]*[^{WHITESPACE}{controls}])?"
+    return Field(json_schema_extra={"pattern": f"^[{WHITESPACE}]*{f'(?:{core})?' if empty else core}[{WHITESPACE}]*$"})
+
+
+LINE = _described(LINE_CONTROLS, empty=False)  # one line, not blank
+ANY_LINE = _described(LINE_CONTROLS, empty=True)  # one line, may be blank
+TEXT = _described(TEXT_CONTROLS, empty=False)  # may span lines, not blank
+ANY_TEXT = _described(TEXT_CONTROLS, empty=True)
+_EMAIL_PART = rf"[^@\s{LINE_CONTROLS}]+"
+EMAIL = Field(
+    json_schema_extra={"pattern": rf"^[{WHITESPACE}]*{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}[{WHITESPACE}]*$"}
+)
+MODEL_NAME = Field(json_schema_extra={"pattern": rf"^[{WHITESPACE}]*[A-Za-z0-9._:/\-]{{1,100}}[{WHITESPACE}]*$"})
+PROVIDER_KEY = Field(json_schema_extra={"pattern": rf"^[{WHITESPACE}]*[\x21-\x7e]{{16,512}}[{WHITESPACE}]*$"})
 
 # --- workspace ----------------------------------------------------------------------------------
 
@@ -27,14 +55,14 @@ ApiKeyRole = Literal["member", "viewer"]
 class AddMember(Body):
     """``POST /api/members``: add a user who has signed in with this email before, or invite them."""
 
-    email: Annotated[Line, Field(min_length=3, max_length=320)]
+    email: Annotated[Line, Field(min_length=3, max_length=320), EMAIL]
     role: Role
 
 
 class CreateApiKey(Body):
     """``POST /api/apikeys``: a workspace API key; its secret is shown once, in the response."""
 
-    name: Annotated[Line, Field(min_length=1, max_length=100)]
+    name: Annotated[Line, Field(min_length=1, max_length=100), LINE]
     role: ApiKeyRole = "viewer"
 
 
@@ -44,8 +72,8 @@ class CreateApiKey(Body):
 class CreateCollection(Body):
     """``POST /api/collections``."""
 
-    name: Annotated[Line, Field(min_length=1, max_length=200)]
-    description: Annotated[Text, Field(max_length=2000)] = ""
+    name: Annotated[Line, Field(min_length=1, max_length=200), LINE]
+    description: Annotated[Text, Field(max_length=2000), ANY_TEXT] = ""
 
 
 class RequestUpload(Body):
@@ -55,15 +83,15 @@ class RequestUpload(Body):
     ``shared.documents``, which knows the settings.
     """
 
-    filename: Annotated[Line, Field(min_length=1, max_length=255)]
-    content_type: Annotated[Line, Field(max_length=200)] = ""
+    filename: Annotated[Line, Field(min_length=1, max_length=255), LINE]
+    content_type: Annotated[Line, Field(max_length=200), ANY_LINE] = ""
     size: Annotated[int, Field(ge=1, description="The file's size in bytes.")]
 
 
 # --- search -------------------------------------------------------------------------------------
 
 SearchMode = Literal["hybrid", "lexical", "vector"]  # shared.search.MODES
-FilterValue = Annotated[Line, Field(min_length=1, max_length=100)]
+FilterValue = Annotated[Line, Field(min_length=1, max_length=100), LINE]
 
 
 class SearchFilters(Body):
@@ -81,7 +109,7 @@ class Search(Body):
     whitespace are collapsed.
     """
 
-    query: Annotated[Text, Field(min_length=1, max_length=4000)]
+    query: Annotated[Text, Field(min_length=1, max_length=4000), TEXT]
     mode: SearchMode = "hybrid"
     top: Annotated[int, Field(ge=1, le=MAX_TOP)] = 10
     collection_ids: Annotated[list[Id], Field(max_length=100)] = Field(default_factory=list)
@@ -96,24 +124,24 @@ ByoProvider = Literal["openai", "anthropic"]  # shared.chat.providers.BYO_PROVID
 class ChatTurn(Body):
     """``POST /api/chat``: one question, in a new session or an existing one."""
 
-    message: Annotated[Text, Field(min_length=1, max_length=4000)]
+    message: Annotated[Text, Field(min_length=1, max_length=4000), TEXT]
     # Not a UUID field: a malformed session id is a 404 like an unknown one, so ids stay opaque.
-    session_id: Line | None = None
+    session_id: Annotated[Line, ANY_LINE] | None = None
     collection_ids: Annotated[list[Id], Field(max_length=100)] = Field(default_factory=list)
 
 
 class RenameSession(Body):
     """``PATCH /api/chat/sessions/{sessionId}``."""
 
-    title: Annotated[Line, Field(min_length=1, max_length=MAX_TITLE_CHARS)]
+    title: Annotated[Line, Field(min_length=1, max_length=MAX_TITLE_CHARS), LINE]
 
 
 class SetChatKey(Body):
     """``PUT /api/chat/key``: the caller's own model provider key, kept in the secret store."""
 
     provider: ByoProvider
-    api_key: Annotated[Line, Field(min_length=1, max_length=512)]
-    model: Annotated[Line, Field(max_length=100)] | None = None
+    api_key: Annotated[Line, Field(min_length=1, max_length=512), PROVIDER_KEY]
+    model: Annotated[Line, Field(max_length=100), MODEL_NAME] | None = None
 
 
 # --- billing ------------------------------------------------------------------------------------
@@ -122,7 +150,7 @@ class SetChatKey(Body):
 class StartCheckout(Body):
     """``POST /api/billing/checkout``: a Stripe Checkout Session for a plan of ``BILLING_PLANS``."""
 
-    plan: Annotated[Line, Field(min_length=1, max_length=32)]
+    plan: Annotated[Line, Field(min_length=1, max_length=32), LINE]
 
 
 REQUEST_BODIES: tuple[type[Body], ...] = (

@@ -13,6 +13,7 @@ the description it builds.
 
 # No ``from __future__ import annotations``: pydantic evaluates the reply models' annotations as the classes are made.
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -25,6 +26,8 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import models_json_schema
 
 from shared import api_models
+from shared.config import Settings
+from shared.search import MAX_QUERY_CHARS
 from shared.validation import Body
 
 API_VERSION = "1"
@@ -116,9 +119,38 @@ class Member(Reply):
 
 
 class Invitation(Reply):
+    """An invitation the workspace sent (owners see them)."""
+
+    id: UUID | None = None
     email: str
     role: api_models.Role
     invited_at: datetime
+    expires_at: datetime | None = None
+
+
+class WorkspaceRef(Reply):
+    id: UUID
+    name: str | None = None
+
+
+class MyInvitation(Reply):
+    """An invitation addressed to the caller's verified email, from any workspace."""
+
+    id: UUID
+    workspace: WorkspaceRef
+    role: api_models.Role
+    invited_at: datetime
+    expires_at: datetime
+
+
+class MyInvitations(Reply):
+    invitations: list[MyInvitation]
+
+
+class InvitationAnswer(Reply):
+    workspace: WorkspaceRef
+    role: api_models.Role
+    status: Literal["joined", "declined"]
 
 
 class Members(Reply):
@@ -131,6 +163,8 @@ class MemberAdded(Reply):
     email: str
     role: api_models.Role
     user_id: UUID | None = Field(default=None, description="When `status` is `added`.")
+    invitation_id: UUID | None = Field(default=None, description="When `status` is `invited`.")
+    expires_at: datetime | None = None
 
 
 class ApiKey(Reply):
@@ -526,6 +560,47 @@ OPERATIONS: tuple[Operation, ...] = (
         params=(_path("userId", "member"),),
         errors=(409,),
     ),
+    Operation(
+        "members_invitation_withdraw",
+        "DELETE",
+        "members/invitations/{invitationId}",
+        "workspace",
+        "Withdraw an invitation before it is answered",
+        "owner",
+        ok=204,
+        params=(_path("invitationId", "invitation"),),
+    ),
+    Operation(
+        "invitations_mine",
+        "GET",
+        "invitations",
+        "workspace",
+        "Invitations addressed to the caller, from any workspace",
+        "user",
+        reply=MyInvitations,
+    ),
+    Operation(
+        "invitations_accept",
+        "POST",
+        "invitations/{invitationId}/accept",
+        "workspace",
+        "Accept an invitation: join that workspace at the invited role",
+        "user",
+        reply=InvitationAnswer,
+        params=(_path("invitationId", "invitation"),),
+        errors=(409,),
+    ),
+    Operation(
+        "invitations_decline",
+        "POST",
+        "invitations/{invitationId}/decline",
+        "workspace",
+        "Decline an invitation",
+        "user",
+        reply=InvitationAnswer,
+        params=(_path("invitationId", "invitation"),),
+        errors=(409,),
+    ),
     Operation("api_keys_list", "GET", "apikeys", "workspace", "The workspace's API keys", "owner", reply=ApiKeys),
     Operation(
         "api_keys_create",
@@ -828,7 +903,61 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF_PREFIX + model.__name__}
 
 
-def _components(ops: Iterable[Operation]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Installation:
+    """What the description takes from the settings: rules a request model cannot state by itself."""
+
+    max_upload_bytes: int = 52_428_800
+    plans_for_sale: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Installation":
+        from shared.billing.plans import catalog
+
+        plans = catalog(settings)
+        for_sale = tuple(p.name for p in plans.plans.values() if p.purchasable and p.name != plans.free.name)
+        return cls(settings.max_upload_bytes, for_sale)
+
+
+def _null_is_absent(schema: dict[str, Any]) -> None:
+    """A body's optional fields accept ``null`` (the same as leaving them out: shared.validation.Body)."""
+    required = set(schema.get("required", ()))
+    for name, prop in schema.get("properties", {}).items():
+        if name in required or any(s.get("type") == "null" for s in prop.get("anyOf", ())):
+            continue
+        described = {k: prop.pop(k) for k in ("default", "title", "description") if k in prop}
+        schema["properties"][name] = {"anyOf": [prop, {"type": "null"}], **described}
+
+
+def _ignoring_case(extension: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in extension)
+
+
+def _upload_rules(schema: dict[str, Any], where: Installation) -> None:
+    """RequestUpload: the file types shared.documents takes, each with the content types it may declare."""
+    from shared.documents import ALLOWED_TYPES
+
+    ws, controls = api_models.WHITESPACE, api_models.LINE_CONTROLS
+    stem = rf"\.*[^./\\{ws}{controls}][^/\\{controls}]*"
+    by_types: dict[frozenset[str], list[str]] = {}
+    for extension, types in ALLOWED_TYPES.items():
+        by_types.setdefault(types, []).append(extension[1:])
+    branches = []
+    for types, extensions in by_types.items():
+        ending = "|".join(_ignoring_case(e) for e in extensions)
+        branches.append(
+            {
+                "properties": {
+                    "filename": {"pattern": rf"^[{ws}]*{stem}\.(?:{ending})[{ws}]*$"},
+                    "contentType": {"enum": ["", "application/octet-stream", *sorted(types)]},
+                }
+            }
+        )
+    schema["oneOf"] = branches
+    schema["properties"]["size"]["maximum"] = where.max_upload_bytes
+
+
+def _components(ops: Iterable[Operation], where: Installation) -> dict[str, Any]:
     models: set[type[BaseModel]] = {Problem, *CHAT_EVENTS}
     for op in ops:
         models.update(m for m in (op.reply, op.body, *op.extra.values()) if isinstance(m, type))
@@ -839,6 +968,15 @@ def _components(ops: Iterable[Operation]) -> dict[str, Any]:
     ]
     _, schemas = models_json_schema(modes, by_alias=True, ref_template=REF_PREFIX + "{model}")
     defs: dict[str, Any] = schemas.get("$defs", {})
+    for model in ordered:
+        if issubclass(model, Body):
+            _null_is_absent(defs[model.__name__])
+    _upload_rules(defs["RequestUpload"], where)
+    # What a client should keep to: the model takes 4,000 characters, shared.search then refuses more than
+    # MAX_QUERY_CHARS once runs of whitespace are one space.
+    defs["Search"]["properties"]["query"]["maxLength"] = MAX_QUERY_CHARS
+    if where.plans_for_sale:
+        defs["StartCheckout"]["properties"]["plan"] = {"enum": list(where.plans_for_sale), "title": "Plan"}
     defs["ChatEvent"] = {
         "description": "One line of the NDJSON answer: `session`, then `delta`s, `citations`, then `done` or `error`.",
         "oneOf": [_ref(m) for m in CHAT_EVENTS],
@@ -876,7 +1014,7 @@ def _operation(op: Operation) -> dict[str, Any]:
                 Param(
                     "X-Folio-Workspace",
                     "header",
-                    {"type": "string", "format": "uuid"},
+                    {"type": "string", "anyOf": [{"format": "uuid"}, {"maxLength": 0}]},  # empty: as if absent
                     "The workspace to act in (a user in several); default: the user's personal one. API keys ignore it.",
                 )
             )
@@ -927,9 +1065,17 @@ def _operation(op: Operation) -> dict[str, Any]:
     return described
 
 
+def describe_for(settings: Settings) -> dict[str, Any]:
+    """The description of this installation (its upload limit and the plans it sells)."""
+    return describe(Installation.of(settings))
+
+
 @cache
-def describe(route_prefix: str = "api") -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every route in :data:`OPERATIONS` (a new dict each first call, then cached)."""
+def describe(where: Installation = Installation(), route_prefix: str = "api") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route in :data:`OPERATIONS`, built once per installation.
+
+    Callers must not change the dict they get (it is cached).
+    """
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(f"/{route_prefix}/{op.route}", {})[op.method.lower()] = _operation(op)
@@ -944,7 +1090,7 @@ def describe(route_prefix: str = "api") -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": _components(OPERATIONS),
+            "schemas": _components(OPERATIONS, where),
             "securitySchemes": {
                 "entraBearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (Microsoft Entra ID)"},
                 "apiKey": {

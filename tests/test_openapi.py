@@ -41,7 +41,8 @@ def test_the_route_check_reports_an_undescribed_route_and_a_vanished_one() -> No
 
 
 def test_request_bodies_are_the_validating_models_schemas() -> None:
-    """One source of truth: the body schema is pydantic's own for the model the handler validates with."""
+    """One source of truth: each body schema is pydantic's own for the model the handler validates with,
+    with optional fields also taking null (the models treat null as absent) and the upload's file types."""
     from shared import api_models
     from shared.openapi import OPERATIONS, describe
 
@@ -51,12 +52,50 @@ def test_request_bodies_are_the_validating_models_schemas() -> None:
     assert bodies == set(api_models.REQUEST_BODIES)
     for model in bodies:
         own = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
-        own.pop("$defs", None)
-        assert schemas[model.__name__] == own, model.__name__
+        described = schemas[model.__name__]
+        assert described["required"] == own.get("required", []) or "required" not in own, model.__name__
+        assert described["additionalProperties"] is False
+        assert set(described["properties"]) == set(own["properties"]), model.__name__
+        for name, prop in own["properties"].items():
+            if name in own.get("required", []):  # the model's own schema, narrowed where a service refuses more
+                narrowed = {("Search", "query"): {"maxLength"}}.get((model.__name__, name), set())
+                kept = {k: v for k, v in described["properties"][name].items() if k in prop and k not in narrowed}
+                assert kept == {k: v for k, v in prop.items() if k not in narrowed}, (model.__name__, name)
+            else:  # optional: null too, unless it already takes null
+                bare = {k: v for k, v in prop.items() if k not in ("default", "title", "description")}
+                options = described["properties"][name]["anyOf"]
+                assert options in ([bare, {"type": "null"}], bare.get("anyOf")), (model.__name__, name)
     search = schemas["Search"]
-    assert search["additionalProperties"] is False and search["required"] == ["query"]
-    assert search["properties"]["top"]["maximum"] == 50
+    assert search["required"] == ["query"]
+    assert search["properties"]["top"]["anyOf"][0]["maximum"] == 50
     assert set(search["properties"]) == {"query", "mode", "top", "collectionIds", "filters"}
+
+
+def test_descriptions_state_the_rules_the_models_and_services_apply() -> None:
+    """What the description says a field holds is what validation accepts, in both directions."""
+    import re
+
+    from shared import api_models
+    from shared.errors import Invalid
+    from shared.openapi import Installation, describe
+    from shared.validation import validate_body
+
+    schemas = describe(Installation(max_upload_bytes=1000, plans_for_sale=("pro",)))["components"]["schemas"]
+    name = re.compile(schemas["CreateCollection"]["properties"]["name"]["pattern"])
+    for text in ("a", " a ", "a b", "\x1ca", "a\x85", "\x85a", "", "  ", "a\tb", "a\u202eb", "\u3000x\u3000"):
+        try:
+            validate_body(api_models.CreateCollection, {"name": text})
+            accepted = True
+        except Invalid:
+            accepted = False
+        assert bool(name.match(text)) is accepted, repr(text)
+    upload = schemas["RequestUpload"]
+    assert upload["properties"]["size"]["maximum"] == 1000
+    pdf = next(b for b in upload["oneOf"] if "application/pdf" in b["properties"]["contentType"]["enum"])
+    filename = re.compile(pdf["properties"]["filename"]["pattern"])
+    assert filename.match("Report.PDF") and filename.match("..a.pdf ") and not filename.match(".pdf")
+    assert not filename.match("dir/a.pdf") and not filename.match("a.pdf.txt")
+    assert schemas["StartCheckout"]["properties"]["plan"]["enum"] == ["pro"]
 
 
 def test_every_operation_describes_errors_as_problem_json_and_its_security() -> None:
