@@ -218,7 +218,7 @@ def _reusable(name: str, total: int) -> dict[str, Any] | None:
     from benchmarks.common import BENCH_PG_PORT
     from devhost import postgres as local_pg
 
-    pg = local_pg.start(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)
+    pg = local_pg.held_for_process(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)  # stops when the run ends
     urls = {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
     try:
         with psycopg.connect(urls["admin"]) as conn:

@@ -1,4 +1,9 @@
-"""`python -m devhost` (what `make dev` runs): the whole local stack at http://127.0.0.1:7071/api/."""
+"""`python -m devhost` (what `make dev` runs): the whole local stack at http://127.0.0.1:7071/api/.
+
+Every port is a setting (devhost/ports.py: FOLIO_PORT, FOLIO_WEB_PORT, FOLIO_PG_PORT,
+FOLIO_AZURITE_PORT, FOLIO_COSMOS_PORT); a port already taken stops the start before anything runs,
+naming the process that holds it and the setting that moves it.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,34 @@ import signal
 import sys
 import threading
 
-from devhost import postgres, stack
+from devhost import ports, postgres, stack
 from devhost.frontend import DIST, StaticWebAppServer
 from devhost.functions import registrations
 from devhost.http_server import FunctionsHttpServer, read_route_prefix
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ports.PortInUse as exc:
+        print(f"make dev: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
-    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--port", type=int, default=None, help="the Functions host (default FOLIO_PORT, else 7071)")
     parser.add_argument("--no-azurite", action="store_true", help="do not start the Storage emulator")
     parser.add_argument("--no-cosmos", action="store_true", help="do not start the Cosmos DB emulator (chat)")
     parser.add_argument(
         "--no-http", action="store_true", help="only the event and queue drivers (when `func start` serves HTTP)"
     )
-    parser.add_argument("--web-port", type=int, default=4280, help="the web app (frontend/dist), as on Static Web Apps")
+    parser.add_argument(
+        "--web-port",
+        type=int,
+        default=None,
+        help="the web app, as on Static Web Apps (default FOLIO_WEB_PORT, else 4280)",
+    )
     parser.add_argument("--no-web", action="store_true", help="do not serve the web app")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -32,10 +50,25 @@ def main(argv: list[str] | None = None) -> int:
     external_db = "DATABASE_URL" in os.environ  # exported by the user: use that server as is
     local = stack.load_local_settings()
     stack.apply_settings(local.get("Values", {}))
+    http_port = args.port if args.port is not None else ports.port("FOLIO_PORT")
+    web_port = args.web_port if args.web_port is not None else ports.port("FOLIO_WEB_PORT")
+    pg_port = ports.port("FOLIO_PG_PORT")
+    azurite_port = ports.port("FOLIO_AZURITE_PORT")
+    # Every port is checked before anything starts: a second `make dev` stops here, cleanly.
+    if not args.no_http:
+        ports.ensure_free(http_port, "FOLIO_PORT" if args.port is None else "--port")
+    if not args.no_web:
+        ports.ensure_free(web_port, "FOLIO_WEB_PORT" if args.web_port is None else "--web-port")
+    if not args.no_azurite:
+        for offset in range(3):  # blob, queue, table
+            ports.ensure_free(azurite_port + offset, "FOLIO_AZURITE_PORT")
     if not external_db:
-        pg = postgres.start(stack.LOCAL / "pg", stack.DEV_PG_PORT)
+        if not postgres.accepts(postgres.LocalPostgres(stack.LOCAL / "pg", pg_port)):
+            ports.ensure_free(pg_port, "FOLIO_PG_PORT")
+        stack.point_settings_at_ports(pg_port=pg_port, azurite_port=azurite_port)
+        pg = postgres.start(stack.LOCAL / "pg", pg_port)
         postgres.ensure_database(pg, "folio", app_role=os.environ.get("DATABASE_APP_ROLE", "folio_app"))
-        log.info("PostgreSQL (pgvector) on 127.0.0.1:%s, data in .local/pg", stack.DEV_PG_PORT)
+        log.info("PostgreSQL (pgvector) on 127.0.0.1:%s, data in .local/pg", pg_port)
     else:
         os.environ.setdefault("DATABASE_ADMIN_URL", os.environ["DATABASE_URL"])
         log.info("using the PostgreSQL server from DATABASE_URL")
@@ -49,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
     azurite = None
     if not args.no_azurite:
-        azurite = stack.start_azurite(stack.LOCAL / "azurite")
+        azurite = stack.start_azurite(
+            stack.LOCAL / "azurite", blob_port=azurite_port, queue_port=azurite_port + 1, table_port=azurite_port + 2
+        )
         log.info("Azurite blob endpoint on http://127.0.0.1:%s/devstoreaccount1", azurite.blob_port)
 
     cosmos = None if args.no_cosmos else _start_cosmos(log)
@@ -65,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     if not args.no_http:
         server = FunctionsHttpServer(
-            ("127.0.0.1", args.port),
+            ("127.0.0.1", http_port),
             regs,
             route_prefix=read_route_prefix(stack.ROOT / "host.json"),
             cors_origins=_cors(local),
@@ -74,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("  %-22s %-7s /%s", route.registration.name, ",".join(sorted(route.methods)), route.template)
         log.info("Functions host on %s/api/ (Ctrl-C stops everything)", server.base_url)
 
-    web = None if args.no_web else start_web_app(args.web_port, f"http://127.0.0.1:{args.port}")
+    web = None if args.no_web else start_web_app(web_port, f"http://127.0.0.1:{http_port}")
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -111,7 +146,9 @@ def _start_cosmos(log: logging.Logger) -> stack.CosmosEmulator | None:
     if not settings.cosmos_endpoint or not is_local_endpoint(settings.cosmos_endpoint):
         log.info("Cosmos DB: using %s", settings.cosmos_endpoint or "nothing (COSMOS_ENDPOINT is unset; chat is off)")
         return None
-    emulator = stack.start_cosmos(urlsplit(settings.cosmos_endpoint).port or stack.DEV_COSMOS_PORT)
+    port = urlsplit(settings.cosmos_endpoint).port or ports.port("FOLIO_COSMOS_PORT")
+    ports.ensure_free(port, "FOLIO_COSMOS_PORT (and the port in COSMOS_ENDPOINT)")
+    emulator = stack.start_cosmos(port)
     log.info(
         "Cosmos DB emulator (cosmosdb-server, memory only) on %s, container %s/%s",
         emulator.endpoint,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +115,89 @@ def stop(data_dir: Path) -> None:
     owner = data_dir.stat().st_uid
     kwargs: dict[str, Any] = {"user": owner} if hasattr(os, "geteuid") and os.geteuid() == 0 and owner != 0 else {}
     subprocess.run([_bin("pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"], capture_output=True, **kwargs)
+
+
+@contextmanager
+def held(data_dir: Path, port: int) -> Iterator[LocalPostgres]:
+    """The server for one run (a pytest session, a benchmark): started if needed, and stopped at the end
+    unless another run still holds it or other clients are connected (runs on one machine share it).
+
+    Holders are pid files next to the data directory, changed under a file lock, so a run that starts
+    while another ends never finds its server stopped under it.
+    """
+    data_dir = data_dir.resolve()
+    holders = data_dir.parent / f".{data_dir.name}.holders"
+    holders.mkdir(parents=True, exist_ok=True)
+    mine = holders / str(os.getpid())
+    with _locked(holders / ".lock"):
+        mine.touch()
+        try:
+            pg = start(data_dir, port)
+        except BaseException:
+            mine.unlink(missing_ok=True)
+            raise
+    try:
+        yield pg
+    finally:
+        with _locked(holders / ".lock"):
+            mine.unlink(missing_ok=True)
+            if not _other_holders(holders) and not _other_clients(pg):
+                stop(data_dir)
+
+
+def held_for_process(data_dir: Path, port: int) -> LocalPostgres:
+    """:func:`held` until this process exits (benchmarks: a command-line run that starts the server)."""
+    import atexit
+    from contextlib import ExitStack
+
+    stack = ExitStack()
+    pg = stack.enter_context(held(data_dir, port))
+    atexit.register(stack.close)
+    return pg
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _other_holders(holders: Path) -> bool:
+    """Whether a live process other than this one holds the server (files of dead ones are removed)."""
+    alive = False
+    for entry in holders.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            os.kill(int(entry.name), 0)
+        except ProcessLookupError:
+            entry.unlink(missing_ok=True)
+        except PermissionError:
+            alive = True
+        else:
+            alive = True
+    return alive
+
+
+def _other_clients(pg: LocalPostgres) -> bool:
+    """Sessions of other client processes (e.g. a run from before holders existed): then leave it running."""
+    try:
+        with psycopg.connect(pg.url(), connect_timeout=2) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return False
+    return bool(row and row[0])
+
+
+def accepts(pg: LocalPostgres) -> bool:
+    """Whether a server answers as this project's embedded one (admin user, trust auth) on ``pg.port``."""
+    return _accepts(pg)
 
 
 def _accepts(pg: LocalPostgres) -> bool:

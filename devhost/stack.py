@@ -39,6 +39,29 @@ def apply_settings(values: dict[str, str]) -> dict[str, str]:
     return applied
 
 
+def point_settings_at_ports(*, pg_port: int, azurite_port: int) -> None:
+    """Follow FOLIO_PG_PORT / FOLIO_AZURITE_PORT in the settings that name the default local ports
+    (local.settings.sample.json's database URLs and UseDevelopmentStorage); others are left alone."""
+    for name in ("DATABASE_URL", "DATABASE_ADMIN_URL"):
+        value = os.environ.get(name, "")
+        if f"@127.0.0.1:{DEV_PG_PORT}/" in value and pg_port != DEV_PG_PORT:
+            os.environ[name] = value.replace(f"@127.0.0.1:{DEV_PG_PORT}/", f"@127.0.0.1:{pg_port}/")
+    if azurite_port != 10000:
+        explicit = (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + AZURITE_KEY + ";"
+            f"BlobEndpoint=http://127.0.0.1:{azurite_port}/devstoreaccount1;"
+            f"QueueEndpoint=http://127.0.0.1:{azurite_port + 1}/devstoreaccount1;"
+            f"TableEndpoint=http://127.0.0.1:{azurite_port + 2}/devstoreaccount1;"
+        )
+        for name in ("STORAGE_CONNECTION_STRING", "AzureWebJobsStorage"):
+            if os.environ.get(name) == "UseDevelopmentStorage=true":
+                os.environ[name] = explicit
+
+
+# Azurite's published development account key (not a secret).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
 @dataclass
 class ChildProcess:
     """An emulator the local stack started; stop() ends it, forcefully if it does not exit."""

@@ -44,15 +44,16 @@ def postgres() -> Iterator[object]:
     if os.environ.get("FOLIO_TEST_ADMIN_URL"):  # an existing server, e.g. one with PgBouncer in front
         yield None
         return
-    pg = local_pg.start(ROOT / ".local" / "pg-test", TEST_PG_PORT)
-    local_pg.ensure_database(pg, TEST_DB, app_role=APP_ROLE, recreate=True)
-    yield pg
-    from shared import bootstrap
+    # Held for this session: the server stops when the last run using it ends (issue #17 item 10).
+    with local_pg.held(ROOT / ".local" / "pg-test", TEST_PG_PORT) as pg:
+        local_pg.ensure_database(pg, TEST_DB, app_role=APP_ROLE, recreate=True)
+        yield pg
+        from shared import bootstrap
 
-    process = bootstrap.install(None)
-    if process is not None:
-        process.close()
-    local_pg.drop_database(pg, TEST_DB)
+        process = bootstrap.install(None)
+        if process is not None:
+            process.close()
+        local_pg.drop_database(pg, TEST_DB)
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +186,9 @@ def app_conn(database_urls: dict[str, str]) -> Iterator[Conn]:
     import psycopg
     from psycopg.rows import dict_row
 
-    with psycopg.connect(database_urls["app"], row_factory=dict_row) as conn:
+    # Through PgBouncer in transaction mode (make test-pgbouncer) a prepared statement may not be there next time.
+    prepare = None if os.environ.get("DATABASE_SERVER_PREPARE") == "false" else 5  # 5: psycopg's default
+    with psycopg.connect(database_urls["app"], row_factory=dict_row, prepare_threshold=prepare) as conn:
         yield conn
 
 
