@@ -10,6 +10,6 @@ bp = new_blueprint()
 
 @endpoint(bp, "openapi.json", ["GET"])
 def openapi_document(request: ApiRequest) -> Response:
-    from shared.openapi import describe  # built on first use, not at cold start
+    from shared.openapi import describe_for  # built on first use, not at cold start
 
-    return ok(describe())
+    return ok(describe_for(request.settings))
