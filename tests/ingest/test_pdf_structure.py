@@ -99,3 +99,36 @@ def test_pypdf_repair_chatter_stays_out_of_the_logs(caplog):
 def test_unchanged_single_font_pdf_still_finds_numbered_headings():
     doc = parse_document(build_pdf(streams=[page_stream(["ARTICLE 2", "PAYMENT", "Fees are due monthly."])]))
     assert (doc.blocks[0].kind, doc.blocks[0].text) == ("heading", "ARTICLE 2 PAYMENT")
+
+
+def test_an_unnumbered_heading_set_like_numbered_ones_is_their_sibling():
+    prose = [(line, BODY, False) for line in _PROSE]
+    page = [
+        ("Dense Passage Retrieval", 16, True),
+        ("Abstract", 12, True),
+        *prose,
+        ("1 Introduction", 12, True),
+        *prose,
+        ("2 Background", 12, True),
+        *prose,
+    ]
+    chunks = chunk_document(parse_document(build_pdf(streams=[typeset_stream(page)])))
+    paths = {tuple(c.heading_path) for c in chunks}
+    assert ("Dense Passage Retrieval", "1 Introduction") in paths
+    assert not any("Abstract" in path and "1 Introduction" in path for path in paths)
+
+
+def test_bold_table_rows_and_captions_are_not_headings():
+    prose = [(line, BODY, False) for line in _PROSE]
+    page = [
+        *prose,
+        ("Figure 3. Retrieval accuracy by training size", BODY, True),
+        *prose,
+        ("Country", BODY, True),
+        ("Population", BODY, True),
+        ("Capital City", BODY, True),
+        ("Official Language", BODY, True),
+        *prose,
+    ]
+    doc = parse_document(build_pdf(streams=[typeset_stream(page)]))
+    assert [b.text for b in doc.blocks if b.kind == "heading"] == []

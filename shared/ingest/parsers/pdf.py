@@ -28,7 +28,7 @@ from pypdf.generic import DictionaryObject, IndirectObject
 from shared.ingest.document import DocumentBuilder, ParsedDocument, too_many_chars
 from shared.ingest.errors import CorruptDocument, TooLarge, UnreadableText, UnsupportedType
 from shared.ingest.limits import Deadline, Limits
-from shared.ingest.structure import BODY_TEXT, SMALL_TEXT, detect_marker, segment_lines
+from shared.ingest.structure import BODY_TEXT, SMALL_TEXT, detect_marker, marker_rank, segment_lines
 from shared.ingest.textcodec import normalise_text
 
 # pypdf logs a warning for every robustness fix it applies and for every font it cannot fully
@@ -70,13 +70,18 @@ _PAGE_LABEL = re.compile(
     r"^(?:page\s*\d{1,5}(?:\s*(?:of|/)\s*\d{1,5})?|\d{1,5}\s*(?:of|/)\s*\d{1,5}|[-–—]\s*\d{1,5}\s*[-–—])$", re.I
 )
 _DIGITS = re.compile(r"\d+")
-_BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi|,b$", re.I)
+# Weight in the font's name: "Helvetica-Bold", "NimbusRomNo9L-Medi" (Times bold), TeX's "CMBX10".
+_BOLD_FONT = re.compile(r"bold|black|heavy|demi|-medi|medium|^cmbx|^cmb\d|,b$", re.I)
 _JUNK_TITLE = re.compile(r"^(?:microsoft \w+ - |untitled)|\.(?:docx?|pdf|odt|rtf|txt)$", re.I)
 _EDGE_LINES = 3  # lines at the top and bottom of a page where running heads live
 _RUNNING_SHARE = 0.4  # a running line is on this share of pages or more (odd/even heads alternate)
 _HEADING_SIZE = 1.12  # a line this much larger than the body text is a heading
 _SMALL_SIZE = 0.9  # a line this much smaller is a footnote or caption, never a heading
 _MAX_HEADING_WORDS = 20
+_MAX_HEADING_RUN = 3
+_HEADING_WORD = re.compile(r"[^\W\d_]{3,}")
+_CAPTION = re.compile(r"(?:fig(?:ure)?|table|chart|exhibit|source)\.?\s*\d", re.I)
+_GLUED_NUMBER = re.compile(r"\d+[^\W\d_]")  # "90Top-k accuracy": chart axis text run together
 _MAX_TYPESET_LEVEL = 3  # below the "Section 1.1" ranks, which numbered headings keep
 _VISITS_PER_CLOCK_CHECK = 512
 _OBJECT_HEADER = re.compile(rb"(?<![0-9])([0-9]{1,10})[ \t\r\n]+([0-9]{1,5})[ \t\r\n]+obj\b")
@@ -156,18 +161,33 @@ class _Typography:
         }
         self.levels = {size: min(rank, _MAX_TYPESET_LEVEL) for rank, size in enumerate(sorted(larger, reverse=True), 1)}
         self.bold_level = min(len(self.levels) + 1, _MAX_TYPESET_LEVEL)
+        # "Abstract" set like "1 Introduction" is its sibling: an unnumbered heading takes the
+        # rank that numbered headings of the same look have.
+        ranks: dict[tuple[float | None, bool], Counter[int]] = {}
+        for lines in pages:
+            for line in lines:
+                rank = marker_rank(line.text.strip())
+                if rank is not None and self._typeset_level(line) > 0:
+                    ranks.setdefault((line.size, line.all_bold), Counter())[rank] += 1
+        self.style_ranks = {style: counter.most_common(1)[0][0] for style, counter in ranks.items()}
 
     def hints(self) -> list[list[int]]:
-        return [[self._hint(line) for line in lines] for lines in self.pages]
+        return [_demote_clusters([self._hint(line) for line in lines]) for lines in self.pages]
 
     def _is_heading_sized(self, line: _Line) -> bool:
         return self.body is not None and line.size is not None and line.size >= self.body * _HEADING_SIZE
 
     def _hint(self, line: _Line) -> int:
+        if self.body is not None and line.size is not None and line.size < self.body * _SMALL_SIZE:
+            return SMALL_TEXT
+        level = self._typeset_level(line)
+        if level > 0 and marker_rank(line.text.strip()) is None:
+            return self.style_ranks.get((line.size, line.all_bold), level)
+        return level
+
+    def _typeset_level(self, line: _Line) -> int:
         if self.body is None or line.size is None or not line.text.strip():
             return BODY_TEXT
-        if line.size < self.body * _SMALL_SIZE:
-            return SMALL_TEXT
         if not self._reads_as_heading(line.text):
             return BODY_TEXT
         if self._is_heading_sized(line):
@@ -178,13 +198,36 @@ class _Typography:
 
     @staticmethod
     def _reads_as_heading(text: str) -> bool:
+        """Words a heading could be: not a caption, a row of figures, a chart label or a fragment."""
         stripped = text.strip()
+        visible = [c for c in stripped if not c.isspace()]
+        digits = sum(1 for c in visible if c.isdigit())
         return (
-            any(c.isalpha() for c in stripped)
+            _HEADING_WORD.search(stripped) is not None
             and len(stripped.split()) <= _MAX_HEADING_WORDS
             and not stripped.endswith((",", ";"))
             and not stripped[:1].islower()
+            and _CAPTION.match(stripped) is None
+            and _GLUED_NUMBER.match(stripped) is None
+            and digits <= 0.3 * len(visible)
         )
+
+
+def _demote_clusters(hints: list[int]) -> list[int]:
+    """More than three heading lines in a row are a table header, a chart's labels or a
+    diagram, not headings; so are heading lines followed by small print (a figure's labels).
+    They are read as body text."""
+    out = list(hints)
+    start = 0
+    while start < len(out):
+        end = start
+        while end < len(out) and out[end] > 0:
+            end += 1
+        followed_by_small = end < len(out) and out[end] == SMALL_TEXT
+        if end - start > _MAX_HEADING_RUN or (end > start and followed_by_small):
+            out[start:end] = [BODY_TEXT] * (end - start)
+        start = end + 1
+    return out
 
 
 class _LineCollector:
@@ -202,7 +245,7 @@ class _LineCollector:
         self.budget.visit(text)
         if not text:
             return
-        scaled = round(_effective_size(cm, tm, size), 1)
+        scaled = round(_effective_size(cm, tm, size) * 2) / 2  # half points: spacing jitter is not a size
         bold = _is_bold(font)
         parts = text.split("\n")
         for index, part in enumerate(parts):
