@@ -463,3 +463,43 @@ def test_a_cancelled_sign_in_shows_why_and_offers_to_try_again(page: Any, produc
     assert _accessibility_problems(page) == []
     page.get_by_role("link", name="Try again").click()
     expect(page.get_by_role("button", name="Sign in with Microsoft")).to_be_visible()
+
+
+def test_expiring_tokens_are_renewed_silently_with_the_refresh_token(page: Any, production_auth: Stack) -> None:
+    """MSAL renews an access token within 5 minutes of expiry; with 4-minute tokens every call renews."""
+    from playwright.sync_api import expect
+
+    stack = production_auth
+    stack.idp.token_lifetime_s = 240
+    try:
+        email = f"rene-{uuid.uuid4().hex[:8]}@contoso.example"
+        stack.idp.add_user(email, CONTOSO)
+        _sign_in(page, stack, email)
+        renewals = len([r for r in stack.idp.token_requests if r.get("grant_type") == "refresh_token"])
+        stack.api.seen.clear()
+        page.get_by_role("link", name="Billing").click()
+        expect(page.locator(".plan-name")).to_have_text("Free")
+        page.get_by_role("link", name="Collections").click()
+        expect(page.get_by_text("No collections yet")).to_be_visible()
+        assert len([r for r in stack.idp.token_requests if r.get("grant_type") == "refresh_token"]) > renewals
+        calls = [s for s in stack.api.seen if s.method != "OPTIONS"]
+        assert calls and all(s.status == 200 and (s.authorization or "").startswith("Bearer ") for s in calls)
+    finally:
+        stack.idp.token_lifetime_s = 3600
+
+
+def test_a_tenant_outside_the_allow_list_is_told_so_after_signing_in(
+    page: Any, production_auth: Stack, settings_override: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    stack = production_auth
+    settings_override(AUTH_ALLOWED_TENANTS=CONTOSO)
+    email = f"fay-{uuid.uuid4().hex[:8]}@fabrikam.example"
+    stack.idp.add_user(email, FABRIKAM)
+    page.goto(stack.web + "/")
+    page.get_by_role("button", name="Sign in with Microsoft").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("button", name="Next").click()
+    expect(page.get_by_role("alert")).to_contain_text("tenant is not allowed")
+    expect(page.get_by_role("button", name="Sign in with Microsoft")).to_be_visible()

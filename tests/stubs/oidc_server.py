@@ -9,7 +9,9 @@ What MSAL.js (``@azure/msal-browser``) and Folio's token validation talk to, on 
   fragment or the query as ``response_mode`` asks, with ``client_info`` (uid/utid) as Entra sends it;
 - the token endpoint: ``authorization_code`` with the PKCE verifier checked against the challenge,
   single-use codes bound to client id and redirect URI, and redeemable only cross-origin from the
-  redirect URI's origin (Entra's rule for single-page apps, AADSTS9002327); ``refresh_token``;
+  redirect URI's origin (Entra's rule for single-page apps, AADSTS9002327); ``refresh_token`` (how
+  MSAL renews an access token silently; set :attr:`token_lifetime_s` under MSAL's 5-minute renewal
+  offset and every token request renews);
   CORS answered for that origin;
 - JWKS: ``/{tenant}/discovery/v2.0/keys``; tokens are RS256 with a ``kid``.
 
@@ -422,8 +424,8 @@ class OidcProvider:
                             "AADSTS9002327: tokens for single-page applications are redeemed cross-origin only.",
                         )
                 elif grant_type == "refresh_token":
-                    with provider._lock:
-                        grant = provider._refresh.pop(form.get("refresh_token", ""), None)
+                    with provider._lock:  # like Entra, a used refresh token stays valid until it expires
+                        grant = provider._refresh.get(form.get("refresh_token", ""))
                     if grant is None:
                         return refuse("invalid_grant", "AADSTS700082: the refresh token is unknown or used.")
                     requested = form.get("scope", "").split()
