@@ -15,7 +15,10 @@ The metrics are computed from the files, not from the parser's view of them:
   Markdown side's headings (ATX and setext) found in the other side's heading paths, after
   lower-casing and dropping punctuation; ``heading_recall_by_pair`` has each pair.
 - ``header_leak``: the share of chunks of paged documents holding a line that pypdf finds on at
-  least half of the document's pages (three pages or more), digits ignored.
+  least half of the document's pages (three pages or more), digits ignored. That counts content
+  that repeats too (a table's "Layoff Permanent" cells, a test file's repeated paragraphs), so
+  ``header_leak_edges`` counts only lines repeated among the pages' first and last three lines,
+  where running heads are; ``header_leak_by_file`` names the files that leak.
 - ``clause_number_recall``: the share of the clause numbers a document cites ("Section 6.3",
   "clause 4(b)", not "Section 230 of the Act") that exist in it as a heading-path entry or a chunk
   opening; ``clause_number_recall_by_file`` has each file that cites any.
@@ -84,14 +87,16 @@ def measure_file(path: Path) -> dict[str, Any]:
             {"heading_path": c.heading_path, "text": c.text, "pages": [c.page_start, c.page_end]} for c in chunks
         ]
     row["seconds"] = round(time.perf_counter() - started, 3)
-    if data[:1024].lstrip().startswith(b"%PDF") or b"%PDF-" in data[:1024]:
-        row["running_lines"] = sorted(_running_lines(data))
+    if b"%PDF-" in data[:1024]:
+        anywhere, edges = _running_lines(data)
+        row["running_lines"], row["running_edge_lines"] = sorted(anywhere), sorted(edges)
     row["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return row
 
 
-def _running_lines(data: bytes) -> set[str]:
-    """Lines (digits ignored) on at least half the pages of a PDF of three pages or more, per pypdf."""
+def _running_lines(data: bytes) -> tuple[set[str], set[str]]:
+    """Lines (digits ignored) on at least half the pages of a PDF of three pages or more, per
+    pypdf: anywhere on the page, and among each page's first and last three lines."""
     import io
     import logging
 
@@ -109,13 +114,19 @@ def _running_lines(data: bytes) -> set[str]:
             except Exception:  # a page pypdf cannot read has no lines
                 texts.append("")
     except Exception:  # a file pypdf cannot open has no running lines
-        return set()
+        return set(), set()
     if len(texts) < 3:
-        return set()
+        return set(), set()
     seen: Counter[str] = Counter()
+    seen_at_edges: Counter[str] = Counter()
     for text in texts:
-        seen.update({key for line in text.splitlines() if _is_key(key := _line_key(line))})
-    return {key for key, n in seen.items() if n * 2 >= len(texts)}
+        lines = [line for line in text.splitlines() if line.strip()]
+        seen.update({key for line in lines if _is_key(key := _line_key(line))})
+        seen_at_edges.update({key for line in lines[:3] + lines[-3:] if _is_key(key := _line_key(line))})
+    return (
+        {key for key, n in seen.items() if n * 2 >= len(texts)},
+        {key for key, n in seen_at_edges.items() if n * 2 >= len(texts)},
+    )
 
 
 def _line_key(line: str) -> str:
@@ -162,9 +173,9 @@ def heading_recall(row: dict[str, Any], md_text: str) -> tuple[int, int]:
     return found, len(wanted)
 
 
-def header_leak(row: dict[str, Any]) -> tuple[int, int]:
+def header_leak(row: dict[str, Any], field: str = "running_lines") -> tuple[int, int]:
     """(leaking, total) chunks of a paged document."""
-    keys = row.get("running_lines") or []
+    keys = row.get(field) or []
     if not row["pages"] or row.get("type") != "pdf":
         return 0, 0
     leaking = 0
@@ -214,6 +225,9 @@ def summarise(rows: list[dict[str, Any]], corpus: Path, pairs: list[tuple[str, s
         by_pair[other] = round(found / total, 3) if total else None
     leak = [header_leak(row) for row in rows]
     leaking, paged_chunks = sum(a for a, _ in leak), sum(b for _, b in leak)
+    edge_leak = [header_leak(row, "running_edge_lines") for row in rows]
+    edge_leaking = sum(a for a, _ in edge_leak)
+    leak_by_file = {row["file"]: round(a / b, 3) for row, (a, b) in zip(rows, leak, strict=True) if a}
     clause_found = clause_total = 0
     by_file: dict[str, Any] = {}
     for row in rows:
@@ -232,6 +246,8 @@ def summarise(rows: list[dict[str, Any]], corpus: Path, pairs: list[tuple[str, s
         "peak_mb": max((row["peak_mb"] for row in rows), default=0.0),
         "chunks": sum(len(row["chunks"]) for row in rows),
         "slowest_file_seconds": max((row["seconds"] for row in rows), default=0.0),
+        "header_leak_edges": round(edge_leaking / paged_chunks, 4) if paged_chunks else None,
+        "header_leak_by_file": leak_by_file,
         "heading_recall_by_pair": by_pair,
         "clause_number_recall_by_file": by_file,
         "rejections": {row["file"]: row["error"] for row in rows if row["status"] == "rejected"},
