@@ -175,7 +175,8 @@ def reads_as_sentence(text: str) -> bool:
     rest = stripped[label.end() :] if label else stripped
     if len(rest) > 200 or _SENTENCE_INSIDE.search(rest):
         return True
-    return rest.endswith((".", "!", "?", ";", ",")) and not _is_title_like(rest)
+    # A question ("How do I cancel my subscription?") is a common heading; a statement is not.
+    return rest.endswith((".", ";", ",")) and not _is_title_like(rest)
 
 
 def heading_title(text: str, *, shouting_to_title: bool = False) -> str:

@@ -120,3 +120,13 @@ def test_table_cell_paragraphs_stay_apart():
     document.save(buffer)
     doc = parse_document(buffer.getvalue())
     assert doc.blocks[0].text.startswith("Purpose How Confidential Information may be used")
+
+
+def test_a_question_styled_as_a_heading_stays_a_heading():
+    document = docx.Document()
+    document.add_heading("How do I cancel my subscription?", level=2)
+    document.add_paragraph("Open the account page and choose Cancel.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    doc = parse_document(buffer.getvalue())
+    assert (doc.blocks[0].kind, doc.blocks[0].text) == ("heading", "How do I cancel my subscription?")
