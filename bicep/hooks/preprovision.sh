@@ -4,7 +4,7 @@
 #     multi-tenant registration (work and school accounts of any organisation), with the delegated
 #     scope api://<client id>/access_as_user and v2 access tokens (aud = the client id). Created
 #     here, with the Azure CLI, rather than in Bicep: the Microsoft Graph Bicep extension needs the
-#     `extension` keyword and Graph types that the offline checks (pycep-parser, ../shared/azure-types)
+#     `extension` keyword and Graph types that the offline checks (pycep-parser, Azure's type files)
 #     cannot read, and the SPA redirect URI is only known after provisioning (postprovision.sh).
 #  2. PostgreSQL's Entra administrator: the signed-in user unless POSTGRES_ADMIN_OBJECT_ID is set
 #     (set it, POSTGRES_ADMIN_NAME and POSTGRES_ADMIN_TYPE=Group, to use an operators group).
