@@ -366,7 +366,9 @@ def test_service_bus_trigger_can_scale_and_only_the_index_queue_exists() -> None
 # --- azd: azure.yaml, its hooks and the parameters they generate ------------------------------------
 AZURE_YAML = ROOT / "azure.yaml"
 HOOKS = BICEP / "hooks"
-AZD_SCHEMA = ROOT.parent / "shared" / "azure-types" / "azd" / "azure.yaml.schema.json"
+AZD_SCHEMA = (
+    Path(os.environ.get("FOLIO_AZURE_TYPES", ROOT.parent / "shared" / "azure-types")) / "azd" / "azure.yaml.schema.json"
+)
 # What azd itself puts in a hook's environment (besides main.bicep's outputs and `azd env set` values).
 AZD_PROVIDED = {
     "AZURE_ENV_NAME",
