@@ -12,8 +12,9 @@ resource of every `.bicep` file under `bicep/` (pycep-parser's parse tree) and c
 
 It also evaluates the templates the way ARM would for each parameter file (`bicep/params/*.json`,
 plus the values the documented deploy command passes) and checks every resource name they compute
-against Azure's naming rules for that type ("Naming rules and restrictions for Azure resources",
-transcribed in NAME_RULES below), including resources behind a condition that is false in that file
+against Azure's naming rules for that type (NAME_RULES below, transcribed by hand from "Naming
+rules and restrictions for Azure resources" on learn.microsoft.com; a type without an entry fails
+the test until one is added), including resources behind a condition that is false in that file
 (the Event Grid subscription is created in the second pass only, but its name is fixed now).
 
 The evaluator covers what `bicep/` uses (parameters, variables, interpolation, modules and their
