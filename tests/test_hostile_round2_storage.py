@@ -169,3 +169,45 @@ def test_an_upload_url_for_azure_is_https_only_and_create_only() -> None:
     url = AzureBlobStore(settings).upload_url(BlobRef(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())).url
     query = parse_qs(urlsplit(url).query)
     assert url.startswith("https://") and query["spr"] == ["https"] and query["sp"] == ["c"]
+
+
+class _StorageDownOnDelete:
+    """The real store, except that deleting fails as if Blob Storage were unreachable."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def delete(self, ref: BlobRef) -> bool:
+        from shared.errors import Unavailable
+
+        raise Unavailable("Blob storage is unavailable.")
+
+
+def test_a_storage_failure_on_delete_still_deletes_the_document_and_leaves_the_blob_to_the_sweep(
+    client: Client, pipeline: Pipeline, admin_conn: Conn
+) -> None:
+    import datetime as dt
+
+    from shared.blob_sweep import sweep
+    from tests.helpers import using
+
+    user = _user(client)
+    upload = _request_upload(user, _collection(user), 5)
+    assert put_blob(upload, b"hello") == 201
+    pipeline.settle()
+    name = _blob_name(admin_conn, upload["documentId"])
+    with using(blobs=_StorageDownOnDelete(services().blobs)):
+        response = user.delete(f"/api/documents/{upload['documentId']}")
+    assert response.status == 204, response.body  # was a 503 after the row was already marked deleted
+    assert user.get(f"/api/documents/{upload['documentId']}").status == 404
+    assert _blob_exists(name)
+    report = sweep(
+        services().database,
+        services().blobs,  # type: ignore[arg-type]
+        grace=dt.timedelta(0),
+        now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+    )
+    assert {"name": name, "size": 5, "reason": "deleted"} in report.removed and not _blob_exists(name)
