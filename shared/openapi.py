@@ -15,7 +15,7 @@ the description it builds.
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from typing import Annotated, Any, Literal, get_args
@@ -121,11 +121,11 @@ class Member(Reply):
 class Invitation(Reply):
     """An invitation the workspace sent (owners see them)."""
 
-    id: UUID | None = None
+    id: UUID
     email: str
     role: api_models.Role
     invited_at: datetime
-    expires_at: datetime | None = None
+    expires_at: datetime
 
 
 class WorkspaceRef(Reply):
@@ -158,13 +158,14 @@ class Members(Reply):
     invitations: list[Invitation] = Field(description="Owners only; empty for other roles.")
 
 
-class MemberAdded(Reply):
-    status: Literal["added", "invited"]
+class MemberInvited(Reply):
+    """Adding a member is always an invitation, answered alike whether or not the address has an account."""
+
+    status: Literal["invited"]
+    invitation_id: UUID
     email: str
     role: api_models.Role
-    user_id: UUID | None = Field(default=None, description="When `status` is `added`.")
-    invitation_id: UUID | None = Field(default=None, description="When `status` is `invited`.")
-    expires_at: datetime | None = None
+    expires_at: datetime
 
 
 class ApiKey(Reply):
@@ -515,7 +516,6 @@ class Operation:
     errors: tuple[int, ...] = ()
     reply_headers: tuple[str, ...] = ()
     streams: bool = False  # chat: NDJSON by default, one JSON object with Accept: application/json
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _path(name: str, what: str) -> Param:
@@ -541,13 +541,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "members",
         "workspace",
-        "Add a member who has signed in before (201), or invite them (202)",
+        "Invite someone by email to join at a role",
         "owner",
-        ok=201,
-        reply=MemberAdded,
+        ok=202,
+        reply=MemberInvited,
         body=api_models.AddMember,
         errors=(409,),
-        extra={"202": MemberAdded},
     ),
     Operation(
         "members_remove",
@@ -960,7 +959,7 @@ def _upload_rules(schema: dict[str, Any], where: Installation) -> None:
 def _components(ops: Iterable[Operation], where: Installation) -> dict[str, Any]:
     models: set[type[BaseModel]] = {Problem, *CHAT_EVENTS}
     for op in ops:
-        models.update(m for m in (op.reply, op.body, *op.extra.values()) if isinstance(m, type))
+        models.update(m for m in (op.reply, op.body) if m is not None)
     ordered = sorted(models, key=lambda m: m.__name__)
     # Request bodies as they validate (by their camelCase aliases, "validation" mode); replies as serialized.
     modes: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
@@ -1037,8 +1036,6 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.reply_headers:
         ok["headers"] = {h: {"schema": {"type": "string"}} for h in op.reply_headers}
     responses[str(op.ok)] = ok
-    for status, model in op.extra.items():
-        responses[status] = {"description": "Accepted", "content": _json(model)}
     for code in _statuses(op):
         responses[str(code)] = {
             "description": _STATUS_TEXT[code],

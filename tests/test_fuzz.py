@@ -176,43 +176,46 @@ def _whole_numbers_as_integers(value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize("label", _operations())
-def test_fuzz_operation(label: str, host: str, world: dict[str, Any]) -> None:
+def _fuzz(
+    label: str,
+    host: str,
+    me: dict[str, Any],
+    other: dict[str, Any],
+    doc: dict[str, Any],
+    examples: int,
+    *,
+    counted: bool = True,
+) -> None:
+    """Fuzz one operation as ``me`` (its owner, or its API key), forbidding ``other``'s ids in any response."""
     import hypothesis
+    import jsonschema  # type: ignore[import-untyped]
     import schemathesis
     from hypothesis import HealthCheck, given
     from hypothesis import strategies as st
     from schemathesis import GenerationMode
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-    from shared.config import get_settings
-    from shared.openapi import describe_for
-
-    if RUN["started"] is None:
-        RUN["started"] = time.monotonic()
-        EXCLUDED_CHECKS.update(_exclusions())
-    a, b = world["a"], world["b"]
-    schema = schemathesis.openapi.from_dict(describe_for(get_settings()))
+    schema = schemathesis.openapi.from_dict(doc)
     operation = schema.find_operation_by_label(label)
-    assert operation is not None
-    forbidden = _secret_ids(b)
+    assert operation is not None, label
+    chat_event = jsonschema.Draft202012Validator({**doc, "$ref": "#/components/schemas/ChatEvent"})
+    forbidden = _secret_ids(other)
     id_pattern = re.compile("|".join(re.escape(i) for i in sorted(forbidden, key=len, reverse=True)))
-    choices = _path_choices(a, b)
+    choices = _path_choices(me, other)
     path_names = [p.name for p in operation.path_parameters]
     cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
-    auths = st.sampled_from([{"x-ms-client-principal": a["principal"]}, {"Authorization": f"ApiKey {a['api_key']}"}])
-    workspaces = st.sampled_from([None, a["tenant"], b["tenant"]])
+    auths = st.sampled_from([{"x-ms-client-principal": me["principal"]}, {"Authorization": f"ApiKey {me['api_key']}"}])
+    workspaces = st.sampled_from([None, me["tenant"], other["tenant"]])
     declared_query = {p.name for p in operation.query}
     paths = st.fixed_dictionaries({name: st.sampled_from(choices.get(name, [None])) for name in path_names})
 
     @hypothesis.seed(SEED)
     @hypothesis.settings(
-        max_examples=EXAMPLES_PER_OPERATION,
+        max_examples=examples,
         deadline=None,
         database=None,
-        derandomize=False,
         suppress_health_check=list(HealthCheck),
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink],
     )
     @given(case=cases, auth=auths, workspace=workspaces, path=paths)
     def fuzz(case: Any, auth: dict[str, str], workspace: str | None, path: dict[str, str | None]) -> None:
@@ -241,19 +244,65 @@ def test_fuzz_operation(label: str, host: str, world: dict[str, Any]) -> None:
         if case.body is not None and not _is_negative(case):
             # JSON Schema counts 1.0 as an integer; the API (strict types) wants integers written as 1.
             case.body = _whole_numbers_as_integers(case.body)
-        if label.startswith("DELETE") and "Authorization" in auth and path.get("keyId") == a["key_ids"][0]:
-            return
         response = case.call(base_url=host, headers=auth)
-        RUN["requests"][label] += 1
-        RUN["statuses"][response.status_code] += 1
+        if counted:
+            RUN["requests"][label] += 1
+            RUN["statuses"][response.status_code] += 1
         leaked = id_pattern.search(response.text)
         assert leaked is None, f"{label} answered with the other tenant's id {leaked.group()}: {response.text[:500]}"
+        content_type = response.headers.get("content-type") or [""]  # each header's values, as a list
+        if content_type[0].startswith("application/x-ndjson"):
+            for line in response.text.splitlines():  # schemathesis checks JSON bodies; each NDJSON line is one
+                errors = [e.message for e in chat_event.iter_errors(json.loads(line))]
+                assert not errors, f"{label}: NDJSON line {line[:300]} does not conform: {errors}"
         excluded = list(EXCLUDED_CHECKS.get(label, []))
         if response.status_code == 412 and "If-Match" in headers:
             excluded.append(positive_data_acceptance)  # a made-up ETag is rightly stale
         case.validate_response(response, excluded_checks=excluded)
 
     fuzz()
+
+
+def _start() -> None:
+    if RUN["started"] is None:
+        RUN["started"] = time.monotonic()
+        EXCLUDED_CHECKS.update(_exclusions())
+
+
+def test_the_fuzzer_reports_a_response_the_description_does_not_allow(host: str, world: dict[str, Any]) -> None:
+    """The same run against a description that says a collection's `documents` is a string must fail."""
+    import copy
+
+    from shared.config import get_settings
+    from shared.openapi import describe_for
+
+    _start()
+    doc = copy.deepcopy(describe_for(get_settings()))
+    doc["components"]["schemas"]["Collection"]["properties"]["documents"] = {"type": "string"}
+    from schemathesis.core.failures import FailureGroup
+
+    with pytest.raises(FailureGroup, match="Response violates schema") as failed:
+        _fuzz("GET /api/collections/{collectionId}", host, world["a"], world["b"], doc, 20, counted=False)
+    assert "/properties/documents" in str(failed.value.exceptions[0])
+
+
+def test_the_fuzzer_reports_another_tenants_id(host: str, world: dict[str, Any]) -> None:
+    """Forbidding the caller's own ids must fail at once: GET /api/me names the caller's workspace."""
+    from shared.config import get_settings
+    from shared.openapi import describe_for
+
+    _start()
+    with pytest.raises(AssertionError, match="other tenant's id"):
+        _fuzz("GET /api/me", host, world["a"], world["a"], describe_for(get_settings()), 5, counted=False)
+
+
+@pytest.mark.parametrize("label", _operations())
+def test_fuzz_operation(label: str, host: str, world: dict[str, Any]) -> None:
+    from shared.config import get_settings
+    from shared.openapi import describe_for
+
+    _start()
+    _fuzz(label, host, world["a"], world["b"], describe_for(get_settings()), EXAMPLES_PER_OPERATION)
 
 
 def test_fuzzing_figures(world: dict[str, Any]) -> None:
