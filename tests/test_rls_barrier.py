@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared.db import Conn, Database, one
+from shared.db import Conn, Database, Row, one
 from shared.db.migrate import install_context_key, remove_context_key
 from shared.db.pool import enter_tenant, identity_claim
 from tests.helpers import Client
@@ -47,24 +47,34 @@ def _workspace_with_secret(client: Client, admin_conn: Conn, text: str) -> tuple
     return tenant, collection, row
 
 
+def _saved_key(admin_conn: Conn) -> Row | None:
+    """The key installed now (the suite may run with one), to put back after the test."""
+    return admin_conn.execute("SELECT ipad, opad FROM folio_context_key").fetchone()
+
+
+def _restore_key(admin_conn: Conn, saved: Row | None) -> None:
+    remove_context_key(admin_conn)
+    if saved is not None:
+        admin_conn.execute("INSERT INTO folio_context_key (ipad, opad) VALUES (%s, %s)", (saved["ipad"], saved["opad"]))
+
+
 class Keyed:
-    """Installs the context key on demand (after a test has made its data over HTTP: the app's own
-    pool has no key) and removes it when the test ends."""
+    """Installs a context key of the test's own on demand (after the test has made its data over HTTP,
+    which the app's own pool signs with the suite's key, if any) and puts back what was there."""
 
     def __init__(self, admin_conn: Conn, app_url: str) -> None:
         self.admin_conn, self.app_url = admin_conn, app_url
-        self.key: bytes | None = None
+        self.saved = _saved_key(admin_conn)
         self.db: Database | None = None
 
     def __call__(self) -> Database:
-        self.key = secrets.token_bytes(32)
-        install_context_key(self.admin_conn, self.key)
-        self.db = Database(self.app_url, max_size=1, context_key=self.key)
+        key = secrets.token_bytes(32)
+        install_context_key(self.admin_conn, key)
+        self.db = Database(self.app_url, max_size=1, context_key=key)
         return self.db
 
     def close(self) -> None:
-        if self.key is not None:
-            remove_context_key(self.admin_conn)
+        _restore_key(self.admin_conn, self.saved)
         if self.db is not None:
             self.db.close()
 
@@ -78,6 +88,17 @@ def signed(admin_conn: Conn, database_urls: dict[str, str]) -> Iterator[Keyed]:
         keyed.close()
 
 
+@pytest.fixture
+def unkeyed(admin_conn: Conn) -> Iterator[None]:
+    """No key installed, as `make test` and `make dev` run unless DATABASE_CONTEXT_KEY is set."""
+    saved = _saved_key(admin_conn)
+    remove_context_key(admin_conn)
+    try:
+        yield
+    finally:
+        _restore_key(admin_conn, saved)
+
+
 def _count(conn: Conn, sql: str, *args: Any) -> int:
     return int(one(conn.execute(sql, args).fetchone())["n"])
 
@@ -85,9 +106,12 @@ def _count(conn: Conn, sql: str, *args: Any) -> int:
 # --- 1. the tenant setting is bound: the app role cannot pick another tenant ----------------
 
 
-def test_without_a_key_the_setting_alone_chooses_the_tenant(client: Client, app_conn: Conn, admin_conn: Conn) -> None:
+def test_without_a_key_the_setting_alone_chooses_the_tenant(
+    client: Client, app_conn: Conn, admin_conn: Conn, request: pytest.FixtureRequest
+) -> None:
     """The weakness, as it still is when no key is installed (the default of `make test` and `make dev`)."""
     tenant_b, coll_b, _ = _workspace_with_secret(client, admin_conn, SECRET_WORDS)
+    request.getfixturevalue("unkeyed")
     with app_conn.transaction():
         app_conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_b,))
         assert _count(app_conn, "SELECT count(*) AS n FROM collections WHERE collection_id = %s", coll_b) == 1
@@ -169,10 +193,11 @@ def _leaky_function(conn: Conn) -> list[str]:
 
 
 def test_a_leaky_function_over_tenant_chunks_sees_only_the_current_tenant(
-    client: Client, app_conn: Conn, admin_conn: Conn
+    client: Client, app_conn: Conn, admin_conn: Conn, request: pytest.FixtureRequest
 ) -> None:
     tenant_a, _, _ = _workspace_with_secret(client, admin_conn, "alpha words")
     _workspace_with_secret(client, admin_conn, SECRET_WORDS)
+    request.getfixturevalue("unkeyed")  # the barrier holds with or without a key; this sets the tenant plainly
     with app_conn.transaction():
         seen = _leaky_function(app_conn)
         app_conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_a,))
@@ -187,10 +212,11 @@ def test_a_leaky_function_over_tenant_chunks_sees_only_the_current_tenant(
 
 
 def test_an_erroring_cast_over_tenant_chunks_shows_no_other_tenants_text(
-    client: Client, app_conn: Conn, admin_conn: Conn
+    client: Client, app_conn: Conn, admin_conn: Conn, request: pytest.FixtureRequest
 ) -> None:
     tenant_a, _, _ = _workspace_with_secret(client, admin_conn, "17")
     _workspace_with_secret(client, admin_conn, SECRET_WORDS)
+    request.getfixturevalue("unkeyed")
     with app_conn.transaction():
         app_conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_a,))
         # Only tenant A's "17" (and other A rows) may reach the cast; B's text must never be in an error.
@@ -223,10 +249,11 @@ def test_search_candidates_refuse_a_tenant_other_than_the_signed_one(
 
 
 def test_without_a_key_sign_in_can_rewrite_another_users_email(
-    client: Client, app_conn: Conn, admin_conn: Conn
+    client: Client, app_conn: Conn, admin_conn: Conn, request: pytest.FixtureRequest
 ) -> None:
     """The weakness, as it still is when no key is installed."""
     _, _, victim = _workspace_with_secret(client, admin_conn, "victim words")
+    request.getfixturevalue("unkeyed")
     with app_conn.transaction():
         app_conn.execute(
             "SELECT folio_sign_in(%s, %s, 'mallory@evil.test', 'Mallory', true)", (victim["idp"], victim["idp_subject"])

@@ -97,7 +97,17 @@ def _tenant_with_collection(client: Client) -> tuple[str, str]:
 
 
 def _set_tenant(conn: Conn, tenant: str | None) -> None:
+    """The tenant as the pool sets it: signed for this transaction when a context key is in use."""
+    import os
+
+    from shared.db.pool import _BINDING, _signature
+
     conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant or "",))
+    key = os.environ.get("DATABASE_CONTEXT_KEY")
+    if key:
+        binding = one(conn.execute(_BINDING).fetchone())["b"]
+        signature = _signature(key.encode(), tenant or "", "", "", binding)
+        conn.execute("SELECT set_config('app.context_sig', %s, true)", (signature,))
 
 
 @pytest.mark.parametrize(
