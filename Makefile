@@ -10,7 +10,7 @@ WEB_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
                frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: dev test lint install browser migrate bench clean
+.PHONY: dev test lint install browser pgbouncer test-pgbouncer stop migrate bench clean
 
 install: $(PY_STAMP) $(NODE_STAMP) $(WEB_BUILD)
 
@@ -51,8 +51,24 @@ lint: $(PY_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Then the whole suite once more with the app connecting through PgBouncer in transaction mode, as
+# in production (devhost/pgbouncer.py); FOLIO_SKIP_PGBOUNCER=1 skips that second run.
 test: install browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@[ -n "$(FOLIO_SKIP_PGBOUNCER)" ] || $(MAKE) --no-print-directory test-pgbouncer
+
+# Debian's pgbouncer, installed like chromium above.
+pgbouncer:
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pgbouncer >/dev/null)
+
+# Skips only the tests that create scratch databases of their own (they need the server directly).
+test-pgbouncer: install browser pgbouncer
+	$(BIN)/python -m devhost.pgbouncer -- $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# Stops every local server this checkout started (dev, test and benchmark PostgreSQL; PgBouncer).
+stop:
+	$(BIN)/python -m devhost.stop
 
 migrate: install
 	$(BIN)/python -m shared.cli migrate
