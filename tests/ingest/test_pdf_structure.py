@@ -132,3 +132,36 @@ def test_bold_table_rows_and_captions_are_not_headings():
     ]
     doc = parse_document(build_pdf(streams=[typeset_stream(page)]))
     assert [b.text for b in doc.blocks if b.kind == "heading"] == []
+
+
+def _name(number: int) -> str:
+    """A different word for every number: 0 -> "Ba", 27 -> "Bbb"."""
+    letters = ""
+    while True:
+        number, digit = divmod(number, 26)
+        letters += chr(ord("a") + digit)
+        if not number:
+            return "B" + letters
+
+
+def _book(chapters: int, pages_each: int) -> bytes:
+    out = []
+    for chapter in range(1, chapters + 1):
+        for index in range(pages_each):
+            page = len(out) + 1
+            head = f"Chapter {chapter} The {_WORDS[chapter]} Voyage {page}"  # a chapter's own running head
+            lines = [head, *[f"The crew sailed past the isle of {_name(page * 10 + i)} that day." for i in range(5)]]
+            out.append(lines)
+    return build_pdf(out)
+
+
+def test_a_chapter_running_head_with_its_page_number_is_removed():
+    doc = parse_document(_book(chapters=3, pages_each=4))
+    assert "Voyage" not in doc.text
+    assert doc.text.count("The crew sailed") == 60
+
+
+def test_articles_that_each_open_a_page_are_kept():
+    pages = [[f"ARTICLE {n}", f"The {_WORDS[n]} clause says what it says in detail."] for n in range(1, 6)]
+    doc = parse_document(build_pdf(pages))
+    assert all(f"ARTICLE {n}" in doc.text for n in range(1, 6))

@@ -70,6 +70,7 @@ _PAGE_LABEL = re.compile(
     r"^(?:page\s*\d{1,5}(?:\s*(?:of|/)\s*\d{1,5})?|\d{1,5}\s*(?:of|/)\s*\d{1,5}|[-–—]\s*\d{1,5}\s*[-–—])$", re.I
 )
 _DIGITS = re.compile(r"\d+")
+_EDGE_NUMBER = re.compile(r"^\d{1,5}(?=\s)|(?<=\s)\d{1,5}$")
 # Weight in the font's name: "Helvetica-Bold", "NimbusRomNo9L-Medi" (Times bold), TeX's "CMBX10".
 _BOLD_FONT = re.compile(r"bold|black|heavy|demi|-medi|medium|^cmbx|^cmb\d|,b$", re.I)
 _JUNK_TITLE = re.compile(r"^(?:microsoft \w+ - |untitled)|\.(?:docx?|pdf|odt|rtf|txt)$", re.I)
@@ -497,15 +498,23 @@ def _edge_indexes(count: int) -> set[int]:
 
 
 def _running_keys(pages: list[list[_Line]]) -> set[str]:
-    """Edge lines (digits ignored) found on at least 40% of the pages, and on three or more."""
+    """Edge lines (digits ignored) found on three pages or more, and on at least 40% of the
+    pages from the first to the last where they appear: a book's title runs over all its pages,
+    a chapter's title over the pages of that chapter only."""
     if len(pages) < 3:
         return set()
-    seen: Counter[str] = Counter()
-    for lines in pages:
+    on_pages: dict[str, list[int]] = {}
+    for page, lines in enumerate(pages):
         kept = [line.text for line in lines if line.text.strip()]
-        seen.update({_line_key(kept[i]) for i in _edge_indexes(len(kept))})
-    threshold = max(3, math.ceil(len(pages) * _RUNNING_SHARE))
-    return {key for key, count in seen.items() if count >= threshold and any(c.isalpha() for c in key)}
+        for key in {_line_key(kept[i]) for i in _edge_indexes(len(kept))}:
+            on_pages.setdefault(key, []).append(page)
+    return {
+        key
+        for key, found in on_pages.items()
+        if len(found) >= 3
+        and len(found) >= _RUNNING_SHARE * (found[-1] - found[0] + 1)
+        and any(c.isalpha() for c in key)
+    }
 
 
 def _page_number_lines(pages: list[list[_Line]]) -> set[tuple[int, int]]:
@@ -537,13 +546,16 @@ def _line_key(line: str) -> str:
     """Whitespace-normalised line with every run of digits blurred, so "47701 Federal Register /
     Vol. 85" matches "47702 Federal Register / Vol. 85" and "Page 3" matches "Page 4".
 
-    Numbered headings and clauses keep their digits: "Section 3.1" opening page 3 and
-    "Section 4.1" opening page 4 are content, not a running head.
+    Numbered headings and clauses keep their digits but for a page number at either end:
+    "Section 3.1" opening page 3 and "Section 4.1" opening page 4 are content, not a running
+    head, while "Chapter 3 The Sea 35" and "Chapter 3 The Sea 37" are one running head.
     """
     key = " ".join(line.split()).lower()
-    if detect_marker(line.strip()) is not None:
-        return key
-    return _DIGITS.sub("#", key)
+    if detect_marker(line.strip()) is None:
+        return _DIGITS.sub("#", key)
+    # A page number at either end of a running chapter head ("34 Chapter 3. The Sea"); a bare
+    # label such as "Article 5" keeps its number.
+    return _EDGE_NUMBER.sub("#", key) if len(key.split()) > 3 else key
 
 
 def _metadata_title(reader: pypdf.PdfReader) -> str | None:
