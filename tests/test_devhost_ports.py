@@ -53,3 +53,16 @@ def test_a_second_make_dev_stops_with_a_message_not_a_traceback() -> None:
     assert f"port {number} is in use (by pid {os.getpid()}, " in done.stderr
     assert "set FOLIO_PORT to another port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_moved_ports_carry_into_the_sample_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FOLIO_PG_PORT / FOLIO_AZURITE_PORT rewrite the settings that name the default local ports, nothing else."""
+    from devhost import stack
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://folio_app@127.0.0.1:54329/folio")
+    monkeypatch.setenv("DATABASE_ADMIN_URL", "postgresql://postgres@db.example.com:54329/folio")
+    monkeypatch.setenv("STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    stack.point_settings_at_ports(pg_port=55555, azurite_port=20000)
+    assert os.environ["DATABASE_URL"] == "postgresql://folio_app@127.0.0.1:55555/folio"
+    assert os.environ["DATABASE_ADMIN_URL"] == "postgresql://postgres@db.example.com:54329/folio"  # not ours
+    assert "BlobEndpoint=http://127.0.0.1:20000/devstoreaccount1;" in os.environ["STORAGE_CONNECTION_STRING"]
