@@ -55,7 +55,7 @@ _WORDS = ["Alabama", "Boston", "Chicago", "Denver", "Everett", "Fresno", "Georgi
 
 
 def _federal_register(pages: int) -> bytes:
-    out = []
+    out: list[list[str]] = []
     for number in range(pages):
         lines = [f"{47699 + number} Federal Register / Vol. 85, No. 152 / Thursday, August 6, 2020 / Proposed Rules"]
         lines += [
@@ -145,9 +145,9 @@ def _name(number: int) -> str:
 
 
 def _book(chapters: int, pages_each: int) -> bytes:
-    out = []
+    out: list[list[str]] = []
     for chapter in range(1, chapters + 1):
-        for index in range(pages_each):
+        for _ in range(pages_each):
             page = len(out) + 1
             head = f"Chapter {chapter} The {_WORDS[chapter]} Voyage {page}"  # a chapter's own running head
             lines = [head, *[f"The crew sailed past the isle of {_name(page * 10 + i)} that day." for i in range(5)]]
