@@ -50,3 +50,9 @@ def test_a_pdf_whose_page_tree_is_missing_is_read_from_its_page_objects():
     doc = parse_document(broken)
     assert doc.pages == 2
     assert [b.text for b in doc.blocks] == ["First page of the datasheet.", "Second page of the datasheet."]
+
+
+def test_paths_and_urls_are_not_taken_for_glyph_names():
+    lines = ["Call GET /api/users/{id} or /static/app/main.js from the web app at /home/ann/docs."] * 10
+    doc = parse_document(build_pdf([lines]))
+    assert "/api/users" in doc.text

@@ -88,7 +88,7 @@ _VISITS_PER_CLOCK_CHECK = 512
 _OBJECT_HEADER = re.compile(rb"(?<![0-9])([0-9]{1,10})[ \t\r\n]+([0-9]{1,5})[ \t\r\n]+obj\b")
 _PAGE_TYPE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
 # "/g18/g152", "/uni0041", "/glyph12": names of glyphs where their characters should be.
-_GLYPH_NAMES = re.compile(r"(?:/[A-Za-z]{1,8}[0-9A-Fa-f]{1,5}){2,}")
+_GLYPH_NAMES = re.compile(r"(?:/[A-Za-z]{1,8}\d[0-9A-Fa-f]{0,4}){2,}")
 _MAX_JUNK_SHARE = 0.3
 _MIN_READABLE_SHARE = 0.1  # below this share of readable text the document is refused
 _UNREADABLE = (
