@@ -130,3 +130,11 @@ def test_a_question_styled_as_a_heading_stays_a_heading():
     document.save(buffer)
     doc = parse_document(buffer.getvalue())
     assert (doc.blocks[0].kind, doc.blocks[0].text) == ("heading", "How do I cancel my subscription?")
+
+
+def test_a_huge_start_value_draws_a_number_not_megabytes_of_letters():
+    from shared.ingest.parsers.docx_numbering import _format
+
+    assert _format(27, "lowerLetter") == "aa"
+    assert _format(10**9, "lowerLetter") == str(10**9)
+    assert _format(4, "upperRoman") == "IV"

@@ -17,6 +17,8 @@ from docx.oxml.ns import qn
 
 _VAL = qn("w:val")
 _MAX_LEVELS = 9
+# "aaaa…" grows with the count; a hostile w:start must not make a label megabytes long.
+_MAX_LETTER_VALUE = 26 * 8
 _ROMAN = (
     (1000, "m"),
     (900, "cm"),
@@ -90,8 +92,8 @@ def _format(value: int, fmt: str) -> str | None:
         return None
     if fmt == "none":
         return ""
-    if fmt in ("lowerLetter", "upperLetter"):
-        letter = chr(ord("a") + (value - 1) % 26) * ((value - 1) // 26 + 1) if value > 0 else str(value)
+    if fmt in ("lowerLetter", "upperLetter") and 0 < value <= _MAX_LETTER_VALUE:
+        letter = chr(ord("a") + (value - 1) % 26) * ((value - 1) // 26 + 1)  # z, aa, bb, ...
         return letter.upper() if fmt == "upperLetter" else letter
     if fmt in ("lowerRoman", "upperRoman") and 0 < value < 5000:
         out, rest = [], value
