@@ -207,6 +207,7 @@ class _Typography:
             _HEADING_WORD.search(stripped) is not None
             and len(stripped.split()) <= _MAX_HEADING_WORDS
             and not stripped.endswith((",", ";"))
+            and not (stripped.endswith(".") and len(stripped.split()) > 8)  # a sentence set in bold
             and not stripped[:1].islower()
             and _CAPTION.match(stripped) is None
             and _GLUED_NUMBER.match(stripped) is None
