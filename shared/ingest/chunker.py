@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from shared.ingest.document import Block, ParsedDocument
-from shared.ingest.structure import ALL_CAPS_RANK, detect_marker, heading_title
+from shared.ingest.structure import ALL_CAPS_RANK, detect_marker, heading_title, run_in_heading
 from shared.ingest.tokens import TokenCounter, estimate_tokens
 
 DEFAULT_MAX_TOKENS = 256
@@ -198,7 +198,9 @@ class _Chunker:
             marker = detect_marker(block.text, whole_is_heading=True)
             rank = marker.rank if marker else (block.level or ALL_CAPS_RANK)
             return _Entry(False, rank, heading_title(block.text, shouting_to_title=True))
-        if block.kind == "paragraph":
+        if block.kind == "paragraph" or (block.kind == "list_item" and run_in_heading(block.text) is not None):
+            # A numbered list item opens a section only as a clause with a run-in title
+            # ("3. License to the Company. In some cases..."), never as a short item ("1. Install").
             marker = detect_marker(block.text)
             if marker is not None and marker.kind == "heading":
                 return _Entry(False, marker.rank, marker.title)

@@ -292,3 +292,21 @@ def test_a_heading_without_body_is_never_the_heading_of_its_next_sibling():
     assert support.heading_path == ["Terms", "Support"]
     assert "Service" not in support.text
     assert any(c.heading_path == ["Terms", "Service"] for c in chunks)
+
+
+def test_numbered_list_clauses_with_run_in_titles_open_sections():
+    text = (
+        b"# Employee IP Agreement\n\n"
+        b"1. **Your IP.** You keep what you make on your own time, with your own tools.\n\n"
+        b"2. **License to the Company.** In some cases you grant the Company a licence to Your IP.\n\n"
+        b"3. **Cooperation.** You help the Company defend the licence under Section 2.\n"
+    )
+    chunks = chunk_document(parse_document(text), max_tokens=24, overlap_tokens=0)
+    paths = [c.heading_path for c in chunks]
+    assert ["Employee IP Agreement", "2. License to the Company"] in paths
+
+
+def test_short_numbered_list_items_stay_in_their_section():
+    text = b"# Setup\n\nDo this:\n\n1. Install Python\n2. Run the tests\n3. Open the app\n"
+    chunks = chunk_document(parse_document(text))
+    assert [c.heading_path for c in chunks] == [["Setup"]]
