@@ -173,3 +173,45 @@ def test_invalid_invitation_requests_are_400_or_404(client: Client) -> None:
     assert owner.post("/api/members", {"email": "a@b.co", "role": "admin"}).status == 400
     assert owner.post("/api/invitations/not-a-uuid/accept").status == 404
     assert owner.post(f"/api/invitations/{uuid.uuid4()}/decline").status == 404
+
+
+def test_with_a_signed_context_only_the_signed_user_reaches_their_invitations(
+    client: Client, admin_conn: Any, app_conn: Any, database_urls: dict[str, str]
+) -> None:
+    """Migration 0008's functions take the invitee from the context, which 0009 signs: a session
+    that merely sets app.user_id to someone else's id sees and answers nothing."""
+    import secrets
+
+    from shared import invitations
+    from shared.db import Database
+    from shared.db.migrate import install_context_key, remove_context_key
+    from shared.tenancy import Caller, Role
+
+    owner, _ = _person(client)
+    workspace = _workspace(owner)
+    invitee, email = _person(client)
+    me = invitee.get("/api/me").json()
+    user_id, personal = uuid.UUID(me["user"]["id"]), uuid.UUID(me["tenant"]["id"])
+    invitation = owner.post("/api/members", {"email": email, "role": "member"}).json()["invitationId"]
+
+    saved = admin_conn.execute("SELECT ipad, opad FROM folio_context_key").fetchone()
+    key = secrets.token_bytes(32)
+    install_context_key(admin_conn, key)
+    signed = Database(database_urls["app"], max_size=1, context_key=key)
+    try:
+        with app_conn.transaction():  # unsigned: what an injected statement could do
+            app_conn.execute("SELECT set_config('app.user_id', %s, true)", (str(user_id),))
+            assert app_conn.execute("SELECT * FROM folio_my_invitations()").fetchall() == []
+            answered = app_conn.execute("SELECT * FROM folio_answer_invitation(%s, true)", (invitation,)).fetchall()
+            assert answered == []
+        caller = Caller(personal, Role.OWNER, "user", str(user_id), user_id)
+        assert [i["id"] for i in invitations.mine(signed, caller)] == [invitation]
+        assert invitations.answer(signed, caller, uuid.UUID(invitation), accept=True)["status"] == "joined"
+    finally:
+        signed.close()
+        remove_context_key(admin_conn)
+        if saved is not None:
+            admin_conn.execute(
+                "INSERT INTO folio_context_key (ipad, opad) VALUES (%s, %s)", (saved["ipad"], saved["opad"])
+            )
+    assert _roles(invitee)[workspace] == "member"
