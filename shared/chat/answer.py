@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from shared import billing
 from shared.chat import prompt
 from shared.chat.providers.base import Generation, Source, Usage, complete, estimated_usage
+from shared.chat.providers.extractive import ExtractiveAnswerer
 from shared.chat.secrets import get_user_key
 from shared.chat.store import now_iso, owner_of
 from shared.config import Settings
@@ -129,42 +130,19 @@ def _answer(
         usage = usage.add(rewrite_usage)
 
     sources = retrieve(db, caller, query, turn.collection_ids, embedder, settings.chat_sources)
-    answer: list[str] = []
-    cite = prompt.CitationFilter({s.n for s in sources})
-    generation: Generation | None = None
-    reported = False  # whether the provider's own usage arrived (it comes last)
+    writing = Answering(for_turn(provider, embedder, settings), sources)
     try:
-        if sources:
-            generation = prompt.answer_generation(message, sources, history, settings.chat_max_output_tokens)
-            for piece in provider.stream(generation):
-                if isinstance(piece, Usage):
-                    usage, reported = usage.add(piece), True
-                    continue
-                text = cite.feed(piece)
-                if text:
-                    answer.append(text)
-                    yield {"type": "delta", "text": text}
-            rest = cite.finish()
-            if rest:
-                answer.append(rest)
-                yield {"type": "delta", "text": rest}
-        else:
-            # Nothing retrieved: say so without asking a model to make something up.
-            answer.append(prompt.NO_ANSWER)
-            yield {"type": "delta", "text": prompt.NO_ANSWER}
-
-        by_number = {s.n: s for s in sources}
-        citations = [by_number[n].citation() for n in sorted(cite.cited)]
+        yield from ({"type": "delta", "text": text} for text in writing.stream(message, history, settings))
+        citations = writing.citations()
         yield {"type": "citations", "citations": citations}
     except GeneratorExit:
         # The client left mid-answer. The model still read the prompt and wrote until now (and its
         # provider bills for that), so it counts: otherwise leaving early would be free, unlimited chat.
-        if generation is not None and not reported:
-            usage = usage.add(estimated_usage(generation, "".join(answer)))
-        _charge(db, caller, usage, billed, session_id, settings)
+        _charge(db, caller, usage.add(writing.spent()), billed, session_id, settings)
         raise
+    usage = usage.add(writing.usage)
     _charge(db, caller, usage, billed, session_id, settings)
-    text = "".join(answer)
+    text = writing.text
     model = {"provider": provider.name, "model": provider.model, "extractive": provider.extractive}
     _, stored = store.append_turn(
         owner_of(caller),
@@ -180,7 +158,103 @@ def _answer(
         },
         max_turns=settings.chat_max_turns,
     )
-    yield {"type": "done", "messageId": stored[1]["id"], "usage": usage.as_json(), **model, "grounded": bool(citations)}
+    yield {
+        "type": "done",
+        "messageId": stored[1]["id"],
+        "usage": usage.as_json(),
+        **model,
+        "grounded": writing.grounded,
+    }
+
+
+@dataclass
+class Answering:
+    """One answer being written: the provider's text through the citation filter, and what it cost.
+
+    Citations are renumbered 1..k in the order they first appear in the answer (the filter does it
+    as the text streams), and :meth:`citations` lists them in that order.
+    """
+
+    provider: ChatModel
+    sources: list[Source]
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    _generation: Generation | None = None
+    _reported: bool = False  # whether the provider's own usage arrived (it comes last)
+
+    def __post_init__(self) -> None:
+        self._cite = prompt.CitationFilter({s.n for s in self.sources})
+
+    def stream(self, question: str, history: list[dict[str, Any]], settings: Settings) -> Iterator[str]:
+        """The answer's text, piece by piece, with only real citations in it."""
+        if not self.sources:
+            # Nothing retrieved: say so without asking a model to make something up.
+            self.text = prompt.NO_ANSWER
+            yield prompt.NO_ANSWER
+            return
+        self._generation = prompt.answer_generation(question, self.sources, history, settings.chat_max_output_tokens)
+        for piece in self.provider.stream(self._generation):
+            if isinstance(piece, Usage):
+                self.usage, self._reported = self.usage.add(piece), True
+                continue
+            text = self._cite.feed(piece)
+            if text:
+                self.text += text
+                yield text
+        rest = self._cite.finish()
+        if rest:
+            self.text += rest
+            yield rest
+
+    def citations(self) -> list[dict[str, Any]]:
+        by_number = {s.n: s for s in self.sources}
+        return [{**by_number[n].citation(), "n": shown} for shown, n in enumerate(self._cite.cited, 1)]
+
+    @property
+    def grounded(self) -> bool:
+        """Whether the answer rests on the documents: it cites something and is not the no-answer sentence."""
+        return bool(self._cite.cited) and self.text.strip() != prompt.NO_ANSWER
+
+    def spent(self) -> Usage:
+        """The usage so far; estimated when the provider has not reported it (the client left early)."""
+        if self._generation is not None and not self._reported:
+            return self.usage.add(estimated_usage(self._generation, self.text))
+        return self.usage
+
+
+def for_turn(provider: ChatModel, embedder: Embedder, settings: Settings) -> ChatModel:
+    """The provider as this turn uses it: the extractive answerer scores sentences with the process's embedder."""
+    if isinstance(provider, ExtractiveAnswerer):
+        return provider.using(embedder, settings.chat_extractive_min_score)
+    return provider
+
+
+@dataclass(frozen=True)
+class Answered:
+    text: str
+    citations: list[dict[str, Any]]
+    sources: list[Source]
+    grounded: bool
+    usage: Usage
+
+
+def answer_question(
+    question: str,
+    *,
+    caller: Caller,
+    db: Database,
+    settings: Settings,
+    embedder: Embedder,
+    provider: ChatModel,
+    collection_ids: tuple[UUID, ...] = (),
+) -> Answered:
+    """One question answered as a first chat turn would be (retrieve, prompt, provider, citation filter),
+    without a session, history or billing: what benchmarks/answers.py scores."""
+    sources = retrieve(db, caller, question, collection_ids, embedder, settings.chat_sources)
+    writing = Answering(for_turn(provider, embedder, settings), sources)
+    for _ in writing.stream(question, [], settings):
+        pass
+    return Answered(writing.text, writing.citations(), sources, writing.grounded, writing.usage)
 
 
 def _charge(db: Database, caller: Caller, usage: Usage, billed: bool, session_id: str, settings: Settings) -> None:

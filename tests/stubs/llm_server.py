@@ -1,6 +1,7 @@
 """A loopback HTTP server speaking the streaming wire formats of OpenAI, Azure OpenAI and Anthropic (SSE).
 
-Each request takes the next scripted :class:`Reply` (or the default one): a streamed answer, an
+Each request takes the next scripted :class:`Reply` (else the ``responder``'s reply to it, else the
+default one): a streamed answer, an
 error status with headers, a stream that stalls after a few events or ends in an error event, a
 connection reset before any answer, or silence. Every request is recorded (path with query,
 headers, JSON body), so tests can see exactly what the SDKs sent. It speaks the wire formats only:
@@ -15,6 +16,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -47,6 +49,9 @@ class LlmStub:
         self._lock = threading.Lock()
         self._script: list[Reply] = []
         self.default = Reply()
+        # Answers computed from the request (the benchmark in tests: a scripted "model" that reads the
+        # prompt's sources and cites, or refuses, by rule).
+        self.responder: Callable[[Recorded], Reply] | None = None
         self.requests: list[Recorded] = []
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -75,11 +80,15 @@ class LlmStub:
             self._script.clear()
             self.requests.clear()
         self.default = Reply()
+        self.responder = None
 
     def _next(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
-            return self._script.pop(0) if self._script else self.default
+            if self._script:
+                return self._script.pop(0)
+            responder = self.responder
+        return responder(recorded) if responder else self.default
 
 
 def _openai_events(reply: Reply, model: str) -> list[bytes]:

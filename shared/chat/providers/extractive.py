@@ -1,31 +1,79 @@
-"""The default provider: no model, no network. Quotes the retrieved sentences that best match the question.
+"""The default provider: no model, no network. Quotes the retrieved sentences that best answer the question.
 
-It reads the sources, never the prompt's prose, so text inside documents cannot instruct it. A
-sentence qualifies when it contains at least half of the question's content words (crudely
-stemmed, stop words dropped); the best few are quoted in document order, each with its source
-number, under a label that says plainly this is extractive. When nothing qualifies it says it
-found no answer instead of guessing. Token usage is estimated (what was read and written), so
-quotas and metering behave as with a model.
+It reads the sources, never the prompt's prose, so text inside documents cannot instruct it. Every
+sentence of the retrieved passages is a candidate, except headings, table rows and fragments (a
+short line with no sentence ending, such as "Updating a Value Based on the Old Value"). Each
+candidate is scored by meaning and by words: the cosine between its embedding and the question's
+(the process's own :class:`~shared.ports.Embedder`, the model search already uses) blended with
+the share of the question's content words it contains, each weighted by how rare it is among the
+candidates. Near-duplicates (the same sentence in two overlapping chunks, or a paraphrase) are
+dropped; the best one to three are quoted verbatim, grouped by passage in reading order, each with
+its source number, under a label that says plainly this is extractive. When even the best sentence
+scores below ``min_score`` it says it found no answer instead of quoting something unrelated.
+
+``min_score`` is calibrated for the local all-MiniLM-L6-v2 model on SciFact
+(``python -m benchmarks.answers --calibrate``, docs/benchmarks.md); another embedding model has
+other cosines, gets a lower bar by default and may be given its own (``CHAT_EXTRACTIVE_MIN_SCORE``). Without an embedder the
+score is the word share alone, with a fixed bar of half the question's weight. Token usage is
+estimated (what was read and written), so quotas and metering behave as with a model.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from shared.chat.prompt import NO_ANSWER
 from shared.chat.providers.base import Generation, Source, Usage
 from shared.ingest.tokens import estimate_tokens
+from shared.ports import Embedder
 
-__all__ = ["LABEL", "NO_ANSWER", "ExtractiveAnswerer", "pick", "sentences"]
+__all__ = [
+    "DEFAULT_MIN_SCORE",
+    "LABEL",
+    "MIN_SCORES",
+    "NO_ANSWER",
+    "Candidate",
+    "ExtractiveAnswerer",
+    "min_score_for",
+    "pick",
+    "rank",
+    "sentences",
+]
 
 LABEL = "Extractive answer (quoted from your documents; no language model was used):"
 MAX_SENTENCES = 3
-_MIN_WORDS, _MAX_CHARS = 4, 400
+# The best sentence must score at least this, per embedding model: cosines differ between models.
+# all-MiniLM-L6-v2's is calibrated on SciFact test (python -m benchmarks.answers --calibrate); another
+# model gets a lower bar (quote rather than refuse) until CHAT_EXTRACTIVE_MIN_SCORE sets its own.
+MIN_SCORES = {"all-MiniLM-L6-v2": 0.40}
+DEFAULT_MIN_SCORE = 0.30
+# Without an embedder: the share of the question's (rarity-weighted) content words a sentence must hold.
+LEXICAL_MIN_SCORE = 0.5
+SEMANTIC_WEIGHT = 0.7  # the rest is the word share
+# A second or third quote must score at least this share of the best one, or it is padding.
+FOLLOW_RATIO = 0.65
+# Sentences embedded per answer (embedding is most of an answer's time): the ones holding most of
+# the question's words, the better-ranked passage first on a tie.
+MAX_CANDIDATES = 16
+PASSAGE_WEIGHT = 0.0  # times the best score in the same passage, added to each sentence's
+RANK_PENALTY = 0.02  # subtracted per place a passage is below the first, so the search's ranking counts a little
+_MIN_WORDS, _MAX_CHARS = 5, 400
+_FRAGMENT_WORDS = 12  # a line without a sentence ending and shorter than this is a heading or a label
+_DUPLICATE_JACCARD = 0.7
+_DUPLICATE_COSINE = 0.93
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”')\]]*\s+")
-_MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*•]\s+|\d+[.)]\s+|>\s*)")
+# A sentence ends at . ! or ? (and any closing quote or bracket) followed by space and a capital,
+# digit or opening quote/bracket, so "e.g. the" and "3.5 mg" do not split.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”')\]]*\s+(?=[\"“(\[]?[A-Z0-9])")
+_ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|et al|vs|cf|Fig|Figs|No|Dr|Mr|Mrs|Ms|St|approx|ca)\.|\b[A-Z]\.)$")
+_HEADING = re.compile(r"^\s*#{1,6}\s")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+|>\s*)")
+_TABLE_ROW = re.compile(r"^\s*\|")
+_ENDS_SENTENCE = re.compile(r"[.!?:;][\"”')\]]*$")
 _STOP = frozenset(
     """
 a about above after again against all am an and any are as at be because been before being below between both
@@ -55,44 +103,174 @@ def _stem(word: str) -> str:
     return word
 
 
-def sentences(text: str) -> list[str]:
-    found = []
+def _blocks(text: str) -> Iterator[str]:
+    """Paragraphs (wrapped lines joined) and list items; headings and table rows are left out."""
+    paragraph: list[str] = []
     for line in text.splitlines():
-        line = _MARKUP.sub("", line).strip()
-        for sentence in _SENTENCE_END.split(line):
-            sentence = " ".join(sentence.split())
-            if len(_WORD.findall(sentence)) >= _MIN_WORDS:
-                found.append(sentence if len(sentence) <= _MAX_CHARS else sentence[: _MAX_CHARS - 1] + "…")
+        if not line.strip() or _HEADING.match(line) or _TABLE_ROW.match(line) or _LIST_ITEM.match(line):
+            if paragraph:
+                yield " ".join(paragraph)
+                paragraph = []
+            if _LIST_ITEM.match(line) and not _HEADING.match(line):
+                yield _LIST_ITEM.sub("", line)
+            continue
+        paragraph.append(line.strip())
+    if paragraph:
+        yield " ".join(paragraph)
+
+
+def _is_fragment(sentence: str, words: int) -> bool:
+    if words < _MIN_WORDS:
+        return True
+    if _ENDS_SENTENCE.search(sentence):
+        return False
+    # No sentence ending: a heading, a caption or a label unless it is long enough to be prose.
+    return words < _FRAGMENT_WORDS
+
+
+def sentences(text: str) -> list[str]:
+    """The quotable sentences of a passage, in order: whole sentences of prose, verbatim (whitespace
+    collapsed; over-long ones cut with an ellipsis)."""
+    found: list[str] = []
+    for block in _blocks(text):
+        pieces: list[str] = []
+        for piece in _SENTENCE_END.split(" ".join(block.split())):
+            if pieces and _ABBREVIATION.search(pieces[-1]):
+                pieces[-1] += " " + piece  # "et al. Smith" is one sentence
+            else:
+                pieces.append(piece)
+        for sentence in pieces:
+            if _is_fragment(sentence, len(_WORD.findall(sentence))):
+                continue
+            found.append(sentence if len(sentence) <= _MAX_CHARS else sentence[: _MAX_CHARS - 1] + "…")
     return found
 
 
-def pick(question: str, sources: list[Source]) -> list[tuple[Source, int, str]]:
-    """The best (source, position, sentence) triples, in document order; [] when nothing answers."""
-    wanted = content_terms(question)
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a retrieved passage and how well it answers the question."""
+
+    source: Source
+    position: int  # the sentence's index in its passage
+    text: str
+    score: float
+    semantic: float
+    lexical: float
+    vector: tuple[float, ...] = ()
+
+
+def _lexical(wanted: set[str], terms: list[set[str]]) -> list[float]:
+    """Per sentence: the share of the question's content words it holds, each weighted by rarity."""
     if not wanted:
-        return []
-    needed = (len(wanted) + 1) // 2
-    scored = []
-    for rank, source in enumerate(sources):
+        return [0.0] * len(terms)
+    count = len(terms)
+    weight = {t: math.log(1 + (count + 1) / (1 + sum(t in s for s in terms))) for t in wanted}
+    total = sum(weight.values())
+    return [sum(weight[t] for t in wanted & s) / total for s in terms]
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def rank(question: str, sources: list[Source], embedder: Embedder | None = None) -> list[Candidate]:
+    """Every quotable sentence of ``sources``, best first (ties: the better-ranked source, then earlier)."""
+    seen: set[str] = set()
+    found: list[tuple[Source, int, str]] = []
+    for source in sources:
         for position, sentence in enumerate(sentences(source.text)):
-            matched = len(wanted & content_terms(sentence))
-            if matched >= needed:
-                # More of the question first; then the better-ranked source, then the shorter sentence.
-                scored.append((-matched, rank, len(sentence), position, source, sentence))
-    scored.sort(key=lambda s: s[:4])
-    best = scored[:MAX_SENTENCES]
-    best.sort(key=lambda s: (s[1], s[3]))
-    return [(s[4], s[3], s[5]) for s in best]
+            key = " ".join(_WORD.findall(sentence.lower()))
+            if key in seen:  # overlapping chunks repeat sentences
+                continue
+            seen.add(key)
+            found.append((source, position, sentence))
+    if not found:
+        return []
+    order = {id(source): place for place, source in enumerate(sources)}
+    wanted = content_terms(question)
+    terms = [content_terms(s) for _, _, s in found]
+    lexical = _lexical(wanted, terms)
+    if embedder is None:
+        scored = [Candidate(src, pos, s, lex, 0.0, lex) for (src, pos, s), lex in zip(found, lexical, strict=True)]
+    else:
+        if len(found) > MAX_CANDIDATES:  # keep the embedding cost bounded: most question words first
+            keep = sorted(range(len(found)), key=lambda i: (-lexical[i], order[id(found[i][0])], i))[:MAX_CANDIDATES]
+            keep.sort()
+            found, lexical = [found[i] for i in keep], [lexical[i] for i in keep]
+        vectors = embedder.embed([question] + [s for _, _, s in found])
+        query = vectors[0]
+        scored = []
+        for (src, pos, s), lex, vector in zip(found, lexical, vectors[1:], strict=True):
+            semantic = _dot(query, vector)
+            score = SEMANTIC_WEIGHT * semantic + (1 - SEMANTIC_WEIGHT) * lex - RANK_PENALTY * order[id(src)]
+            scored.append(Candidate(src, pos, s, score, semantic, lex, tuple(vector)))
+    if PASSAGE_WEIGHT:  # a sentence of a passage that answers well elsewhere too is likelier to be the evidence
+        best: dict[int, float] = {}
+        for c in scored:
+            best[id(c.source)] = max(best.get(id(c.source), c.score), c.score)
+        scored = [replace(c, score=c.score + PASSAGE_WEIGHT * best[id(c.source)]) for c in scored]
+    scored.sort(key=lambda c: (-c.score, order[id(c.source)], c.position))
+    return scored
+
+
+def _duplicate(a: Candidate, b: Candidate) -> bool:
+    if a.vector and b.vector and _dot(a.vector, b.vector) >= _DUPLICATE_COSINE:
+        return True
+    wa, wb = set(_WORD.findall(a.text.lower())), set(_WORD.findall(b.text.lower()))
+    return len(wa & wb) / max(1, len(wa | wb)) >= _DUPLICATE_JACCARD
+
+
+def min_score_for(embedder: Embedder) -> float:
+    """The refusal bar calibrated for ``embedder``'s model, else the bar for uncalibrated models."""
+    return MIN_SCORES.get(embedder.model_id, DEFAULT_MIN_SCORE)
+
+
+def pick(
+    question: str, sources: list[Source], embedder: Embedder | None = None, min_score: float | None = None
+) -> list[Candidate]:
+    """The sentences to quote, in reading order; [] when even the best one does not answer well enough.
+
+    Reading order: passages in the order of their best quoted sentence, sentences of one passage in
+    the order they are written.
+    """
+    ranked = rank(question, sources, embedder)
+    if embedder is None:
+        bar = LEXICAL_MIN_SCORE
+    else:
+        bar = min_score_for(embedder) if min_score is None else min_score
+    if not ranked or ranked[0].score < bar:
+        return []
+    chosen: list[Candidate] = []
+    for candidate in ranked:
+        if len(chosen) == MAX_SENTENCES or candidate.score < max(bar, FOLLOW_RATIO * ranked[0].score):
+            break
+        if not any(_duplicate(candidate, kept) for kept in chosen):
+            chosen.append(candidate)
+    first: dict[int, int] = {}  # source -> rank of its best quoted sentence
+    for index, candidate in enumerate(chosen):
+        first.setdefault(id(candidate.source), index)
+    return sorted(chosen, key=lambda c: (first[id(c.source)], c.position))
 
 
 class ExtractiveAnswerer:
+    """Quotes; never writes. ``embedder`` scores sentences by meaning (see the module docstring)."""
+
     name = "extractive"
-    model = "extractive-v1"
+    model = "extractive-v2"
     extractive = True
 
+    def __init__(self, embedder: Embedder | None = None, min_score: float | None = None) -> None:
+        self.embedder = embedder
+        self.min_score = min_score
+
+    def using(self, embedder: Embedder, min_score: float | None = None) -> ExtractiveAnswerer:
+        """This answerer scoring with ``embedder`` (the process's, handed down by the chat turn);
+        ``min_score`` None: the bar calibrated for that embedder's model."""
+        return ExtractiveAnswerer(embedder, min_score_for(embedder) if min_score is None else min_score)
+
     def stream(self, generation: Generation) -> Iterator[str | Usage]:
-        chosen = pick(generation.question, generation.sources)
-        pieces = [NO_ANSWER] if not chosen else [LABEL + "\n"] + [f'\n- "{s}" [{src.n}]' for src, _, s in chosen]
+        chosen = pick(generation.question, generation.sources, self.embedder, self.min_score)
+        pieces = [NO_ANSWER] if not chosen else [LABEL + "\n"] + [f'\n- "{c.text}" [{c.source.n}]' for c in chosen]
         yield from pieces
         read = generation.question + "".join(source.text for source in generation.sources)
         yield Usage(estimate_tokens(read), estimate_tokens("".join(pieces)), estimated=True)
