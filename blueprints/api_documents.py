@@ -53,7 +53,11 @@ def documents_delete(request: ApiRequest) -> Response:
 def documents_reindex(request: ApiRequest) -> Response:
     return ok(
         documents.reindex_document(
-            request.db, request.services.job_queue, request.caller, request.path_id("documentId", "document")
+            request.db,
+            request.services.job_queue,
+            request.caller,
+            request.path_id("documentId", "document"),
+            request.services.blobs,
         ),
         status=202,
     )

@@ -13,7 +13,7 @@ from shared.db import Database
 from shared.errors import Conflict, Invalid, NotFound, Unavailable
 from shared.jobs import IndexJob
 from shared.ports import BlobStore
-from shared.storage import BlobRef
+from shared.storage import BlobMissing, BlobRef
 from shared.tenancy import Caller, Role
 
 _log = logging.getLogger(__name__)
@@ -170,8 +170,14 @@ def delete_document(db: Database, blobs: BlobStore, caller: Caller, document_id:
         _log.warning("document %s deleted; its blob is left to the orphan sweep", document_id, exc_info=True)
 
 
-def reindex_document(db: Database, queue: Any, caller: Caller, document_id: UUID) -> dict[str, Any]:
-    """Queue the current blob version again (e.g. after a failure or a parser upgrade)."""
+def reindex_document(
+    db: Database, queue: Any, caller: Caller, document_id: UUID, blobs: BlobStore | None = None
+) -> dict[str, Any]:
+    """Queue the current blob version again (e.g. after a failure or a parser upgrade).
+
+    With ``blobs``, a document whose file is gone (an upload refused for its size is deleted) is a
+    409 asking for a new upload, instead of a job that can only fail again.
+    """
     caller.require(Role.MEMBER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         row = conn.execute(
@@ -185,6 +191,13 @@ def reindex_document(db: Database, queue: Any, caller: Caller, document_id: UUID
             raise Conflict("The document has not been uploaded yet.")
         if row["status"] in ("queued", "processing"):
             raise Conflict(f"The document is already {row['status']}.")
+        if blobs is not None:
+            try:
+                blobs.properties(BlobRef(caller.tenant_id, row["collection_id"], document_id))
+            except BlobMissing:
+                raise Conflict(
+                    "The uploaded file is no longer stored, so it cannot be indexed again; upload it again."
+                ) from None
         conn.execute(
             "UPDATE documents SET status = 'queued', error = NULL, indexed_etag = NULL, updated_at = now()"
             " WHERE tenant_id = %s AND document_id = %s",

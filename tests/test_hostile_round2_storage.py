@@ -211,3 +211,17 @@ def test_a_storage_failure_on_delete_still_deletes_the_document_and_leaves_the_b
         now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
     )
     assert {"name": name, "size": 5, "reason": "deleted"} in report.removed and not _blob_exists(name)
+
+
+def test_a_refused_upload_offers_no_reindex_that_can_only_fail_again(
+    client: Client, pipeline: Pipeline, settings_override: Any
+) -> None:
+    settings_override(MAX_UPLOAD_BYTES="50000")
+    user = _user(client)
+    upload = _request_upload(user, _collection(user), 10)
+    assert put_blob(upload, b"x" * 60_000) == 201
+    pipeline.settle()
+    assert user.get(f"/api/documents/{upload['documentId']}").json()["status"] == "failed"
+    again = user.post(f"/api/documents/{upload['documentId']}/reindex")
+    assert again.status == 409 and "upload it again" in again.json()["detail"]
+    assert user.get(f"/api/documents/{upload['documentId']}").json()["status"] == "failed"  # nothing queued
