@@ -165,3 +165,19 @@ def test_articles_that_each_open_a_page_are_kept():
     pages = [[f"ARTICLE {n}", f"The {_WORDS[n]} clause says what it says in detail."] for n in range(1, 6)]
     doc = parse_document(build_pdf(pages))
     assert all(f"ARTICLE {n}" in doc.text for n in range(1, 6))
+
+
+def test_a_diagrams_lettering_and_an_author_list_are_not_headings():
+    prose = [(line, BODY, False) for line in _PROSE]
+    title_page = [
+        ("Trace Trees for Dynamic Languages", 18, False),
+        ("Andreas Gal, Brendan Eich, Mike Shaver, David Anderson", 13, False),
+        *prose,
+        ("1. Introduction", 12, True),
+        *prose,
+    ]
+    diagram = [(label, 13, True) for label in ("Trunk Trace", "Tree Anchor", "Branch Trace", "Side Exit")]
+    figure_page = [*prose, *diagram, *prose, ("Nested Tree", 13, True), *prose, ("2. Overview", 12, True), *prose]
+    doc = parse_document(build_pdf(streams=[typeset_stream(title_page), typeset_stream(figure_page)]))
+    headings = [b.text for b in doc.blocks if b.kind == "heading"]
+    assert headings == ["Trace Trees for Dynamic Languages", "1. Introduction", "2. Overview"]

@@ -154,12 +154,18 @@ class _Typography:
                 bold, total = bold + line.bold, total + line.chars
         self.body = sizes.most_common(1)[0][0] if sizes else None
         self.bold_is_rare = total > 0 and bold < 0.3 * total
-        larger: set[float] = {
-            size
-            for lines in pages
-            for line in lines
-            if (size := line.size) is not None and self._is_heading_sized(line) and self._reads_as_heading(line.text)
-        }
+        found: dict[float, list[int]] = {}  # heading size -> pages of the lines set in it
+        for page, lines in enumerate(pages):
+            for line in lines:
+                if (
+                    (size := line.size) is not None
+                    and self._is_heading_sized(line)
+                    and self._reads_as_heading(line.text)
+                ):
+                    found.setdefault(size, []).append(page)
+        # A size used by one line past the first page, unnumbered, is a figure's lettering
+        # ("Exit Guard Nested Tree" in a diagram), not a level of the document's outline.
+        larger = {size for size, on in found.items() if len(on) > 1 or on[0] == 0}
         self.levels = {size: min(rank, _MAX_TYPESET_LEVEL) for rank, size in enumerate(sorted(larger, reverse=True), 1)}
         self.bold_level = min(len(self.levels) + 1, _MAX_TYPESET_LEVEL)
         # "Abstract" set like "1 Introduction" is its sibling: an unnumbered heading takes the
@@ -173,7 +179,21 @@ class _Typography:
         self.style_ranks = {style: counter.most_common(1)[0][0] for style, counter in ranks.items()}
 
     def hints(self) -> list[list[int]]:
-        return [_demote_clusters([self._hint(line) for line in lines]) for lines in self.pages]
+        raw = [[self._hint(line) for line in lines] for lines in self.pages]
+        kept = [_demote_clusters(page) for page in raw]
+        # A size whose heading lines mostly sit in clusters (a diagram's lettering) is lettering
+        # wherever it appears, even where one label happens to stand alone.
+        before: Counter[float | None] = Counter()
+        after: Counter[float | None] = Counter()
+        for lines, first, second in zip(self.pages, raw, kept, strict=True):
+            for line, a, b in zip(lines, first, second, strict=True):
+                before[line.size] += a > 0
+                after[line.size] += b > 0
+        lettering = {size for size, n in before.items() if n and after[size] < 0.5 * n}
+        return [
+            [BODY_TEXT if hint > 0 and line.size in lettering else hint for line, hint in zip(lines, page, strict=True)]
+            for lines, page in zip(self.pages, kept, strict=True)
+        ]
 
     def _is_heading_sized(self, line: _Line) -> bool:
         return self.body is not None and line.size is not None and line.size >= self.body * _HEADING_SIZE
@@ -207,6 +227,7 @@ class _Typography:
             _HEADING_WORD.search(stripped) is not None
             and len(stripped.split()) <= _MAX_HEADING_WORDS
             and not stripped.endswith((",", ";"))
+            and stripped.count(",") < 3  # a list of authors or affiliations
             and not (stripped.endswith(".") and len(stripped.split()) > 8)  # a sentence set in bold
             and not stripped[:1].islower()
             and _CAPTION.match(stripped) is None
