@@ -25,6 +25,7 @@ from tests.helpers import Client, Response
 from tests.pipeline import Pipeline
 from tests.stubs.llm_server import LlmStub, Reply
 from tests.test_ingestion import upload
+from tests.test_invitations import invite_and_accept
 
 CONTRACT = b"""# Supply Agreement
 
@@ -83,8 +84,8 @@ def world(host: str, pipeline: Pipeline) -> dict[str, Any]:
     bea = base.as_user(f"bea-{tag}", email=f"bea-{tag}@example.com")
     tenant_a = ann.get("/api/me").json()["tenant"]["id"]
     tenant_b = bea.get("/api/me").json()["tenant"]["id"]
-    carl.get("/api/me")  # signed in before, so adding him makes him a member at once
-    assert ann.post("/api/members", {"email": f"carl-{tag}@example.com", "role": "member"}).status == 201
+    carl.get("/api/me")
+    invite_and_accept(ann, carl, f"carl-{tag}@example.com", "member")  # membership by consent (#17)
     legal = ann.post("/api/collections", {"name": "legal"}).json()["id"]
     hr = ann.post("/api/collections", {"name": "hr"}).json()["id"]
     contract = upload(ann, legal, "supply.md", CONTRACT)["documentId"]
