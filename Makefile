@@ -41,6 +41,8 @@ $(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
 browser:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
+	@command -v shellcheck >/dev/null || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq shellcheck >/dev/null)
 
 dev: install
 	$(BIN)/python -m devhost
