@@ -3,10 +3,11 @@
 It reads the sources, never the prompt's prose, so text inside documents cannot instruct it. Every
 sentence of the retrieved passages is a candidate, except headings, table rows and fragments (a
 short line with no sentence ending, such as "Updating a Value Based on the Old Value"). Each
-candidate is scored by meaning and by words: the cosine between its embedding and the question's
-(the process's own :class:`~shared.ports.Embedder`, the model search already uses) blended with
-the share of the question's content words it contains, each weighted by how rare it is among the
-candidates. Near-duplicates (the same sentence in two overlapping chunks, or a paraphrase) are
+candidate is scored by words, the share of the question's content words it contains, each weighted
+by how rare it is among the candidates; the ``MAX_CANDIDATES`` best by words (embedding is most of
+an answer's time) are then scored by meaning too: the cosine between their embedding and the
+question's (the process's own :class:`~shared.ports.Embedder`, the model search already uses),
+blended with the word share, less a little per place their passage ranked below the first. Near-duplicates (the same sentence in two overlapping chunks, or a paraphrase) are
 dropped; the best one to three are quoted verbatim, grouped by passage in reading order, each with
 its source number, under a label that says plainly this is extractive. When even the best sentence
 scores below ``min_score`` it says it found no answer instead of quoting something unrelated.
@@ -57,7 +58,7 @@ SEMANTIC_WEIGHT = 0.7  # the rest is the word share
 FOLLOW_RATIO = 0.65
 # Sentences embedded per answer (embedding is most of an answer's time): the ones holding most of
 # the question's words, the better-ranked passage first on a tie.
-MAX_CANDIDATES = 16
+MAX_CANDIDATES = 8
 PASSAGE_WEIGHT = 0.0  # times the best score in the same passage, added to each sentence's
 RANK_PENALTY = 0.02  # subtracted per place a passage is below the first, so the search's ranking counts a little
 _MIN_WORDS, _MAX_CHARS = 5, 400
