@@ -140,6 +140,10 @@ def prepared_database(dataset: beir.Dataset, embedder: Any, *, reuse: bool) -> t
             with psycopg.connect(urls["admin"]) as conn:
                 row = conn.execute("SELECT tenant_id, count(*) FROM documents GROUP BY tenant_id").fetchone()
             if row and row[1] == len(dataset.corpus):
+                from shared.db.migrate import migrate
+
+                # Migrations added since it was built (new search functions...) apply to it too.
+                migrate(urls["admin"], app_role="folio_app", embedding_model="all-MiniLM-L6-v2", embedding_dim=384)
                 return urls, row[0], {"reused": True}
         except psycopg.OperationalError:
             pass
