@@ -65,11 +65,8 @@ pgbouncer:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pgbouncer >/dev/null)
 
 # Skips only the tests that create scratch databases of their own (they need the server directly).
-# Deselected until benchmarks/answers.py honours DATABASE_SERVER_PREPARE (its pool prepares statements,
-# which PgBouncer 1.18 in transaction mode cannot keep): the answer benchmark's end-to-end test.
-PGBOUNCER_DESELECT := --deselect tests/test_answers.py::test_answer_benchmark_scores_a_model_provider_end_to_end
 test-pgbouncer: install browser pgbouncer
-	$(BIN)/python -m devhost.pgbouncer -- $(BIN)/python -m pytest -p no:cacheprovider $(PGBOUNCER_DESELECT) $(PYTEST_ARGS)
+	$(BIN)/python -m devhost.pgbouncer -- $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # Stops every local server this checkout started (dev, test and benchmark PostgreSQL; PgBouncer).
 stop:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import beir
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, app_database
 
 REFUSAL_BUDGET = 0.10  # --calibrate: the most claims the chosen threshold may refuse
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -151,10 +151,9 @@ def evaluate(
     """Every claim (and off-topic question) through ``answer_question``; the shares and the median time."""
     from shared.chat import prompt
     from shared.chat.answer import answer_question
-    from shared.db import Database
     from shared.tenancy import Caller, Role
 
-    db = Database(urls["app"], max_size=2)
+    db = app_database(urls["app"])
     caller = Caller(tenant, Role.VIEWER, "user", "benchmark")
     doc_of = _document_ids(urls, tenant)
     outcomes, times = [], []
@@ -197,10 +196,9 @@ def calibrate(
     threshold that refuses the most off-topic questions while refusing at most REFUSAL_BUDGET of claims."""
     from shared.chat.answer import retrieve
     from shared.chat.providers.extractive import rank
-    from shared.db import Database
     from shared.tenancy import Caller, Role
 
-    db = Database(urls["app"], max_size=2)
+    db = app_database(urls["app"])
     caller = Caller(tenant, Role.VIEWER, "user", "benchmark")
 
     def best(question: str) -> float:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_PG_PORT = int(os.environ.get("FOLIO_BENCH_PG_PORT", "54331"))
+
+
+if TYPE_CHECKING:
+    from shared.db import Database
 
 
 def scratch_database(name: str, *, embedding_dim: int = 384, embedding_model: str = "all-MiniLM-L6-v2") -> dict:
@@ -18,11 +23,27 @@ def scratch_database(name: str, *, embedding_dim: int = 384, embedding_model: st
     if os.environ.get("BENCH_ADMIN_URL"):
         urls = {"admin": os.environ["BENCH_ADMIN_URL"], "app": os.environ["BENCH_APP_URL"]}
     else:
-        pg = local_pg.start(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)
+        pg = local_pg.held_for_process(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)  # stops when this run ends
         local_pg.ensure_database(pg, name, app_role="folio_app", recreate=True)
         urls = {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
     migrate(urls["admin"], app_role="folio_app", embedding_model=embedding_model, embedding_dim=embedding_dim)
     return urls
+
+
+def app_database(url: str, *, max_size: int = 2) -> Database:
+    """The app role's pool as the app builds it: signed tenant context (DATABASE_CONTEXT_KEY) and
+    server-side prepares (off behind PgBouncer) as the settings say."""
+    from shared.config import get_settings
+    from shared.db import Database
+
+    settings = get_settings()
+    key = settings.database_context_key
+    return Database(
+        url,
+        max_size=max_size,
+        server_prepare=settings.database_server_prepare,
+        context_key=key.reveal().encode() if key is not None and key.is_set() else None,
+    )
 
 
 def create_tenant(admin_url: str, name: str = "bench") -> tuple[uuid.UUID, uuid.UUID]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import beir
-from benchmarks.common import ROOT, create_tenant, scratch_database
+from benchmarks.common import ROOT, app_database, create_tenant, scratch_database
 
 MODES = ("lexical", "vector", "hybrid")
 
@@ -30,14 +30,13 @@ def ingest(dataset: beir.Dataset, urls: dict[str, str], embedder: Any) -> dict[s
     """Every corpus entry as a Markdown document (title as heading), through the real pipeline code."""
     import psycopg
 
-    from shared.db import Database
     from shared.indexer import copy_chunks, embedding_text
     from shared.ingest.chunker import chunk_document
     from shared.ingest.parsers import parse_document
     from shared.jobs import IndexJob
 
     tenant, collection = create_tenant(urls["admin"], "retrieval")
-    db = Database(urls["app"], max_size=2)
+    db = app_database(urls["app"])
     started = time.perf_counter()
     chunk_total = 0
     items = list(dataset.corpus.items())
@@ -82,11 +81,10 @@ def evaluate(
     modes: tuple[str, ...] = MODES,
     **options: Any,
 ) -> dict[str, Any]:
-    from shared.db import Database
     from shared.search import SearchRequest, search
     from shared.tenancy import Caller, Role
 
-    db = Database(urls["app"], max_size=2)
+    db = app_database(urls["app"])
     caller = Caller(tenant, Role.VIEWER, "user", "benchmark")
     doc_ids = _document_ids(urls, tenant)
     ndcg: dict[str, float] = {}
@@ -134,7 +132,7 @@ def prepared_database(dataset: beir.Dataset, embedder: Any, *, reuse: bool) -> t
         from benchmarks.common import BENCH_PG_PORT
         from devhost import postgres as local_pg
 
-        pg = local_pg.start(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)
+        pg = local_pg.held_for_process(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)  # stops when this run ends
         urls = {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
         try:
             with psycopg.connect(urls["admin"]) as conn:

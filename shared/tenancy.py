@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from uuid import UUID
 
-from shared.db import Database, one
+from shared.db import Database, identity_claim, one
 from shared.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from shared.identity import apikeys
 from shared.identity.principal import ApiKeyCredential, Principal
@@ -106,7 +106,9 @@ def _user_id(db: Database, principal: Principal) -> UUID:
     cached = _user_ids.get(key)
     if cached is not None:
         return cached
-    with db.transaction() as conn:
+    # Signed for this identity (migration 0009): folio_sign_in may write only the user it names.
+    identity = identity_claim(principal.idp, principal.subject, principal.email, principal.email_verified)
+    with db.transaction(identity=identity) as conn:
         row = conn.execute("SELECT folio_find_user(%s, %s) AS user_id", key).fetchone()
         user_id = row["user_id"] if row else None
         if user_id is None:

@@ -22,6 +22,7 @@ TEST_PG_PORT = int(os.environ.get("FOLIO_TEST_PG_PORT", "54330"))
 # One database per pytest process, so parallel runs on one machine never drop each other's data.
 TEST_DB = f"folio_test_{os.getpid()}"
 APP_ROLE = "folio_app"
+TEST_CONTEXT_KEY = "folio-test-context-key-not-a-secret"
 
 
 def _restore_environment(saved: dict[str, str | None]) -> None:
@@ -64,7 +65,13 @@ def database_urls(postgres: object) -> dict[str, str]:
         urls = {"admin": os.environ["FOLIO_TEST_ADMIN_URL"], "app": os.environ["FOLIO_TEST_APP_URL"]}
     else:
         urls = {"admin": postgres.url(database=TEST_DB), "app": postgres.url(APP_ROLE, TEST_DB)}  # type: ignore[attr-defined]
-    migrate(urls["admin"], app_role=APP_ROLE, embedding_model="all-MiniLM-L6-v2", embedding_dim=384)
+    migrate(
+        urls["admin"],
+        app_role=APP_ROLE,
+        embedding_model="all-MiniLM-L6-v2",
+        embedding_dim=384,
+        context_key=TEST_CONTEXT_KEY.encode(),
+    )
     return urls
 
 
@@ -112,6 +119,9 @@ def app_environment(database_urls: dict[str, str], azurite: str) -> Iterator[dic
         "DATABASE_URL": database_urls["app"],
         "DATABASE_ADMIN_URL": database_urls["admin"],
         "DATABASE_POOL_MAX": "8",
+        # Every transaction's tenant is signed, as in production (migration 0009): the whole suite runs
+        # with row-level security that an unsigned set_config cannot steer.
+        "DATABASE_CONTEXT_KEY": TEST_CONTEXT_KEY,
         "APP_CONFIG_ENDPOINT": "",
         "KEY_VAULT_URL": "",
         "STORAGE_CONNECTION_STRING": azurite,

@@ -26,6 +26,7 @@ from shared.chat.prompt import NO_ANSWER
 from shared.chat.providers.base import Generation, Source, Usage, complete
 from shared.chat.providers.extractive import LABEL, ExtractiveAnswerer, pick, sentences
 from shared.config import load_settings
+from tests.conftest import TEST_CONTEXT_KEY
 from tests.stubs.llm_server import LlmStub, Recorded, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,6 +204,10 @@ def test_answer_benchmark_scores_a_model_provider_end_to_end(database_urls: dict
             "HOME": os.environ.get("HOME", ""),
             "BENCH_ADMIN_URL": database_urls["admin"],
             "BENCH_APP_URL": database_urls["app"],
+            # The test database signs each transaction's tenant (tests/conftest.py), and under PgBouncer the
+            # benchmark's pool must not prepare statements: the same settings as the app's.
+            "DATABASE_CONTEXT_KEY": TEST_CONTEXT_KEY,
+            **{k: os.environ[k] for k in ("DATABASE_SERVER_PREPARE",) if k in os.environ},
             "OPENAI_API_KEY": "sk-test",
             "OPENAI_BASE_URL": llm.url + "/v1",
         }

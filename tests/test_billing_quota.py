@@ -17,6 +17,7 @@ from shared.errors import ConfigError, QuotaExceeded
 from tests.helpers import Client
 from tests.stripe_events import new_owner, subscribe
 from tests.stubs.stripe_server import StripeStub
+from tests.test_tenant_isolation import _set_tenant
 
 _LIMITS = {"documents": 1, "storageBytes": 1, "pagesPerMonth": 1, "searchesPerMonth": 1, "chatTokensPerMonth": 1}
 
@@ -331,7 +332,7 @@ def test_billing_tables_are_tenant_isolated_with_two_narrow_exceptions(
     tables = ("billing_accounts", "usage_counters", "meter_outbox")
     with app_conn.transaction():
         assert all(one(app_conn.execute(f"SELECT count(*) AS n FROM {t}").fetchone())["n"] == 0 for t in tables)
-        _set(app_conn, "app.tenant_id", tenant_a)
+        _set_tenant(app_conn, tenant_a)
         for table in tables:
             seen = {str(r["tenant_id"]) for r in app_conn.execute(f"SELECT tenant_id FROM {table}")}
             assert seen == {tenant_a}, table

@@ -19,7 +19,7 @@ from typing import Any
 from shared.billing.entitlements import lock_account
 from shared.billing.subscriptions import Snapshot, apply_checkout_completed, apply_invoice, apply_snapshot
 from shared.config import Settings
-from shared.db import Conn, Database
+from shared.db import Conn, Database, enter_tenant
 from shared.errors import Invalid, PayloadTooLarge
 
 _log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def _account_for_customer(conn: Conn, customer: Any) -> dict[str, Any] | None:
         if rows:
             _log.error("Stripe customer %s belongs to several workspaces; event not applied", customer)
         return None
-    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(rows[0]["tenant_id"]),))
+    enter_tenant(conn, rows[0]["tenant_id"])  # signed like the pool's own context (migration 0009)
     return lock_account(conn, rows[0]["tenant_id"])
 
 

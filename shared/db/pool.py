@@ -62,6 +62,18 @@ def _values(names: dict[str, str]) -> list[str]:
     return [v for pair in names.items() for v in pair]
 
 
+@contextmanager
+def _begun(conn: Conn) -> Iterator[None]:
+    """End a transaction begun with a plain BEGIN: COMMIT when the block succeeds, else ROLLBACK."""
+    try:
+        yield
+    except BaseException:
+        if not conn.closed:
+            conn.rollback()
+        raise
+    conn.commit()
+
+
 def enter_tenant(conn: Conn, tenant_id: UUID | None, user_id: UUID | None = None) -> None:
     """Switch an open transaction of the pool to another tenant (e.g. the one a Stripe event names).
 
@@ -198,14 +210,18 @@ class Database:
                 else:
                     _KEYS[conn] = self._context_key
                     # Pipelined: BEGIN and the binding go in one round trip, the signed settings in the
-                    # next, so signing adds no round trip to the unsigned BEGIN + settings.
+                    # next, so signing adds no round trip to the unsigned BEGIN + settings. The
+                    # transaction is begun and ended by hand, not with conn.transaction(): a psycopg
+                    # transaction entered in pipeline mode keeps the connection in pipeline mode until
+                    # it ends, and COPY (shared/indexer.py) cannot run in pipeline mode.
                     with conn.pipeline():
-                        transaction.enter_context(conn.transaction())
+                        conn.execute("BEGIN")
                         binding = one(conn.execute(_BINDING).fetchone())["b"]
                         names["app.context_sig"] = _signature(self._context_key, tenant, user, "", binding)
                         if identity:
                             names["app.identity_sig"] = _signature(self._context_key, "", "", identity, binding)
                         conn.execute(_preamble(names), _values(names))
+                    transaction.enter_context(_begun(conn))
                 yield conn
         except (psycopg.OperationalError, psycopg.errors.QueryCanceled) as exc:
             raise Unavailable("The database is unavailable; try again shortly.") from exc
