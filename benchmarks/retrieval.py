@@ -81,7 +81,7 @@ def evaluate(
     modes: tuple[str, ...] = MODES,
     **options: Any,
 ) -> dict[str, Any]:
-    from shared.search import SearchRequest, search
+    from shared.search import EVALUATION_MAX_TOP, SearchRequest, search
     from shared.tenancy import Caller, Role
 
     db = app_database(urls["app"])
@@ -94,7 +94,13 @@ def evaluate(
         scores_n, scores_r, times = [], [], []
         for query_id, text in dataset.queries.items():
             started = time.perf_counter()
-            result = search(db, caller, SearchRequest(query=text, mode=mode, top=100, **options), embedder=embedder)
+            result = search(
+                db,
+                caller,
+                SearchRequest(query=text, mode=mode, top=100, **options),
+                embedder=embedder,
+                max_top=EVALUATION_MAX_TOP,
+            )
             times.append(time.perf_counter() - started)
             ranked: list[str] = []
             for hit in result["results"]:  # documents by their best chunk

@@ -46,7 +46,9 @@ if TYPE_CHECKING:
 
 MODES = ("hybrid", "lexical", "vector")
 MAX_QUERY_CHARS = 1000
-MAX_TOP = 50
+MAX_TOP = 50  # what a caller of the API may ask for
+# What evaluation may ask for: recall@100 is measured through search() itself (benchmarks.retrieval).
+EVALUATION_MAX_TOP = 100
 # Below this many chunks a workspace reads its own rows for lexical candidates: that beats GIN
 # postings that span every workspace.
 SMALL_WORKSPACE_CHUNKS = 5_000
@@ -91,7 +93,7 @@ class SearchRequest:
     tuning: Tuning = field(default_factory=Tuning)
     expand_synonyms: bool = True  # legal abbreviations and synonyms, lexical leg only
 
-    def validate(self) -> SearchRequest:
+    def validate(self, max_top: int = MAX_TOP) -> SearchRequest:
         query = " ".join(self.query.split())
         if not query:
             raise Invalid("Field 'query' must not be empty.", fields=["query"])
@@ -99,8 +101,8 @@ class SearchRequest:
             raise Invalid(f"Field 'query' must be at most {MAX_QUERY_CHARS} characters.", fields=["query"])
         if self.mode not in MODES:
             raise Invalid("Field 'mode' must be one of: hybrid, lexical, vector.", fields=["mode"])
-        if not 1 <= self.top <= MAX_TOP:
-            raise Invalid(f"Field 'top' must be between 1 and {MAX_TOP}.", fields=["top"])
+        if not 1 <= self.top <= max_top:
+            raise Invalid(f"Field 'top' must be between 1 and {max_top}.", fields=["top"])
         return SearchRequest(
             query,
             self.mode,
@@ -290,13 +292,15 @@ def search(
     embedder: Embedder,
     highlight: bool = True,
     charge: Callable[[Connection[Any]], object] | None = None,
+    max_top: int = MAX_TOP,
 ) -> dict[str, Any]:
     """Results for ``request`` within the caller's workspace only.
 
     ``charge`` runs in the search's own transaction before the query (the searches quota: see
     :func:`search_workspace`), so a search that fails is not counted and one over the limit never runs.
+    ``max_top`` is the API's limit; only evaluation raises it (to EVALUATION_MAX_TOP).
     """
-    request = request.validate()
+    request = request.validate(max_top)
     started = time.perf_counter()
     tuning = request.tuning
     params = build_params(caller, request, highlight=highlight)
