@@ -109,7 +109,9 @@ class Settings:
     # --- runtime mode -------------------------------------------------------------------
     environment: str = _setting("FOLIO_ENVIRONMENT", "dev", doc="dev | test | prod; also the App Configuration label")
     dev_mode: bool = _setting(
-        "FOLIO_DEV_MODE", False, doc="Local development: trusts the SWA principal header without SWA; never in Azure"
+        "FOLIO_DEV_MODE",
+        False,
+        doc="local development: trusts the x-ms-client-principal header (dev sign-in); never in Azure",
     )
 
     # --- database -----------------------------------------------------------------------
@@ -158,11 +160,6 @@ class Settings:
         doc="expected `iss`, `{tenantid}` standing for the token's `tid`; defaults to Entra's v2.0 issuer",
     )
     auth_jwks_url: str | None = _setting("AUTH_JWKS_URL", doc="JWKS endpoint; defaults from AUTH_ENTRA_TENANT_ID")
-    auth_trust_swa_principal: bool = _setting(
-        "AUTH_TRUST_SWA_PRINCIPAL",
-        False,
-        doc="deprecated, never honoured in Azure: trusts x-ms-client-principal like FOLIO_DEV_MODE (tests only)",
-    )
     azure_site_name: str | None = _setting(
         "WEBSITE_SITE_NAME", doc="set by Azure on every function app; there x-ms-client-principal is always a 401"
     )

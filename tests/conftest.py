@@ -114,8 +114,8 @@ def app_environment(database_urls: dict[str, str], azurite: str) -> Iterator[dic
 
     env = {
         "FOLIO_ENVIRONMENT": "test",
-        "FOLIO_DEV_MODE": "false",
-        "AUTH_TRUST_SWA_PRINCIPAL": "true",
+        # The suite signs in as the local host does: the x-ms-client-principal header, trusted only in dev mode.
+        "FOLIO_DEV_MODE": "true",
         "DATABASE_URL": database_urls["app"],
         "DATABASE_ADMIN_URL": database_urls["admin"],
         "DATABASE_POOL_MAX": "8",
@@ -146,7 +146,7 @@ def app_environment(database_urls: dict[str, str], azurite: str) -> Iterator[dic
 
 @pytest.fixture
 def settings_override(app_environment: dict[str, str]) -> Iterator[object]:
-    """Change settings for one test: ``settings_override(AUTH_TRUST_SWA_PRINCIPAL="false")``."""
+    """Change settings for one test: ``settings_override(FOLIO_DEV_MODE="false")``."""
     from shared.config import reset_settings
 
     changed: dict[str, str | None] = {}

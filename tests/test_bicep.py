@@ -62,7 +62,6 @@ NOT_APP_SETTINGS = {
 # Production values the app relies on (the sample file holds the local ones).
 REQUIRED_VALUES = {
     "FOLIO_DEV_MODE": "false",
-    "AUTH_TRUST_SWA_PRINCIPAL": "false",
     "DATABASE_ENTRA_AUTH": "true",
     "AzureWebJobsStorage__credential": "managedidentity",
     "ServiceBusConnection__credential": "managedidentity",

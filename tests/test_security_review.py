@@ -239,7 +239,7 @@ def test_bearer_token_without_bearer_configuration_is_401_not_500(client: Client
 
 
 def test_swa_header_not_trusted_when_flag_off(client: Client, settings_override: Any) -> None:
-    settings_override(AUTH_TRUST_SWA_PRINCIPAL="false", FOLIO_DEV_MODE="false")
+    settings_override(FOLIO_DEV_MODE="false")
     assert _user(client).get("/api/me").status == 401
 
 

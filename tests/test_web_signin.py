@@ -165,7 +165,6 @@ def production_auth(stack: Stack, settings_override: Any) -> Stack:
         AUTH_ISSUER=stack.idp.issuer_template,
         AUTH_JWKS_URL=stack.idp.jwks_url,
         FOLIO_DEV_MODE="false",
-        AUTH_TRUST_SWA_PRINCIPAL="false",
     )
     return stack
 

@@ -139,9 +139,9 @@ var appSettings = {
   DATABASE_POOL_MAX: string(databasePoolMax)
 
   // Authentication in code (shared/identity/): Entra bearer tokens from the web app (MSAL) or API
-  // keys. The web app calls this app directly (CORS below); no Static Web Apps backend link, so the
-  // x-ms-client-principal header is never trusted here (a forged one is a 401).
-  AUTH_TRUST_SWA_PRINCIPAL: 'false'
+  // keys. The web app calls this app directly (CORS below); no Static Web Apps backend link. The
+  // x-ms-client-principal header is the local dev sign-in only: never trusted where Azure sets
+  // WEBSITE_SITE_NAME, whatever FOLIO_DEV_MODE says (a forged one is a 401).
   AUTH_ENTRA_TENANT_ID: authEntraTenantId
   AUTH_ALLOWED_TENANTS: authAllowedTenants
   AUTH_AUDIENCE: authAudience

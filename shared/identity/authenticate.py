@@ -67,4 +67,4 @@ def trusts_client_principal(settings: Settings) -> bool:
     """
     if settings.azure_site_name:
         return False
-    return settings.dev_mode or settings.auth_trust_swa_principal
+    return settings.dev_mode
