@@ -182,16 +182,31 @@ def test_web_server_reports_an_unreachable_api_as_problem_json(tmp_path: Path) -
     assert "not answering" in json.loads(body)["detail"]
 
 
-def test_deployed_config_leaves_api_auth_to_the_api_and_forbids_inline_code() -> None:
+def test_web_app_calls_the_api_on_its_own_origin_and_forbids_inline_code() -> None:
+    """The front door as built: Static Web Apps serves files only (no linked backend, no /api routes);
+    the browser calls the function app on its own origin with MSAL bearer tokens (CORS)."""
     config = json.loads((ROOT / "frontend" / "public" / "staticwebapp.config.json").read_text())
-    # No role rule on /api: Stripe's webhook, API keys and Entra bearer tokens come through SWA too,
-    # and the API authenticates every request itself (SWA adds the principal of signed-in users).
-    assert not [r for r in config["routes"] if r["route"].startswith("/api") and "allowedRoles" in r]
+    assert not [r for r in config["routes"] if r["route"].startswith("/api")]
     assert config["navigationFallback"]["rewrite"] == "/index.html"
     csp = global_headers(ROOT / "frontend" / "public")["Content-Security-Policy"]
     assert "script-src 'self';" in csp and "'unsafe-inline'" not in csp
-    assert "https://*.blob.core.windows.net" in csp  # the browser PUTs uploads to Blob Storage
-    assert json.loads((ROOT / "frontend" / "public" / "config.json").read_text()) == {"apiBase": "/api", "auth": "swa"}
+    connect = csp.split("connect-src ", 1)[1].split(";", 1)[0].split()
+    assert "https://*.blob.core.windows.net" in connect  # the browser PUTs uploads to Blob Storage
+    assert "https://*.azurewebsites.net" in connect  # the function app's own origin: the API
+    assert "https://login.microsoftonline.com" in connect  # MSAL's token requests
+    # The checked-in config.json is for local runs only (`npm run dev` proxies /api to `make dev`'s host,
+    # which serves its own {"auth": "dev"}: test_web_server_serves_runtime_config_files_...): same-origin
+    # /api and no app registration in the repository.
+    local = json.loads((ROOT / "frontend" / "public" / "config.json").read_text())
+    assert local["apiBase"] == "/api" and local.get("auth") != "entra" and "entra" not in local
+    # In Azure the web service's postbuild hook replaces dist/config.json with the function app's
+    # origin and the Entra registration (what it writes: tests/test_bicep.py test_web_config_hook_...).
+    import yaml  # type: ignore[import-untyped]
+
+    web = yaml.safe_load((ROOT / "azure.yaml").read_text())["services"]["web"]
+    assert web["dist"] == "dist" and web["hooks"]["postbuild"]["posix"]["run"] == "../bicep/hooks/web-config.sh"
+    hook = (ROOT / "bicep" / "hooks" / "web-config.sh").read_text()
+    assert '"$dist/config.json"' in hook and '"auth": "entra"' in hook
 
 
 # --- the browser against the real stack --------------------------------------------------------
