@@ -11,7 +11,7 @@ order, on the same pooled connections and under the same machine load:
   recreated here as ``tenant_chunks_0003``: not a barrier, the owner's rights), with no context key
   installed, so the tenant setting is taken as it is;
 * **after**: the current ``shared/search.py`` (definer functions), with a context key installed and
-  every transaction signed (one more round trip, a signature check per statement).
+  every transaction signed (the binding query pipelined with BEGIN, a signature check per statement).
 
 Prints p50/p95 per version, workspace and mode, and the after/before ratio of each.
 """
