@@ -93,7 +93,7 @@ def request_upload(
 
 
 _COLUMNS = (
-    "document_id, collection_id, filename, content_type, size_bytes, status, error, pages, chunk_count,"
+    "document_id, collection_id, filename, content_type, size_bytes, status, error, retryable, pages, chunk_count,"
     " created_at, updated_at, indexed_at"
 )
 
@@ -110,6 +110,8 @@ def _shape(row: dict[str, Any]) -> dict[str, Any]:
         "size": row["size_bytes"],
         "status": row["status"],
         "error": row["error"],
+        # Only for a failed document: whether re-indexing it could succeed (false: upload the file again).
+        "retryable": row["retryable"] if row["status"] == "failed" else None,
         "pages": row["pages"],
         "chunks": row["chunk_count"],
         "createdAt": iso(row["created_at"]),
@@ -175,13 +177,15 @@ def reindex_document(
 ) -> dict[str, Any]:
     """Queue the current blob version again (e.g. after a failure or a parser upgrade).
 
-    With ``blobs``, a document whose file is gone (an upload refused for its size is deleted) is a
-    409 asking for a new upload, instead of a job that can only fail again.
+    A failure marked not retryable (a refused file, a plan limit, a file no longer stored) is a 409:
+    re-indexing the same file cannot succeed. With ``blobs``, a document whose file is gone (an
+    upload refused for its size is deleted) is a 409 asking for a new upload, instead of a job that
+    can only fail again.
     """
     caller.require(Role.MEMBER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         row = conn.execute(
-            "SELECT collection_id, status, blob_etag, blob_sequencer FROM documents"
+            "SELECT collection_id, status, retryable, blob_etag, blob_sequencer FROM documents"
             " WHERE tenant_id = %s AND document_id = %s FOR UPDATE",
             (caller.tenant_id, document_id),
         ).fetchone()
@@ -191,6 +195,11 @@ def reindex_document(
             raise Conflict("The document has not been uploaded yet.")
         if row["status"] in ("queued", "processing"):
             raise Conflict(f"The document is already {row['status']}.")
+        if row["status"] == "failed" and not row["retryable"]:
+            raise Conflict(
+                "Indexing this file again would fail the same way; upload the file again"
+                " (corrected, or once the plan allows it)."
+            )
         if blobs is not None:
             try:
                 blobs.properties(BlobRef(caller.tenant_id, row["collection_id"], document_id))

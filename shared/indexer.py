@@ -9,7 +9,8 @@ Errors are classified. A problem with the file itself (corrupt, unsupported, too
 is permanent: the document is marked ``failed`` with a readable reason and the message is
 completed. Anything else (database, storage or embedding service down, timeouts) is raised so
 Service Bus redelivers; on the last allowed delivery the document is marked ``failed`` too, so
-its status never stays ``processing`` forever.
+its status never stays ``processing`` forever. A failure records whether re-indexing could succeed
+(``retryable``): a refused file or a file no longer stored cannot; a temporary problem can.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ def embedding_text(heading_path: Sequence[str], body: str) -> str:
     return (" > ".join(heading_path) + "\n\n" + body) if heading_path else body
 
 
+_TEMPORARY = "Indexing kept failing on a temporary problem; use re-index to try again."
+_FILE_GONE = "The uploaded file is no longer stored, so it cannot be indexed; upload it again."
+
+
 def run_job(
     db: Database,
     blobs: BlobStore,
@@ -87,14 +92,14 @@ def run_job(
         from shared.ingest.errors import DocumentRejected
 
         if isinstance(exc, (DocumentRejected, QuotaExceeded)):  # over the plan's pages: permanent too
-            _mark_failed(db, job, exc.detail)
+            _mark_failed(db, job, exc.detail, retryable=False)
             return Outcome("failed", detail=exc.detail)
         if last_attempt:
-            _mark_failed(db, job, "Indexing kept failing on a temporary problem; use re-index to try again.")
+            _mark_failed(db, job, _TEMPORARY, retryable=True)
         raise
     except Exception:
         if last_attempt:
-            _mark_failed(db, job, "Indexing kept failing on a temporary problem; use re-index to try again.")
+            _mark_failed(db, job, _TEMPORARY, retryable=True)
         raise
 
 
@@ -157,7 +162,11 @@ def _index(
     try:
         data = blobs.download(ref, f'"{job.etag}"', limits.max_bytes)
     except BlobMissing:
-        return Outcome("stale", detail="blob version gone")
+        if _blob_exists(blobs, ref):
+            return Outcome("stale", detail="blob version gone")  # replaced: the newer version's job indexes it
+        # Gone altogether: no delivery or re-index can bring it back. (A no-op if the row moved on.)
+        _mark_failed(db, job, _FILE_GONE, retryable=False)
+        return Outcome("failed", detail=_FILE_GONE)
     except BlobTooLarge as exc:
         raise TooLarge(
             f"The file is {exc.size:,} bytes; the limit is {exc.limit:,} bytes.", limit="max_bytes", value=exc.limit
@@ -314,11 +323,20 @@ def copy_chunks(conn: Conn, job: IndexJob, chunks: Sequence[Any], vectors: Seque
     )
 
 
-def _mark_failed(db: Database, job: IndexJob, reason: str) -> None:
+def _blob_exists(blobs: BlobStore, ref: BlobRef) -> bool:
+    try:
+        blobs.properties(ref)
+    except BlobMissing:
+        return False
+    return True
+
+
+def _mark_failed(db: Database, job: IndexJob, reason: str, *, retryable: bool) -> None:
+    """Mark the job's version failed; ``retryable`` says whether re-indexing it could succeed."""
     with db.transaction(tenant_id=job.tenant_id) as conn:
         conn.execute(
-            "UPDATE documents SET status = 'failed', error = %s, updated_at = now()"
+            "UPDATE documents SET status = 'failed', error = %s, retryable = %s, updated_at = now()"
             " WHERE tenant_id = %s AND document_id = %s AND blob_etag IS NOT DISTINCT FROM %s"
             " AND status <> 'deleted'",
-            (reason[:1000], job.tenant_id, job.document_id, job.etag),
+            (reason[:1000], retryable, job.tenant_id, job.document_id, job.etag),
         )

@@ -50,6 +50,8 @@ export interface FolioDocument {
   size: number;
   status: DocumentStatus;
   error: string | null;
+  /** Failed documents only: whether re-indexing could succeed (false: upload the file again). */
+  retryable: boolean | null;
   pages: number | null;
   chunks: number | null;
   createdAt: string;

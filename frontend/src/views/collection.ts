@@ -160,7 +160,8 @@ export function collectionView(app: App, [collectionId]: string[]): View {
     }
     const actions = h("td", { class: "row-actions" });
     if (app.canEdit() && doc && doc.status !== "deleted" && status !== "uploading" && status !== "requesting") {
-      if (doc.status === "failed") {
+      // A failure re-indexing cannot fix (a refused file, a plan limit, a file gone) offers no Retry.
+      if (doc.status === "failed" && doc.retryable !== false) {
         actions.append(
           h(
             "button",
@@ -325,7 +326,8 @@ export function collectionView(app: App, [collectionId]: string[]): View {
     const now = new Date().toISOString();
     row.doc = {
       id: ticket.documentId, collectionId, filename: file.name, contentType: file.type, size: file.size,
-      status: "awaiting_upload", error: null, pages: null, chunks: null, createdAt: now, updatedAt: now, indexedAt: null,
+      status: "awaiting_upload", error: null, retryable: null, pages: null, chunks: null, createdAt: now, updatedAt: now,
+      indexedAt: null,
     };
     row.tr.dataset.document = ticket.documentId;
     let lastPercent = -1;
