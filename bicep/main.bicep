@@ -167,7 +167,7 @@ param eventGridMaxDeliveryAttempts int = 10
 param eventGridEventTimeToLiveInMinutes int = 1440
 
 // --- App Configuration / deployer -------------------------------------------------------------
-@description('Object id of whoever runs the deployment: gets App Configuration Data Owner so ARM can write FOLIO_SENTINEL. Empty: the key is created only if that role is already held.')
+@description('Object id of whoever runs the deployment: gets App Configuration Data Owner so ARM can write FOLIO_SENTINEL, and Key Vault Secrets Officer on the app\'s vault so postprovision can create database-context-key. Empty: neither role is assigned (hold them already).')
 param deployerPrincipalId string = ''
 
 @allowed([
@@ -433,6 +433,8 @@ module roles 'modules/roles.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     eventGridPrincipalId: eventGrid.outputs.topicPrincipalId
     azureOpenAiAccountName: azureOpenAiAccountName
+    deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: deployerPrincipalType
   }
 }
 
@@ -462,6 +464,7 @@ output FUNCTION_APP_ID string = functionApp.outputs.id
 output STORAGE_ACCOUNT_ID string = storage.outputs.id
 output EVENT_GRID_TOPIC_NAME string = names.eventGridTopic
 output POSTGRES_SERVER_NAME string = postgres.outputs.name
+output KEY_VAULT_NAME string = keyVault.outputs.name
 output POSTGRES_FQDN string = postgres.outputs.fqdn
 output POSTGRES_PRIVATE bool = enablePrivateNetworking
 output APP_IDENTITY_NAME string = identity.outputs.name

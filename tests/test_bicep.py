@@ -226,6 +226,9 @@ def test_function_app_production_values() -> None:
     assert settings["CHAT_KEY_VAULT_URL"] == "chatKeyVaultUri" and settings["KEY_VAULT_URL"] == "keyVaultUri"
     for key in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
         assert str(settings[key]).startswith("@Microsoft.KeyVault(SecretUri="), f"{key} must be a Key Vault reference"
+    # DATABASE_CONTEXT_KEY is read from KEY_VAULT_URL's vault by name (postprovision.sh creates it there):
+    # a Key Vault reference resolved before the secret exists would hand the app its own text as the key.
+    assert "DATABASE_CONTEXT_KEY" not in settings
     text = FUNCTION_APP.read_text(encoding="utf-8")
     assert "'FC1'" in text and "'FlexConsumption'" in text and "'functionapp,linux'" in text
 
@@ -535,6 +538,23 @@ with open(os.environ["FAKE_LOG"], "a") as log:
 if os.path.basename(sys.argv[0]) == "azd":
     sys.exit(0)
 joined = " ".join(args)
+# Key Vault secrets live in a JSON file next to the log, so a second run sees what the first stored.
+vault_file = os.environ["FAKE_LOG"] + ".vault.json"
+vault = json.load(open(vault_file)) if os.path.exists(vault_file) else {}
+if args[:2] == ["keyvault", "secret"]:
+    name = args[args.index("--name") + 1] if "--name" in args else None
+    if args[2] == "list":
+        wanted = args[args.index("--query") + 1].split("name=='", 1)[1].split("'", 1)[0]
+        print(sum(1 for stored in vault if stored == wanted))
+    elif args[2] == "set":
+        with open(args[args.index("--file") + 1], encoding="utf-8") as f:
+            vault[name] = f.read()
+        json.dump(vault, open(vault_file, "w"))
+    elif args[2] == "show" and args[args.index("--query") + 1] == "value":
+        if name not in vault:
+            sys.exit("(SecretNotFound) A secret with (name/id) %s was not found in this key vault." % name)
+        print(vault[name])
+    sys.exit(0)
 if "--body" in args:
     json.loads(args[args.index("--body") + 1])  # a malformed body fails the hook
 answers = {
@@ -549,7 +569,8 @@ for prefix, answer in answers.items():
 """
 
 
-def _run_hook(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[Path, list[list[str]]]:
+def _run_hook(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[Path, list[list[Any]], str]:
+    """Run a hook of a copy of bicep/ with the stand-ins first on PATH: (project, every call so far, output)."""
     project = tmp_path / "project"
     if not project.exists():
         shutil.copytree(BICEP, project / "bicep", ignore=shutil.ignore_patterns("main.parameters.json"))
@@ -568,12 +589,12 @@ def _run_hook(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[Path, lis
     )
     assert result.returncode == 0, result.stderr + result.stdout
     calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
-    return project, calls
+    return project, calls, result.stdout + result.stderr
 
 
 def test_preprovision_registers_the_app_and_writes_the_parameters(tmp_path: Path) -> None:
     env = {"AZURE_ENV_NAME": "folio-dev", "AZURE_OPENAI_ENDPOINT": "https://contoso.openai.azure.com/"}
-    project, calls = _run_hook(tmp_path, "preprovision.sh", {**env, "AZURE_PRINCIPAL_ID": "9a0c2f4e"})
+    project, calls, _ = _run_hook(tmp_path, "preprovision.sh", {**env, "AZURE_PRINCIPAL_ID": "9a0c2f4e"})
     created = [c for c in calls if c[1:4] == ["ad", "app", "create"]]
     assert created and created[0][created[0].index("--sign-in-audience") + 1] == "AzureADMultipleOrgs"
     (patch,) = [c for c in calls if c[1:3] == ["rest", "--method"]]
@@ -601,7 +622,7 @@ def test_postdeploy_creates_the_event_subscription_with_the_module(tmp_path: Pat
         "FOLIO_TAGS": '{"app":"folio","environment":"dev"}',
         "WEB_APP_URL": "https://swa-folio-dev-abc123.azurestaticapps.net",
     }
-    _, calls = _run_hook(tmp_path, "postdeploy.sh", outputs)
+    _, calls, _ = _run_hook(tmp_path, "postdeploy.sh", outputs)
     (deploy,) = calls
     assert deploy[1:4] == ["deployment", "group", "create"]
     assert deploy[deploy.index("--template-file") + 1].endswith("bicep/modules/eventgrid.bicep")
@@ -609,3 +630,65 @@ def test_postdeploy_creates_the_event_subscription_with_the_module(tmp_path: Pat
     assert given["deployEventSubscription"] == "true" and given["tags"] == outputs["FOLIO_TAGS"]
     declared = parse(BICEP / "modules" / "eventgrid.bicep")["parameters"]
     assert set(given) <= set(declared) and _required_params(parse(BICEP / "modules" / "eventgrid.bicep")) <= set(given)
+
+
+# Stands in for the deployer's Python: runs `-c` snippets for real, records every other call with the
+# DATABASE_CONTEXT_KEY it was given (postgres_app_role.py, `-m shared.cli migrate`).
+FAKE_PYTHON = """#!{python}
+import json, os, sys
+if sys.argv[1:2] == ["-c"]:
+    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps(["python", *sys.argv[1:], {"DATABASE_CONTEXT_KEY": os.environ.get("DATABASE_CONTEXT_KEY")}]) + "\\n")
+"""
+
+
+@needs_pycep
+def test_postprovision_creates_the_context_key_once_and_migrates_with_it(tmp_path: Path) -> None:
+    """DATABASE_CONTEXT_KEY in Azure: the hook creates the Key Vault secret the app reads by name once,
+    never prints it or puts it on a command line, and gives it to the migration process only."""
+    import base64
+
+    from shared.config import key_vault_secret_name
+
+    python = tmp_path / "python"
+    python.write_text(FAKE_PYTHON.replace("{python}", sys.executable), encoding="utf-8")
+    python.chmod(0o755)
+    env = {
+        "AUTH_CLIENT_ID": "5b2e8c1d-3f4a-4b6c-9d7e-0a1b2c3d4e5f",
+        "WEB_APP_URL": "https://swa-folio-dev-abc123.azurestaticapps.net",
+        "KEY_VAULT_NAME": "kv-folio-dev-abc123",
+        "POSTGRES_SERVER_NAME": "psql-folio-dev-abc123",
+        "POSTGRES_FQDN": "psql-folio-dev-abc123.postgres.database.azure.com",
+        "POSTGRES_ADMIN_NAME": "ann@contoso.example",
+        "APP_IDENTITY_NAME": "id-folio-dev-abc123",
+        "AZURE_RESOURCE_GROUP": "rg-folio-dev",
+        "FOLIO_DEPLOYER_IP": "203.0.113.7",
+        "FOLIO_PYTHON": str(python),
+    }
+    _, first, first_output = _run_hook(tmp_path, "postprovision.sh", env)
+    _, calls, second_output = _run_hook(tmp_path, "postprovision.sh", env)
+    second = calls[len(first) :]
+    vault = json.loads((tmp_path / "calls.jsonl.vault.json").read_text(encoding="utf-8"))
+    name = key_vault_secret_name("DATABASE_CONTEXT_KEY")
+    assert list(vault) == [name]
+    key = vault[name]
+    assert len(base64.b64decode(key, validate=True)) >= 32
+
+    def sets(run: list[list[Any]]) -> list[list[Any]]:
+        return [c for c in run if c[:4] == ["az", "keyvault", "secret", "set"]]
+
+    (created,) = sets(first)
+    assert not sets(second)  # an existing key is kept: the database and the running app hold it
+    assert created[created.index("--vault-name") + 1] == env["KEY_VAULT_NAME"]
+    assert "--value" not in created and created[created.index("--output") + 1] == "none"
+    assert not Path(created[created.index("--file") + 1]).exists()  # the temporary key file is gone
+    for run in (first, second):
+        given = {" ".join(c[1:-1]): c[-1]["DATABASE_CONTEXT_KEY"] for c in run if c[0] == "python"}
+        (migrate,) = [v for k, v in given.items() if k == "-m shared.cli migrate"]
+        (app_role,) = [v for k, v in given.items() if "postgres_app_role.py " in k]
+        assert migrate == key and app_role is None
+        # Never echoed, never on an az/azd command line (where `ps` would show it).
+        assert not [c for c in run if c[0] != "python" and key in json.dumps(c)]
+    assert key not in first_output and key not in second_output
+    assert "created secret" in first_output and "exists, kept" in second_output

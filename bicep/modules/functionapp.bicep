@@ -149,6 +149,10 @@ var appSettings = {
 
   // Configuration sources and telemetry.
   APP_CONFIG_ENDPOINT: appConfigEndpoint
+  // Secret settings left unset here are read from this vault by name (shared/config.py): among them
+  // DATABASE_CONTEXT_KEY, secret database-context-key, which postprovision.sh creates before the
+  // first code deployment and installs in the database. Not a Key Vault reference: one resolved
+  // before the secret exists would hand the app the literal reference text as its signing key.
   KEY_VAULT_URL: keyVaultUri
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   // App Insights has local auth disabled: the host authenticates its telemetry with the identity.

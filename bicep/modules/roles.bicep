@@ -2,7 +2,7 @@
 // resource it is for. Built-in role definition ids are public and stable.
 // Cosmos DB's data-plane role is a Cosmos SQL role assignment (cosmos.bicep), not Azure RBAC.
 // The deployer's App Configuration Data Owner (to write the sentinel key) is in appconfig.bicep,
-// next to the key it must precede.
+// next to the key it must precede; its Key Vault Secrets Officer on the app's vault is here.
 
 @description('Principal (object) id of the app\'s user-assigned identity.')
 param appPrincipalId string
@@ -18,6 +18,16 @@ param appInsightsName string
 
 @description('Principal id of the Event Grid system topic\'s system-assigned identity (dead-lettering).')
 param eventGridPrincipalId string
+
+@description('Object id of whoever runs the deployment: gets Key Vault Secrets Officer on the app\'s vault, where bicep/hooks/postprovision.sh creates the database-context-key secret. Empty: no assignment (grant it beforehand).')
+param deployerPrincipalId string = ''
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param deployerPrincipalType string = 'User'
 
 @description('Name of an Azure OpenAI account in this resource group the app calls; empty: assign "Cognitive Services OpenAI User" yourself where the account lives.')
 param azureOpenAiAccountName string = ''
@@ -108,6 +118,18 @@ resource appKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// The deployer creates the DATABASE_CONTEXT_KEY secret (database-context-key) once, in postprovision,
+// and reads it back to install it in the database; the app only reads it (Secrets User above).
+resource deployerKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  scope: vault
+  name: guid(vault.id, deployerPrincipalId, roles.keyVaultSecretsOfficer)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
   }
 }
 
