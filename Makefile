@@ -81,6 +81,9 @@ bench: install
 	$(BIN)/python -m benchmarks.ingest --json
 	$(BIN)/python -m benchmarks.retrieval --dataset ../shared/data/scifact --split test --json
 	$(BIN)/python -m benchmarks.search --chunks 100000 --json
+	$(BIN)/python -m benchmarks.answers --dataset ../shared/data/scifact --split test \
+		--evidence ../shared/data/scifact/evidence/test.jsonl --offtopic benchmarks/data/offtopic.jsonl --reuse --baseline --json
+	$(BIN)/python -m benchmarks.documents --corpus ../shared/data/realdocs --pairs ../shared/data/realdocs/pairs.tsv --json
 
 clean:
 	rm -rf $(VENV) node_modules .local frontend/node_modules frontend/dist
