@@ -166,7 +166,7 @@ def _oversize(
 
 def _refuse(conn: Any, ref: BlobRef, event: BlobEvent, reason: str) -> None:
     conn.execute(
-        "UPDATE documents SET blob_etag = %s, blob_sequencer = %s, status = 'failed', error = %s, updated_at = now()"
+        "UPDATE documents SET blob_etag = %s, blob_sequencer = %s, status = 'failed', error = %s, retryable = false, updated_at = now()"
         " WHERE tenant_id = %s AND document_id = %s",
         (_etag_key(event.etag), event.sequencer, reason, ref.tenant_id, ref.document_id),
     )

@@ -240,6 +240,10 @@ class Document(Reply):
     size: int
     status: DocumentStatus
     error: str | None
+    retryable: bool | None = Field(
+        description="Failed documents only: whether re-indexing could succeed; false means upload the file again "
+        "(a refused file, a plan limit, a file no longer stored). Null unless status is failed."
+    )
     pages: int | None
     chunks: int | None
     created_at: datetime

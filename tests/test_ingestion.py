@@ -276,6 +276,9 @@ def test_blob_larger_than_declared_limit_fails_at_indexing(
     pipeline.settle()
     doc = user.get(f"/api/documents/{created['documentId']}").json()
     assert doc["status"] == "failed" and "limit" in doc["error"]
+    # Refused when its upload event arrived: indexing it again would fail the same way.
+    assert doc["retryable"] is False
+    assert user.post(f"/api/documents/{created['documentId']}/reindex").status == 409
 
 
 @pytest.mark.parametrize(
