@@ -223,5 +223,5 @@ def test_a_refused_upload_offers_no_reindex_that_can_only_fail_again(
     pipeline.settle()
     assert user.get(f"/api/documents/{upload['documentId']}").json()["status"] == "failed"
     again = user.post(f"/api/documents/{upload['documentId']}/reindex")
-    assert again.status == 409 and "upload it again" in again.json()["detail"]
+    assert again.status == 409 and "upload the file again" in again.json()["detail"]
     assert user.get(f"/api/documents/{upload['documentId']}").json()["status"] == "failed"  # nothing queued
