@@ -71,3 +71,24 @@ def test_active_api_keys_are_capped_per_workspace(client: Client, settings_overr
     assert over.status == 409 and over.json()["limit"] == "maxApiKeys"
     assert owner.delete(f"/api/apikeys/{created[0].json()['id']}").status == 204
     assert owner.post("/api/apikeys", {"name": "k2", "role": "viewer"}).status == 201
+
+
+def test_a_co_owner_cannot_demote_the_founder_of_a_personal_workspace(client: Client) -> None:
+    """There is no role-change endpoint, and the one indirect way (invite the founder to their own
+    workspace at a lower role and have them accept) is refused: they are already a member (and an
+    accepted invitation never changes an existing membership: folio_answer_invitation, 0008)."""
+    founder, founder_email = _person(client)
+    me = founder.get("/api/me").json()
+    founder_id = me["user"]["id"]
+    co_owner, email = _person(client)
+    workspace = invite_and_accept(founder, co_owner, email, "owner")
+    as_co_owner = co_owner.with_headers(**{"x-folio-workspace": workspace})
+
+    no_route = as_co_owner.request("PUT", f"/api/members/{founder_id}/role", json_body={"role": "viewer"})
+    no_method = as_co_owner.request("PATCH", f"/api/members/{founder_id}", json_body={"role": "viewer"})
+    assert (no_route.status, no_method.status) == (404, 405)
+    invited = as_co_owner.post("/api/members", {"email": founder_email, "role": "viewer"})
+    assert invited.status == 409 and "already a member" in invited.json()["detail"]
+    roles = {m["userId"]: m["role"] for m in founder.get("/api/members").json()["members"]}
+    assert roles[founder_id] == "owner"
+    assert founder.get("/api/me").json()["tenant"] == me["tenant"]
