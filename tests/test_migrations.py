@@ -272,3 +272,108 @@ def test_0009_closes_what_0007_left_open_to_sql_run_as_the_app_role(
     assert _attacks(scratch_db, app_url) == dict.fromkeys(
         ("pick_another_tenant", "leaky_function_over_tenant_chunks", "sign_in_rewrites_another_users_email"), False
     )
+
+
+_OWNER = "folio_schema_owner"
+
+
+@pytest.fixture
+def owned_scratch_db(postgres: local_pg.LocalPostgres | None) -> tuple[str, str]:
+    """A scratch database owned by a role that is not a superuser (as in Azure): row-level security
+    with FORCE applies to it. Returns (owner URL, superuser URL)."""
+    from psycopg import sql
+
+    if postgres is None:
+        pytest.skip("needs the embedded server to create scratch databases")
+    name = f"{_SCRATCH}_owned"
+    local_pg.ensure_database(postgres, _SCRATCH, app_role="folio_app")  # the app role exists
+    with psycopg.connect(postgres.url(), autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (_OWNER,)).fetchone():
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(_OWNER)))
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(_OWNER)))
+    with psycopg.connect(postgres.url(database=name), autocommit=True) as admin:
+        admin.execute("CREATE EXTENSION IF NOT EXISTS vector")  # an extension is the superuser's to create
+    return postgres.url(_OWNER, name), postgres.url(database=name)
+
+
+def _memberships(superuser_url: str) -> set[tuple[Any, ...]]:
+    with psycopg.connect(superuser_url) as conn:  # a superuser reads past row-level security
+        return set(conn.execute("SELECT tenant_id, user_id, role, personal FROM memberships").fetchall())
+
+
+def test_0011_gives_removed_and_demoted_founders_their_personal_workspace_back(
+    owned_scratch_db: tuple[str, str], tmp_path: Path
+) -> None:
+    """Issue #17: before remove_member refused it, a co-owner could remove a founder from their
+    personal workspace (403 everywhere, no way back). 0011, run as the (non-superuser) schema owner
+    with a context key installed, restores them as owner; nothing else changes."""
+    owner_url, superuser_url = owned_scratch_db
+    for migration in discover():
+        if migration.version < "0011":
+            (tmp_path / migration.path.name).write_bytes(migration.path.read_bytes())
+    assert _migrate(owner_url, directory=tmp_path, context_key=b"k" * 32)[-1] == "0010_failure_retryable"
+
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        removed, demoted, co_owner, intact = (
+            _value(conn, "SELECT folio_sign_in('swa:aad', %s, %s, %s, true)", (who, f"{who}@example.com", who))
+            for who in ("removed", "demoted", "co-owner", "intact")
+        )
+        home = {
+            user: _value(conn, "SELECT personal_tenant_id FROM users WHERE user_id = %s", (user,))
+            for user in (removed, demoted, co_owner, intact)
+        }
+        # What the co-owner could do before the fix, as the owner would (its settings are trusted).
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(home[removed]),))
+        conn.execute(
+            "INSERT INTO memberships (tenant_id, user_id, role) VALUES (%s, %s, 'owner')", (home[removed], co_owner)
+        )
+        conn.execute(
+            "INSERT INTO memberships (tenant_id, user_id, role) VALUES (%s, %s, 'viewer')", (home[removed], intact)
+        )
+        assert (
+            conn.execute(
+                "DELETE FROM memberships WHERE tenant_id = %s AND user_id = %s", (home[removed], removed)
+            ).rowcount
+            == 1
+        )
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(home[demoted]),))
+        conn.execute(
+            "INSERT INTO memberships (tenant_id, user_id, role) VALUES (%s, %s, 'owner')", (home[demoted], co_owner)
+        )
+        assert (
+            conn.execute(
+                "UPDATE memberships SET role = 'viewer' WHERE tenant_id = %s AND user_id = %s", (home[demoted], demoted)
+            ).rowcount
+            == 1
+        )
+    before = _memberships(superuser_url)
+    assert (home[removed], removed) not in {(t, u) for t, u, _, _ in before}
+
+    assert _migrate(owner_url) == ["0011_restore_founders"]
+
+    after = _memberships(superuser_url)
+    assert after == (before - {(home[demoted], demoted, "viewer", True)}) | {
+        (home[removed], removed, "owner", True),
+        (home[demoted], demoted, "owner", True),
+    }
+    with psycopg.connect(superuser_url) as conn:
+        restored = conn.execute(
+            "SELECT tenant_id, target_id, details FROM audit_log WHERE action = 'member.restore' ORDER BY audit_id"
+        ).fetchall()
+    assert sorted(restored, key=str) == sorted(
+        [
+            (home[removed], str(removed), {"previousRole": None, "role": "owner"}),
+            (home[demoted], str(demoted), {"previousRole": "viewer", "role": "owner"}),
+        ],
+        key=str,
+    )
+
+    # Idempotent: the same text run again (as the owner) changes nothing and records nothing.
+    text = (MIGRATIONS_DIR / "0011_restore_founders.sql").read_text(encoding="utf-8")
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        conn.execute(text)
+    assert _memberships(superuser_url) == after
+    with psycopg.connect(superuser_url) as conn:
+        assert _value(conn, "SELECT count(*) FROM audit_log WHERE action = 'member.restore'") == 2
+    assert _migrate(owner_url) == []

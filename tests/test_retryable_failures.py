@@ -170,7 +170,7 @@ def test_documents_that_failed_before_the_migration_stay_retryable(
             (tenant, uuid.uuid4(), collection),
         )
 
-    assert migrate(url, **args) == ["0010_failure_retryable"]
+    assert migrate(url, **args)[:1] == ["0010_failure_retryable"]  # and any later migration
 
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT retryable FROM documents").fetchall() == [(True,)]
