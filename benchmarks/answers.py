@@ -44,6 +44,7 @@ from typing import Any
 
 from benchmarks import beir
 from benchmarks.common import ROOT, app_database
+from benchmarks.retrieval import document_ids
 
 REFUSAL_BUDGET = 0.10  # --calibrate: the most claims the chosen threshold may refuse
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -155,7 +156,7 @@ def evaluate(
 
     db = app_database(urls["app"])
     caller = Caller(tenant, Role.VIEWER, "user", "benchmark")
-    doc_of = _document_ids(urls, tenant)
+    doc_of = document_ids(urls, tenant)
     outcomes, times = [], []
     try:
         for claim in claims:
@@ -230,16 +231,6 @@ def calibrate(
         "chosen": chosen,
         "sweep": sweep,
     }
-
-
-def _document_ids(urls: dict[str, str], tenant: uuid.UUID) -> dict[str, str]:
-    import psycopg
-
-    with psycopg.connect(urls["admin"]) as conn:
-        return {
-            str(r[0]): r[1]
-            for r in conn.execute("SELECT document_id, filename FROM documents WHERE tenant_id = %s", (tenant,))
-        }
 
 
 class WordOverlapAnswerer:

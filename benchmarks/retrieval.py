@@ -86,7 +86,7 @@ def evaluate(
 
     db = app_database(urls["app"])
     caller = Caller(tenant, Role.VIEWER, "user", "benchmark")
-    doc_ids = _document_ids(urls, tenant)
+    doc_ids = document_ids(urls, tenant)
     ndcg: dict[str, float] = {}
     recall: dict[str, float] = {}
     latency: dict[str, float] = {}
@@ -116,7 +116,8 @@ def evaluate(
     return {"ndcg@10": ndcg, "recall@100": recall, "median_ms": latency}
 
 
-def _document_ids(urls: dict[str, str], tenant: uuid.UUID) -> dict[str, str]:
+def document_ids(urls: dict[str, str], tenant: uuid.UUID) -> dict[str, str]:
+    """Each of the tenant's documents' id (as text) and its filename (the dataset's document id)."""
     import psycopg
 
     with psycopg.connect(urls["admin"]) as conn:
