@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from tests.helpers import Client
-from tests.test_invitations import invite_and_accept
-
-
-def _person(client: Client) -> tuple[Client, str]:
-    name = f"r2m-{uuid.uuid4().hex[:10]}"
-    return client.as_user(name, email=f"{name}@example.com"), f"{name}@example.com"
+from tests.test_invitations import invite_and_accept, person
 
 
 def test_a_co_owner_cannot_remove_the_founder_from_their_personal_workspace(client: Client) -> None:
-    founder, _ = _person(client)
+    founder, _ = person(client)
     founder_id = founder.get("/api/me").json()["user"]["id"]
-    co_owner, email = _person(client)
+    co_owner, email = person(client)
     workspace = invite_and_accept(founder, co_owner, email, "owner")
     as_co_owner = co_owner.with_headers(**{"x-folio-workspace": workspace})
 
@@ -31,8 +25,8 @@ def test_a_co_owner_cannot_remove_the_founder_from_their_personal_workspace(clie
 
 
 def test_removing_a_member_revokes_the_api_keys_they_created(client: Client) -> None:
-    founder, _ = _person(client)
-    co_owner, email = _person(client)
+    founder, _ = person(client)
+    co_owner, email = person(client)
     workspace = invite_and_accept(founder, co_owner, email, "owner")
     as_co_owner = co_owner.with_headers(**{"x-folio-workspace": workspace})
     theirs = as_co_owner.post("/api/apikeys", {"name": "co-owner's", "role": "member"}).json()
@@ -53,7 +47,7 @@ def test_removing_a_member_revokes_the_api_keys_they_created(client: Client) -> 
 
 def test_collections_are_capped_per_workspace(client: Client, settings_override: Any) -> None:
     settings_override(MAX_COLLECTIONS_PER_WORKSPACE="2")
-    owner, _ = _person(client)
+    owner, _ = person(client)
     assert [owner.post("/api/collections", {"name": f"c{i}"}).status for i in range(2)] == [201, 201]
     over = owner.post("/api/collections", {"name": "c2"})
     assert over.status == 409 and over.json()["limit"] == "maxCollections"
@@ -64,7 +58,7 @@ def test_collections_are_capped_per_workspace(client: Client, settings_override:
 
 def test_active_api_keys_are_capped_per_workspace(client: Client, settings_override: Any) -> None:
     settings_override(MAX_API_KEYS="2")
-    owner, _ = _person(client)
+    owner, _ = person(client)
     created = [owner.post("/api/apikeys", {"name": f"k{i}", "role": "viewer"}) for i in range(2)]
     assert [c.status for c in created] == [201, 201]
     over = owner.post("/api/apikeys", {"name": "k2", "role": "viewer"})
@@ -77,10 +71,10 @@ def test_a_co_owner_cannot_demote_the_founder_of_a_personal_workspace(client: Cl
     """There is no role-change endpoint, and the one indirect way (invite the founder to their own
     workspace at a lower role and have them accept) is refused: they are already a member (and an
     accepted invitation never changes an existing membership: folio_answer_invitation, 0008)."""
-    founder, founder_email = _person(client)
+    founder, founder_email = person(client)
     me = founder.get("/api/me").json()
     founder_id = me["user"]["id"]
-    co_owner, email = _person(client)
+    co_owner, email = person(client)
     workspace = invite_and_accept(founder, co_owner, email, "owner")
     as_co_owner = co_owner.with_headers(**{"x-folio-workspace": workspace})
 

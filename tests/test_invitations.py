@@ -8,7 +8,8 @@ from typing import Any
 from tests.helpers import Client
 
 
-def _person(client: Client, **kwargs: Any) -> tuple[Client, str]:
+def person(client: Client, **kwargs: Any) -> tuple[Client, str]:
+    """A new signed-in user with a verified address, and that address. (Other tests use it too.)"""
     name = f"inv-{uuid.uuid4().hex[:10]}"
     return client.as_user(name, email=f"{name}@example.com", **kwargs), f"{name}@example.com"
 
@@ -33,9 +34,9 @@ def invite_and_accept(owner: Client, invitee: Client, email: str, role: str) -> 
 
 
 def test_adding_by_email_answers_alike_whether_or_not_an_account_exists_and_joins_no_one(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     workspace = _workspace(owner)
-    existing, existing_email = _person(client)
+    existing, existing_email = person(client)
     existing.get("/api/me")  # has an account with a verified address
     never_email = f"never-{uuid.uuid4().hex[:10]}@example.com"
 
@@ -64,10 +65,10 @@ def test_adding_by_email_answers_alike_whether_or_not_an_account_exists_and_join
 
 
 def test_the_invitee_sees_the_invitation_and_accepting_joins_at_the_invited_role(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     workspace = _workspace(owner)
     name = owner.get("/api/me").json()["tenant"]["name"]
-    invitee, email = _person(client)
+    invitee, email = person(client)
     invitation = owner.post("/api/members", {"email": email.upper(), "role": "viewer"}).json()
 
     mine = invitee.get("/api/invitations")
@@ -91,9 +92,9 @@ def test_the_invitee_sees_the_invitation_and_accepting_joins_at_the_invited_role
 
 
 def test_declining_joins_nothing_and_removes_the_invitation(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     workspace = _workspace(owner)
-    invitee, email = _person(client)
+    invitee, email = person(client)
     invitation = owner.post("/api/members", {"email": email, "role": "member"}).json()["invitationId"]
     declined = invitee.post(f"/api/invitations/{invitation}/decline")
     assert declined.status == 200 and declined.json()["status"] == "declined"
@@ -103,21 +104,21 @@ def test_declining_joins_nothing_and_removes_the_invitation(client: Client) -> N
 
 
 def test_signing_in_no_longer_turns_an_invitation_into_a_membership(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     workspace = _workspace(owner)
-    newcomer, email = _person(client)
+    newcomer, email = person(client)
     owner.post("/api/members", {"email": email, "role": "member"})
     assert workspace not in _roles(newcomer)  # first sign-in happens here
     assert [i["workspace"]["id"] for i in newcomer.get("/api/invitations").json()["invitations"]] == [workspace]
 
 
 def test_only_the_addressee_with_a_verified_address_can_see_or_answer(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     workspace = _workspace(owner)
-    invitee, email = _person(client)
+    invitee, email = person(client)
     invitation = owner.post("/api/members", {"email": email, "role": "owner"}).json()["invitationId"]
 
-    stranger, _ = _person(client)
+    stranger, _ = person(client)
     assert stranger.get("/api/invitations").json()["invitations"] == []
     assert stranger.post(f"/api/invitations/{invitation}/accept").status == 404
     # Same address, but from a provider that does not vouch for it.
@@ -129,10 +130,10 @@ def test_only_the_addressee_with_a_verified_address_can_see_or_answer(client: Cl
 
 
 def test_an_owner_can_withdraw_an_invitation_before_it_is_answered(client: Client) -> None:
-    owner, _ = _person(client)
-    invitee, email = _person(client)
+    owner, _ = person(client)
+    invitee, email = person(client)
     invitation = owner.post("/api/members", {"email": email, "role": "member"}).json()["invitationId"]
-    member, member_email = _person(client)
+    member, member_email = person(client)
     invite_and_accept(owner, member, member_email, "member")
     workspace = _workspace(owner)
     as_member = member.with_headers(**{"x-folio-workspace": workspace})
@@ -144,8 +145,8 @@ def test_an_owner_can_withdraw_an_invitation_before_it_is_answered(client: Clien
 
 
 def test_inviting_a_current_member_is_409_and_an_api_key_has_no_invitations(client: Client) -> None:
-    owner, _ = _person(client)
-    member, email = _person(client)
+    owner, _ = person(client)
+    member, email = person(client)
     invite_and_accept(owner, member, email, "member")
     assert owner.post("/api/members", {"email": email, "role": "viewer"}).status == 409
     key = owner.post("/api/apikeys", {"name": "ci", "role": "member"}).json()["key"]
@@ -155,7 +156,7 @@ def test_inviting_a_current_member_is_409_and_an_api_key_has_no_invitations(clie
 
 def test_pending_invitations_are_capped_per_workspace(client: Client, settings_override: Any) -> None:
     settings_override(MAX_PENDING_INVITATIONS="2")
-    owner, _ = _person(client)
+    owner, _ = person(client)
     for i in range(2):
         assert (
             owner.post("/api/members", {"email": f"cap{i}-{uuid.uuid4().hex[:6]}@example.com", "role": "viewer"}).status
@@ -168,7 +169,7 @@ def test_pending_invitations_are_capped_per_workspace(client: Client, settings_o
 
 
 def test_invalid_invitation_requests_are_400_or_404(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     assert owner.post("/api/members", {"email": "not-an-email", "role": "member"}).status == 400
     assert owner.post("/api/members", {"email": "a@b.co", "role": "admin"}).status == 400
     assert owner.post("/api/invitations/not-a-uuid/accept").status == 404
@@ -187,9 +188,9 @@ def test_with_a_signed_context_only_the_signed_user_reaches_their_invitations(
     from shared.db.migrate import install_context_key, remove_context_key
     from shared.tenancy import Caller, Role
 
-    owner, _ = _person(client)
+    owner, _ = person(client)
     workspace = _workspace(owner)
-    invitee, email = _person(client)
+    invitee, email = person(client)
     me = invitee.get("/api/me").json()
     user_id, personal = uuid.UUID(me["user"]["id"]), uuid.UUID(me["tenant"]["id"])
     invitation = owner.post("/api/members", {"email": email, "role": "member"}).json()["invitationId"]

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
 from tests.helpers import Client
-from tests.test_invitations import invite_and_accept
-
-
-def _person(client: Client) -> tuple[Client, str]:
-    name = f"p-{uuid.uuid4().hex[:10]}"
-    return client.as_user(name, email=f"{name}@example.com"), f"{name}@example.com"
+from tests.test_invitations import invite_and_accept, person
 
 
 def test_invited_user_joins_the_workspace_when_they_accept(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     workspace = owner.get("/api/me").json()["tenant"]["id"]
-    guest_client, guest_email = _person(client)
+    guest_client, guest_email = person(client)
     invited = owner.post("/api/members", {"email": guest_email.upper(), "role": "viewer"})
     assert invited.status == 202 and invited.json()["status"] == "invited"
 
@@ -37,8 +30,8 @@ def test_invited_user_joins_the_workspace_when_they_accept(client: Client) -> No
 
 
 def test_existing_user_is_invited_too_and_becomes_a_member_on_accepting(client: Client) -> None:
-    owner, _ = _person(client)
-    member, member_email = _person(client)
+    owner, _ = person(client)
+    member, member_email = person(client)
     member.get("/api/me")  # has signed in before
     workspace = invite_and_accept(owner, member, member_email, "member")
     assert owner.post("/api/members", {"email": member_email, "role": "member"}).status == 409
@@ -51,9 +44,9 @@ def test_existing_user_is_invited_too_and_becomes_a_member_on_accepting(client: 
 
 
 def test_removed_member_loses_access_immediately(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     workspace = owner.get("/api/me").json()["tenant"]["id"]
-    member, email = _person(client)
+    member, email = person(client)
     member_id = member.get("/api/me").json()["user"]["id"]
     invite_and_accept(owner, member, email, "member")
     shared = member.with_headers(**{"x-folio-workspace": workspace})
@@ -63,19 +56,19 @@ def test_removed_member_loses_access_immediately(client: Client) -> None:
 
 
 def test_the_founder_cannot_leave_their_personal_workspace_but_a_co_owner_can(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     me = owner.get("/api/me").json()
     response = owner.delete(f"/api/members/{me['user']['id']}")
     # Every workspace starts as someone's personal one, so this also keeps at least one owner.
     assert response.status == 409 and "founder" in response.json()["detail"]
-    co_owner, email = _person(client)
+    co_owner, email = person(client)
     workspace = invite_and_accept(owner, co_owner, email, "owner")
     co_owner_id = co_owner.get("/api/me").json()["user"]["id"]
     assert co_owner.with_headers(**{"x-folio-workspace": workspace}).delete(f"/api/members/{co_owner_id}").status == 204
 
 
 def test_invalid_member_requests_are_400(client: Client) -> None:
-    owner, _ = _person(client)
+    owner, _ = person(client)
     assert owner.post("/api/members", {"email": "not-an-email", "role": "member"}).status == 400
     assert owner.post("/api/members", {"email": "a@b.co", "role": "admin"}).status == 400
     assert owner.post("/api/members", {"email": "a@b.co"}).status == 400
