@@ -15,17 +15,17 @@ if TYPE_CHECKING:
 
 def _migrate(_: argparse.Namespace) -> int:
     from shared.db.migrate import migrate
+    from shared.db.pool import context_key_bytes
 
     settings = get_settings()
     admin = settings.database_admin_url or settings.require("database_url")
-    key = settings.database_context_key
     applied = migrate(
         admin.reveal(),
         app_role=settings.database_app_role,
         embedding_model=settings.embedding_model,
         embedding_dim=settings.embedding_dim,
         # Installs (or rotates) the key that signs each transaction's tenant (migration 0009).
-        context_key=key.reveal().encode() if key is not None and key.is_set() else None,
+        context_key=context_key_bytes(settings),
     )
     print(json.dumps({"applied": applied}))
     return 0

@@ -49,6 +49,12 @@ def identity_claim(idp: str, subject: str, email: str | None, email_verified: bo
     return "\x1f".join((idp, subject, email or "", "true" if email_verified else "false"))
 
 
+def context_key_bytes(settings: Settings) -> bytes | None:
+    """DATABASE_CONTEXT_KEY as the bytes both the pool (signing) and migrate (installing) use; None if unset."""
+    key = settings.database_context_key
+    return key.reveal().encode() if key is not None and key.is_set() else None
+
+
 def _signature(key: bytes, tenant: str, user: str, identity: str, binding: str) -> str:
     message = f"{tenant}/{user}/{identity}/{binding}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
@@ -150,7 +156,6 @@ class Database:
             def token() -> str:
                 return str(credential.get_token(_POSTGRES_ENTRA_SCOPE).token)
 
-        key = settings.database_context_key
         return cls(
             settings.require("database_url").reveal(),
             min_size=settings.database_pool_min,
@@ -159,7 +164,7 @@ class Database:
             statement_timeout_ms=settings.database_statement_timeout_ms,
             server_prepare=settings.database_server_prepare,
             token=token,
-            context_key=key.reveal().encode() if key is not None and key.is_set() else None,
+            context_key=context_key_bytes(settings),
         )
 
     def _ensure_open(self) -> None:
