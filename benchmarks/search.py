@@ -133,6 +133,18 @@ def hnsw_index_sql() -> str:
     return statements[-1]
 
 
+class FixedQueryEmbedder:
+    """Stands in for ``embedder`` and answers with the vector set in ``next``, so the query vectors
+    are embedded once, outside the timed region."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.model_id, self.dimensions = embedder.model_id, embedder.dimensions
+        self.next: list[float] = []
+
+    def embed(self, texts: Any) -> list[list[float]]:
+        return [self.next]
+
+
 def measure(
     urls: dict[str, str],
     tenants: dict[str, Any],
@@ -148,16 +160,7 @@ def measure(
     db = Database(urls["app"], max_size=2, context_key=context_key)
     vectors = embedder.embed(queries)
 
-    class Fixed:  # the query vectors are embedded once, outside the timed region
-        model_id, dimensions = embedder.model_id, embedder.dimensions
-
-        def __init__(self) -> None:
-            self.next: list[float] = []
-
-        def embed(self, texts: Any) -> list[list[float]]:
-            return [self.next]
-
-    fixed = Fixed()
+    fixed = FixedQueryEmbedder(embedder)
     out: dict[str, Any] = {}
     for name, (tenant, count) in tenants.items():
         caller = Caller(tenant, Role.VIEWER, "user", "bench")

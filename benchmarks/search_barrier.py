@@ -31,7 +31,7 @@ from typing import Any
 
 from benchmarks import beir
 from benchmarks.common import ROOT
-from benchmarks.search import SCIFACT, _reusable
+from benchmarks.search import SCIFACT, FixedQueryEmbedder, _reusable
 
 _OLD_VIEW = "tenant_chunks_0003"
 
@@ -80,16 +80,7 @@ def main() -> None:
     vectors = embedder.embed(queries)
     key = secrets.token_bytes(32)
 
-    class Fixed:
-        model_id, dimensions = embedder.model_id, embedder.dimensions
-
-        def __init__(self) -> None:
-            self.next: list[float] = []
-
-        def embed(self, texts: Any) -> list[list[float]]:
-            return [self.next]
-
-    fixed = Fixed()
+    fixed = FixedQueryEmbedder(embedder)
     with psycopg.connect(urls["admin"], autocommit=True) as admin:
         admin.execute(
             f"CREATE OR REPLACE VIEW {_OLD_VIEW} AS SELECT * FROM chunks WHERE tenant_id = folio_current_tenant()"
