@@ -41,9 +41,6 @@ class StreamSlots:
 stream_slots = StreamSlots(MAX_STREAMS)
 
 
-stream_slots = StreamSlots(MAX_STREAMS)
-
-
 _END = object()
 _open_streams = 0  # streams being sent by this process (changed on the event loop only)
 
