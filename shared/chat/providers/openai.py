@@ -19,17 +19,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from shared.azure_credential import azure_openai_token_provider
 from shared.chat.providers.base import Generation, ProviderError, Usage, estimated_usage
 from shared.chat.providers.limits import Limits, SdkErrors, check_url, model_call, model_http_client, translated
 from shared.config import Secret
-from shared.errors import Unavailable
 
 if TYPE_CHECKING:
     import httpx2
     import openai
     from azure.core.credentials import TokenCredential
 
-COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_TEMPERATURE = 0.2
 
 # o1, o3-mini, o4-mini-2025-04-16, gpt-5, gpt-5.1-mini, gpt-6 ...: the o-series, and gpt-5 to gpt-9.
@@ -141,21 +140,12 @@ class AzureOpenAIChat(_ChatCompletions):
     ) -> None:
         check_url(endpoint, "AZURE_OPENAI_ENDPOINT")
         import openai
-        from azure.identity import get_bearer_token_provider
-
-        bearer = get_bearer_token_provider(credential, COGNITIVE_SCOPE)
-
-        def token() -> str:
-            try:
-                return bearer()
-            except Exception as exc:  # azure-identity raises many types; none is ours to show
-                raise Unavailable(f"Could not get an Entra token for Azure OpenAI ({type(exc).__name__})") from None
 
         client = openai.AzureOpenAI(
             azure_endpoint=endpoint,
             azure_deployment=deployment,
             api_version=api_version,
-            azure_ad_token_provider=token,
+            azure_ad_token_provider=azure_openai_token_provider(credential),
             max_retries=limits.max_retries,
             timeout=limits.timeout(),
             http_client=http_client or model_http_client(),

@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from shared.azure_credential import azure_openai_token_provider
 from shared.errors import ConfigError, FolioError, Unavailable
 from shared.ingest.embedders.base import EmbeddingError, l2_normalise, refuse_bare_string
 from shared.retry_after import retry_after
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
     from shared.config import Secret
 
-COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -282,7 +282,7 @@ class AzureOpenAIEmbedder(_SdkEmbedder):
             azure_endpoint=endpoint,
             api_version=api_version,
             api_key=None if api_key is None else _key(api_key),
-            azure_ad_token_provider=None if credential is None else _entra_token_provider(credential),
+            azure_ad_token_provider=None if credential is None else azure_openai_token_provider(credential),
             timeout=timeout_s,
             max_retries=max_retries,
             http_client=_http_client(),
@@ -299,20 +299,6 @@ def _http_client() -> httpx2.Client:
 def _key(api_key: str | Secret) -> str | Callable[[], str]:
     # A Secret is read on each request, so a rotated key (Key Vault) is picked up without a restart.
     return api_key if isinstance(api_key, str) else api_key.reveal
-
-
-def _entra_token_provider(credential: TokenCredential) -> Callable[[], str]:
-    from azure.identity import get_bearer_token_provider
-
-    provider = get_bearer_token_provider(credential, COGNITIVE_SERVICES_SCOPE)
-
-    def token() -> str:
-        try:
-            return provider()
-        except Exception as exc:  # azure-identity raises many types; none of their messages is ours to show
-            raise Unavailable(f"Could not get an Entra token for Azure OpenAI ({type(exc).__name__})") from None
-
-    return token
 
 
 def _error_code(code: object) -> str:
