@@ -269,9 +269,8 @@ def browser(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         context.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A tab whose uncaught errors, CSP violations and console errors fail the test."""
+def watched_tab(browser: Any) -> Iterator[Any]:
+    """A tab whose uncaught errors, CSP violations and console errors fail the test (the body of a ``page`` fixture)."""
     tab = browser.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
@@ -286,6 +285,12 @@ def page(browser: Any) -> Iterator[Any]:
     yield tab
     tab.close()
     assert problems == []
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A tab whose uncaught errors, CSP violations and console errors fail the test."""
+    yield from watched_tab(browser)
 
 
 class Shots:

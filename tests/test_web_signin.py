@@ -33,7 +33,15 @@ from tests.helpers import Client
 from tests.pipeline import Pipeline
 from tests.stubs.oidc_server import OidcProvider
 from tests.test_ingestion import upload
-from tests.test_web_app import CHROMIUM_FLAGS, WAIT_MS, Shots, _accessibility_problems, _pdf, _wait_ready
+from tests.test_web_app import (
+    CHROMIUM_FLAGS,
+    WAIT_MS,
+    Shots,
+    _accessibility_problems,
+    _pdf,
+    _wait_ready,
+    watched_tab,
+)
 
 CLIENT_ID = "4d7c1e2a-0c0f-4d6e-9a51-5f0d1e7a9b10"  # the SPA's application id (one registration: SPA + API)
 API_SCOPE = f"api://{CLIENT_ID}/access_as_user"
@@ -191,20 +199,7 @@ def browser(chromium: str, stack: Stack, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A tab whose uncaught errors, CSP violations and console errors fail the test."""
-    tab = browser.new_page()
-    problems: list[str] = []
-    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    tab.on(
-        "console",
-        lambda message: (
-            problems.append(f"console: {message.text}")
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    yield tab
-    tab.close()
-    assert problems == []
+    yield from watched_tab(browser)
 
 
 def _bearer_client(stack: Stack, email: str, tenant: str) -> Client:
