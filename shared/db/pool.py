@@ -138,12 +138,18 @@ class Database:
             timeout=timeout_s,
             kwargs=kwargs,
             connection_class=_entra_connection_class(token) if token else psycopg.Connection,
+            configure=self._remember_key if self._context_key is not None else None,
             check=ConnectionPool.check_connection,
             open=False,
             name="folio",
         )
         self._opened = False
         self._open_lock = threading.Lock()
+
+    def _remember_key(self, conn: Conn) -> None:
+        """Once per new connection: it signs with this pool's key, also in enter_tenant()."""
+        assert self._context_key is not None
+        _KEYS[conn] = self._context_key
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Database:
@@ -213,7 +219,6 @@ class Database:
                     transaction.enter_context(conn.transaction())
                     conn.execute(_preamble(names), _values(names))
                 else:
-                    _KEYS[conn] = self._context_key
                     # Pipelined: BEGIN and the binding go in one round trip, the signed settings in the
                     # next, so signing adds no round trip to the unsigned BEGIN + settings. The
                     # transaction is begun and ended by hand, not with conn.transaction(): a psycopg
