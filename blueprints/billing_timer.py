@@ -6,9 +6,7 @@ import logging
 
 import azure.functions as func
 
-from blueprints import new_blueprint
-from shared.bootstrap import services
-from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
+from blueprints import new_blueprint, trigger_run
 
 bp = new_blueprint()
 _log = logging.getLogger("folio.billing")
@@ -16,15 +14,9 @@ _log = logging.getLogger("folio.billing")
 
 @bp.timer_trigger(arg_name="timer", schedule="%BILLING_FLUSH_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def billing_flush(timer: func.TimerRequest, context: func.Context) -> None:
-    token = bind_invocation(getattr(context, "invocation_id", None))
-    try:
-        parts = services()
-        settings = parts.settings
-        configure_logging(settings)
+    with trigger_run(context) as (parts, settings):
         from shared.billing import periodic  # loaded on the first run, not at cold start
 
         report = periodic.run(parts.database, settings)
         # Raising would not retry a timer run; the next run picks up whatever is left, so log and return.
         _log.info("billing timer (past due: %s): %s", timer.past_due, report)
-    finally:
-        unbind_invocation(token)

@@ -6,11 +6,9 @@ import logging
 
 import azure.functions as func
 
-from blueprints import new_blueprint
+from blueprints import new_blueprint, trigger_run
 from shared.blob_events import handle_blob_event, parse_event
-from shared.bootstrap import services
 from shared.errors import Invalid
-from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
 
 bp = new_blueprint()
 _log = logging.getLogger("folio.events")
@@ -20,11 +18,7 @@ _log = logging.getLogger("folio.events")
 def on_blob_event(event: func.EventGridEvent, context: func.Context) -> None:
     """Malformed events are logged and dropped (a retry cannot fix them); transient errors raise so
     Event Grid redelivers."""
-    token = bind_invocation(getattr(context, "invocation_id", None))
-    try:
-        parts = services()
-        settings = parts.settings
-        configure_logging(settings)
+    with trigger_run(context) as (parts, settings):
         try:
             parsed = parse_event(event.id, event.event_type, event.subject, event.get_json())
         except Invalid as exc:
@@ -34,5 +28,3 @@ def on_blob_event(event: func.EventGridEvent, context: func.Context) -> None:
             return
         outcome = handle_blob_event(parts.database, parts.job_queue, parsed, settings=settings, blobs=parts.blobs)
         _log.info("blob event %s %s -> %s", event.id, event.event_type, outcome)
-    finally:
-        unbind_invocation(token)

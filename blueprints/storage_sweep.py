@@ -7,9 +7,7 @@ import logging
 
 import azure.functions as func
 
-from blueprints import new_blueprint
-from shared.bootstrap import services
-from shared.telemetry import bind_invocation, configure_logging, unbind_invocation
+from blueprints import new_blueprint, trigger_run
 
 bp = new_blueprint()
 _log = logging.getLogger("folio.storage")
@@ -17,11 +15,7 @@ _log = logging.getLogger("folio.storage")
 
 @bp.timer_trigger(arg_name="timer", schedule="0 17 * * * *", run_on_startup=False, use_monitor=True)
 def blob_sweep(timer: func.TimerRequest, context: func.Context) -> None:
-    token = bind_invocation(getattr(context, "invocation_id", None))
-    try:
-        parts = services()
-        settings = parts.settings
-        configure_logging(settings)
+    with trigger_run(context) as (parts, settings):
         from shared import blob_sweep as sweeping  # loaded on the first run, not at cold start
 
         blobs = parts.blobs
@@ -31,5 +25,3 @@ def blob_sweep(timer: func.TimerRequest, context: func.Context) -> None:
         report = sweeping.sweep(parts.database, blobs, grace=sweeping.grace_period(settings.upload_sas_minutes))
         # Raising would not retry a timer run; the next run finds whatever is left, so log and return.
         _log.info("blob sweep (past due: %s): %s", timer.past_due, json.dumps(report.as_dict()))
-    finally:
-        unbind_invocation(token)
