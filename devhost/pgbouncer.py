@@ -28,28 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devhost import postgres
-from devhost.stack import LOCAL
+from devhost.stack import LOCAL, ChildProcess
 
 TEST_PG_PORT = int(os.environ.get("FOLIO_TEST_PG_PORT", "54330"))
 APP_ROLE = "folio_app"
 
 
 @dataclass
-class PgBouncer:
-    process: subprocess.Popen[bytes]
+class PgBouncer(ChildProcess):
     port: int
     directory: Path
 
     def url(self, user: str, database: str) -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
 
 
 def binary() -> str:

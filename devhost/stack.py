@@ -64,7 +64,7 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 
 @dataclass
 class ChildProcess:
-    """An emulator the local stack started; stop() ends it, forcefully if it does not exit."""
+    """A process the local stack started (an emulator, PgBouncer); stop() ends it, forcefully if it does not exit."""
 
     process: subprocess.Popen[bytes]
 
@@ -74,6 +74,7 @@ class ChildProcess:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(5)
 
 
 @dataclass
