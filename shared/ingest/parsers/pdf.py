@@ -490,11 +490,15 @@ def _drop_running_lines(pages: list[list[_Line]], hints: list[list[int]]) -> lis
     line that merely looks like another page's never goes. A short line (a figure label, a
     stray mark) between two running lines is stepped over and kept.
     """
-    repeated = _running_keys(pages)
-    numbers = _page_number_lines(pages)
+    non_blank = [
+        [(line.text, hint) for line, hint in zip(lines, page_hints, strict=True) if line.text.strip()]
+        for lines, page_hints in zip(pages, hints, strict=True)
+    ]
+    texts = [[text for text, _ in kept] for kept in non_blank]
+    repeated = _running_keys(texts)
+    numbers = _page_number_lines(texts)
     cleaned = []
-    for page, (lines, page_hints) in enumerate(zip(pages, hints, strict=True)):
-        kept = [(line.text, hint) for line, hint in zip(lines, page_hints, strict=True) if line.text.strip()]
+    for page, kept in enumerate(non_blank):
         running = {i for i in _edge_indexes(len(kept)) if (page, i) in numbers or _line_key(kept[i][0]) in repeated}
         drop = _peel(range(len(kept)), running, kept) | _peel(range(len(kept) - 1, -1, -1), running, kept)
         body = [line for i, line in enumerate(kept) if i not in drop]
@@ -519,15 +523,14 @@ def _edge_indexes(count: int) -> set[int]:
     return set(range(min(_EDGE_LINES, count))) | set(range(max(0, count - _EDGE_LINES), count))
 
 
-def _running_keys(pages: list[list[_Line]]) -> set[str]:
+def _running_keys(pages: list[list[str]]) -> set[str]:
     """Edge lines (digits ignored) found on three pages or more, and on at least 40% of the
     pages from the first to the last where they appear: a book's title runs over all its pages,
-    a chapter's title over the pages of that chapter only."""
+    a chapter's title over the pages of that chapter only. ``pages`` holds each page's non-blank lines."""
     if len(pages) < 3:
         return set()
     on_pages: dict[str, list[int]] = {}
-    for page, lines in enumerate(pages):
-        kept = [line.text for line in lines if line.text.strip()]
+    for page, kept in enumerate(pages):
         for key in {_line_key(kept[i]) for i in _edge_indexes(len(kept))}:
             on_pages.setdefault(key, []).append(page)
     return {
@@ -539,8 +542,8 @@ def _running_keys(pages: list[list[_Line]]) -> set[str]:
     }
 
 
-def _page_number_lines(pages: list[list[_Line]]) -> set[tuple[int, int]]:
-    """(page, line) of edge lines that are page numbers.
+def _page_number_lines(pages: list[list[str]]) -> set[tuple[int, int]]:
+    """(page, line) of edge lines that are page numbers; ``pages`` holds each page's non-blank lines.
 
     "Page 3", "3 of 9" and "- 3 -" always are. A bare number is one only when bare numbers at
     the page edges count up with the pages (printed number minus page index the same on at
@@ -549,12 +552,12 @@ def _page_number_lines(pages: list[list[_Line]]) -> set[tuple[int, int]]:
     """
     found: set[tuple[int, int]] = set()
     bare: list[tuple[int, int, int]] = []  # page, line, printed number
-    for page, lines in enumerate(pages):
-        kept = [line.text.strip() for line in lines if line.text.strip()]
+    for page, kept in enumerate(pages):
         for i in _edge_indexes(len(kept)):
-            if _PAGE_LABEL.match(kept[i]):
+            line = kept[i].strip()
+            if _PAGE_LABEL.match(line):
                 found.add((page, i))
-            elif match := _BARE_NUMBER_LINE.match(kept[i]):
+            elif match := _BARE_NUMBER_LINE.match(line):
                 bare.append((page, i, int(match.group(1))))
     offsets = Counter(number - page for page, _, number in bare)
     pages_with_bare = len({page for page, _, _ in bare})
