@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
+from urllib.parse import urlsplit
 
 from shared.errors import ConfigError, FolioError
 
@@ -403,6 +404,16 @@ def missing_setting_message(env: str) -> str:
         f"in Azure App Configuration (key {env}, label of the environment), "
         f"or as Key Vault secret '{key_vault_secret_name(env)}' for secrets."
     )
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def check_url(url: str, setting: str) -> None:
+    """Keys and tokens ride on requests to ``url``: plain http only to this machine (tests, local stand-ins)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+        raise ConfigError(f"{setting} must be an https:// URL")
 
 
 _TRUE = {"1", "true", "yes", "on"}

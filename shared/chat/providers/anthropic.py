@@ -16,13 +16,12 @@ from shared.chat.providers.base import Generation, Usage, estimated_usage
 from shared.chat.providers.limits import (
     Limits,
     SdkErrors,
-    check_url,
     folio_errors_through,
     model_call,
     model_http_client,
     translated,
 )
-from shared.config import Secret
+from shared.config import Secret, check_url
 
 if TYPE_CHECKING:
     import anthropic

@@ -30,18 +30,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx2
 
 from shared.chat.providers.base import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
-from shared.errors import ConfigError, FolioError
+from shared.errors import FolioError
 from shared.retry_after import retry_after
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _BUSY = {429, 503, 529}  # 529: Anthropic's "overloaded"
 _CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 # The SDKs' backoff (openai and anthropic alike): 0.5 s doubling up to 8 s, less up to 25 % jitter.
@@ -88,13 +86,6 @@ class Limits:
     def check_deadline(self, provider: str, started: float) -> None:
         if time.monotonic() - started > self.max_s:
             raise ProviderTimeout(f"{provider} took longer than {self.max_s:g} s to answer.", provider=provider)
-
-
-def check_url(url: str, setting: str) -> None:
-    """Keys and tokens ride on these requests: plain http only to this machine (tests, local stand-ins)."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
-        raise ConfigError(f"{setting} must be an https:// URL")
 
 
 # --- one call, and the transport that holds it to the budget --------------------------------------

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from shared.azure_credential import azure_openai_token_provider
 from shared.chat.providers.base import Generation, ProviderError, Usage, estimated_usage
-from shared.chat.providers.limits import Limits, SdkErrors, check_url, model_call, model_http_client, translated
-from shared.config import Secret
+from shared.chat.providers.limits import Limits, SdkErrors, model_call, model_http_client, translated
+from shared.config import Secret, check_url
 
 if TYPE_CHECKING:
     import httpx2

@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import re
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shared.azure_credential import azure_openai_token_provider
+from shared.config import check_url
 from shared.errors import ConfigError, FolioError, Unavailable
 from shared.ingest.embedders.base import EmbeddingError, l2_normalise, refuse_bare_string
 from shared.retry_after import retry_after
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass
@@ -261,10 +260,7 @@ class AzureOpenAIEmbedder(_SdkEmbedder):
         rate_limit_budget_s: float = 60.0,
         max_retries: int = 5,
     ) -> None:
-        parsed = urllib.parse.urlsplit(endpoint)
-        # The token or key rides on every request: plain http is allowed only to this machine.
-        if parsed.scheme != "https" and not (parsed.scheme == "http" and parsed.hostname in _LOOPBACK):
-            raise ConfigError("AZURE_OPENAI_ENDPOINT must be an https:// URL")
+        check_url(endpoint, "AZURE_OPENAI_ENDPOINT")
         if not deployment:
             raise ConfigError("AZURE_OPENAI_EMBEDDING_DEPLOYMENT is required for the azure-openai embedding provider")
         if (credential is None) == (api_key is None):
