@@ -339,10 +339,8 @@ def search_workspace(
 ) -> dict[str, Any]:
     """What ``POST /api/search`` runs: a valid request is counted against the plan's monthly searches
     (402 when they are used up), in the same transaction as the search; an invalid one is a 400 and
-    is not counted."""
+    is not counted (:func:`search` validates before its transaction, so before ``charge``)."""
     from shared import billing
-
-    request = request.validate()
 
     def charge(conn: Connection[Any]) -> object:
         return billing.consume(conn, caller, billing.SEARCHES, 1, settings=settings)
