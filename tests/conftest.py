@@ -25,7 +25,7 @@ APP_ROLE = "folio_app"
 TEST_CONTEXT_KEY = "folio-test-context-key-not-a-secret"
 
 
-def _restore_environment(saved: dict[str, str | None]) -> None:
+def restore_environment(saved: dict[str, str | None]) -> None:
     """Put back the variables a fixture changed (None: it was unset) and forget cached settings."""
     from shared.config import reset_settings
 
@@ -141,7 +141,7 @@ def app_environment(database_urls: dict[str, str], azurite: str) -> Iterator[dic
     yield env
     bootstrap.install(None)
     services.close()
-    _restore_environment(saved)
+    restore_environment(saved)
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def settings_override(app_environment: dict[str, str]) -> Iterator[object]:
         reset_settings()
 
     yield apply
-    _restore_environment(changed)
+    restore_environment(changed)
 
 
 @pytest.fixture(scope="session")
@@ -228,7 +228,7 @@ def cosmos(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFac
     reset_settings()
     emulator_chat_store(get_settings())  # creates the database and the container; the app builds its own store
     yield emulator.endpoint
-    _restore_environment(saved)
+    restore_environment(saved)
     emulator.stop()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import restore_environment
 from tests.helpers import Client
 from tests.stripe_events import TEST_PLANS, WEBHOOK_SECRET
 from tests.stubs.stripe_server import StripeStub
@@ -72,12 +73,7 @@ def fuzz_settings(app_environment: dict[str, str], stripe_stub: StripeStub) -> I
     os.environ.update(values)
     reset_settings()
     yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    reset_settings()
+    restore_environment(saved)
 
 
 def _tenant(client: Client, user: str, pipeline: Any) -> dict[str, Any]:
