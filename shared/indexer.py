@@ -59,8 +59,6 @@ class Outcome:
 
 def ingest_limits(settings: Settings) -> Limits:
     """Parse limits, with the upload size limit enforced again here: a SAS cannot cap size."""
-    from shared.ingest.limits import Limits
-
     return Limits(max_bytes=settings.max_upload_bytes)
 
 
