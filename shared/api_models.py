@@ -16,7 +16,7 @@ from pydantic import Field
 
 from shared.chat.store import MAX_TITLE_CHARS
 from shared.search import MAX_TOP
-from shared.validation import Body, Id, Line, Text
+from shared.validation import LINE_CONTROLS, TEXT_CONTROLS, Body, Id, Line, Text
 
 # --- what the OpenAPI description says a string holds -------------------------------------------
 # Schema-only (``json_schema_extra``): validation stays shared.validation's; these patterns state the
@@ -24,10 +24,8 @@ from shared.validation import Body, Id, Line, Text
 # text that does not is refused. Stripping removes Unicode White_Space at either end (pydantic-core);
 # what is left may not hold the characters shared.validation refuses.
 WHITESPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# Lone surrogates (also refused) are left out: a pattern cannot name them portably, and JSON text from
-# any ordinary client holds none.
-TEXT_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
-LINE_CONTROLS = TEXT_CONTROLS + r"\t\n\r\u2028\u2029"
+# TEXT_CONTROLS and LINE_CONTROLS (shared.validation) leave out lone surrogates (also refused): a pattern
+# cannot name them portably, and JSON text from any ordinary client holds none.
 
 
 def _described(controls: str, *, empty: bool) -> Any:

@@ -28,7 +28,7 @@ from pydantic.json_schema import models_json_schema
 from shared import api_models
 from shared.config import Settings
 from shared.search import MAX_QUERY_CHARS
-from shared.validation import Body
+from shared.validation import LINE_CONTROLS, Body
 
 API_VERSION = "1"
 PROBLEM_JSON = "application/problem+json"
@@ -940,7 +940,7 @@ def _upload_rules(schema: dict[str, Any], where: Installation) -> None:
     """RequestUpload: the file types shared.documents takes, each with the content types it may declare."""
     from shared.documents import ALLOWED_TYPES
 
-    ws, controls = api_models.WHITESPACE, api_models.LINE_CONTROLS
+    ws, controls = api_models.WHITESPACE, LINE_CONTROLS
     stem = rf"\.*[^./\\{ws}{controls}][^/\\{controls}]*"
     by_types: dict[frozenset[str], list[str]] = {}
     for extension, types in ALLOWED_TYPES.items():

@@ -32,10 +32,14 @@ from shared.errors import Invalid, NotFound
 # feed and carriage return), DEL and C1 controls, bidi overrides and isolates (they make a name
 # display as something else: "invoice\u202etxt.pdf" shows as "invoicefdp.txt"), and lone surrogates,
 # which JSON can carry but UTF-8, and so PostgreSQL, cannot. Single-line text (names, titles) also
-# refuses tabs, line breaks and the Unicode line and paragraph separators.
-_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
-_BAD_TEXT = re.compile(f"[{_CONTROLS}]")
-_BAD_LINE = re.compile(f"[{_CONTROLS}\t\n\r\u2028\u2029]")
+# refuses tabs, line breaks and the Unicode line and paragraph separators. The ranges are written as
+# regex escapes, so shared.api_models states the same rule in the OpenAPI patterns (without the lone
+# surrogates, which a pattern cannot name portably).
+TEXT_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+LINE_CONTROLS = TEXT_CONTROLS + r"\t\n\r\u2028\u2029"
+_SURROGATES = r"\ud800-\udfff"
+_BAD_TEXT = re.compile(f"[{TEXT_CONTROLS}{_SURROGATES}]")
+_BAD_LINE = re.compile(f"[{LINE_CONTROLS}{_SURROGATES}]")
 
 
 def text_problem(value: str, *, single_line: bool = False) -> Literal["control", "unicode"] | None:
@@ -47,7 +51,7 @@ def text_problem(value: str, *, single_line: bool = False) -> Literal["control",
 
 
 def check_text(name: str, value: str, *, single_line: bool = False) -> None:
-    """Raise :class:`Invalid` naming ``name`` if ``value`` is not acceptable text (see ``_CONTROLS``)."""
+    """Raise :class:`Invalid` naming ``name`` if ``value`` is not acceptable text (see ``TEXT_CONTROLS``)."""
     problem = text_problem(value, single_line=single_line)
     if problem == "control":
         raise Invalid(f"Field '{name}' contains control characters.", fields=[name])
