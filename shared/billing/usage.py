@@ -168,14 +168,11 @@ def check_upload(conn: Conn, caller: Caller, size: int, *, settings: Settings) -
     Runs in the upload's transaction, before its INSERT: the account row lock makes concurrent
     uploads of one workspace count one after another, each seeing the documents committed before it.
     """
-    account = lock_account(conn, caller.tenant_id)
-    granted = entitlement(account, catalog(settings), settings.billing_grace_days)
-    stock = _stock(conn, caller.tenant_id)
-    documents_limit, storage_limit = granted.plan.limit(DOCUMENTS), granted.plan.limit(STORAGE)
+    granted, stock = _locked_stock(conn, caller.tenant_id, settings)
+    documents_limit = granted.plan.limit(DOCUMENTS)
     if documents_limit is not None and stock["documents"] + 1 > documents_limit:
         raise _exceeded(granted, DOCUMENTS, stock["documents"], 1)
-    if storage_limit is not None and stock["bytes"] + size > storage_limit:
-        raise _exceeded(granted, STORAGE, stock["bytes"], size)
+    _check_storage(granted, stock["bytes"], size)
 
 
 def usage_report(conn: Conn, tenant_id: UUID, granted: Entitlement) -> dict[str, dict[str, int | None]]:
@@ -200,10 +197,20 @@ def check_storage_growth(conn: Conn, tenant_id: UUID, extra_bytes: int, *, setti
     """
     if extra_bytes <= 0:
         return
-    account = lock_account(conn, tenant_id)
-    granted = entitlement(account, catalog(settings), settings.billing_grace_days)
+    granted, stock = _locked_stock(conn, tenant_id, settings)
+    _check_storage(granted, stock["bytes"], extra_bytes)
+
+
+def _locked_stock(conn: Conn, tenant_id: UUID, settings: Settings) -> tuple[Entitlement, dict[str, int]]:
+    """The plan in force and the documents and bytes stored, read under the account row lock
+    (:func:`lock_account`), so concurrent checks of one workspace see each other's rows."""
+    granted = entitlement(lock_account(conn, tenant_id), catalog(settings), settings.billing_grace_days)
+    return granted, _stock(conn, tenant_id)
+
+
+def _check_storage(granted: Entitlement, stored: int, extra_bytes: int) -> None:
+    """Refuse (402) ``extra_bytes`` more when they would pass the plan's storage limit."""
     limit = granted.plan.limit(STORAGE)
-    stored = _stock(conn, tenant_id)["bytes"]
     if limit is not None and stored + extra_bytes > limit:
         raise _exceeded(granted, STORAGE, stored, extra_bytes)
 
