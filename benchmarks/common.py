@@ -17,17 +17,25 @@ if TYPE_CHECKING:
 
 def scratch_database(name: str, *, embedding_dim: int = 384, embedding_model: str = "all-MiniLM-L6-v2") -> dict:
     """A fresh database on the embedded server (or BENCH_ADMIN_URL/BENCH_APP_URL if given), migrated."""
-    from devhost import postgres as local_pg
     from shared.db.migrate import migrate
 
     if os.environ.get("BENCH_ADMIN_URL"):
         urls = {"admin": os.environ["BENCH_ADMIN_URL"], "app": os.environ["BENCH_APP_URL"]}
     else:
-        pg = local_pg.held_for_process(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)  # stops when this run ends
-        local_pg.ensure_database(pg, name, app_role="folio_app", recreate=True)
-        urls = {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
+        urls = bench_database(name, recreate=True)
     migrate(urls["admin"], app_role="folio_app", embedding_model=embedding_model, embedding_dim=embedding_dim)
     return urls
+
+
+def bench_database(name: str, *, recreate: bool = False) -> dict[str, str]:
+    """The admin and app URLs of database ``name`` on the embedded server, which starts if need be
+    and stops when this run ends; ``recreate`` drops and creates the database first (empty)."""
+    from devhost import postgres as local_pg
+
+    pg = local_pg.held_for_process(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)
+    if recreate:
+        local_pg.ensure_database(pg, name, app_role="folio_app", recreate=True)
+    return {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
 
 
 def app_database(url: str, *, max_size: int = 2) -> Database:

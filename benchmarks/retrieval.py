@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import beir
-from benchmarks.common import ROOT, app_database, create_tenant, scratch_database
+from benchmarks.common import ROOT, app_database, bench_database, create_tenant, scratch_database
 
 MODES = ("lexical", "vector", "hybrid")
 
@@ -136,11 +136,7 @@ def prepared_database(dataset: beir.Dataset, embedder: Any, *, reuse: bool) -> t
     fingerprint = hashlib.sha256(f"{dataset.name}:{len(dataset.corpus)}:{embedder.model_id}".encode()).hexdigest()[:8]
     name = f"folio_bench_beir_{dataset.name.lower()}_{fingerprint}"[:60]
     if reuse:
-        from benchmarks.common import BENCH_PG_PORT
-        from devhost import postgres as local_pg
-
-        pg = local_pg.held_for_process(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)  # stops when this run ends
-        urls = {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
+        urls = bench_database(name)  # the server stops when this run ends
         try:
             with psycopg.connect(urls["admin"]) as conn:
                 row = conn.execute("SELECT tenant_id, count(*) FROM documents GROUP BY tenant_id").fetchone()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import beir
-from benchmarks.common import ROOT, scratch_database
+from benchmarks.common import ROOT, bench_database, scratch_database
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 
@@ -218,11 +218,7 @@ def _recall(db: Any, caller: Any, fixed: Any, vectors: list[list[float]], k: int
 def _reusable(name: str, total: int) -> dict[str, Any] | None:
     import psycopg
 
-    from benchmarks.common import BENCH_PG_PORT
-    from devhost import postgres as local_pg
-
-    pg = local_pg.held_for_process(ROOT / ".local" / "pg-bench", BENCH_PG_PORT)  # stops when the run ends
-    urls = {"admin": pg.url(database=name), "app": pg.url("folio_app", name)}
+    urls = bench_database(name)  # the server stops when the run ends
     try:
         with psycopg.connect(urls["admin"]) as conn:
             rows = conn.execute(
