@@ -100,10 +100,9 @@ class ApiRequest:
     def body(self, model: type[B]) -> B:
         """The JSON body as ``model`` (see shared/api_models.py); any problem with it is a 400 (415 for another type)."""
         body = self.http.body
-        content_type = (self.http.headers.get("content-type") or "").split(";")[0].strip().lower()
         # Required, not assumed: a body without this type is what a cross-site form or a fetch that
         # skips the CORS preflight sends, so refusing it keeps JSON endpoints out of reach of both.
-        if body and content_type != "application/json":
+        if body and media_type(self.http.headers) != "application/json":
             raise UnsupportedMediaType("Send the request body as application/json.")
         return validate_body(model, parse_json(body))
 
@@ -188,6 +187,11 @@ async def serve(handler: Handler, req: Request, context: func.Context) -> Respon
     return response
 
 
+def media_type(headers: Mapping[str, str]) -> str:
+    """The request's ``Content-Type`` without its parameters, lower-cased; empty when there is none."""
+    return (headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
 # What an HTML form can send (and what fetch may send cross-site without a CORS preflight).
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -207,8 +211,7 @@ def refuse_cross_site(method: str, headers: Mapping[str, str]) -> None:
         return
     if (headers.get("sec-fetch-site") or "").strip().lower() == "cross-site":
         raise Forbidden("Requests from other sites are refused; use Folio's own web app or an API key.")
-    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type in _FORM_TYPES:
+    if media_type(headers) in _FORM_TYPES:
         raise UnsupportedMediaType("Form posts are refused; send application/json, or no body at all.")
 
 
