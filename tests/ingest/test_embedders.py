@@ -381,6 +381,12 @@ def test_azure_endpoint_must_be_https_unless_loopback() -> None:
         )
 
 
+def test_openai_base_url_must_be_https_unless_loopback() -> None:
+    # The key rides on every request: never in clear text to another machine (as for chat).
+    with pytest.raises(ConfigError, match="https"):
+        OpenAIEmbedder(model="m", dimensions=4, api_key="sk-test", base_url="http://api.example.com/v1")
+
+
 def test_azure_takes_a_credential_or_a_key() -> None:
     with pytest.raises(ConfigError, match="exactly one"):
         AzureOpenAIEmbedder(endpoint="https://folio.openai.azure.com", deployment="d", dimensions=4)

@@ -211,6 +211,7 @@ class OpenAIEmbedder(_SdkEmbedder):
         rate_limit_budget_s: float = 60.0,
         max_retries: int = 5,
     ) -> None:
+        check_url(base_url, "OPENAI_BASE_URL")  # the key rides on every request
         super().__init__(
             model=model,
             model_id=model,
