@@ -591,13 +591,7 @@ def test_chat_shows_the_answer_while_the_model_is_still_writing_and_stop_ends_it
     collection = user.post("/api/collections", {"name": "Agreements"}).json()["id"]
     _wait_ready(user, upload(user, collection, "supply-agreement.pdf", _pdf(), "application/pdf")["documentId"])
     with LlmStub() as llm:
-        settings_override(
-            CHAT_PROVIDER="openai",
-            OPENAI_BASE_URL=llm.url + "/v1",
-            OPENAI_API_KEY="sk-test-0123456789",
-            OPENAI_CHAT_MODEL="gpt-stub",
-            CHAT_TIMEOUT_SECONDS="60",
-        )
+        _chat_through(llm, settings_override)
         first_go, second_go = threading.Event(), threading.Event()
         llm.script(
             Reply(text=["Each widget costs ", "ten euros [1]."], stall_after=1, gate=first_go),
@@ -635,6 +629,17 @@ def test_chat_shows_the_answer_while_the_model_is_still_writing_and_stop_ends_it
             second_go.set()
     kept = user.get(f"/api/chat/sessions/{session_id}").json()
     assert kept["turns"] == 1 and [m["role"] for m in kept["messages"]] == ["user", "assistant"]
+
+
+def _chat_through(llm: Any, settings_override: Any) -> None:
+    """Point the API's chat at the stub model ``llm`` (OpenAI's API), with a minute to answer."""
+    settings_override(
+        CHAT_PROVIDER="openai",
+        OPENAI_BASE_URL=llm.url + "/v1",
+        OPENAI_API_KEY="sk-test-0123456789",
+        OPENAI_CHAT_MODEL="gpt-stub",
+        CHAT_TIMEOUT_SECONDS="60",
+    )
 
 
 def _wait_ready(user: Client, document_id: str) -> None:

@@ -38,6 +38,7 @@ from tests.test_web_app import (
     WAIT_MS,
     Shots,
     _accessibility_problems,
+    _chat_through,
     _pdf,
     _wait_ready,
     watched_tab,
@@ -247,13 +248,7 @@ def test_a_user_signs_in_with_msal_and_streams_a_chat_answer_from_the_api_on_ano
 
     # Chat, streamed from the API's origin while the (stub) model still holds back the rest.
     with LlmStub() as llm:
-        settings_override(
-            CHAT_PROVIDER="openai",
-            OPENAI_BASE_URL=llm.url + "/v1",
-            OPENAI_API_KEY="sk-test-0123456789",
-            OPENAI_CHAT_MODEL="gpt-stub",
-            CHAT_TIMEOUT_SECONDS="60",
-        )
+        _chat_through(llm, settings_override)
         go = threading.Event()
         llm.script(Reply(text=["Each widget costs ", "ten euros [1]."], stall_after=1, gate=go))
         try:
