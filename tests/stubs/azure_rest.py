@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
 import json
 import shutil
-import ssl
 import tempfile
 import threading
 import time
@@ -19,10 +17,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from azure.core.credentials import AccessToken
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.stubs.tls import make_certificate, server_context
 
 TENANT_ID = "00000000-0000-4000-8000-00000000f011"
 KEY_VAULT = "key-vault"
@@ -145,53 +141,6 @@ def _filter_matches(filter_text: str | None, value: str | None) -> bool:
     return any(_matches(p, value) for p in _split_filter(filter_text))
 
 
-def _make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for 127.0.0.1 and localhost (it is its own trust anchor)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "folio azure stub")])
-    now = dt.datetime.now(dt.UTC)
-    public = key.public_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(PRIMARY_HOST)), x509.DNSName(OTHER_HOST)]),
-            critical=False,
-        )
-        # CA + key identifiers so strict verification (VERIFY_X509_STRICT, Python 3.13+) accepts it as its own root.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "stub-cert.pem", directory / "stub-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 class AzureRestStub:
     """Key Vault secrets and App Configuration key-values over HTTPS on 127.0.0.1, with failure hooks.
 
@@ -216,10 +165,9 @@ class AzureRestStub:
 
     def start(self) -> AzureRestStub:
         self._dir = Path(tempfile.mkdtemp(prefix="folio-azure-stub-"))
-        cert_path, key_path = _make_certificate(self._dir)
+        cert_path, key_path = make_certificate(self._dir)
         self.ca_path = str(cert_path)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_path, key_path)
+        context = server_context(cert_path, key_path)
         server = ThreadingHTTPServer((PRIMARY_HOST, 0), _handler_for(self))
         server.daemon_threads = True
         server.socket = context.wrap_socket(server.socket, server_side=True)

@@ -27,10 +27,8 @@ It listens twice: HTTPS (MSAL refuses an ``http:`` authority; a self-signed cert
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import html
-import ipaddress
 import json
 import secrets
 import ssl
@@ -46,9 +44,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+
+from tests.stubs.tls import make_certificate, server_context
 
 _GRAPH = "00000003-0000-0000-c000-000000000000"  # what Entra issues tokens for when no API scope is asked
 _OIDC_SCOPES = {"openid", "profile", "email", "offline_access"}
@@ -175,34 +174,14 @@ class OidcProvider:
     # --- internals ------------------------------------------------------------------------------
 
     def _tls_context(self) -> ssl.SSLContext:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .sign(key, hashes.SHA256())
-        )
-        spki = cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        cert_path, key_path = make_certificate(Path(self._tls_dir.name))
+        spki = (
+            x509.load_pem_x509_certificate(cert_path.read_bytes())
+            .public_key()
+            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
         self._spki = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-        directory = Path(self._tls_dir.name)
-        (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (directory / "key.pem").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
-        return context
+        return server_context(cert_path, key_path)
 
     def _metadata(self, tenant: str) -> dict[str, Any]:
         base = f"{self.url}/{tenant}"
