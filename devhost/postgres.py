@@ -47,7 +47,7 @@ def start(data_dir: Path, port: int) -> LocalPostgres:
     """Initialise ``data_dir`` if needed and start the server on 127.0.0.1:``port``; idempotent."""
     data_dir = data_dir.resolve()
     pg = LocalPostgres(data_dir, port)
-    if _accepts(pg):
+    if accepts(pg):
         return pg
     os_user = None
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -101,7 +101,7 @@ def start(data_dir: Path, port: int) -> LocalPostgres:
         **_run_as(os_user),
     )
     deadline = time.monotonic() + 30
-    while not _accepts(pg):
+    while not accepts(pg):
         if time.monotonic() > deadline:
             raise RuntimeError(f"PostgreSQL did not start; see {log}")
         time.sleep(0.2)
@@ -197,10 +197,6 @@ def _other_clients(pg: LocalPostgres) -> bool:
 
 def accepts(pg: LocalPostgres) -> bool:
     """Whether a server answers as this project's embedded one (admin user, trust auth) on ``pg.port``."""
-    return _accepts(pg)
-
-
-def _accepts(pg: LocalPostgres) -> bool:
     try:
         with psycopg.connect(pg.url(), connect_timeout=2):
             return True
