@@ -155,8 +155,7 @@ def run_in_heading(text: str) -> tuple[str, str] | None:
     """Split a clause whose title runs into its body: "1.1 Access and Use.  During the..." gives
     ("1.1 Access and Use.", "During the..."); None when the text does not open with such a title."""
     stripped = text.strip()
-    label = _KEYWORD.match(stripped) or _BARE_NUMBER.match(stripped) or _SUBCLAUSE.match(stripped)
-    offset = label.end() if label else 0
+    offset = _label_end(stripped)
     rest = stripped[offset:]
     stop = _RUN_IN_STOP.search(rest, 0, 101)
     if stop is None:
@@ -171,12 +170,17 @@ def reads_as_sentence(text: str) -> bool:
     """True for a styled "heading" that is really prose: several sentences, or one sentence
     that is not headline words ("Use of the Product must comply with all Documentation.")."""
     stripped = text.strip()
-    label = _KEYWORD.match(stripped) or _BARE_NUMBER.match(stripped) or _SUBCLAUSE.match(stripped)
-    rest = stripped[label.end() :] if label else stripped
+    rest = stripped[_label_end(stripped) :]
     if len(rest) > 200 or _SENTENCE_INSIDE.search(rest):
         return True
     # A question ("How do I cancel my subscription?") is a common heading; a statement is not.
     return rest.endswith((".", ";", ",")) and not _is_title_like(rest)
+
+
+def _label_end(stripped: str) -> int:
+    """Where an opening clause label ("Section 4", "1.1", "(a)") ends; 0 without one."""
+    label = _KEYWORD.match(stripped) or _BARE_NUMBER.match(stripped) or _SUBCLAUSE.match(stripped)
+    return label.end() if label else 0
 
 
 def heading_title(text: str, *, shouting_to_title: bool = False) -> str:
