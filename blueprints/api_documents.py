@@ -1,10 +1,11 @@
-"""Documents: request an upload URL, read status, list, delete, re-index."""
+"""Documents: request an upload URL, read status, list, delete, re-index, and a read URL for the original."""
 
 from __future__ import annotations
 
 from blueprints import new_blueprint
 from blueprints._http import ApiRequest, Response, endpoint, no_content, ok
 from shared import documents
+from shared.errors import Unavailable
 
 bp = new_blueprint()
 
@@ -39,6 +40,19 @@ def documents_list(request: ApiRequest) -> Response:
 @endpoint(bp, "documents/{documentId}", ["GET"])
 def documents_get(request: ApiRequest) -> Response:
     return ok(documents.get_document(request.db, request.caller, request.path_id("documentId", "document")))
+
+
+@endpoint(bp, "documents/{documentId}/content", ["GET"])
+def documents_content(request: ApiRequest) -> Response:
+    from shared import document_content  # built on first use, not at cold start
+
+    blobs = request.services.blobs
+    if not isinstance(blobs, document_content.ReadableBlobs):
+        raise Unavailable("This deployment's blob store cannot hand out read URLs.")
+    # The URL is a credential for a few minutes; ok() answers Cache-Control: no-store, so nothing keeps it.
+    return ok(
+        document_content.content_url(request.db, blobs, request.caller, request.path_id("documentId", "document"))
+    )
 
 
 @endpoint(bp, "documents/{documentId}", ["DELETE"])

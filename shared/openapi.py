@@ -255,6 +255,21 @@ class Documents(Reply):
     documents: list[Document]
 
 
+class DocumentContent(Reply):
+    """Where to read a document's original file, for a few minutes."""
+
+    document_id: UUID
+    url: str = Field(
+        description="A read-only SAS URL for exactly this blob, served as an attachment; GET it before `expiresAt`."
+    )
+    expires_at: datetime
+    filename: str
+    content_type: str = Field(description="The type declared at upload.")
+    format: str = Field(description="`pdf`, `docx`, `html`, `markdown`, `text`, or `other`, by the file's extension.")
+    size: int
+    pages: int | None
+
+
 class PageRange(Reply):
     start: int
     end: int
@@ -708,6 +723,17 @@ OPERATIONS: tuple[Operation, ...] = (
         "viewer",
         reply=Document,
         params=(_path("documentId", "document"),),
+    ),
+    Operation(
+        "documents_content",
+        "GET",
+        "documents/{documentId}/content",
+        "documents",
+        "A short-lived read-only URL of the document's original file",
+        "viewer",
+        reply=DocumentContent,
+        params=(_path("documentId", "document"),),
+        errors=(409,),
     ),
     Operation(
         "documents_delete",

@@ -63,6 +63,14 @@ class UploadUrl:
     expires_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class ReadUrl:
+    """A read-only URL for one blob, answered with the response headers the SAS fixes."""
+
+    url: str
+    expires_at: dt.datetime
+
+
 class BlobMissing(Exception):
     """The blob (or that version of it) is gone: the job that wanted it is stale."""
 
@@ -120,14 +128,15 @@ class AzureBlobStore:
             pass
 
     def allow_browser_uploads(self, origins: tuple[str, ...]) -> None:
-        """Blob-service CORS so a browser can PUT with the SAS URL (Bicep sets this in Azure)."""
+        """Blob-service CORS so a browser can PUT with the upload SAS URL and GET with the read SAS URL
+        (the in-app viewer fetches the original); Bicep sets the same rule in Azure."""
         if not origins:
             return
         from azure.storage.blob import CorsRule
 
         rule = CorsRule(
             list(origins),
-            ["PUT", "OPTIONS"],
+            ["GET", "HEAD", "PUT", "OPTIONS"],
             # No x-ms-meta-*: an upload carries its bytes and type, nothing the app would have to trust.
             allowed_headers=["x-ms-blob-type", "content-type", "x-ms-blob-content-type"],
             exposed_headers=["etag"],
@@ -142,26 +151,50 @@ class AzureBlobStore:
         would also let them lease the blob (a lease the app must break before it can delete), set
         its metadata, or overwrite it after it was checked, so it is not granted.
         """
-        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+        from azure.storage.blob import BlobSasPermissions
 
         now = now or dt.datetime.now(dt.UTC)
         expires = now + dt.timedelta(minutes=self._sas_minutes)
+        return UploadUrl(self._sas_url(ref, BlobSasPermissions(create=True), now, expires), expires)
+
+    def read_url(
+        self, ref: BlobRef, *, minutes: int, content_type: str, disposition: str, now: dt.datetime | None = None
+    ) -> ReadUrl:
+        """A SAS URL that reads exactly this blob (read only: no write, delete, list or tags), valid for
+        ``minutes``, HTTPS-only in Azure. The SAS fixes the response's ``Content-Type`` and
+        ``Content-Disposition`` (``rsct``/``rscd``), whatever the uploader declared for the blob."""
+        from azure.storage.blob import BlobSasPermissions
+
+        now = now or dt.datetime.now(dt.UTC)
+        expires = now + dt.timedelta(minutes=minutes)
+        url = self._sas_url(
+            ref, BlobSasPermissions(read=True), now, expires, content_type=content_type, content_disposition=disposition
+        )
+        return ReadUrl(url, expires)
+
+    def _sas_url(
+        self, ref: BlobRef, permission: Any, now: dt.datetime, expires: dt.datetime, **response_headers: str
+    ) -> str:
+        """A SAS URL for the one blob ``ref``: user-delegation SAS in Azure, account-key SAS on Azurite."""
+        from azure.storage.blob import generate_blob_sas
+
         common: dict[str, Any] = {
             "account_name": self._service.account_name,
             "container_name": self._container_name,
             "blob_name": ref.name,
-            "permission": BlobSasPermissions(create=True),
+            "permission": permission,
             "expiry": expires,
             "start": now - dt.timedelta(minutes=2),  # tolerate clock skew on the client's side
             # Azure's endpoints are HTTPS; Azurite on a developer machine speaks plain HTTP.
             "protocol": "https" if self._service.url.startswith("https://") else None,
+            **response_headers,
         }
         if self._account_key:
             token = generate_blob_sas(account_key=self._account_key, **common)
         else:
             token = generate_blob_sas(user_delegation_key=self._user_delegation_key(now, expires), **common)
         base = self._public_url or self._service.url.rstrip("/")
-        return UploadUrl(f"{base}/{self._container_name}/{ref.name}?{token}", expires)
+        return f"{base}/{self._container_name}/{ref.name}?{token}"
 
     def _user_delegation_key(self, now: dt.datetime, needed_until: dt.datetime) -> Any:
         # One key per few hours instead of a Storage round trip per upload.
