@@ -14,11 +14,15 @@ The metrics are computed from the files, not from the parser's view of them:
 - ``heading_recall`` (needs ``--pairs``, lines of ``other<TAB>markdown``): the share of the
   Markdown side's headings (ATX and setext) found in the other side's heading paths, after
   lower-casing and dropping punctuation; ``heading_recall_by_pair`` has each pair.
-- ``header_leak``: the share of chunks of paged documents holding a line that pypdf finds on at
-  least half of the document's pages (three pages or more), digits ignored. That counts content
-  that repeats too (a table's "Layoff Permanent" cells, a test file's repeated paragraphs), so
-  ``header_leak_edges`` counts only lines repeated among the pages' first and last three lines,
-  where running heads are; ``header_leak_by_file`` names the files that leak.
+- ``header_leak``: the share of chunks of paged documents holding a line found on at least half
+  of the document's pages (three pages or more), digits ignored. A line is a row of the page as
+  pypdf's layout mode places the text, so a table's row is one line, not one line per cell (a
+  "Layoff Permanent" cell on every page is not a running line; the row holding it is not
+  repeated). That still counts content that repeats (a test file whose pages print one
+  paragraph), so ``header_leak_edges`` counts only lines repeated among the pages' first and
+  last three lines, where running heads are; ``header_leak_fragments`` is the first measure,
+  with pypdf's default extraction's lines (a table's cells each a line of their own);
+  ``header_leak_by_file`` names the files that leak.
 - ``clause_number_recall``: the share of the clause numbers a document cites ("Section 6.3",
   "clause 4(b)", not "Section 230 of the Act") that exist in it as a heading-path entry or a chunk
   opening; ``clause_number_recall_by_file`` has each file that cites any.
@@ -37,7 +41,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from benchmarks.common import ROOT
 
@@ -88,15 +92,18 @@ def measure_file(path: Path) -> dict[str, Any]:
         ]
     row["seconds"] = round(time.perf_counter() - started, 3)
     if b"%PDF-" in data[:1024]:
-        anywhere, edges = _running_lines(data)
+        anywhere, edges = _running_lines(data, "layout")
         row["running_lines"], row["running_edge_lines"] = sorted(anywhere), sorted(edges)
+        row["running_fragments"] = sorted(_running_lines(data, "plain")[0])
     row["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return row
 
 
-def _running_lines(data: bytes) -> tuple[set[str], set[str]]:
+def _running_lines(data: bytes, mode: Literal["plain", "layout"]) -> tuple[set[str], set[str]]:
     """Lines (digits ignored) on at least half the pages of a PDF of three pages or more, per
-    pypdf: anywhere on the page, and among each page's first and last three lines."""
+    pypdf's ``mode`` of extraction ("layout": rows of the page; "plain": the default, where a
+    table cell may be a line): anywhere on the page, and among each page's first and last
+    three lines."""
     import io
     import logging
 
@@ -110,7 +117,7 @@ def _running_lines(data: bytes) -> tuple[set[str], set[str]]:
         texts = []
         for page in reader.pages:
             try:
-                texts.append(page.extract_text())
+                texts.append(page.extract_text(extraction_mode=mode))
             except Exception:  # a page pypdf cannot read has no lines
                 texts.append("")
     except Exception:  # a file pypdf cannot open has no running lines
@@ -227,6 +234,7 @@ def summarise(rows: list[dict[str, Any]], corpus: Path, pairs: list[tuple[str, s
     leaking, paged_chunks = sum(a for a, _ in leak), sum(b for _, b in leak)
     edge_leak = [header_leak(row, "running_edge_lines") for row in rows]
     edge_leaking = sum(a for a, _ in edge_leak)
+    fragment_leaking = sum(header_leak(row, "running_fragments")[0] for row in rows)
     leak_by_file = {row["file"]: round(a / b, 3) for row, (a, b) in zip(rows, leak, strict=True) if a}
     clause_found = clause_total = 0
     by_file: dict[str, Any] = {}
@@ -247,6 +255,7 @@ def summarise(rows: list[dict[str, Any]], corpus: Path, pairs: list[tuple[str, s
         "chunks": sum(len(row["chunks"]) for row in rows),
         "slowest_file_seconds": max((row["seconds"] for row in rows), default=0.0),
         "header_leak_edges": round(edge_leaking / paged_chunks, 4) if paged_chunks else None,
+        "header_leak_fragments": round(fragment_leaking / paged_chunks, 4) if paged_chunks else None,
         "header_leak_by_file": leak_by_file,
         "heading_recall_by_pair": by_pair,
         "clause_number_recall_by_file": by_file,

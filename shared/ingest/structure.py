@@ -105,7 +105,7 @@ class Marker:
 class Segment:
     """A block-to-be produced by :func:`segment_lines`."""
 
-    kind: Literal["heading", "paragraph", "list_item"]
+    kind: Literal["heading", "paragraph", "list_item", "table"]
     text: str
     level: int | None = None
 
@@ -198,9 +198,10 @@ def marker_rank(text: str) -> int | None:
 
 
 # Typographic hints for :func:`segment_lines`, one per line: a heading level (1 = top) set in
-# larger or bold type, body text, or text smaller than the body (footnotes, captions), which
-# is never a heading however it is numbered.
-BODY_TEXT, SMALL_TEXT = 0, -1
+# larger or bold type, body text, text smaller than the body (footnotes, captions), which is
+# never a heading however it is numbered, or a row of a table laid out on the page (its cells
+# already joined by " | "), which keeps its line.
+BODY_TEXT, SMALL_TEXT, TABLE_ROW = 0, -1, -2
 
 
 def segment_lines(
@@ -217,7 +218,8 @@ def segment_lines(
     merely begins "Section 4.2 of this Agreement..." continues its sentence. With
     ``infer_paragraphs`` (PDF text has no blank lines) a short line ending a sentence also
     ends its paragraph. ``hints`` (PDF typography, one per line) make a line a heading of that
-    level (consecutive lines of one heading join), or forbid it to be one (``SMALL_TEXT``).
+    level (consecutive lines of one heading join), forbid it to be one (``SMALL_TEXT``), or make
+    it a table row (``TABLE_ROW``: consecutive rows are one table block, one row per line).
     """
     return _Segmenter(join, infer_paragraphs, _wide_line(lines)).run(lines, hints)
 
@@ -231,7 +233,7 @@ class _Segmenter:
         self.wide = wide
         self.out: list[Segment] = []
         self.lines: list[str] = []
-        self.kind: Literal["paragraph", "list_item"] = "paragraph"
+        self.kind: Literal["paragraph", "list_item", "table"] = "paragraph"
         self.pending_label: Segment | None = None  # "ARTICLE 1" waiting for its title line
         self.typeset_heading: Segment | None = None  # the last heading set by typography
 
@@ -250,6 +252,12 @@ class _Segmenter:
             self._typeset_heading(line, hint)
             return
         self.typeset_heading = None
+        if (hint == TABLE_ROW) != (self.kind == "table"):
+            self.flush()
+        if hint == TABLE_ROW:
+            self.kind = "table"
+            self.lines.append(line)
+            return
         boundary = not self.lines or _closes_clause(self.lines[-1])
         boundary = boundary or (line[0] in _HARD_BULLETS and _BULLET.match(line) is not None)
         if self.pending_label is not None:
@@ -320,7 +328,7 @@ class _Segmenter:
         self.kind = "paragraph"
 
     def _joined(self) -> str:
-        if self.join == "\n":
+        if self.join == "\n" or self.kind == "table":
             return "\n".join(self.lines)
         text = self.lines[0]
         for line in self.lines[1:]:

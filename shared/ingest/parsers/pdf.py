@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import logging
 import math
 import re
@@ -28,7 +29,7 @@ from pypdf.generic import DictionaryObject, IndirectObject
 from shared.ingest.document import DocumentBuilder, ParsedDocument, too_many_chars
 from shared.ingest.errors import CorruptDocument, TooLarge, UnreadableText, UnsupportedType
 from shared.ingest.limits import Deadline, Limits
-from shared.ingest.structure import BODY_TEXT, SMALL_TEXT, detect_marker, marker_rank, segment_lines
+from shared.ingest.structure import BODY_TEXT, SMALL_TEXT, TABLE_ROW, detect_marker, marker_rank, segment_lines
 from shared.ingest.textcodec import normalise_text
 
 # pypdf logs a warning for every robustness fix it applies and for every font it cannot fully
@@ -122,11 +123,13 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
 
 @dataclasses.dataclass(slots=True)
 class _Line:
-    """One extracted line and how it was set: characters per font size, and how many in bold."""
+    """One extracted line and how it was set: characters per font size, and how many in bold;
+    ``table`` for a table row laid out on the page (its cells joined by " | ")."""
 
     text: str
     sizes: Counter[float] = dataclasses.field(default_factory=Counter)
     bold: int = 0
+    table: bool = False
 
     @property
     def chars(self) -> int:
@@ -199,6 +202,8 @@ class _Typography:
         return self.body is not None and line.size is not None and line.size >= self.body * _HEADING_SIZE
 
     def _hint(self, line: _Line) -> int:
+        if line.table:
+            return TABLE_ROW
         if self.body is not None and line.size is not None and line.size < self.body * _SMALL_SIZE:
             return SMALL_TEXT
         level = self._typeset_level(line)
@@ -263,6 +268,14 @@ class _LineCollector:
     def __init__(self, budget: _CharBudget) -> None:
         self.budget = budget
         self.lines: list[_Line] = [_Line("")]
+        self.starts: list[float] = []  # x of every text-showing operator, for column detection
+
+    def operator(self, op: Any, args: Any, cm: Any, tm: Any) -> None:
+        if op in (b"Tj", b"TJ", b"'", b'"'):
+            try:
+                self.starts.append(float(tm[4]) * float(cm[0]) + float(tm[5]) * float(cm[2]) + float(cm[4]))
+            except (TypeError, ValueError, IndexError):
+                pass
 
     def visit(self, text: str, cm: Any, tm: Any, font: Any, size: Any) -> None:
         self.budget.visit(text)
@@ -351,8 +364,9 @@ def _extract_pages(page_list: Sequence[Any], limits: Limits, deadline: Deadline)
     for index in range(len(page_list)):
         deadline.check(f"page {index + 1}")
         collector = _LineCollector(budget)
+        page = page_list[index]
         try:
-            text = page_list[index].extract_text(visitor_text=collector.visit)
+            text = page.extract_text(visitor_text=collector.visit, visitor_operand_before=collector.operator)
         except LimitReachedError as exc:
             raise _stream_too_large(limits) from exc
         except _MALFORMED:
@@ -364,12 +378,36 @@ def _extract_pages(page_list: Sequence[Any], limits: Limits, deadline: Deadline)
             pages.append([])
         else:
             readable += len(text.strip())
-            pages.append(collector.page_lines())
+            lines = collector.page_lines()
+            if len(text) <= _LAYOUT_MAX_CHARS and _may_have_columns(collector.starts, _page_width(page)):
+                deadline.check(f"page {index + 1}")
+                lines = _in_reading_order(page, lines, limits)
+            pages.append(lines)
     if page_list and failed == len(page_list):
         raise _corrupt()
     if unreadable and readable < _MIN_READABLE_SHARE * (readable + unreadable):
         raise UnreadableText(_UNREADABLE)
     return pages
+
+
+def _page_width(page: Any) -> float:
+    try:
+        return float(page.mediabox.width)
+    except _MALFORMED:
+        return 0.0
+
+
+def _in_reading_order(page: Any, lines: list[_Line], limits: Limits) -> list[_Line]:
+    """``lines`` reordered from the page's layout when columns or a table need it."""
+    try:
+        layout = page.extract_text(extraction_mode="layout")
+    except LimitReachedError as exc:
+        raise _stream_too_large(limits) from exc
+    except _MALFORMED:
+        return lines
+    if len(layout) > 20 * _LAYOUT_MAX_CHARS:
+        return lines
+    return _layout_lines(layout, lines) or lines
 
 
 def is_unreadable_text(text: str) -> bool:
@@ -581,6 +619,189 @@ def _line_key(line: str) -> str:
     # A page number at either end of a running chapter head ("34 Chapter 3. The Sea"); a bare
     # label such as "Article 5" keeps its number.
     return _EDGE_NUMBER.sub("#", key) if len(key.split()) > 3 else key
+
+
+# -- reading order of pages laid out in columns or tables ----------------------------------------
+#
+# pypdf's default extraction follows the content stream. Most multi-column PDFs draw a column
+# at a time, but some draw across the page line by line (three-column tax instructions), which
+# interleaves the columns' lines, and a table comes out cell by cell in whatever order it was
+# drawn. pypdf's layout mode places the text on a fixed-width grid by its real positions, so
+# the gutters between columns are runs of blank character columns; those are found here, and
+# the page is read column by column (prose) or row by row (tables), only when the default order
+# is wrong for it.
+
+_LAYOUT_MAX_CHARS = 40_000  # a page with more text is read in stream order
+_LAYOUT_MARGIN = 0.25  # text shown this far right of the leftmost text suggests columns
+_GUTTER_SPACES = 3  # a blank run this wide with text on both sides may be a gutter
+_GUTTER_ROWS = 0.3  # ...on this share of a region's rows (and four rows or more)
+_MIN_BAND_ROWS = 3
+_PROSE_WORDS = 4  # a column whose lines average this many words is prose, else table cells
+_MIN_TABLE_COLUMNS = 3
+_INTERLEAVED = 0.5  # below this share of a column's lines following each other, the order is wrong
+_SPACE_RUNS = re.compile(r"\s+")
+_GAP = re.compile(f" {{{_GUTTER_SPACES},}}")
+
+
+def _may_have_columns(starts: list[float], page_width: float) -> bool:
+    """Whether text is shown often enough away from the left margin that the page may hold
+    columns or a table (cheap, from the operators' positions; layout mode costs a second pass)."""
+    if len(starts) < 5 or page_width <= 0:
+        return False
+    left = min(starts)
+    if left < -page_width or max(starts) > 2 * page_width:
+        return False  # text far off the page: its layout grid would be enormous
+    away = sum(1 for x in starts if x >= left + _LAYOUT_MARGIN * page_width)
+    return away >= max(5, 0.1 * len(starts))
+
+
+def _layout_lines(layout: str, default: list[_Line]) -> list[_Line] | None:
+    """The page's lines in reading order from pypdf's layout text, or None when the default
+    order is right (no columns or table, or columns that the content stream already draws one
+    after the other). Table rows come back with their cells joined by " | "."""
+    rows = [row.rstrip() for row in layout.split("\n")]
+    bands = _bands(rows)
+    if not any(cuts for _, cuts in bands):
+        return None
+    default_text = _squash(" ".join(line.text for line in default))
+    tables = False
+    interleaved = False
+    for band, cuts in bands:
+        if not cuts:
+            continue
+        columns = _columns(band, cuts)
+        kind = _band_kind(columns)
+        interleaved = interleaved or (kind == "prose" and _interleaved(columns, default_text))
+        tables = tables or kind == "table"
+    if not (tables or interleaved):
+        return None
+    # Layout mode pads words with spaces and sometimes loses one ("Section5.1"), so a line
+    # that the default extraction has too is taken from there, with its typography.
+    known = {_SPACE_RUNS.sub("", line.text): line for line in default}
+    out: list[_Line] = []
+
+    def emit(text: str, table: bool = False) -> None:
+        text = _squash(normalise_text(text.translate(_LIGATURES)))
+        if not text:
+            return
+        same = known.get(_SPACE_RUNS.sub("", text))
+        if same is None:
+            out.append(_Line(text, table=table))
+        else:
+            out.append(_Line(same.text.strip(), same.sizes, same.bold, table))
+
+    for band, cuts in bands:
+        if not cuts:
+            for row in band:
+                emit(row)
+            continue
+        columns = _columns(band, cuts)
+        if _band_kind(columns) != "table":
+            for column in columns:
+                for cell in column:
+                    emit(cell)
+        else:
+            for cells in zip(*columns, strict=True):
+                emit(" | ".join(cell for cell in (c.strip() for c in cells) if cell), table=True)
+    return out
+
+
+def _squash(text: str) -> str:
+    return _SPACE_RUNS.sub(" ", text).strip()
+
+
+def _bands(rows: list[str], depth: int = 0) -> list[tuple[list[str], list[int]]]:
+    """Runs of rows split at the same gutters (``cuts``: the character columns to cut at). Rows
+    that run across the page's gutters (a title, a table beside columns of prose) form runs of
+    their own, searched again for gutters of their own; a row left with none gets no cuts."""
+    cuts = _gutters(rows)
+    if not cuts:
+        return [([row], []) for row in rows]
+    bands: list[tuple[list[str], list[int]]] = []
+    for crossing, group in itertools.groupby(rows, key=lambda row: _crosses(row, cuts)):
+        run = list(group)
+        if crossing:
+            bands += _bands(run, depth + 1) if depth < 2 and len(run) >= _MIN_BAND_ROWS else [([r], []) for r in run]
+            continue
+        texts = sum(1 for row in run if row.strip())
+        if texts < _MIN_BAND_ROWS:
+            bands += [([r], []) for r in run]
+            continue
+        own = _gutters(run)  # a part of the page may have fewer columns, or more
+        bands.append((run, own if own and not any(_crosses(r, own) for r in run) else cuts))
+    return bands
+
+
+def _crosses(row: str, cuts: list[int]) -> bool:
+    """A row with text at one of the cuts, or only a word's space there, runs across that gutter."""
+    return any(row[c : c + 1].strip() or (row[c - 1 : c].strip() and row[c + 1 : c + 2].strip()) for c in cuts)
+
+
+def _gutters(rows: list[str]) -> list[int]:
+    """Character columns that are blank, with text on both sides, on many rows and written
+    over on almost none: the gutters between columns of text or of a table."""
+    width = max((len(row) for row in rows), default=0)
+    gaps = [0] * width
+    ink = [0] * width
+    texts = 0
+    for row in rows:
+        if not row.strip():
+            continue
+        texts += 1
+        for i, char in enumerate(row):
+            if not char.isspace():
+                ink[i] += 1
+        start = len(row) - len(row.lstrip())
+        for run in _GAP.finditer(row[start:]):
+            for i in range(start + run.start(), start + run.end()):
+                gaps[i] += 1
+    need = max(4, _GUTTER_ROWS * texts)
+    candidates = [i for i in range(width) if gaps[i] >= need and ink[i] <= 0.1 * gaps[i]]
+    spans: list[list[int]] = []
+    for i in candidates:  # one gutter, though a few rows reach into it
+        if spans and i - spans[-1][-1] <= _GUTTER_SPACES:
+            spans[-1].append(i)
+        else:
+            spans.append([i])
+    cuts: list[int] = []
+    for span in spans:
+        best = min(ink[i] for i in span)
+        clean = [i for i in span if ink[i] == best]
+        cuts.append(clean[len(clean) // 2])
+    return cuts
+
+
+def _columns(band: list[str], cuts: list[int]) -> list[list[str]]:
+    """Each column's text, one entry per row (empty where the row has none there)."""
+    bounds = [0, *cuts, max(len(row) for row in band) + 1]
+    return [[row[a:b].strip() for row in band] for a, b in itertools.pairwise(bounds)]
+
+
+def _band_kind(columns: list[list[str]]) -> str:
+    """ "prose" for columns of running text (lines of several words each), "table" for three
+    columns or more of short cells (one column of longer text, a description, is allowed),
+    "other" for anything else (numbered references beside their labels, a figure's labels)."""
+    prose = 0
+    for column in columns:
+        cells = [cell for cell in column if cell]
+        prose += bool(cells) and sum(len(cell.split()) for cell in cells) >= _PROSE_WORDS * len(cells)
+    if prose == len(columns):
+        return "prose"
+    return "table" if len(columns) >= _MIN_TABLE_COLUMNS and prose <= 1 else "other"
+
+
+def _interleaved(columns: list[list[str]], default_text: str) -> bool:
+    """Whether the default extraction breaks up the columns: a column's consecutive lines do
+    not follow each other in it."""
+    pairs = followed = 0
+    for column in columns:
+        for line, after in itertools.pairwise(column):
+            if len(line.split()) < 3 or len(after.split()) < 2:
+                continue
+            pairs += 1
+            line, after = line.translate(_LIGATURES), after.translate(_LIGATURES)
+            followed += f"{_squash(line)} {' '.join(after.split()[:2])}" in default_text
+    return pairs >= 3 and followed < _INTERLEAVED * pairs
 
 
 def _metadata_title(reader: pypdf.PdfReader) -> str | None:
