@@ -39,3 +39,11 @@ def test_clause_numbers_found_as_headings_and_openings_but_not_external_ones():
     )
     found, cited, missing = clause_numbers(row)
     assert (found, cited, missing) == (1, 2, ["9.1"])
+
+
+def test_header_leak_ignores_the_cell_separators_of_a_table_row():
+    row = _row(
+        [([], "07/06/2015 | Boeing Company | Long Beach | 56 | Layoff Unknown at this time"), ([], "Clean text.")],
+        running_lines=["/ / boeing company long beach layoff unknown at this time"],
+    )
+    assert header_leak(row) == (1, 2)
