@@ -7,7 +7,9 @@ from blueprints import (
     api_chat,
     api_collections,
     api_documents,
+    api_feedback,
     api_health,
+    api_insights,
     api_openapi,
     api_passages,
     api_search,
@@ -31,6 +33,8 @@ for blueprint in (
     api_passages.bp,
     api_search.bp,
     api_chat.bp,
+    api_feedback.bp,  # thumbs up/down on answers (shared/feedback.py)
+    api_insights.bp,  # owners' insights, and the daily retention drop of question texts
     api_billing.bp,
     # Stripe's webhook (authenticated by its signature) and the metering timer
     stripe_webhook.bp,

@@ -8,6 +8,7 @@ from typing import Any
 from blueprints import new_blueprint
 from blueprints._http import NDJSON, ApiRequest, Response, endpoint, no_content, ok, problem
 from blueprints._ndjson import ndjson, stream_slots
+from shared import feedback
 from shared.chat import sessions
 from shared.chat.answer import Turn, run_turn
 from shared.chat.providers import BYO_PROVIDERS
@@ -122,6 +123,7 @@ def chat_sessions_rename(request: ApiRequest) -> Response:
 def chat_sessions_delete(request: ApiRequest) -> Response:
     session_id = str(request.path_id("sessionId", "chat session"))
     sessions.delete_session(request.services.chat_store, request.caller, session_id, if_match=_if_match(request))
+    feedback.forget_session(request.db, request.caller, session_id)  # its ratings and their copied texts too
     return no_content()
 
 

@@ -142,6 +142,14 @@ class SetChatKey(Body):
     model: Annotated[Line, Field(max_length=100), MODEL_NAME] | None = None
 
 
+class AnswerFeedback(Body):
+    """``PUT /api/chat/sessions/{sessionId}/messages/{messageId}/feedback``: a thumbs up, or down with a reason."""
+
+    rating: Literal["up", "down"]
+    reason: Literal["wrong", "not_grounded", "incomplete", "other"] | None = None  # shared.feedback.REASONS
+    comment: Annotated[Text, Field(max_length=500), ANY_TEXT] | None = None  # shared.feedback.MAX_COMMENT_CHARS
+
+
 # --- billing ------------------------------------------------------------------------------------
 
 
@@ -160,5 +168,6 @@ REQUEST_BODIES: tuple[type[Body], ...] = (
     ChatTurn,
     RenameSession,
     SetChatKey,
+    AnswerFeedback,
     StartCheckout,
 )

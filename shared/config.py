@@ -321,6 +321,11 @@ class Settings:
     )
     chat_history_turns: int = _setting("CHAT_HISTORY_TURNS", 3, doc="earlier turns used to rewrite and answer")
     chat_max_turns: int = _setting("CHAT_MAX_TURNS", 100, doc="turns per session; then a new session is needed")
+    insights_retention_days: int = _setting(
+        "INSIGHTS_RETENTION_DAYS",
+        90,
+        doc="days the texts of questions, searches and feedback are kept for owners' insights; then dropped",
+    )
     chat_key_store: str = _setting(
         "CHAT_KEY_STORE", "none", doc="where users' own provider keys live: keyvault | local (dev only) | none"
     )

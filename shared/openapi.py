@@ -408,6 +408,13 @@ class ChatSessions(Reply):
     continuation: str | None = Field(description="Pass back as `continuation` for the next page.")
 
 
+class Feedback(Reply):
+    rating: Literal["up", "down"]
+    reason: Literal["wrong", "not_grounded", "incomplete", "other"] | None
+    comment: str | None
+    updated_at: datetime
+
+
 class ChatMessage(Reply):
     id: str
     role: Literal["user", "assistant"]
@@ -418,10 +425,77 @@ class ChatMessage(Reply):
     provider: str | None = None
     model: str | None = None
     extractive: bool | None = None
+    feedback: Feedback | None = Field(default=None, description="Answers only: the author's thumbs up or down.")
 
 
 class ChatSessionWithMessages(ChatSession):
     messages: list[ChatMessage]
+
+
+class QuestionsOnDay(Reply):
+    day: date
+    questions: int
+    no_answer: int
+
+
+class EmptySearch(Reply):
+    query: str
+    count: int
+    last_at: datetime
+
+
+class FeedbackCounts(Reply):
+    up: int
+    down: int
+
+
+class NegativeFeedback(Reply):
+    message_id: str
+    session_id: str
+    reason: Literal["wrong", "not_grounded", "incomplete", "other"] | None
+    comment: str | None
+    question: str | None = Field(description="null once past `INSIGHTS_RETENTION_DAYS`.")
+    answer: str | None
+    citations: list[dict[str, Any]]
+    asked_at: datetime
+    updated_at: datetime
+
+
+class CitedDocument(Reply):
+    document_id: UUID
+    filename: str | None
+    collection_id: UUID | None
+    deleted: bool
+    citations: int
+
+
+class QuietDocument(Reply):
+    document_id: UUID
+    filename: str
+    collection_id: UUID
+
+
+class NeverRetrieved(Reply):
+    days: int
+    total: int
+    documents: list[QuietDocument]
+
+
+class Insights(Reply):
+    days: int
+    since: datetime
+    retention_days: int
+    questions: int
+    no_answer: int
+    no_answer_share: float | None = Field(description="Share of answers that found nothing; null without questions.")
+    questions_per_day: list[QuestionsOnDay]
+    searches: int
+    searches_with_no_result: int
+    empty_searches: list[EmptySearch]
+    feedback: FeedbackCounts
+    negative_feedback: list[NegativeFeedback]
+    most_cited: list[CitedDocument]
+    never_retrieved: NeverRetrieved
 
 
 class ChatKey(Reply):
@@ -545,6 +619,9 @@ def _limit(default: int, most: int) -> Param:
     return Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": most, "default": default})
 
 
+MESSAGE_ID = Param(
+    "messageId", "path", {"type": "string", "maxLength": 200}, "An answer's `id` (from the session).", required=True
+)
 IF_MATCH = Param("If-Match", "header", {"type": "string"}, "The session's `ETag`; a stale one is 412.")
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -857,6 +934,41 @@ OPERATIONS: tuple[Operation, ...] = (
         body=api_models.SetChatKey,
     ),
     Operation("chat_key_delete", "DELETE", "chat/key", "chat", "Forget the caller's own model key", "user", ok=204),
+    Operation(
+        "chat_feedback_set",
+        "PUT",
+        "chat/sessions/{sessionId}/messages/{messageId}/feedback",
+        "chat",
+        "Rate one of the caller's answers: thumbs up, or down with a reason",
+        "own",
+        reply=Feedback,
+        body=api_models.AnswerFeedback,
+        params=(_path("sessionId", "chat session"), MESSAGE_ID),
+        errors=(409,),
+    ),
+    Operation(
+        "chat_feedback_delete",
+        "DELETE",
+        "chat/sessions/{sessionId}/messages/{messageId}/feedback",
+        "chat",
+        "Take the caller's rating off one of their answers",
+        "own",
+        ok=204,
+        params=(_path("sessionId", "chat session"), MESSAGE_ID),
+        errors=(409,),
+    ),
+    Operation(
+        "insights_get",
+        "GET",
+        "insights",
+        "workspace",
+        "Questions, unanswered share, negative feedback, cited and unused documents, empty searches",
+        "owner",
+        reply=Insights,
+        params=(
+            Param("days", "query", {"type": "integer", "minimum": 1, "maximum": 365, "default": 30}, "The window."),
+        ),
+    ),
     # billing
     Operation(
         "billing_get", "GET", "billing", "billing", "Plan, subscription and this month's usage", "viewer", reply=Billing

@@ -109,3 +109,9 @@ class ChatStore(Protocol):
     def append_turn(
         self, owner: Owner, session_id: str, question: dict[str, Any], answer: dict[str, Any], *, max_turns: int
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]: ...
+
+    def message(self, owner: Owner, session_id: str, message_id: str) -> dict[str, Any]: ...
+
+    def set_feedback(
+        self, owner: Owner, session_id: str, message_id: str, feedback: dict[str, Any] | None
+    ) -> dict[str, Any]: ...

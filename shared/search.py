@@ -345,7 +345,11 @@ def search_workspace(
     def charge(conn: Connection[Any]) -> object:
         return billing.consume(conn, caller, billing.SEARCHES, 1, settings=settings)
 
-    return search(db, caller, request, embedder=embedder, charge=charge)
+    found = search(db, caller, request, embedder=embedder, charge=charge)
+    from shared import insights  # owners' insights: one row after the search; logged, never raised
+
+    insights.record_search(db, caller, request.query, found["results"])
+    return found
 
 
 def build_params(caller: Caller, request: SearchRequest, *, highlight: bool = True) -> dict[str, Any]:

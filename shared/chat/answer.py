@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from shared import billing
+from shared import billing, insights
 from shared.chat import prompt
 from shared.chat.providers.base import Generation, Source, Usage, complete, estimated_usage
 from shared.chat.providers.extractive import ExtractiveAnswerer
@@ -157,6 +157,11 @@ def _answer(
             **model,
         },
         max_turns=settings.chat_max_turns,
+    )
+    # Owners' insights: one row, after the answer is stored; a failure is logged, never raised.
+    cited = [c["documentId"] for c in citations]
+    insights.record_question(
+        db, caller, message, retrieved=[s.document_id for s in sources], cited=cited, answered=writing.grounded
     )
     yield {
         "type": "done",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import feedback
 from shared.chat.store import http_etag, owner_of
 from shared.ports import ChatStore
 from shared.tenancy import Caller
@@ -29,6 +30,7 @@ def _shown_message(item: dict[str, Any]) -> dict[str, Any]:
     if item["role"] == "assistant":
         for key in _ANSWER_FIELDS:
             shown[key] = item.get(key)
+        shown["feedback"] = feedback.shown(item.get("feedback"))
     return shown
 
 

@@ -8,7 +8,8 @@ partitions. Two item types share the container:
 * a session ``{id, type: "session", tenantId, userId, title, state, createdAt, updatedAt,
   messageCount, turns, usage}``;
 * a message ``{id: "<session>-<seq>", type: "message", tenantId, userId, sessionId, seq, role,
-  content, createdAt, citations?, usage?, provider?, model?}``.
+  content, createdAt, citations?, usage?, provider?, model?, feedback?}``; ``feedback`` (answers
+  only, :mod:`shared.feedback`) is ``{rating, reason, comment, updatedAt}``.
 
 Every query names both partition key values *in its text* as well as in ``partition_key``: the
 local emulator ignores the argument (and refuses queries that do not filter on the key), and on
@@ -261,6 +262,41 @@ class ChatStore:
                 }
                 stored.append(dict(self._container.create_item(item)))
         return session, stored
+
+    def message(self, owner: Owner, session_id: str, message_id: str) -> dict[str, Any]:
+        """One message of one of the owner's sessions, or NotFound (another user's looks the same)."""
+        item = self._read(owner, message_id)
+        if item is None or item.get("type") != MESSAGE or item.get("sessionId") != session_id:
+            raise NotFound("No such chat message.")
+        return item
+
+    def set_feedback(
+        self, owner: Owner, session_id: str, message_id: str, feedback: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Put (``None``: remove) the owner's feedback on an assistant message, under the message's etag."""
+        from azure.core import MatchConditions
+        from azure.cosmos import exceptions
+
+        for _ in range(_APPEND_ATTEMPTS):
+            current = self.message(owner, session_id, message_id)
+            if current.get("role") != "assistant":
+                raise Invalid("Only answers take feedback.")
+            updated = {k: v for k, v in current.items() if not k.startswith("_") and k != "feedback"}
+            if feedback is not None:
+                updated["feedback"] = feedback
+            try:
+                return dict(
+                    self._container.replace_item(
+                        message_id, updated, etag=current["_etag"], match_condition=MatchConditions.IfNotModified
+                    )
+                )
+            except exceptions.CosmosAccessConditionFailedError:
+                continue  # changed in between (a second click): re-read and apply this one on top
+            except exceptions.CosmosResourceNotFoundError:
+                raise NotFound("No such chat message.") from None
+            except exceptions.CosmosHttpResponseError as exc:
+                raise _unavailable("store the feedback", exc) from None
+        raise Conflict("The chat message is being changed by another request; retry.")
 
     # --- internals ------------------------------------------------------------------------
 
