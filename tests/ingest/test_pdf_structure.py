@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from shared.ingest import chunk_document, parse_document
 
@@ -181,3 +182,35 @@ def test_a_diagrams_lettering_and_an_author_list_are_not_headings():
     doc = parse_document(build_pdf(streams=[typeset_stream(title_page), typeset_stream(figure_page)]))
     headings = [b.text for b in doc.blocks if b.kind == "heading"]
     assert headings == ["Trace Trees for Dynamic Languages", "1. Introduction", "2. Overview"]
+
+
+def _contract_pages(head: Callable[[int], str | None], foot: Callable[[int], str | None], pages: int = 8) -> bytes:
+    out = []
+    for page in range(pages):
+        body = [f"The buyer in {_name(page)} pays invoice {_name(50 + i)} within thirty days." for i in range(6)]
+        out.append([line for line in [head(page), *body, foot(page)] if line is not None])
+    return build_pdf(out)
+
+
+def test_a_running_head_naming_its_section_and_page_is_removed():
+    titles = ["Scope", "Payment", "Liability"]
+    doc = parse_document(
+        _contract_pages(lambda p: f"Part {p // 3 + 1} - {titles[p // 3]} | Page {p + 1}", lambda p: None)
+    )
+    assert "Part " not in doc.text and "| Page" not in doc.text  # "Part 3" runs over two pages only
+    assert doc.text.count("The buyer") == 48
+
+
+def test_a_running_footer_whose_date_changes_month_is_removed():
+    months = ["January", "February", "March", "April", "May", "June", "July", "August"]
+    doc = parse_document(
+        _contract_pages(lambda p: None, lambda p: f"Retrieved {months[p]} {p + 2}, 2026 from the registry")
+    )
+    assert "Retrieved" not in doc.text
+    assert doc.text.count("The buyer") == 48
+
+
+def test_a_line_that_mentions_a_page_is_content_when_the_numbers_do_not_count_up():
+    pages = [4, 9, 2, 7, 1, 8, 3, 5]
+    doc = parse_document(_contract_pages(lambda p: None, lambda p: f"See the {_name(p)} schedule on page {pages[p]}."))
+    assert doc.text.count("schedule on page") == 8

@@ -71,6 +71,16 @@ _PAGE_LABEL = re.compile(
     r"^(?:page\s*\d{1,5}(?:\s*(?:of|/)\s*\d{1,5})?|\d{1,5}\s*(?:of|/)\s*\d{1,5}|[-–—]\s*\d{1,5}\s*[-–—])$", re.I
 )
 _DIGITS = re.compile(r"\d+")
+# "Part 3 - Liability | Page 7": a page label inside a longer edge line (a running head that
+# also names its section).
+_PAGE_IN_LINE = re.compile(r"\bpage\s+(\d{1,5})\b", re.I)
+# Month and weekday names change like the digits of a date in a running footer ("Retrieved
+# March 2, 2026"), so they are blurred with them.
+_DATE_WORDS = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december"
+    r"|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec"
+    r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b\.?"
+)
 _EDGE_NUMBER = re.compile(r"^\d{1,5}(?=\s)|(?<=\s)\d{1,5}$")
 # Weight in the font's name: "Helvetica-Bold", "NimbusRomNo9L-Medi" (Times bold), TeX's "CMBX10".
 _BOLD_FONT = re.compile(r"bold|black|heavy|demi|-medi|medium|^cmbx|^cmb\d|,b$", re.I)
@@ -586,10 +596,12 @@ def _page_number_lines(pages: list[list[str]]) -> set[tuple[int, int]]:
     "Page 3", "3 of 9" and "- 3 -" always are. A bare number is one only when bare numbers at
     the page edges count up with the pages (printed number minus page index the same on at
     least half the pages that have one), so a table cell or a list number that happens to end
-    a page stays.
+    a page stays. A longer line holding "Page N" ("Part 3 - Liability | Page 7", whose section
+    title changes) is a running line by the same rule, on three pages or more.
     """
     found: set[tuple[int, int]] = set()
     bare: list[tuple[int, int, int]] = []  # page, line, printed number
+    labelled: list[tuple[int, int, int]] = []
     for page, kept in enumerate(pages):
         for i in _edge_indexes(len(kept)):
             line = kept[i].strip()
@@ -597,11 +609,21 @@ def _page_number_lines(pages: list[list[str]]) -> set[tuple[int, int]]:
                 found.add((page, i))
             elif match := _BARE_NUMBER_LINE.match(line):
                 bare.append((page, i, int(match.group(1))))
-    offsets = Counter(number - page for page, _, number in bare)
-    pages_with_bare = len({page for page, _, _ in bare})
+            elif match := _PAGE_IN_LINE.search(line):
+                labelled.append((page, i, int(match.group(1))))
+    found |= _counting_up(bare, least=2) | _counting_up(labelled, least=3)
+    return found
+
+
+def _counting_up(numbers: list[tuple[int, int, int]], least: int) -> set[tuple[int, int]]:
+    """(page, line) of printed numbers that count up with the pages: printed number minus page
+    index the same on ``least`` pages or more, and on at least half the pages with one."""
+    found: set[tuple[int, int]] = set()
+    offsets = Counter(number - page for page, _, number in numbers)
+    pages_with_one = len({page for page, _, _ in numbers})
     for offset, hits in offsets.most_common():
-        if hits >= 2 and hits * 2 >= pages_with_bare:
-            found.update((page, i) for page, i, number in bare if number - page == offset)
+        if hits >= least and hits * 2 >= pages_with_one:
+            found.update((page, i) for page, i, number in numbers if number - page == offset)
     return found
 
 
@@ -615,7 +637,7 @@ def _line_key(line: str) -> str:
     """
     key = " ".join(line.split()).lower()
     if detect_marker(line.strip()) is None:
-        return _DIGITS.sub("#", key)
+        return _DATE_WORDS.sub("#", _DIGITS.sub("#", key))
     # A page number at either end of a running chapter head ("34 Chapter 3. The Sea"); a bare
     # label such as "Article 5" keeps its number.
     return _EDGE_NUMBER.sub("#", key) if len(key.split()) > 3 else key
