@@ -410,7 +410,7 @@ def _page_width(page: Any) -> float:
 def _in_reading_order(page: Any, lines: list[_Line], limits: Limits) -> list[_Line]:
     """``lines`` reordered from the page's layout when columns or a table need it."""
     try:
-        layout = page.extract_text(extraction_mode="layout")
+        layout = page.extract_text(extraction_mode="layout", layout_mode_space_vertically=False)
     except LimitReachedError as exc:
         raise _stream_too_large(limits) from exc
     except _MALFORMED:
