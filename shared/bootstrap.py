@@ -22,7 +22,16 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from shared.db import Database
-    from shared.ports import BlobStore, ChatModel, ChatModels, ChatStore, Embedder, JobQueue, SecretStore
+    from shared.ports import (
+        BlobStore,
+        ChatModel,
+        ChatModels,
+        ChatStore,
+        DocumentAnalyzer,
+        Embedder,
+        JobQueue,
+        SecretStore,
+    )
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -139,6 +148,11 @@ class Services:
     def secret_store(self) -> SecretStore | None:
         return self._part("secret_store", self._build_secret_store)
 
+    @property
+    def document_analyzer(self) -> DocumentAnalyzer | None:
+        """OCR for scans and images; ``None`` (they are refused) unless DOCUMENT_INTELLIGENCE_ENDPOINT is set."""
+        return self._part("document_analyzer", self._build_document_analyzer)
+
     # --- production adapters ---------------------------------------------------------------------
 
     def _build_blobs(self) -> BlobStore:
@@ -182,6 +196,18 @@ class Services:
         return secret_store_from_settings(
             settings, credential=self.credential if settings.chat_key_store == "keyvault" else None
         )
+
+    def _build_document_analyzer(self) -> DocumentAnalyzer | None:
+        from shared.config import check_url
+
+        settings = self.settings
+        endpoint = settings.document_intelligence_endpoint
+        if not endpoint:
+            return None
+        check_url(endpoint, "DOCUMENT_INTELLIGENCE_ENDPOINT")
+        from shared.docintel import AzureDocumentAnalyzer
+
+        return AzureDocumentAnalyzer(endpoint, self.credential, timeout_s=settings.document_intelligence_timeout_s)
 
     def close(self) -> None:
         """Close what this instance built (the database pool); given parts belong to whoever gave them."""

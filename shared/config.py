@@ -206,6 +206,19 @@ class Settings:
     upload_sas_minutes: int = _setting("UPLOAD_SAS_MINUTES", 10, doc="lifetime of an upload URL")
     max_upload_bytes: int = _setting("MAX_UPLOAD_BYTES", 52_428_800, doc="largest document accepted (50 MiB)")
 
+    # --- OCR for scans and images (Azure AI Document Intelligence, prebuilt-layout) ---------
+    document_intelligence_endpoint: str | None = _setting(
+        "DOCUMENT_INTELLIGENCE_ENDPOINT",
+        doc="https://<account>.cognitiveservices.azure.com/ (app identity, Cognitive Services User); "
+        "unset: scanned PDFs and images are refused",
+    )
+    document_intelligence_max_pages: int = _setting(
+        "DOCUMENT_INTELLIGENCE_MAX_PAGES", 300, doc="larger scans are refused before anything is sent (or billed)"
+    )
+    document_intelligence_timeout_s: float = _setting(
+        "DOCUMENT_INTELLIGENCE_TIMEOUT_SECONDS", 300.0, doc="longest wait for one analysis; then retried later"
+    )
+
     # --- indexing queue -----------------------------------------------------------------
     index_queue_backend: str = _setting(
         "INDEX_QUEUE_BACKEND",

@@ -27,23 +27,43 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
     ".md": frozenset({"text/markdown", "text/x-markdown", "text/plain"}),
     ".markdown": frozenset({"text/markdown", "text/x-markdown", "text/plain"}),
     ".txt": frozenset({"text/plain"}),
+    ".pptx": frozenset({"application/vnd.openxmlformats-officedocument.presentationml.presentation"}),
+    ".xlsx": frozenset({"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}),
+    ".csv": frozenset({"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"}),
+    ".tsv": frozenset({"text/tab-separated-values", "text/plain"}),
+}
+# Scans as images: read by OCR (Azure AI Document Intelligence), so accepted only where it is configured.
+OCR_TYPES: dict[str, frozenset[str]] = {
+    ".png": frozenset({"image/png"}),
+    ".jpg": frozenset({"image/jpeg"}),
+    ".jpeg": frozenset({"image/jpeg"}),
+    ".tif": frozenset({"image/tiff"}),
+    ".tiff": frozenset({"image/tiff"}),
 }
 # Browsers send these when they do not know better; the extension then decides.
 _GENERIC_TYPES = frozenset({"", "application/octet-stream"})
 
 
-def _check_upload(filename: str, content_type: str, size: int, max_bytes: int) -> str:
+def _check_upload(filename: str, content_type: str, size: int, max_bytes: int, *, ocr: bool = False) -> str:
     if "/" in filename or "\\" in filename or filename in {".", ".."}:
         raise Invalid("Field 'filename' must be a file name, not a path.", fields=["filename"])
     extension = os.path.splitext(filename)[1].lower()
-    if extension not in ALLOWED_TYPES:
+    allowed = {**ALLOWED_TYPES, **OCR_TYPES} if ocr else ALLOWED_TYPES
+    if extension in OCR_TYPES and not ocr:
         raise Invalid(
-            f"Files of type {extension or '(none)'!r} are not supported; upload PDF, DOCX, HTML, "
-            "Markdown or plain text.",
+            f"Images ({extension}) are read with OCR (Azure AI Document Intelligence), which this deployment "
+            "has not set up (setting DOCUMENT_INTELLIGENCE_ENDPOINT); upload the document as PDF with text, "
+            "DOCX, PPTX, XLSX, CSV, HTML, Markdown or plain text.",
+            fields=["filename"],
+        )
+    if extension not in allowed:
+        raise Invalid(
+            f"Files of type {extension or '(none)'!r} are not supported; upload PDF, DOCX, PPTX, XLSX, CSV, "
+            f"HTML, Markdown{', plain text or an image (PNG, JPEG, TIFF)' if ocr else ' or plain text'}.",
             fields=["filename"],
         )
     declared = content_type.split(";")[0].strip().lower()
-    if declared not in _GENERIC_TYPES and declared not in ALLOWED_TYPES[extension]:
+    if declared not in _GENERIC_TYPES and declared not in allowed[extension]:
         raise Invalid(f"Content type {declared!r} does not match a {extension} file.", fields=["contentType"])
     if size <= 0:
         raise Invalid("Field 'size' must be positive; empty files cannot be indexed.", fields=["size"])
@@ -67,7 +87,9 @@ def request_upload(
 ) -> dict[str, Any]:
     """Create the document row and a short-lived URL the browser PUTs the file to."""
     caller.require(Role.MEMBER)
-    declared = _check_upload(filename, content_type, size, settings.max_upload_bytes)
+    declared = _check_upload(
+        filename, content_type, size, settings.max_upload_bytes, ocr=bool(settings.document_intelligence_endpoint)
+    )
     document_id = uuid4()
     ref = BlobRef(caller.tenant_id, collection_id, document_id)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:

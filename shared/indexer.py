@@ -27,7 +27,7 @@ from shared.db import Conn, Database
 from shared.errors import FolioError, QuotaExceeded
 from shared.ingest.limits import Limits
 from shared.jobs import IndexJob
-from shared.ports import BlobStore, Embedder
+from shared.ports import BlobStore, DocumentAnalyzer, Embedder
 from shared.storage import BlobMissing, BlobRef, BlobTooLarge
 
 _log = logging.getLogger(__name__)
@@ -80,12 +80,14 @@ def run_job(
     settings: Settings,
     last_attempt: bool = False,
     after_chunks_written: Callable[[int], None] | None = None,
+    analyzer: DocumentAnalyzer | None = None,
 ) -> Outcome:
-    """Process one job. ``after_chunks_written`` is a test hook to simulate a crash mid-write."""
+    """Process one job. ``analyzer`` reads scans and images (OCR; ``None``: they are refused).
+    ``after_chunks_written`` is a test hook to simulate a crash mid-write."""
     if job.kind == "remove":
         return _remove(db, job)
     try:
-        return _index(db, blobs, embedder, job, settings, after_chunks_written)
+        return _index(db, blobs, embedder, job, settings, after_chunks_written, analyzer)
     except FolioError as exc:
         from shared.ingest.errors import DocumentRejected
 
@@ -146,6 +148,7 @@ def _index(
     job: IndexJob,
     settings: Settings,
     after_chunks_written: Callable[[int], None] | None,
+    analyzer: DocumentAnalyzer | None = None,
 ) -> Outcome:
     from shared.ingest.chunker import chunk_document
     from shared.ingest.errors import EmptyDocument, TooLarge
@@ -169,12 +172,10 @@ def _index(
         raise TooLarge(
             f"The file is {exc.size:,} bytes; the limit is {exc.limit:,} bytes.", limit="max_bytes", value=exc.limit
         ) from None
-    document = parse_document(data, limits)
+    document = parse_document(data, limits, ocr=_ocr_route(db, job, settings, analyzer))
     chunks = chunk_document(document)
     if not chunks:
-        raise EmptyDocument(
-            "The document contains no text to index (scanned images need OCR, which Folio does not do yet)."
-        )
+        raise EmptyDocument("The document contains no text to index.")
     pages_billed = billing.billable_pages(document.pages, len(document.text))
     billing.check(
         db, job.tenant_id, billing.PAGES_INDEXED, pages_billed, settings=settings
@@ -195,6 +196,19 @@ def _index(
         "indexed document", extra={"event": "indexed", "durationMs": round((time.perf_counter() - started) * 1000)}
     )
     return Outcome(outcome, chunks=len(chunks), reused_embeddings=reused)
+
+
+def _ocr_route(db: Database, job: IndexJob, settings: Settings, analyzer: DocumentAnalyzer | None) -> Any:
+    """How scans and images reach OCR: the page cap, and the plan's pages quota checked before the
+    service is paid (the pages are then counted with the chunks, as for any document)."""
+    if analyzer is None:
+        return None
+    from shared.ingest.parsers.docintel import OcrRoute
+
+    def admit(pages: int) -> None:
+        billing.check(db, job.tenant_id, billing.PAGES_INDEXED, pages, settings=settings)
+
+    return OcrRoute(analyzer, settings.document_intelligence_max_pages, admit)
 
 
 def _embeddings(db: Database, embedder: Any, job: IndexJob, chunks: Sequence[Any]) -> tuple[list[str], int]:

@@ -53,6 +53,19 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
+class DocumentAnalyzer(Protocol):
+    """OCR with layout for scans and images: Azure AI Document Intelligence's ``prebuilt-layout``.
+
+    ``analyze`` returns the service's ``analyzeResult`` in its documented REST shape (camelCase keys:
+    ``pages``, ``paragraphs`` with ``role``, ``spans`` and ``boundingRegions``, ``tables`` with
+    ``cells``). ``pages`` ("1-12") limits what is analysed, and billed. A problem with the file is
+    a :class:`~shared.ingest.errors.DocumentRejected`; a service problem (throttling, outage) is
+    :class:`~shared.errors.Unavailable`, so the job is retried.
+    """
+
+    def analyze(self, data: bytes, *, pages: str | None = None) -> dict[str, Any]: ...
+
+
 class JobQueue(Protocol):
     """Index jobs: sent by id (a second send of a recent id is dropped), dead letters listed and replayed."""
 

@@ -9,7 +9,7 @@ from typing import Literal
 from shared.ingest.errors import EmptyDocument, TooLarge
 from shared.ingest.limits import Limits
 
-DocType = Literal["pdf", "docx", "html", "markdown", "text"]
+DocType = Literal["pdf", "docx", "html", "markdown", "text", "pptx", "xlsx", "csv", "image"]
 BlockKind = Literal["heading", "paragraph", "list_item", "table", "code"]
 
 # Blocks are joined with one blank line; offsets below count these two characters.

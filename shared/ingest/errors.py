@@ -7,7 +7,7 @@ from typing import Any
 from shared.errors import Invalid
 
 # The formats a user can upload, named the way people know them; every rejection repeats this.
-SUPPORTED_FORMATS = "PDF, Word (.docx), HTML, Markdown or plain-text (UTF-8)"
+SUPPORTED_FORMATS = "PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, HTML, Markdown or plain-text (UTF-8)"
 
 
 class DocumentRejected(Invalid):

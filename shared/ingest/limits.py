@@ -37,6 +37,10 @@ class Limits:
     zip_ratio_floor: int = 1 * MiB
     # Passed to pypdf as its per-stream decompression caps (its own default is 75 MB).
     pdf_max_stream_bytes: int = 75 * MiB
+    # Spreadsheets and CSV: rows with any content, and cells read (empty ones included, since a
+    # sparse sheet still costs a cell per column up to its last one). Also caps PPTX table cells.
+    max_rows: int = 200_000
+    max_cells: int = 2_000_000
 
     def deadline(self) -> Deadline:
         """A fresh wall-time budget for one parse."""
@@ -176,6 +180,57 @@ def _iter_member(
         raise CorruptDocument(
             f"The archive entry {info.filename!r} is damaged (its contents do not match what the archive declares)."
         ) from exc
+
+
+# A DTD in an Office part: OOXML never needs one, and entity definitions are how billion-laughs and
+# external-entity attacks start. Refused before any XML parser sees the part.
+_XML_DTD_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
+_XML_MARKER_TAIL = max(len(marker) for marker in _XML_DTD_MARKERS) - 1
+_XML_PART_SUFFIXES = (".xml", ".rels", ".vml")
+
+
+def verify_office_members(archive: zipfile.ZipFile, limits: Limits, deadline: Deadline) -> int:
+    """:func:`verify_zip_members` for an Office package, refusing any part that declares a DTD or entities.
+
+    Every member is inflated in bounded chunks (the same caps), and its bytes are searched for
+    ``<!DOCTYPE`` and ``<!ENTITY`` across chunk boundaries. Returns the total inflated bytes.
+    """
+    budget = _InflateBudget(limits)
+    for info in archive.infolist():
+        tail = b""
+        is_xml: bool | None = info.filename.lower().endswith(_XML_PART_SUFFIXES) or None
+        for chunk in _iter_member(archive, info, budget, deadline):
+            if is_xml is None:  # decided by the first bytes: binary parts (printer settings, images) may hold anything
+                is_xml = chunk.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+            if not is_xml:
+                continue
+            window = tail + chunk
+            if any(marker in window for marker in _XML_DTD_MARKERS):
+                raise UnsupportedType(
+                    f"The part {info.filename!r} of this file declares XML entities (a DTD), which Office "
+                    "documents never need and which can make a parser expand text without bound. It was not read."
+                )
+            tail = window[-_XML_MARKER_TAIL:]
+    return budget.total
+
+
+def too_many_rows(limits: Limits) -> TooLarge:
+    """The error for a table (spreadsheet, CSV) past ``max_rows``."""
+    return TooLarge(
+        f"This document has more than {limits.max_rows:,} rows (max_rows). Split it into smaller files.",
+        limit="max_rows",
+        value=limits.max_rows,
+    )
+
+
+def too_many_cells(limits: Limits) -> TooLarge:
+    """The error for tables past ``max_cells`` (empty cells up to each row's last one count)."""
+    return TooLarge(
+        f"This document has more than {limits.max_cells:,} table cells (max_cells). Split it into smaller "
+        "files, or delete unused columns (a value far to the right makes every row that wide).",
+        limit="max_cells",
+        value=limits.max_cells,
+    )
 
 
 def check_zip_entry_count(count: int, limits: Limits) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import struct
@@ -24,14 +25,12 @@ from shared.ingest.textcodec import bom_encoding, decode_legacy, is_binary_text,
 
 _HEAD = 8192
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+# Images read by OCR (Azure AI Document Intelligence, when configured): PNG, JPEG, TIFF.
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
 # Magic numbers of common non-document uploads, so the message can say what the file is.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF87a", "a GIF image"),
     (b"GIF89a", "a GIF image"),
-    (b"II*\x00", "a TIFF image"),
-    (b"MM\x00*", "a TIFF image"),
     (b"\x7fELF", "a Linux executable (ELF)"),
     (b"\xcf\xfa\xed\xfe", "a macOS executable"),
     (b"\xce\xfa\xed\xfe", "a macOS executable"),
@@ -72,6 +71,8 @@ _BULLET = re.compile(r"^ {0,3}[-*+][ \t]+\S", re.M)
 _LINK = re.compile(r"\[[^\]\n]{1,300}\]\([^)\s]{1,300}\)")
 _QUOTE = re.compile(r"^ {0,3}>[ \t]?\S", re.M)
 _MD_SAMPLE = 200_000
+CSV_DELIMITERS = ",;\t|"
+_CSV_SAMPLE = 64 * 1024
 
 
 def sniff(data: bytes, limits: Limits = DEFAULT_LIMITS) -> DocType:
@@ -83,6 +84,8 @@ def sniff(data: bytes, limits: Limits = DEFAULT_LIMITS) -> DocType:
         return "pdf"
     if head.startswith(_ZIP_MAGIC):
         return _sniff_zip(data, limits)
+    if head.startswith(_IMAGE_MAGIC):
+        return "image"
     _reject_known_binary(head)
     return _sniff_text(data, head)
 
@@ -148,7 +151,57 @@ def _sniff_text(data: bytes, head: bytes) -> DocType:
     if _HTML_TAG.match(prefix):
         # READMEs often open with <p align="center">; their headings are still Markdown.
         return "markdown" if _ATX.search(text[:_MD_SAMPLE]) else "html"
-    return "markdown" if looks_like_markdown(text) else "text"
+    if looks_like_markdown(text):
+        return "markdown"
+    return "csv" if looks_like_csv(text) else "text"
+
+
+def sniff_dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
+    """The CSV dialect that reads the sample most consistently (Excel's comma dialect when none does)."""
+    return _best_dialect(text)[0]
+
+
+def looks_like_csv(text: str) -> bool:
+    """Delimited rows: the same number of fields (at least two) in nearly every row of the sample.
+
+    Tabs are strong evidence (prose has none): two consistent rows suffice. Commas, semicolons and
+    bars also occur in prose, so those need at least three rows and, unless there are five or more,
+    at least three fields per row.
+    """
+    dialect, rows, width, share = _best_dialect(text)
+    if width < 2 or share < 0.9 or rows < 2:
+        return False
+    if dialect.delimiter == "\t":
+        return True
+    return rows >= 3 and (rows >= 5 or width >= 3)
+
+
+def _best_dialect(text: str) -> tuple[type[csv.Dialect] | csv.Dialect, int, int, float]:
+    """(dialect, rows, width, share): among csv.Sniffer's guess and Excel's dialect with each usual
+    delimiter, the one whose most common row width (at least two fields) covers most rows of the sample."""
+    sample = text[:_CSV_SAMPLE]
+    if len(text) > _CSV_SAMPLE:
+        sample = sample[: sample.rfind("\n") + 1]  # whole lines only
+    candidates: list[type[csv.Dialect] | csv.Dialect] = []
+    try:
+        candidates.append(csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS))
+    except csv.Error:
+        pass
+    for delimiter in CSV_DELIMITERS:
+        candidates.append(type("_Delimited", (csv.excel,), {"delimiter": delimiter}))
+    best: tuple[type[csv.Dialect] | csv.Dialect, int, int, float] = (csv.excel, 0, 0, 0.0)
+    for dialect in candidates:
+        try:
+            widths = [len(row) for row in csv.reader(io.StringIO(sample, newline=""), dialect) if any(row)][:200]
+        except csv.Error:
+            continue
+        if not widths:
+            continue
+        width = max(set(widths), key=lambda w: (widths.count(w), w))
+        share = widths.count(width) / len(widths)
+        if width >= 2 and (share, width) > (best[3], best[2]):
+            best = (dialect, len(widths), width, share)
+    return best
 
 
 def _head_text(head: bytes) -> str:
@@ -159,20 +212,27 @@ def _head_text(head: bytes) -> str:
 
 
 def _sniff_zip(data: bytes, limits: Limits) -> DocType:
-    """DOCX is a ZIP holding ``word/document.xml`` and ``[Content_Types].xml``."""
+    """DOCX, XLSX and PPTX are ZIPs holding ``[Content_Types].xml`` and their main part
+    (``word/document.xml``, ``xl/workbook.xml``, ``ppt/presentation.xml``)."""
     names = _zip_names(data, limits)
-    if "word/document.xml" in names and "[Content_Types].xml" in names:
-        return "docx"
-    if "xl/workbook.xml" in names:
-        raise _unsupported("an Excel workbook")
-    if "ppt/presentation.xml" in names:
-        raise _unsupported("a PowerPoint presentation")
+    if "[Content_Types].xml" in names:
+        if "word/document.xml" in names:
+            return "docx"
+        if "xl/workbook.xml" in names:
+            return "xlsx"
+        if "ppt/presentation.xml" in names:
+            return "pptx"
     if "META-INF/container.xml" in names:
         raise _unsupported("an EPUB e-book")
     if "content.xml" in names and "mimetype" in names:
         raise _unsupported("an OpenDocument file")
-    if "word/document.xml" in names:
-        raise _unsupported("a Word document missing its [Content_Types].xml part")
+    for part, name in (
+        ("word/document.xml", "a Word document"),
+        ("xl/workbook.xml", "an Excel workbook"),
+        ("ppt/presentation.xml", "a PowerPoint presentation"),
+    ):
+        if part in names:
+            raise _unsupported(f"{name} missing its [Content_Types].xml part")
     raise _unsupported("a ZIP archive")
 
 

@@ -42,8 +42,7 @@ def test_docx_is_a_zip_with_document_and_content_types():
     ("members", "named"),
     [
         ({"notes.txt": b"hello"}, "a ZIP archive"),
-        ({"xl/workbook.xml": b"<workbook/>"}, "an Excel workbook"),
-        ({"ppt/presentation.xml": b"<p/>"}, "a PowerPoint presentation"),
+        ({"META-INF/container.xml": b"<container/>"}, "an EPUB e-book"),
     ],
 )
 def test_other_zip_packages_are_unsupported_and_named(members, named):
@@ -51,6 +50,21 @@ def test_other_zip_packages_are_unsupported_and_named(members, named):
         sniff(docx_shaped_zip(members))
     assert named in str(caught.value)
     assert "Supported formats" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("members", "doc_type"),
+    [({"xl/workbook.xml": b"<workbook/>"}, "xlsx"), ({"ppt/presentation.xml": b"<p/>"}, "pptx")],
+)
+def test_excel_and_powerpoint_packages_are_detected(members, doc_type):
+    assert sniff(docx_shaped_zip(members)) == doc_type
+
+
+@pytest.mark.parametrize(
+    "head", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"\xff\xd8\xff\xe0\x00\x10JFIF", b"II*\x00\x08\x00\x00\x00"]
+)
+def test_png_jpeg_and_tiff_are_images_for_ocr(head):
+    assert sniff(head + b"\x00" * 64) == "image"
 
 
 def test_word_document_without_content_types_is_unsupported():
@@ -131,10 +145,9 @@ def test_whitespace_only_file_is_rejected_as_empty():
 @pytest.mark.parametrize(
     ("head", "named"),
     [
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image"),
+        (b"GIF89a\x01\x00\x01\x00", "a GIF image"),
         (b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8, "a Linux executable (ELF)"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 8, "a legacy Microsoft Office file"),
-        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG image"),
         (b"MZ\x90\x00\x03\x00\x00\x00", "a Windows executable"),
     ],
 )

@@ -1,0 +1,83 @@
+"""XLSX with openpyxl in read-only mode, after the Office package guard: each visible sheet's name is a
+heading, its rows table blocks whose header row repeats at the top of every block, formulas as the
+values Excel last calculated (the cached values the file holds)."""
+
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+from typing import Any
+
+from shared.ingest.document import DocumentBuilder, ParsedDocument
+from shared.ingest.errors import CorruptDocument
+from shared.ingest.limits import Limits, check_zip, verify_office_members
+from shared.ingest.parsers.tables import TableBudget, TableWriter, cell_text
+
+# openpyxl raises these (besides its own) on malformed parts; none is a bug of ours.
+_MALFORMED = (KeyError, ValueError, TypeError, AttributeError, IndexError, SyntaxError, zipfile.BadZipFile, OSError)
+_DAMAGED = (
+    "This Excel workbook is damaged: parts of it are missing or unreadable. Open it in Excel, save it "
+    "again as .xlsx, and upload the new copy."
+)
+
+
+def parse(data: bytes, limits: Limits) -> ParsedDocument:
+    """Parse a workbook. The archive is measured and test-inflated (and refused if it declares
+    XML entities) before openpyxl opens it."""
+    deadline = limits.deadline()
+    verify_office_members(check_zip(data, limits), limits, deadline)
+    builder = DocumentBuilder("xlsx", limits)
+    budget = TableBudget(limits, deadline)
+    workbook = _open(data)
+    try:
+        title = _core_title(workbook)
+        for sheet in workbook.worksheets:
+            if getattr(sheet, "sheet_state", "visible") != "visible" or not hasattr(sheet, "iter_rows"):
+                continue  # hidden sheets are not what readers see; chart sheets hold no cells
+            deadline.check(f"sheet {sheet.title!r}")
+            _sheet(builder, budget, sheet)
+    except _MALFORMED as exc:
+        raise CorruptDocument(_DAMAGED) from exc
+    finally:
+        workbook.close()
+    return builder.build(title=title, pages=None, empty_hint=" Every visible sheet is empty.")
+
+
+def _open(data: bytes) -> Any:
+    from openpyxl import load_workbook  # type: ignore[import-untyped]
+    from openpyxl.utils.exceptions import InvalidFileException  # type: ignore[import-untyped]
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Data Validation extension is not supported" and the like
+            return load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+    except (InvalidFileException, *_MALFORMED) as exc:
+        raise CorruptDocument(_DAMAGED) from exc
+
+
+def _sheet(builder: DocumentBuilder, budget: TableBudget, sheet: Any) -> None:
+    """The sheet's name as a heading (only when the sheet has content), then its rows."""
+    table: TableWriter | None = None
+    where = f"sheet {sheet.title!r}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for row in sheet.iter_rows(values_only=True):
+            budget.take(len(row), where)
+            cells = [cell_text(value) for value in row]
+            if not any(cells):
+                continue
+            if table is None:
+                builder.add("heading", sheet.title, level=1)
+                table = TableWriter(builder)
+            table.add(cells)
+    if table is not None:
+        table.close()
+
+
+def _core_title(workbook: Any) -> str | None:
+    try:
+        title = workbook.properties.title
+    except _MALFORMED:
+        return None
+    return title if isinstance(title, str) and title.strip() else None
