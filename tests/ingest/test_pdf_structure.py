@@ -214,3 +214,22 @@ def test_a_line_that_mentions_a_page_is_content_when_the_numbers_do_not_count_up
     pages = [4, 9, 2, 7, 1, 8, 3, 5]
     doc = parse_document(_contract_pages(lambda p: None, lambda p: f"See the {_name(p)} schedule on page {pages[p]}."))
     assert doc.text.count("schedule on page") == 8
+
+
+def test_a_heading_wrapped_onto_a_line_in_lower_case_is_one_heading():
+    page = [
+        ("Terms of Service", 22, True),
+        *[(line, BODY, False) for line in _PROSE],
+        ("You Are Responsible For the Consequences of Your Use of", 14, True),
+        ("the Service", 14, True),
+        *[(line, BODY, False) for line in _PROSE],
+        ("Your Payment", 14, True),
+        *[(line, BODY, False) for line in _PROSE],
+    ]
+    doc = parse_document(build_pdf(streams=[typeset_stream(page)]))
+    headings = [b.text for b in doc.blocks if b.kind == "heading"]
+    assert headings == [
+        "Terms of Service",
+        "You Are Responsible For the Consequences of Your Use of the Service",
+        "Your Payment",
+    ]

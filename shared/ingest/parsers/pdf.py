@@ -204,7 +204,13 @@ class _Typography:
                 after[line.size] += b > 0
         lettering = {size for size, n in before.items() if n and after[size] < 0.5 * n}
         return [
-            [BODY_TEXT if hint > 0 and line.size in lettering else hint for line, hint in zip(lines, page, strict=True)]
+            _continue_headings(
+                lines,
+                [
+                    BODY_TEXT if hint > 0 and line.size in lettering else hint
+                    for line, hint in zip(lines, page, strict=True)
+                ],
+            )
             for lines, page in zip(self.pages, kept, strict=True)
         ]
 
@@ -249,6 +255,24 @@ class _Typography:
             and _GLUED_NUMBER.match(stripped) is None
             and digits <= 0.3 * len(visible)
         )
+
+
+def _continue_headings(lines: list[_Line], hints: list[int]) -> list[int]:
+    """A heading wrapped onto a second line that starts in lower case ("You Are Responsible For
+    the Consequences of Your Use of" / "the Service"), set like the first, continues it."""
+    out = list(hints)
+    for i in range(1, len(lines)):
+        line, before = lines[i], lines[i - 1]
+        if (
+            out[i] == BODY_TEXT
+            and out[i - 1] > 0
+            and line.text[:1].islower()
+            and (line.size, line.all_bold) == (before.size, before.all_bold)
+            and len(line.text.split()) <= 8
+            and not before.text.rstrip().endswith((".", ":", ";", "!", "?"))
+        ):
+            out[i] = out[i - 1]
+    return out
 
 
 def _demote_clusters(hints: list[int]) -> list[int]:
