@@ -16,7 +16,8 @@ import {
 } from "../dom";
 import { putBlob } from "../upload";
 
-const ACCEPT = ".pdf,.docx,.html,.htm,.md,.markdown,.txt";
+// Images are read by OCR where the deployment has Azure AI Document Intelligence; elsewhere the API says so.
+const ACCEPT = ".pdf,.docx,.pptx,.xlsx,.csv,.tsv,.html,.htm,.md,.markdown,.txt,.png,.jpg,.jpeg,.tif,.tiff";
 const PARALLEL_UPLOADS = 3;
 const POLL_MS = 1000;
 const SLOW_POLL_MS = 4000; // after a minute of waiting, ask less often
@@ -376,7 +377,7 @@ export function collectionView(app: App, [collectionId]: string[]): View {
     choose,
     h("label", { for: "file-input", class: "visually-hidden" }, "Files to upload"),
     input,
-    h("p", { id: "dropzone-hint", class: "hint" }, "PDF, Word (.docx), HTML, Markdown or plain text. Several at once is fine."),
+    h("p", { id: "dropzone-hint", class: "hint" }, "PDF, Word, PowerPoint, Excel, CSV, HTML, Markdown, plain text, or scans where OCR is set up. Several at once is fine."),
   );
   let depth = 0;
   zone.addEventListener("dragenter", (event) => {
