@@ -133,6 +133,20 @@ param chatProvider string = 'azure-openai'
 @description('Chat model deployment on the Azure OpenAI account (CHAT_PROVIDER azure-openai).')
 param azureOpenAiChatDeployment string = 'gpt-4o-mini'
 
+@description('Deploy Azure AI Document Intelligence for OCR of scanned PDFs and images (billed per page analysed).')
+param deployDocumentIntelligence bool = true
+
+@allowed([
+  'S0'
+  'F0'
+])
+param documentIntelligenceSkuName string = 'S0'
+
+@description('Scans with more pages are refused before anything is sent to Document Intelligence.')
+@minValue(1)
+@maxValue(2000)
+param documentIntelligenceMaxPages int = 300
+
 @description('Extra browser origins of the web app (its custom domains) for Blob and API CORS.')
 param additionalCorsOrigins array = []
 
@@ -200,6 +214,7 @@ var names = {
   functionApp: 'func-${prefix}-${suffix}'
   functionPlan: 'plan-${prefix}-${suffix}'
   eventGridTopic: 'evgt-${prefix}-${suffix}'
+  documentIntelligence: 'di-${prefix}-${suffix}'
 }
 var allTags = union({
   app: 'folio'
@@ -352,6 +367,16 @@ module appConfig 'modules/appconfig.bicep' = {
   }
 }
 
+module documentIntelligence 'modules/docintel.bicep' = if (deployDocumentIntelligence) {
+  name: 'docintel'
+  params: {
+    name: names.documentIntelligence
+    location: location
+    tags: allTags
+    skuName: documentIntelligenceSkuName
+  }
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -397,6 +422,8 @@ module functionApp 'modules/functionapp.bicep' = {
     chatProvider: chatProvider
     azureOpenAiChatDeployment: azureOpenAiChatDeployment
     chatKeyVaultUri: userKeyVault.outputs.uri
+    documentIntelligenceEndpoint: deployDocumentIntelligence ? documentIntelligence.outputs.endpoint : ''
+    documentIntelligenceMaxPages: documentIntelligenceMaxPages
     corsAllowedOrigins: corsOrigins
   }
 }
@@ -433,6 +460,7 @@ module roles 'modules/roles.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     eventGridPrincipalId: eventGrid.outputs.topicPrincipalId
     azureOpenAiAccountName: azureOpenAiAccountName
+    documentIntelligenceAccountName: deployDocumentIntelligence ? documentIntelligence.outputs.name : ''
     deployerPrincipalId: deployerPrincipalId
     deployerPrincipalType: deployerPrincipalType
   }

@@ -108,6 +108,12 @@ NAME_RULES: dict[str, tuple[int, int, str, str]] = {
         rf"[{_ALNUM}]([{_ALNUM}_.-]*[{_ALNUM}_])?",
         "alphanumerics, underscores, periods and hyphens; start alphanumeric, end alphanumeric or underscore",
     ),
+    "microsoft.cognitiveservices/accounts": (
+        2,
+        64,
+        rf"[{_ALNUM}]([{_ALNUM}-]*[{_ALNUM}])?",
+        "alphanumerics and hyphens; start and end with alphanumeric",
+    ),
     "microsoft.storage/storageaccounts": (3, 24, r"[a-z0-9]+", "lowercase letters and numbers"),
     "microsoft.storage/storageaccounts/blobservices": (7, 7, r"default", "must be 'default'"),
     "microsoft.storage/storageaccounts/managementpolicies": (7, 7, r"default", "must be 'default'"),

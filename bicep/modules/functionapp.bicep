@@ -92,6 +92,12 @@ param azureOpenAiEmbeddingDeployment string
 param chatProvider string
 @description('Chat model deployment on azureOpenAiEndpoint (CHAT_PROVIDER azure-openai).')
 param azureOpenAiChatDeployment string
+@description('Document Intelligence endpoint for OCR of scans and images; empty: they are refused.')
+param documentIntelligenceEndpoint string = ''
+@description('Scans with more pages are refused before anything is sent (or billed).')
+@minValue(1)
+@maxValue(2000)
+param documentIntelligenceMaxPages int = 300
 @description('Vault of users\' own chat provider keys (the app may write there; not keyVaultUri).')
 param chatKeyVaultUri string
 
@@ -167,6 +173,9 @@ var appSettings = {
   SERVICEBUS_NAMESPACE: serviceBusNamespace
   INDEX_QUEUE_NAME: indexQueueName
   INDEX_MAX_DELIVERY: string(indexMaxDelivery)
+  // OCR for scanned PDFs and images (Azure AI Document Intelligence, prebuilt-layout) with the identity.
+  DOCUMENT_INTELLIGENCE_ENDPOINT: documentIntelligenceEndpoint
+  DOCUMENT_INTELLIGENCE_MAX_PAGES: string(documentIntelligenceMaxPages)
 
   // Chat history in Cosmos DB with the identity (the account has local auth disabled: no COSMOS_KEY).
   COSMOS_ENDPOINT: cosmosEndpoint

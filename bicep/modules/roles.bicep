@@ -32,6 +32,9 @@ param deployerPrincipalType string = 'User'
 @description('Name of an Azure OpenAI account in this resource group the app calls; empty: assign "Cognitive Services OpenAI User" yourself where the account lives.')
 param azureOpenAiAccountName string = ''
 
+@description('Name of the Document Intelligence account (docintel.bicep) the app calls for OCR; empty: none deployed.')
+param documentIntelligenceAccountName string = ''
+
 var roles = {
   // Storage Blob Data Owner. The Functions host needs Owner on its AzureWebJobsStorage account when
   // it connects with an identity (it manages its own containers: leases, keys, Flex deployment
@@ -48,6 +51,8 @@ var roles = {
   appConfigDataReader: '516239f1-63e1-4d78-a4de-a74fb236a071'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   cognitiveServicesOpenAiUser: '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
+  // Cognitive Services User: data-plane calls (analyze) with an Entra token; no key listing.
+  cognitiveServicesUser: 'a97b65f3-24c7-4388-baec-2e87135dc908'
 }
 // Not assigned on purpose: Storage Queue Data Contributor and Storage Table Data Contributor. The
 // host needs queues only for blob triggers (polling) and Durable Functions, tables only for
@@ -89,6 +94,10 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 
 resource openAi 'Microsoft.CognitiveServices/accounts@2024-10-01' existing = if (!empty(azureOpenAiAccountName)) {
   name: azureOpenAiAccountName
+}
+
+resource documentIntelligence 'Microsoft.CognitiveServices/accounts@2024-10-01' existing = if (!empty(documentIntelligenceAccountName)) {
+  name: documentIntelligenceAccountName
 }
 
 resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -169,6 +178,16 @@ resource appOpenAiUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if
   name: guid(resourceGroup().id, azureOpenAiAccountName, appPrincipalId, roles.cognitiveServicesOpenAiUser)
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesOpenAiUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appDocumentIntelligenceUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(documentIntelligenceAccountName)) {
+  scope: documentIntelligence
+  name: guid(resourceGroup().id, documentIntelligenceAccountName, appPrincipalId, roles.cognitiveServicesUser)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesUser)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
