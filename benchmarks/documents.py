@@ -325,10 +325,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.corpus is None:
         parser.error("--corpus is required")
-    files = sorted(p for p in args.corpus.iterdir() if p.is_file() and p.name not in ("SOURCES.md", "pairs.tsv"))
+    # Absolute: the workers run in the measured code's directory, the baseline's a temporary one.
+    corpus = args.corpus.resolve()
+    files = sorted(p for p in corpus.iterdir() if p.is_file() and p.name not in ("SOURCES.md", "pairs.tsv"))
     pairs = _read_pairs(args.pairs)
     rows = run_files(files, ROOT)
-    result = summarise(rows, args.corpus, pairs)
+    result = summarise(rows, corpus, pairs)
     if args.details:
         with args.details.open("w", encoding="utf-8") as handle:
             for row in rows:
@@ -336,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.baseline:
         with tempfile.TemporaryDirectory() as tmp:
             base_rows = run_files(files, _baseline_tree(args.baseline, Path(tmp)))
-        result["baseline"] = {"rev": args.baseline, **summarise(base_rows, args.corpus, pairs)}
+        result["baseline"] = {"rev": args.baseline, **summarise(base_rows, corpus, pairs)}
     print(json.dumps(result, indent=None if args.json else 2, ensure_ascii=False))
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from benchmarks.documents import clause_numbers, header_leak, heading_recall, markdown_headings
+import json
+
+from benchmarks.documents import clause_numbers, header_leak, heading_recall, main, markdown_headings
 
 
 def _row(chunks: list[tuple[list[str], str]], **extra: object) -> dict:
@@ -47,3 +49,13 @@ def test_header_leak_ignores_the_cell_separators_of_a_table_row():
         running_lines=["/ / boeing company long beach layoff unknown at this time"],
     )
     assert header_leak(row) == (1, 2)
+
+
+def test_a_relative_corpus_path_reaches_the_baseline_workers_too(tmp_path, monkeypatch, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "terms.md").write_text("# Terms\n\nSee Section 1.\n\n## 1. Scope\n\nIt applies.\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    main(["--corpus", "corpus", "--baseline", "HEAD", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["parsed"] == 1 and result["baseline"]["parsed"] == 1
