@@ -49,7 +49,9 @@ def _user(host: str, name: str) -> Client:
 
 
 def test_a_chat_citation_opens_the_pdf_at_the_cited_page_with_the_passage_highlighted(
-    page: Any, web: str, host: str
+    page: Any,  # noqa: F811 - the browser fixtures imported above
+    web: str,  # noqa: F811
+    host: str,
 ) -> None:
     from playwright.sync_api import expect
 
@@ -115,7 +117,11 @@ def test_a_chat_citation_opens_the_pdf_at_the_cited_page_with_the_passage_highli
     assert _focused(page).startswith("BUTTON:")
 
 
-def test_a_search_result_opens_an_html_original_as_text_with_the_passage_marked(page: Any, web: str, host: str) -> None:
+def test_a_search_result_opens_an_html_original_as_text_with_the_passage_marked(
+    page: Any,  # noqa: F811 - the browser fixtures imported above
+    web: str,  # noqa: F811
+    host: str,
+) -> None:
     from playwright.sync_api import expect
 
     shot = Shots("viewer-html")
