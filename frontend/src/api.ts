@@ -95,6 +95,18 @@ export interface PassageInContext {
   after: Passage[];
 }
 
+/** GET /documents/{id}/content: a read-only URL of the original file, valid for a few minutes. */
+export interface DocumentContent {
+  documentId: string;
+  url: string;
+  expiresAt: string;
+  filename: string;
+  contentType: string;
+  format: "pdf" | "docx" | "html" | "markdown" | "text" | "other";
+  size: number;
+  pages: number | null;
+}
+
 export interface Usage {
   used: number;
   limit: number | null;
@@ -213,6 +225,8 @@ export class Api {
     this.json<PassageInContext>("GET", `/documents/${enc(documentId)}/chunks/${enc(chunkId)}?context=2`, undefined, {
       signal,
     });
+  documentContent = (documentId: string, signal?: AbortSignal) =>
+    this.json<DocumentContent>("GET", `/documents/${enc(documentId)}/content`, undefined, { signal });
   billing = (signal?: AbortSignal) => this.json<Billing>("GET", "/billing", undefined, { signal });
   checkout = (plan: string) => this.json<{ url: string }>("POST", "/billing/checkout", { plan });
   portal = () => this.json<{ url: string }>("POST", "/billing/portal", {});

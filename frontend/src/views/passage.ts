@@ -1,9 +1,11 @@
 // The passage viewer: a modal dialog with the passage and its neighbours, opened from a search
 // result or a chat citation. Native <dialog>: focus stays inside, Escape closes, focus returns.
+// "Open original" opens the file itself at the cited page, the passage highlighted (views/viewer.ts).
 
 import type { Passage } from "../api";
 import type { App } from "../app";
 import { errorState, h, headingTrail, loadingState, pagesLabel } from "../dom";
+import { openOriginal } from "./viewer";
 
 export function openPassage(app: App, ref: { documentId: string; chunkId: string }, opener: HTMLElement | null): void {
   const controller = new AbortController();
@@ -33,8 +35,20 @@ export function openPassage(app: App, ref: { documentId: string; chunkId: string
     (found) => {
       title.textContent = found.document.title;
       const target = section(found.passage, true);
+      const original = h(
+        "button",
+        { type: "button", class: "button", "aria-haspopup": "dialog" },
+        found.passage.pages ? `Open original at ${pagesLabel(found.passage.pages)}` : "Open original",
+      );
+      original.addEventListener("click", () =>
+        openOriginal(
+          app,
+          { documentId: found.document.id, title: found.document.title, text: found.passage.text, pages: found.passage.pages },
+          original,
+        ),
+      );
       body.replaceChildren(
-        h("p", { class: "muted passage-where" }, describe(found.passage)),
+        h("div", { class: "passage-actions" }, h("p", { class: "muted passage-where" }, describe(found.passage)), original),
         h("div", { class: "passage-context" }, found.before.map((p) => section(p, false)), target, found.after.map((p) => section(p, false))),
       );
       body.setAttribute("aria-busy", "false");
