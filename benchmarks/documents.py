@@ -247,6 +247,7 @@ def summarise(rows: list[dict[str, Any]], corpus: Path, pairs: list[tuple[str, s
     return {
         "files": len(rows),
         "parsed": sum(1 for row in rows if row["status"] == "parsed"),
+        "parsed_by_type": dict(sorted(Counter(row["type"] for row in rows if row["status"] == "parsed").items())),
         "rejected": dict(sorted(rejected.items())),
         "heading_recall": round(recall_found / recall_total, 3) if recall_total else None,
         "header_leak": round(leaking / paged_chunks, 4) if paged_chunks else None,
