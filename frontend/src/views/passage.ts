@@ -5,7 +5,6 @@
 import type { Passage } from "../api";
 import type { App } from "../app";
 import { errorState, h, headingTrail, loadingState, pagesLabel } from "../dom";
-import { openOriginal } from "./viewer";
 
 export function openPassage(app: App, ref: { documentId: string; chunkId: string }, opener: HTMLElement | null): void {
   const controller = new AbortController();
@@ -40,13 +39,14 @@ export function openPassage(app: App, ref: { documentId: string; chunkId: string
         { type: "button", class: "button", "aria-haspopup": "dialog" },
         found.passage.pages ? `Open original at ${pagesLabel(found.passage.pages)}` : "Open original",
       );
-      original.addEventListener("click", () =>
-        openOriginal(
-          app,
-          { documentId: found.document.id, title: found.document.title, text: found.passage.text, pages: found.passage.pages },
-          original,
-        ),
-      );
+      const cited = { documentId: found.document.id, title: found.document.title, text: found.passage.text, pages: found.passage.pages };
+      // The viewer (and pdf.js behind it) is loaded on first use, not with the app.
+      original.addEventListener("click", () => {
+        void import("./viewer").then(
+          (viewer) => viewer.openOriginal(app, cited, original),
+          (error: unknown) => body.prepend(errorState(error)),
+        );
+      });
       body.replaceChildren(
         h("div", { class: "passage-actions" }, h("p", { class: "muted passage-where" }, describe(found.passage)), original),
         h("div", { class: "passage-context" }, found.before.map((p) => section(p, false)), target, found.after.map((p) => section(p, false))),
