@@ -66,8 +66,10 @@ class OcrRoute:
             )
         if self.admit is not None:
             self.admit(pages)
-        # The page range caps what the service analyses (and bills) even if our count were low.
-        result = self.analyzer.analyze(data, pages=f"1-{pages}")
+        # For paged formats the page range caps what the service analyses (and bills) even if our
+        # count were low; a PNG or JPEG is one page and gets no range.
+        paged = doc_type == "pdf" or _is_tiff(data)
+        result = self.analyzer.analyze(data, pages=f"1-{pages}" if paged else None)
         return layout_document(result, doc_type, limits)
 
 
@@ -75,9 +77,13 @@ def count_pages(data: bytes, doc_type: DocType, limits: Limits) -> int:
     """Pages the service would analyse: a PDF's pages, a TIFF's images, else one."""
     if doc_type == "pdf":
         return _pdf_pages(data, limits)
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
+    if _is_tiff(data):
         return _tiff_images(data)
     return 1
+
+
+def _is_tiff(data: bytes) -> bool:
+    return data[:4] in (b"II*\x00", b"MM\x00*")
 
 
 def _pdf_pages(data: bytes, limits: Limits) -> int:
