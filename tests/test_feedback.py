@@ -14,6 +14,17 @@ from tests.pipeline import Pipeline
 from tests.test_chat import CONTRACT, chat
 from tests.test_ingestion import upload
 from tests.test_invitations import invite_and_accept
+from tests.test_web_app import (  # noqa: F401 - the browser fixtures
+    Shots,
+    _accessibility_problems,
+    _sign_in_as,
+    _wait_ready,
+    browser,
+    built_app,
+    chromium,
+    page,
+    web,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,7 +33,7 @@ def _chat_store(cosmos: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(host: str, pipeline: Pipeline) -> dict[str, Any]:
+def world(host: str, running_pipeline: Pipeline) -> dict[str, Any]:
     """Workspace A (owner ann, member carl) with a contract; workspace B (bea)."""
     base = Client(host)
     tag = uuid.uuid4().hex[:8]
@@ -35,7 +46,7 @@ def world(host: str, pipeline: Pipeline) -> dict[str, Any]:
     invite_and_accept(ann, carl, f"carl-{tag}@example.com", "member")
     legal = ann.post("/api/collections", {"name": "legal"}).json()["id"]
     contract = upload(ann, legal, "supply.md", CONTRACT)["documentId"]
-    pipeline.settle()
+    _wait_ready(ann, contract)
     return {
         "ann": ann,
         "carl": carl.with_headers(**{"x-folio-workspace": tenant_a}),
@@ -178,3 +189,78 @@ def test_deleting_a_conversation_drops_its_feedback_rows(world: dict[str, Any], 
     assert feedback_row(admin_conn, world["tenant_a"], message) is not None
     assert ann.delete(f"/api/chat/sessions/{session}").status == 204
     assert feedback_row(admin_conn, world["tenant_a"], message) is None
+
+
+# --- in the browser ------------------------------------------------------------------------------
+
+
+def test_the_chat_view_rates_an_answer_and_shows_the_rating_after_a_reload(
+    page: Any,  # noqa: F811 - the browser fixtures imported above
+    web: str,  # noqa: F811
+    world: dict[str, Any],
+) -> None:
+    from playwright.sync_api import expect
+
+    shot = Shots("feedback")
+    ann = world["ann"]
+    session, message = answered(ann)
+    _sign_in_as(page, web, ann)
+    page.goto(f"{web}/chat/{session}")
+    answer = page.locator(".message-assistant").last
+    good, bad = answer.get_by_role("button", name="Good answer"), answer.get_by_role("button", name="Bad answer")
+    expect(bad).to_have_attribute("aria-pressed", "false")
+    expect(good).to_have_attribute("aria-pressed", "false")
+
+    bad.click()
+    expect(bad).to_have_attribute("aria-pressed", "true")
+    answer.get_by_label("It is incomplete").check()
+    answer.get_by_label("Anything to add? (optional)").fill("It leaves out the late payment interest.")
+    shot(page, "reason")
+    assert _accessibility_problems(page) == []
+    answer.get_by_role("button", name="Send feedback").click()
+    expect(answer.get_by_role("status")).to_have_text("You rated this answer unhelpful: it is incomplete.")
+    assert shown_feedback(ann, session, message) | {"updatedAt": None} == {
+        "rating": "down",
+        "reason": "incomplete",
+        "comment": "It leaves out the late payment interest.",
+        "updatedAt": None,
+    }
+
+    page.reload()
+    answer = page.locator(".message-assistant").last
+    good, bad = answer.get_by_role("button", name="Good answer"), answer.get_by_role("button", name="Bad answer")
+    expect(bad).to_have_attribute("aria-pressed", "true")
+    expect(answer.get_by_role("status")).to_have_text("You rated this answer unhelpful: it is incomplete.")
+    shot(page, "after-reload")
+
+    good.click()  # changes it
+    expect(good).to_have_attribute("aria-pressed", "true")
+    expect(bad).to_have_attribute("aria-pressed", "false")
+    assert shown_feedback(ann, session, message)["rating"] == "up"
+    good.click()  # pressing it again takes it off
+    expect(good).to_have_attribute("aria-pressed", "false")
+    expect(answer.get_by_role("status")).to_have_text("")
+    assert shown_feedback(ann, session, message) is None
+
+
+def test_a_streamed_answer_takes_feedback_as_soon_as_it_is_done(
+    page: Any,  # noqa: F811 - the browser fixtures imported above
+    web: str,  # noqa: F811
+    world: dict[str, Any],
+) -> None:
+    from playwright.sync_api import expect
+
+    ann = world["ann"]
+    _sign_in_as(page, web, ann)
+    page.goto(f"{web}/chat")
+    box = page.get_by_label("Ask a question about your documents")
+    box.fill("What is the cure period for termination?")
+    box.press("Enter")
+    answer = page.locator(".message-assistant").last
+    good = answer.get_by_role("button", name="Good answer")
+    good.click()
+    expect(good).to_have_attribute("aria-pressed", "true")
+    expect(answer.get_by_role("status")).to_have_text("You rated this answer helpful.")
+    session = page.url.rsplit("/", 1)[-1]
+    messages = ann.get(f"/api/chat/sessions/{session}").json()["messages"]
+    assert [m["feedback"]["rating"] for m in messages if m["role"] == "assistant"] == ["up"]

@@ -22,6 +22,18 @@ from tests.test_chat import CONTRACT, HANDBOOK, chat
 from tests.test_ingestion import upload
 from tests.test_invitations import invite_and_accept
 from tests.test_migrations import owned_scratch_db  # noqa: F401 - a fixture
+from tests.test_web_app import (  # noqa: F401 - the browser fixtures
+    ROOT,
+    Shots,
+    _accessibility_problems,
+    _sign_in_as,
+    _wait_ready,
+    browser,
+    built_app,
+    chromium,
+    page,
+    web,
+)
 
 PAYMENT = "How many days does the buyer have to pay an invoice?"
 OFF_TOPIC = "Who painted the Mona Lisa?"
@@ -33,7 +45,7 @@ def _chat_store(cosmos: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(host: str, pipeline: Pipeline) -> dict[str, Any]:
+def world(host: str, running_pipeline: Pipeline) -> dict[str, Any]:
     """Workspace A: owner ann, member carl, viewer vic, a contract (asked about) and a handbook (never found).
     Workspace B: owner bea. In A: two searches (one finds nothing), two questions (one answered, one not),
     and carl's thumbs down on the answered one."""
@@ -52,8 +64,10 @@ def world(host: str, pipeline: Pipeline) -> dict[str, Any]:
     hr = ann.post("/api/collections", {"name": "hr"}).json()["id"]
     handbook = upload(ann, hr, "handbook.md", HANDBOOK)["documentId"]  # never searched: chat asks in legal only
     bea_coll = bea.post("/api/collections", {"name": "b"}).json()["id"]
-    upload(bea, bea_coll, "supply-b.md", CONTRACT)
-    pipeline.settle()
+    bea_document = upload(bea, bea_coll, "supply-b.md", CONTRACT)["documentId"]
+    for document in (contract, handbook):
+        _wait_ready(ann, document)
+    _wait_ready(bea, bea_document)
 
     assert carl.post("/api/search", {"query": "late payment interest", "mode": "lexical"}).status == 200
     empty = carl.post("/api/search", {"query": f"zzyzx{tag} quokka", "mode": "lexical"})
@@ -347,3 +361,46 @@ def test_the_sweep_reaches_every_workspace_when_the_schema_owner_is_no_superuser
     with psycopg.connect(superuser_url) as conn:
         kept = conn.execute("SELECT tenant_id, text FROM insight_events ORDER BY text NULLS FIRST").fetchall()
     assert sorted(kept, key=str) == sorted([(t, None) for t in tenants] + [(t, "q1") for t in tenants], key=str)
+
+
+# --- in the browser ------------------------------------------------------------------------------
+
+# The page's route and nav link live in frontend/src/main.ts (the lead's file): until it names the view,
+# this test is expected to fail, and strict xfail makes it fail loudly once the route is there.
+_ROUTED = "insightsView" in (ROOT / "frontend" / "src" / "main.ts").read_text()
+
+
+@pytest.mark.xfail(not _ROUTED, reason="frontend/src/main.ts does not route /insights yet", strict=True)
+def test_the_insights_page_shows_owners_the_report_and_members_nothing(
+    page: Any,  # noqa: F811 - the browser fixtures imported above
+    web: str,  # noqa: F811
+    world: dict[str, Any],
+) -> None:
+    from playwright.sync_api import expect
+
+    shot = Shots("insights")
+    _sign_in_as(page, web, world["ann"])
+    page.goto(web + "/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Insights").click()
+    expect(page.get_by_role("heading", name="Insights", level=1)).to_be_visible()
+    page.get_by_role("link", name="Last 7 days").click()
+    expect(page.locator(".insights-no-answer")).to_have_text("50%")
+    feedback = page.locator(".insights-feedback li").first
+    expect(feedback).to_contain_text(PAYMENT)
+    expect(feedback).to_contain_text("Cites the wrong clause.")
+    expect(feedback).to_contain_text("Not backed by the documents")
+    expect(page.locator(".insights-cited")).to_contain_text("supply.md")
+    expect(page.locator(".insights-never")).to_contain_text("handbook.md")
+    expect(page.locator(".insights-empty")).to_contain_text(world["empty_query"])
+    shot(page, "owner")
+    assert _accessibility_problems(page) == []
+    feedback.locator(".insights-sources button").first.click()
+    expect(page.get_by_role("dialog")).to_contain_text("thirty days")
+    page.keyboard.press("Escape")
+
+    _sign_in_as(page, web, world["carl"])
+    page.evaluate("id => localStorage.setItem('folio.workspace', id)", world["tenant_a"])
+    page.goto(web + "/insights")
+    expect(page.get_by_text("Only the owners of this workspace see its insights.")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Insights")).to_have_count(0)
+    shot(page, "member")

@@ -143,10 +143,48 @@ export interface Citation {
   snippet: string;
 }
 
+export type FeedbackReason = "wrong" | "not_grounded" | "incomplete" | "other";
+
+/** The author's rating of one answer (PUT/DELETE /chat/sessions/{id}/messages/{id}/feedback). */
+export interface Feedback {
+  rating: "up" | "down";
+  reason: FeedbackReason | null;
+  comment: string | null;
+}
+
 export interface ChatMessage {
+  /** The stored message's id (answers take feedback by it); absent while an answer streams. */
+  id?: string;
   role: "user" | "assistant";
   content: string;
   citations: Citation[];
+  feedback?: Feedback | null;
+}
+
+/** GET /insights?days=N (workspace owners only). */
+export interface Insights {
+  days: number;
+  retentionDays: number;
+  questions: number;
+  noAnswer: number;
+  noAnswerShare: number | null;
+  questionsPerDay: { day: string; questions: number; noAnswer: number }[];
+  searches: number;
+  searchesWithNoResult: number;
+  emptySearches: { query: string; count: number; lastAt: string }[];
+  feedback: { up: number; down: number };
+  negativeFeedback: {
+    messageId: string;
+    reason: FeedbackReason | null;
+    comment: string | null;
+    question: string | null;
+    answer: string | null;
+    citations: { n: number; documentId: string; title: string; headingPath: string[] | null; chunkId: string }[];
+    askedAt: string;
+    updatedAt: string;
+  }[];
+  mostCited: { documentId: string; filename: string | null; collectionId: string | null; deleted: boolean; citations: number }[];
+  neverRetrieved: { days: number; total: number; documents: { documentId: string; filename: string; collectionId: string }[] };
 }
 
 export class Api {
@@ -235,6 +273,16 @@ export class Api {
   chatSession = (id: string, signal?: AbortSignal) =>
     this.json<Record<string, unknown>>("GET", `/chat/sessions/${enc(id)}`, undefined, { signal }).then(readMessages);
   deleteChatSession = (id: string) => this.json<void>("DELETE", `/chat/sessions/${enc(id)}`);
+  setFeedback = (sessionId: string, messageId: string, feedback: Feedback) =>
+    this.json<Feedback>("PUT", `/chat/sessions/${enc(sessionId)}/messages/${enc(messageId)}/feedback`, {
+      rating: feedback.rating,
+      ...(feedback.reason ? { reason: feedback.reason } : {}),
+      ...(feedback.comment ? { comment: feedback.comment } : {}),
+    });
+  clearFeedback = (sessionId: string, messageId: string) =>
+    this.json<void>("DELETE", `/chat/sessions/${enc(sessionId)}/messages/${enc(messageId)}/feedback`);
+  insights = (days: number, signal?: AbortSignal) =>
+    this.json<Insights>("GET", `/insights?days=${days}`, undefined, { signal });
   /** POST /api/chat as an NDJSON stream (read it with readNdjson). */
   chat = (message: string, sessionId: string | null, collectionIds: string[], signal: AbortSignal) =>
     this.fetch(
@@ -289,9 +337,11 @@ function readMessages(body: Record<string, unknown>): { title: string; messages:
   return {
     title: String(body.title ?? body.name ?? "Conversation"),
     messages: list.map((m) => ({
+      id: typeof m.id === "string" ? m.id : undefined,
       role: m.role === "user" ? "user" : "assistant",
       content: String(m.content ?? m.text ?? ""),
       citations: Array.isArray(m.citations) ? (m.citations as Citation[]) : [],
+      feedback: (m.feedback as Feedback | null | undefined) ?? null,
     })),
   };
 }

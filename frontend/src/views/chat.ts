@@ -6,7 +6,7 @@
 //   · {"type":"done","usage":{…},"extractive":bool,"grounded":bool} · or, when a turn fails midway,
 //   {"type":"error","error":{problem+json}}. Lines of other types are ignored.
 
-import { ApiError, type ChatMessage, type ChatSessionSummary, type Citation } from "../api";
+import { ApiError, type ChatMessage, type ChatSessionSummary, type Citation, type Feedback, type FeedbackReason } from "../api";
 import type { App, View } from "../app";
 import { announce, emptyState, errorMessage, errorState, formatDate, h, loadingState, pagesLabel } from "../dom";
 import { readNdjson } from "../ndjson";
@@ -15,7 +15,7 @@ type StreamEvent =
   | { kind: "session"; sessionId: string; title?: string }
   | { kind: "delta"; text: string }
   | { kind: "citations"; citations: Citation[] }
-  | { kind: "done" }
+  | { kind: "done"; messageId?: string }
   | { kind: "error"; detail: string }
   | { kind: "other" };
 
@@ -30,7 +30,7 @@ export function readEvent(raw: Record<string, unknown>): StreamEvent {
     case "citations":
       return { kind, citations: (raw.citations ?? raw.items ?? []) as Citation[] };
     case "done":
-      return { kind };
+      return { kind, messageId: typeof raw.messageId === "string" ? raw.messageId : undefined };
     case "error": {
       const problem = (raw.error ?? raw) as Record<string, unknown>;
       return { kind, detail: String(problem.detail ?? problem.message ?? "The answer could not be completed.") };
@@ -158,6 +158,7 @@ export function chatView(app: App, [sessionParam]: string[]): View {
     }
     const item = h("li", { class: "message message-assistant" });
     renderAnswer(item, message.content, message.citations);
+    if (message.id && sessionId) item.append(feedbackControl(app, sessionId, message.id, message.feedback ?? null));
     return item;
   }
 
@@ -242,6 +243,7 @@ export function chatView(app: App, [sessionParam]: string[]): View {
     ask.disabled = true;
     let answer = "";
     let citations: Citation[] = [];
+    let messageId: string | undefined;
     let live: HTMLElement | null = null;
     try {
       const response = await app.api.chat(text, sessionId, [], streaming.signal);
@@ -261,11 +263,14 @@ export function chatView(app: App, [sessionParam]: string[]): View {
           live.textContent = answer;
         } else if (event.kind === "citations") {
           citations = event.citations;
+        } else if (event.kind === "done") {
+          messageId = event.messageId;
         } else if (event.kind === "error") {
           throw new Error(event.detail);
         }
       }
       renderAnswer(item, answer, citations);
+      if (messageId && sessionId) item.append(feedbackControl(app, sessionId, messageId, null));
       announce(citations.length ? `Answer ready, with ${citations.length} sources.` : "Answer ready.");
     } catch (error) {
       const stopped = error instanceof DOMException && error.name === "AbortError";
@@ -308,4 +313,105 @@ export function chatView(app: App, [sessionParam]: string[]): View {
       streaming?.abort();
     },
   };
+}
+
+const REASONS: [FeedbackReason, string][] = [
+  ["wrong", "It is wrong"],
+  ["not_grounded", "It is not backed by the documents"],
+  ["incomplete", "It is incomplete"],
+  ["other", "Something else"],
+];
+const REASON_TEXT = new Map(REASONS);
+const MAX_COMMENT = 500;
+
+/** Thumbs up/down on one answer, with an optional reason for a thumbs down; pressing the chosen thumb
+ * again takes the rating off. Only the answer's author sees it (others cannot open the conversation). */
+export function feedbackControl(app: App, sessionId: string, messageId: string, initial: Feedback | null): HTMLElement {
+  let current = initial;
+  const status = h("p", { class: "feedback-status muted", role: "status" });
+  // Words, not emoji: the accessible name is what is seen, and no emoji font is needed.
+  const up = h("button", { type: "button", class: "feedback-thumb" }, "Good answer");
+  const down = h("button", { type: "button", class: "feedback-thumb" }, "Bad answer");
+  const comment = h("textarea", { name: "comment", rows: "2", maxlength: String(MAX_COMMENT) });
+  const commentId = `feedback-comment-${messageId}`;
+  comment.id = commentId;
+  const reasons = h(
+    "fieldset",
+    null,
+    h("legend", null, "What was wrong with it? (optional)"),
+    REASONS.map(([value, label]) =>
+      h("label", { class: "feedback-reason" }, h("input", { type: "radio", name: `reason-${messageId}`, value }), ` ${label}`),
+    ),
+  );
+  const form = h(
+    "form",
+    { class: "feedback-form", hidden: true, novalidate: true },
+    reasons,
+    h("label", { for: commentId }, "Anything to add? (optional)"),
+    comment,
+    h("div", { class: "feedback-actions" }, h("button", { type: "submit", class: "button" }, "Send feedback")),
+  );
+  const el = h(
+    "div",
+    { class: "feedback", role: "group", "aria-label": "Rate this answer" },
+    h("div", { class: "feedback-thumbs" }, up, down, status),
+    form,
+  );
+
+  function show(): void {
+    up.setAttribute("aria-pressed", String(current?.rating === "up"));
+    down.setAttribute("aria-pressed", String(current?.rating === "down"));
+    if (!current) status.textContent = "";
+    else if (current.rating === "up") status.textContent = "You rated this answer helpful.";
+    else {
+      const reason = current.reason ? REASON_TEXT.get(current.reason) : null;
+      status.textContent = `You rated this answer unhelpful${reason ? `: ${reason.toLowerCase()}` : ""}.`;
+    }
+  }
+
+  async function save(next: Feedback | null): Promise<boolean> {
+    up.disabled = down.disabled = true;
+    try {
+      if (next) current = { ...next, ...(await app.api.setFeedback(sessionId, messageId, next)) };
+      else {
+        await app.api.clearFeedback(sessionId, messageId);
+        current = null;
+      }
+      show();
+      return true;
+    } catch (error) {
+      status.textContent = errorMessage(error);
+      return false;
+    } finally {
+      up.disabled = down.disabled = false;
+    }
+  }
+
+  up.addEventListener("click", () => {
+    form.hidden = true;
+    void save(current?.rating === "up" ? null : { rating: "up", reason: null, comment: null });
+  });
+  down.addEventListener("click", async () => {
+    if (current?.rating === "down") {
+      form.hidden = true;
+      void save(null);
+      return;
+    }
+    if (await save({ rating: "down", reason: null, comment: null })) {
+      form.hidden = false;
+      form.querySelector<HTMLInputElement>("input")?.focus();
+    }
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const chosen = form.querySelector<HTMLInputElement>("input[type=radio]:checked");
+    const text = comment.value.trim().slice(0, MAX_COMMENT);
+    if (await save({ rating: "down", reason: (chosen?.value as FeedbackReason | undefined) ?? null, comment: text || null })) {
+      form.hidden = true;
+      down.focus();
+      announce("Thanks for the feedback.");
+    }
+  });
+  show();
+  return el;
 }
