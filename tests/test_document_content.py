@@ -215,3 +215,39 @@ def test_format_comes_from_the_extension() -> None:
         "other",
         "other",
     ]
+
+
+def test_in_azure_the_url_is_a_read_only_https_user_delegation_sas() -> None:
+    """The Azure path, offline: Entra (no local form) is replaced by a delegation key the store already holds,
+    as it would after its first ``get_user_delegation_key``; the token is then what Blob Storage checks."""
+    from azure.storage.blob import UserDelegationKey
+
+    from shared.config import load_settings
+    from shared.storage import AzureBlobStore
+    from tests.stubs.azure_rest import FakeCredential
+
+    store = AzureBlobStore(
+        load_settings({"STORAGE_ACCOUNT_URL": "https://folioacct.blob.core.windows.net"}), credential=FakeCredential()
+    )
+    key = UserDelegationKey()
+    key.signed_oid, key.signed_tid = str(uuid.uuid4()), str(uuid.uuid4())
+    key.signed_start, key.signed_expiry = "2026-01-01T00:00:00Z", "2099-01-01T00:00:00Z"
+    key.signed_service, key.signed_version, key.value = "b", "2025-01-05", "a2V5" * 11
+    store._delegation_key = key  # what _user_delegation_key keeps after asking Entra-authenticated Storage
+    store._delegation_expiry = dt.datetime.max.replace(tzinfo=dt.UTC)
+    ref = BlobRef(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+    now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+
+    read = store.read_url(ref, minutes=5, content_type="application/pdf", disposition=attachment("a b.pdf"), now=now)
+    url = urlsplit(read.url)
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"https://folioacct.blob.core.windows.net/uploads/{ref.name}"
+    sas = {k: v[0] for k, v in parse_qs(url.query).items()}
+    assert (sas["sp"], sas["sr"], sas["spr"]) == ("r", "b", "https")
+    assert (sas["skoid"], sas["sktid"]) == (key.signed_oid, key.signed_tid)  # signed by the app's identity
+    assert "sk" not in sas and "sig" in sas
+    assert (sas["st"], sas["se"]) == ("2026-12-02T11:58:00Z", "2026-12-02T12:05:00Z")
+    assert read.expires_at == now + dt.timedelta(minutes=5)
+    assert sas["rsct"] == "application/pdf" and sas["rscd"] == attachment("a b.pdf")
+    # Upload URLs share the helper: same key, create only.
+    upload_sas = parse_qs(urlsplit(store.upload_url(ref, now=now).url).query)
+    assert upload_sas["sp"] == ["c"] and upload_sas["skoid"] == [key.signed_oid] and "rscd" not in upload_sas
