@@ -171,3 +171,22 @@ def test_a_damaged_workbook_is_corrupt(damage):
     data = damage(workbook({"S": [["a", "b"], ["1", "2"]]}))
     with pytest.raises(CorruptDocument):
         parse_document(data)
+
+
+def test_a_sheet_claiming_the_whole_grid_is_refused_quickly():
+    """A dimension of A1:XFD1048576 and a value in the last row: openpyxl would yield a million rows of
+    16,384 empty cells; the cell cap stops it after a few hundred."""
+    import re
+    import time
+
+    def claim_everything(xml: bytes) -> bytes:
+        xml = re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:XFD1048576"/>', xml)
+        last = b'<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>x</t></is></c></row>'
+        return xml.replace(b"</sheetData>", last + b"</sheetData>")
+
+    data = rewrite(workbook({"S": [["h"], ["v"]]}), "xl/worksheets/sheet1.xml", claim_everything)
+    started = time.monotonic()
+    with pytest.raises(TooLarge) as caught:
+        parse_document(data)
+    assert caught.value.limit == "max_cells"
+    assert time.monotonic() - started < 5
