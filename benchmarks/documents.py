@@ -52,11 +52,14 @@ _MD_INLINE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)|[*_`]+|<[^>]+>|\\")
 _NON_WORD = re.compile(r"[^\w]+")
 _DIGITS = re.compile(r"\d+")
 _LETTERS = re.compile(r"[^\W\d_]")
-# "Section 6.3", "Sections 4(b)", "clause 12.1(a)(ii)", "§ 7"; a reference "of" another text is skipped.
+# "Section 6.3", "Sections 4(b)", "clause 12.1(a)(ii)", "§ 7"; a reference "of" another text is
+# skipped, also at the head of a list ("Section 13 or 15(d) of the Exchange Act"). The sub-labels
+# are taken whole (possessive), so "Section 12(b) of the Act" is not read as "Section 12".
 _CITATION = re.compile(
     r"(?<![A-Z]{2}\s)(?<![A-Z]\.\s)(?<!Subtitle\s[IVX],\s)"
-    r"\b(?i:sections?|clauses?|§§?)\s*(\d{1,3}(?:\.\d{1,3})*)((?:\([a-z0-9]{1,4}\))*)(?![.–-]?\d)"
-    r"(?!\s+of\s+(?!this\b|these\b|the\s+(?:[Aa]greement|[Tt]erms|[Ss]tandard\s+[Tt]erms|DPA)\b))"
+    r"\b(?i:sections?|clauses?|§§?)\s*(\d{1,3}(?:\.\d{1,3})*)((?:\([a-z0-9]{1,4}\))*+)(?![.–-]?\d)"
+    r"(?!(?:,?\s+or\s+(?:(?i:sections?|clauses?)\s*)?\d{1,3}(?:\.\d{1,3})*(?:\([a-z0-9]{1,4}\))*)*"
+    r"\s+of\s+(?!this\b|these\b|the\s+(?:[Aa]greement|[Tt]erms|[Ss]tandard\s+[Tt]erms|DPA)\b))"
 )
 _LABEL = re.compile(r"^\W{0,2}(?:(?:section|clause|article|§)\s*)?(\d{1,3}(?:\.\d{1,3})*)(?=\W|$)", re.I)
 _SUBLABEL = re.compile(r"(?:^|\n)\s*\(([a-z0-9]{1,4})\)", re.I)

@@ -59,3 +59,12 @@ def test_a_relative_corpus_path_reaches_the_baseline_workers_too(tmp_path, monke
     main(["--corpus", "corpus", "--baseline", "HEAD", "--json"])
     result = json.loads(capsys.readouterr().out)
     assert result["parsed"] == 1 and result["baseline"]["parsed"] == 1
+
+
+def test_clause_citations_of_another_text_are_skipped_at_the_head_of_a_list_and_with_sub_labels():
+    text = (
+        "Reports under Section 12(b) of the Act, and under Section 13 or Section 15(d) of the Exchange Act. "
+        "See Section 6.3 or Section 7.1 of this Agreement and Section 4(b)."
+    )
+    found, cited, missing = clause_numbers(_row([([], text)]))
+    assert (found, cited, sorted(missing)) == (0, 3, ["4(b)", "6.3", "7.1"])
