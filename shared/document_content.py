@@ -26,6 +26,8 @@ FORMATS: dict[str, str] = {
     ".md": "markdown",
     ".markdown": "markdown",
     ".txt": "text",
+    ".csv": "text",  # shown as the file's own lines; the chunks' table rows match them line by line
+    ".tsv": "text",
 }
 # What the blob is served as. Text formats (HTML included) are plain text: the app renders them as
 # text, and even a tab opened on the URL itself never runs a document's HTML or script.

@@ -206,12 +206,15 @@ def test_attachment_names_cannot_break_out_of_the_header(name: str, expected: st
 
 
 def test_format_comes_from_the_extension() -> None:
-    assert [document_format(n) for n in ("A.PDF", "b.docx", "c.htm", "d.markdown", "e.txt", "f.pptx", "g")] == [
+    names = ("A.PDF", "b.docx", "c.htm", "d.markdown", "e.txt", "f.csv", "g.pptx", "h.png", "i")
+    assert [document_format(n) for n in names] == [
         "pdf",
         "docx",
         "html",
         "markdown",
         "text",
+        "text",
+        "other",
         "other",
         "other",
     ]
