@@ -157,3 +157,62 @@ def test_a_search_result_opens_an_html_original_as_text_with_the_passage_marked(
     assert _accessibility_problems(page) == []
     page.keyboard.press("Escape")
     expect(viewer).to_have_count(0)
+
+
+CASES: list[tuple[str, list[str], str]] = [
+    (
+        "split across text items and a line-end hyphen",
+        ["Each wid", "get costs ten eu-", "ros, payable within", " thirty days."],
+        "Each widget costs ten euros, payable within thirty days.",
+    ),
+    ("a ligature in the PDF's text", ["The ﬁnal term is binding on both parties."], "The final term is binding."),
+    (
+        "the page where the passage starts",
+        ["Section 3 Price", "Each widget costs ten euros, payable within"],
+        "Each widget costs ten euros, payable within thirty days of delivery, by bank transfer.",
+    ),
+    (
+        "the page where it ends",
+        ["thirty days of delivery, by bank transfer.", "Section 4 Term"],
+        "Each widget costs ten euros, payable within thirty days of delivery, by bank transfer.",
+    ),
+    (
+        "Markdown markup in the file",
+        ["# Travel\n\nThe **daily** meal allowance is _forty_ euros.\n\nReceipts are kept."],
+        "The daily meal allowance is forty euros.",
+    ),
+    ("a page without the passage", ["Completely unrelated text on this page."], "Each widget costs ten euros."),
+]
+
+
+def test_the_passage_is_found_across_items_hyphens_ligatures_markup_and_page_breaks(
+    page: Any,  # noqa: F811 - the browser fixtures imported above
+    web: str,  # noqa: F811
+) -> None:
+    """The matcher the viewer highlights with, run in the browser from the built chunk."""
+    from devhost.frontend import DIST
+
+    (chunk,) = (DIST / "assets").glob("viewer-*.js")
+    page.goto(web + "/")
+    found = page.evaluate(
+        "async ([src, cases]) => { const m = await import(src);"
+        " return cases.map(([, parts, passage]) => m.matchPassage(parts, passage)); }",
+        [f"/assets/{chunk.name}", CASES],
+    )
+    marked = {
+        name: [parts[r["part"]][r["start"] : r["end"]] for r in ranges]
+        for (name, parts, _), ranges in zip(CASES, found, strict=True)
+    }
+    assert marked == {
+        "split across text items and a line-end hyphen": [
+            "Each wid",
+            "get costs ten eu",
+            "ros, payable within",
+            "thirty days.",
+        ],
+        "a ligature in the PDF's text": ["The ﬁnal term is binding"],
+        "the page where the passage starts": ["Each widget costs ten euros, payable within"],
+        "the page where it ends": ["thirty days of delivery, by bank transfer."],
+        "Markdown markup in the file": ["The **daily** meal allowance is _forty_ euros."],
+        "a page without the passage": [],
+    }

@@ -289,9 +289,15 @@ export function matchPassage(parts: readonly string[], passage: string): TextRan
       found.push([where, where + needle.length]);
       from = where + needle.length;
     }
+    // A passage that runs over a page break starts on one page and ends on the next, mid-sentence:
+    // the longest beginning of it on this page, and the longest end.
+    const begins = longest(whole.length, (n) => haystack.text.indexOf(whole.slice(0, n)));
+    const ends = longest(whole.length, (n) => haystack.text.lastIndexOf(whole.slice(whole.length - n)));
+    if (begins) found.push(begins);
+    if (ends) found.push(ends);
   }
   const ranges: TextRange[] = [];
-  for (const [start, end] of found) {
+  for (const [start, end] of merge(found)) {
     let current: TextRange | null = null;
     for (let k = start; k < end; k++) {
       const [part, charStart, charEnd] = haystack.from[k];
@@ -306,6 +312,35 @@ export function matchPassage(parts: readonly string[], passage: string): TextRan
     if (current) current.end += /^[.!?;:,)\]"'”’»]*/u.exec(parts[current.part].slice(current.end))?.[0].length ?? 0;
   }
   return ranges;
+}
+
+/** The longest n (at least 2 × MIN_PIECE, below `most`) for which `at(n)` finds something, as [start, end). */
+function longest(most: number, at: (n: number) => number): [number, number] | null {
+  let low = 2 * MIN_PIECE;
+  let high = most - 1;
+  let best: [number, number] | null = null;
+  while (low <= high) {
+    const n = (low + high) >> 1; // found for n means found for every shorter n
+    const where = at(n);
+    if (where >= 0) {
+      best = [where, where + n];
+      low = n + 1;
+    } else {
+      high = n - 1;
+    }
+  }
+  return best;
+}
+
+/** Sorted, overlapping ranges joined. */
+function merge(found: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [start, end] of [...found].sort((a, b) => a[0] - b[0])) {
+    const last = out[out.length - 1];
+    if (last && start <= last[1]) last[1] = Math.max(last[1], end);
+    else out.push([start, end]);
+  }
+  return out;
 }
 
 /** The parts (PDF text items) that hold some of the passage. */
