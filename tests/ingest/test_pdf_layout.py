@@ -139,3 +139,17 @@ def test_the_benchmark_takes_a_table_row_not_a_cell_for_a_line():
     assert "layoff permanent" in cells  # a cell on every page, taken for a line
     assert "layoff permanent" not in rows
     assert "warn report summary by received date" in rows  # the running header still is one
+
+
+def test_a_table_whose_rows_are_each_one_shown_array_keeps_its_rows():
+    """TeX and many report writers draw a table row as one TJ array, its cells kept apart by
+    shifts inside it: no operator starts at a cell, yet the rows are rows."""
+    rows = [("Country", "Capital", "Language"), ("Austria", "Vienna", "German"), ("Belgium", "Brussels", "Dutch")]
+    rows += [("Denmark", "Copenhagen", "Danish"), ("Finland", "Helsinki", "Finnish")]
+    ops = [
+        b"BT /F1 10 Tf 72 %d Td [" % (700 - 14 * i) + b" -9000 ".join(_pdf_string(cell) for cell in row) + b"] TJ ET"
+        for i, row in enumerate(rows)
+    ]
+    doc = parse_document(build_pdf(streams=[b"\n".join(ops)]))
+    tables = [b.text for b in doc.blocks if b.kind == "table"]
+    assert tables == ["\n".join(" | ".join(row) for row in rows)]

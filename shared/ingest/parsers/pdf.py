@@ -302,14 +302,24 @@ class _LineCollector:
     def __init__(self, budget: _CharBudget) -> None:
         self.budget = budget
         self.lines: list[_Line] = [_Line("")]
-        self.starts: list[float] = []  # x of every text-showing operator, for column detection
+        self.starts: list[tuple[float, float]] = []  # (x, y) of every text-showing operator
+        self.wide_gaps = 0  # shown arrays that skip a gutter or a cell's gap inside them
 
     def operator(self, op: Any, args: Any, cm: Any, tm: Any) -> None:
         if op in (b"Tj", b"TJ", b"'", b'"'):
             try:
-                self.starts.append(float(tm[4]) * float(cm[0]) + float(tm[5]) * float(cm[2]) + float(cm[4]))
+                x, y = float(tm[4]), float(tm[5])
+                self.starts.append(
+                    (
+                        x * float(cm[0]) + y * float(cm[2]) + float(cm[4]),
+                        x * float(cm[1]) + y * float(cm[3]) + float(cm[5]),
+                    )
+                )
             except (TypeError, ValueError, IndexError):
                 pass
+        if op == b"TJ" and args and isinstance(args[0], list):
+            # A shift of two ems or more inside one shown array: a gap between cells or columns.
+            self.wide_gaps += any(isinstance(item, (int, float)) and item <= -_TJ_GAP for item in args[0])
 
     def visit(self, text: str, cm: Any, tm: Any, font: Any, size: Any) -> None:
         self.budget.visit(text)
@@ -413,7 +423,9 @@ def _extract_pages(page_list: Sequence[Any], limits: Limits, deadline: Deadline)
         else:
             readable += len(text.strip())
             lines = collector.page_lines()
-            if len(text) <= _LAYOUT_MAX_CHARS and _may_have_columns(collector.starts, _page_width(page)):
+            if len(text) <= _LAYOUT_MAX_CHARS and _may_have_columns(
+                collector.starts, collector.wide_gaps, _page_width(page)
+            ):
                 deadline.check(f"page {index + 1}")
                 lines = _in_reading_order(page, lines, limits)
             pages.append(lines)
@@ -678,7 +690,11 @@ def _line_key(line: str) -> str:
 # is wrong for it.
 
 _LAYOUT_MAX_CHARS = 40_000  # a page with more text is read in stream order
-_LAYOUT_MARGIN = 0.25  # text shown this far right of the leftmost text suggests columns
+_ACROSS = 0.05  # text shown next on the same baseline this much further right: across a gutter
+_BACK_UP = 24.0  # text shown next this many points higher (and further right): a new column
+_MIN_JUMPS = 3
+_TJ_GAP = 2000  # thousandths of an em
+_MIN_EDGE_HITS = 5  # text shown at one left edge (to 4 points) this often: a column starts there
 _GUTTER_SPACES = 3  # a blank run this wide with text on both sides may be a gutter
 _GUTTER_ROWS = 0.3  # ...on this share of a region's rows (and four rows or more)
 _MIN_BAND_ROWS = 3
@@ -689,16 +705,32 @@ _SPACE_RUNS = re.compile(r"\s+")
 _GAP = re.compile(f" {{{_GUTTER_SPACES},}}")
 
 
-def _may_have_columns(starts: list[float], page_width: float) -> bool:
-    """Whether text is shown often enough away from the left margin that the page may hold
-    columns or a table (cheap, from the operators' positions; layout mode costs a second pass)."""
+def _may_have_columns(starts: list[tuple[float, float]], wide_gaps: int, page_width: float) -> bool:
+    """Whether the content stream draws across columns or cells (cheap, from the positions of
+    the text operators in stream order; layout mode costs a second pass over the page).
+
+    Drawing jumps across a gutter on the same baseline (columns interleaved line by line, a
+    table row by row), or back up to the top of the next column or table column three times or
+    more (a table column by column). A page whose columns are drawn one after the other goes
+    back up once per column and is read right in stream order. Or a row drawn as one array of
+    text whose cells are kept apart by shifts inside it (``wide_gaps`` such arrays)."""
     if len(starts) < 5 or page_width <= 0:
         return False
-    left = min(starts)
-    if left < -page_width or max(starts) > 2 * page_width:
+    xs = [x for x, _ in starts]
+    if min(xs) < -page_width or max(xs) > 2 * page_width:
         return False  # text far off the page: its layout grid would be enormous
-    away = sum(1 for x in starts if x >= left + _LAYOUT_MARGIN * page_width)
-    return away >= max(5, 0.1 * len(starts))
+    # Where a column or a table column starts, text is shown again and again; a jump that lands
+    # elsewhere is a change of font inside a line, or a figure.
+    edges = Counter(round(x / 4) for x in xs)
+    across = back_up = 0
+    for (x0, y0), (x1, y1) in itertools.pairwise(starts):
+        if edges[round(x1 / 4)] < _MIN_EDGE_HITS:
+            continue
+        if abs(y1 - y0) < 2 and x1 - x0 > _ACROSS * page_width:
+            across += 1
+        elif y1 - y0 > _BACK_UP and x1 - x0 > _ACROSS * page_width:
+            back_up += 1
+    return across >= _MIN_JUMPS or back_up >= _MIN_JUMPS or wide_gaps >= _MIN_JUMPS
 
 
 def _layout_lines(layout: str, default: list[_Line]) -> list[_Line] | None:
