@@ -12,7 +12,7 @@ the wire, strings stripped and free of control characters. Rules that need the d
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from shared.chat.store import MAX_TITLE_CHARS
 from shared.search import MAX_TOP
@@ -144,6 +144,14 @@ class SetChatKey(Body):
 
 class AnswerFeedback(Body):
     """``PUT /api/chat/sessions/{sessionId}/messages/{messageId}/feedback``: a thumbs up, or down with a reason."""
+
+    # Stated for clients (and the fuzzer); shared.feedback enforces it: a reason and a comment go with "down" only.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"rating": {"const": "up"}}},
+            "then": {"properties": {"reason": {"type": "null"}, "comment": {"type": "null"}}},
+        }
+    )
 
     rating: Literal["up", "down"]
     reason: Literal["wrong", "not_grounded", "incomplete", "other"] | None = None  # shared.feedback.REASONS

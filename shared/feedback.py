@@ -55,7 +55,7 @@ def set_feedback(
         raise Invalid(f"Field 'rating' must be one of {', '.join(RATINGS)}.", fields=["rating"])
     if reason is not None and reason not in REASONS:
         raise Invalid(f"Field 'reason' must be one of {', '.join(REASONS)}.", fields=["reason"])
-    if rating == "up" and (reason is not None or comment):
+    if rating == "up" and (reason is not None or comment is not None):
         raise Invalid("A thumbs up takes no reason or comment.", fields=["reason" if reason else "comment"])
     comment = (comment or "").strip() or None
     if comment is not None and len(comment) > MAX_COMMENT_CHARS:

@@ -158,6 +158,7 @@ def test_an_api_key_rates_its_own_answers_only(world: dict[str, Any], host: str)
         {"rating": "down", "reason": "boring"},
         {"rating": "up", "reason": "wrong"},
         {"rating": "up", "comment": "great"},
+        {"rating": "up", "comment": "   "},
         {"rating": "down", "reason": "other", "comment": "x" * 501},
         {"rating": "down", "extra": 1},
         {},

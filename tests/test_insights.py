@@ -381,7 +381,7 @@ def test_the_insights_page_shows_owners_the_report_and_members_nothing(
     shot = Shots("insights")
     _sign_in_as(page, web, world["ann"])
     page.goto(web + "/")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Insights").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Insights").click(timeout=10_000)
     expect(page.get_by_role("heading", name="Insights", level=1)).to_be_visible()
     page.get_by_role("link", name="Last 7 days").click()
     expect(page.locator(".insights-no-answer")).to_have_text("50%")
