@@ -13,7 +13,7 @@ from shared.chat import sessions
 from shared.chat.answer import Turn, run_turn
 from shared.chat.providers import BYO_PROVIDERS
 from shared.chat.secrets import delete_user_key, get_user_key, set_user_key
-from shared.errors import FolioError
+from shared.errors import FolioError, NotFound
 from shared.validation import parse_uuid
 
 bp = new_blueprint()
@@ -122,7 +122,12 @@ def chat_sessions_rename(request: ApiRequest) -> Response:
 @endpoint(bp, "chat/sessions/{sessionId}", ["DELETE"])
 def chat_sessions_delete(request: ApiRequest) -> Response:
     session_id = str(request.path_id("sessionId", "chat session"))
-    sessions.delete_session(request.services.chat_store, request.caller, session_id, if_match=_if_match(request))
+    try:
+        sessions.delete_session(request.services.chat_store, request.caller, session_id, if_match=_if_match(request))
+    except NotFound:
+        # Gone already: perhaps deleted by a request that then failed to drop its ratings. (Only the caller's own.)
+        feedback.forget_session(request.db, request.caller, session_id)
+        raise
     feedback.forget_session(request.db, request.caller, session_id)  # its ratings and their copied texts too
     return no_content()
 

@@ -265,3 +265,21 @@ def test_a_streamed_answer_takes_feedback_as_soon_as_it_is_done(
     session = page.url.rsplit("/", 1)[-1]
     messages = ann.get(f"/api/chat/sessions/{session}").json()["messages"]
     assert [m["feedback"]["rating"] for m in messages if m["role"] == "assistant"] == ["up"]
+
+
+def test_deleting_a_conversation_again_drops_ratings_a_failed_delete_left_behind(
+    world: dict[str, Any], admin_conn: Conn
+) -> None:
+    """The session went, then the database failed before its ratings did: the retried DELETE (a 404) drops them."""
+    ann = world["ann"]
+    user_id = ann.get("/api/me").json()["user"]["id"]
+    gone = str(uuid.uuid4())
+    admin_conn.execute(
+        "INSERT INTO answer_feedback (tenant_id, message_id, session_id, author, rating, asked_at)"
+        " VALUES (%s, %s, %s, %s, 'down', now())",
+        (world["tenant_a"], f"{gone}-00002", gone, user_id),
+    )
+    assert world["carl"].delete(f"/api/chat/sessions/{gone}").status == 404  # not carl's: his delete drops nothing
+    assert feedback_row(admin_conn, world["tenant_a"], f"{gone}-00002") is not None
+    assert ann.delete(f"/api/chat/sessions/{gone}").status == 404
+    assert feedback_row(admin_conn, world["tenant_a"], f"{gone}-00002") is None
