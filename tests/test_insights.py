@@ -365,12 +365,7 @@ def test_the_sweep_reaches_every_workspace_when_the_schema_owner_is_no_superuser
 
 # --- in the browser ------------------------------------------------------------------------------
 
-# The page's route and nav link live in frontend/src/main.ts (the lead's file): until it names the view,
-# this test is expected to fail, and strict xfail makes it fail loudly once the route is there.
-_ROUTED = "insightsView" in (ROOT / "frontend" / "src" / "main.ts").read_text()
 
-
-@pytest.mark.xfail(not _ROUTED, reason="frontend/src/main.ts does not route /insights yet", strict=True)
 def test_the_insights_page_shows_owners_the_report_and_members_nothing(
     page: Any,  # noqa: F811 - the browser fixtures imported above
     web: str,  # noqa: F811

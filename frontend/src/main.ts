@@ -11,6 +11,7 @@ import { billingView } from "./views/billing";
 import { chatView } from "./views/chat";
 import { collectionView } from "./views/collection";
 import { collectionsView } from "./views/collections";
+import { insightsView } from "./views/insights";
 import { notFoundView } from "./views/notfound";
 import { openPassage } from "./views/passage";
 import { searchView } from "./views/search";
@@ -21,6 +22,8 @@ const NAV: [string, string][] = [
   ["/chat", "Chat"],
   ["/billing", "Billing"],
 ];
+// Only owners see insights (the API answers 403 to anyone else; the page says so if reached by URL).
+const OWNER_NAV: [string, string][] = [["/insights", "Insights"]];
 
 async function boot(): Promise<void> {
   const root = document.getElementById("app")!;
@@ -55,7 +58,8 @@ async function boot(): Promise<void> {
     main.replaceChildren(h("h1", null, "Folio"), errorState(error, () => void boot()));
     return;
   }
-  const nav = h("ul", { class: "nav-links" }, NAV.map(([href, label]) => h("li", null, h("a", { href }, label))));
+  const links = me.role === "owner" ? [...NAV, ...OWNER_NAV] : NAV;
+  const nav = h("ul", { class: "nav-links" }, links.map(([href, label]) => h("li", null, h("a", { href }, label))));
   const app: App = {
     api,
     auth,
@@ -71,6 +75,7 @@ async function boot(): Promise<void> {
       [/^\/search$/, searchView],
       [/^\/chat(?:\/([^/]+))?$/, chatView],
       [/^\/billing$/, billingView],
+      [/^\/insights$/, insightsView],
     ],
     notFoundView,
     main,
