@@ -17,8 +17,8 @@ The vector leg is an HNSW scan with pgvector's iterative scan, so filters that k
 (one collection, a few documents) still fill the result; for small workspaces an exact scan is
 cheaper and exact, and is used instead.
 
-Both legs take their candidates from SECURITY DEFINER functions (migration 0009) that scope rows
-to the signed tenant in their own statement (row-level security on the table itself would stop
+Both legs take their candidates from SECURITY DEFINER functions (migrations 0009, 0012) that scope
+rows to the signed tenant in their own statement (row-level security on the table itself would stop
 PostgreSQL from using the GIN index: see migration 0003), so nothing in the caller's query runs over
 another workspace's rows; ranks are fused with weighted Reciprocal Rank Fusion; ties break on
 chunk id, so results are deterministic.
@@ -118,12 +118,10 @@ class SearchRequest:
 
 # --- SQL ------------------------------------------------------------------------------------
 
-# Candidates of each leg come from SECURITY DEFINER functions of migration 0009, which apply the
-# tenant (checked against the signed context), the filters and the index conditions in one statement
-# of their own: a function in the caller's query can never see another workspace's rows. Every
-# placeholder is bound; {scan} and {exact} are the literals true/false chosen by build_sql.
-_CANDIDATES = """folio_lexical_candidates(%(tenant)s, {match}, {exclude}, {{scan}}, %(collections)s::uuid[],
-        %(documents)s::uuid[], %(doc_types)s::text[], %(jurisdictions)s::text[], %(candidate_cap)s)"""
+# Candidates of each leg come from SECURITY DEFINER functions (migrations 0009, 0012), which apply
+# the tenant (checked against the signed context), the filters and the index conditions in one
+# statement of their own: a function in the caller's query can never see another workspace's rows.
+# Every placeholder is bound; {scan} and {exact} are the literals true/false chosen by build_sql.
 
 
 def _bm25(n: str, idf: str, length: str) -> str:
@@ -172,28 +170,21 @@ matcher AS MATERIALIZED (
 everything AS MATERIALIZED (
   SELECT array_agg(tq) AS tqs, array_agg(tq_head) AS heads, array_agg(idf) AS idfs FROM terms
 ),
+-- Where candidates come from, in order: the matcher's chunks, or (narrow) those holding all three
+-- rarest terms, then two, then either. One call takes them all, up to the cap, and reads no row past
+-- it (a function's result is materialised: a LIMIT out here would not stop it).
+tiers AS MATERIALIZED (
+  SELECT CASE WHEN n.active THEN ARRAY[n.all3, n.all2, n.any2] ELSE ARRAY[m.tq] END AS tqs
+  FROM narrow n, matcher m
+),
 -- Stage 1: score candidates on the candidate-generating terms only; keep the best few hundred.
 shortlist AS MATERIALIZED (
   SELECT c.chunk_id, c.lex_len, c.tsv
   FROM (
     -- "|| ''" detoasts each candidate's tsvector once, not once per term; OFFSET 0 keeps it so.
     SELECT c.chunk_id, c.lex_len, c.tsv || ''::tsvector AS tsv
-    FROM (
-      SELECT c.chunk_id, c.lex_len, c.tsv FROM {_CANDIDATES.format(match="(SELECT tq FROM matcher)", exclude="NULL")} c
-      WHERE NOT (SELECT active FROM narrow)
-      UNION ALL
-      SELECT c.chunk_id, c.lex_len, c.tsv FROM {_CANDIDATES.format(match="(SELECT all3 FROM narrow)", exclude="NULL")} c
-      WHERE (SELECT active FROM narrow)
-      UNION ALL
-      SELECT c.chunk_id, c.lex_len, c.tsv
-      FROM {_CANDIDATES.format(match="(SELECT all2 FROM narrow)", exclude="(SELECT all3 FROM narrow)")} c
-      WHERE (SELECT active FROM narrow)
-      UNION ALL
-      SELECT c.chunk_id, c.lex_len, c.tsv
-      FROM {_CANDIDATES.format(match="(SELECT any2 FROM narrow)", exclude="(SELECT all2 FROM narrow)")} c
-      WHERE (SELECT active FROM narrow)
-      LIMIT %(candidate_cap)s
-    ) c
+    FROM folio_lexical_tiers(%(tenant)s, (SELECT tqs FROM tiers), {{scan}}, %(collections)s::uuid[],
+      %(documents)s::uuid[], %(doc_types)s::text[], %(jurisdictions)s::text[], %(candidate_cap)s) c
     OFFSET 0
   ) c
   CROSS JOIN avg_len a
