@@ -401,9 +401,12 @@ def test_a_user_signs_in_uploads_searches_and_sees_billing_in_the_browser(
     _drop(
         page,
         ".dropzone",
-        [("supply-agreement.pdf", _pdf(), "application/pdf"), ("prices.csv", b"a,b\n1,2\n", "text/csv")],
+        [
+            ("supply-agreement.pdf", _pdf(), "application/pdf"),
+            ("prices.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/vnd.ms-excel"),
+        ],
     )
-    rejected = page.locator("tr", has_text="prices.csv")
+    rejected = page.locator("tr", has_text="prices.xls")
     expect(rejected).to_have_attribute("data-status", "error")
     expect(rejected).to_contain_text("not supported")
     docx_path = tmp_path / "travel-policy.docx"
@@ -434,7 +437,7 @@ def test_a_user_signs_in_uploads_searches_and_sees_billing_in_the_browser(
     expect(page.locator("[data-announcer]")).to_contain_text("is ready")
     shot(page, "documents-ready")
     assert _accessibility_problems(page) == []
-    page.get_by_role("button", name="Dismiss prices.csv").click()
+    page.get_by_role("button", name="Dismiss prices.xls").click()
     expect(rejected).to_have_count(0)
 
     # Search, open a result in context, close it with Escape: focus returns to the result.
