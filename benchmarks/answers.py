@@ -233,6 +233,37 @@ def calibrate(
     }
 
 
+def index_sentences(urls: dict[str, str], tenant: uuid.UUID, embedder: Any) -> int:
+    """Sentence vectors (migration 0015) for the chunks that have none, written as the indexer writes
+    them (``shared.indexer.sentence_embeddings``); a scratch database built before 0015, or by
+    ``benchmarks.retrieval`` (which loads chunks without the indexer), gets them here. Returns how
+    many sentences were written."""
+    from shared.indexer import sentence_embeddings, store_sentences
+
+    db = app_database(urls["app"])
+    written = 0
+    try:
+        with db.transaction(tenant_id=tenant) as conn:
+            todo = [
+                (row["chunk_id"], row["heading_path"], row["body"])
+                for row in conn.execute(
+                    "SELECT chunk_id, heading_path, body FROM chunks c WHERE tenant_id = %s AND NOT EXISTS"
+                    " (SELECT 1 FROM chunk_sentences s WHERE s.tenant_id = c.tenant_id AND s.chunk_id = c.chunk_id)"
+                    " ORDER BY chunk_id",
+                    (tenant,),
+                )
+            ]
+        for start in range(0, len(todo), 512):
+            rows = sentence_embeddings(embedder, todo[start : start + 512])
+            with db.transaction(tenant_id=tenant) as conn:
+                store_sentences(conn, tenant, rows)
+            written += len(rows)
+            print(f"\rsentence vectors: {min(start + 512, len(todo))}/{len(todo)} chunks", end="", file=sys.stderr)
+    finally:
+        db.close()
+    return written
+
+
 class WordOverlapAnswerer:
     """The extractive answerer as it was before #15 (``extractive-v1``), kept here as the baseline: a
     sentence qualifies when it holds at least half of the question's content words; the best three
@@ -302,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     index_embedder = embedder_from_settings(load_settings({}))  # the local model the scratch index is built with
     cached = CachedEmbedder(index_embedder, ROOT / ".local" / "cache" / "embeddings.sqlite")
     urls, tenant, info = prepared_database(dataset, cached, reuse=args.reuse)
+    info["sentences_indexed"] = index_sentences(urls, tenant, cached)
     environ = dict(os.environ)
     if args.provider:
         environ["CHAT_PROVIDER"] = args.provider

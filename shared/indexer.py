@@ -181,6 +181,7 @@ def _index(
         db, job.tenant_id, billing.PAGES_INDEXED, pages_billed, settings=settings
     )  # before paying for embeddings
     vectors, reused = _embeddings(db, embedder, job, chunks)
+    sentence_rows = _sentence_embeddings(db, embedder, job, chunks)
     outcome = _write(
         db,
         job,
@@ -191,6 +192,7 @@ def _index(
         after_chunks_written,
         settings=settings,
         pages_billed=pages_billed,
+        sentence_rows=sentence_rows,
     )
     _log.info(
         "indexed document", extra={"event": "indexed", "durationMs": round((time.perf_counter() - started) * 1000)}
@@ -237,6 +239,60 @@ def _vector_text(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
 
 
+# (chunk ordinal or id, sentence position, sentence_key, vector as pgvector text)
+SentenceRow = tuple[int, int, str, str]
+
+
+def sentence_embeddings(
+    embedder: Embedder, chunks: Sequence[tuple[int, Sequence[str], str]], known: dict[str, str] | None = None
+) -> list[SentenceRow]:
+    """A vector for every quotable sentence of ``chunks`` (each ``(ordinal or id, heading path, body)``),
+    split and embedded exactly as the extractive answerer would (shared.chat.providers.extractive);
+    ``known`` (key -> vector text) is reused instead of embedded again, and gets the new ones."""
+    from shared.chat.providers.extractive import sentence_key, sentence_text, sentences
+
+    known = {} if known is None else known
+    wanted = [
+        (ref, position, sentence_key(path, sentence), sentence_text(path, sentence))
+        for ref, path, body in chunks
+        for position, sentence in enumerate(sentences(body, path))
+    ]
+    todo = list({key: text for _, _, key, text in wanted if key not in known}.items())
+    if todo:
+        for (key, _), vector in zip(todo, embedder.embed([text for _, text in todo]), strict=True):
+            known[key] = _vector_text(vector)
+    return [(ref, position, key, known[key]) for ref, position, key, _ in wanted]
+
+
+def _sentence_embeddings(db: Database, embedder: Embedder, job: IndexJob, chunks: Sequence[Any]) -> list[SentenceRow]:
+    """The chunks' sentence vectors by ordinal; sentences the document already had keep theirs."""
+    with db.transaction(tenant_id=job.tenant_id) as conn:
+        model = conn.execute("SELECT value FROM folio_index_settings WHERE key = 'embedding_model'").fetchone()
+        known = {
+            r["text_hash"]: r["embedding"]
+            for r in conn.execute(
+                "SELECT DISTINCT ON (s.text_hash) s.text_hash, s.embedding::vector::text AS embedding"
+                " FROM chunk_sentences s JOIN chunks c USING (tenant_id, chunk_id)"
+                " WHERE c.tenant_id = %s AND c.document_id = %s",
+                (job.tenant_id, job.document_id),
+            )
+        }
+    if model is None or model["value"] != embedder.model_id:
+        known = {}
+    return sentence_embeddings(embedder, [(c.ordinal, c.heading_path, c.text) for c in chunks], known)
+
+
+def store_sentences(conn: Conn, tenant_id: Any, rows: Sequence[SentenceRow]) -> None:
+    """Insert sentence vectors given by chunk id (one statement)."""
+    if rows:
+        conn.execute(
+            "INSERT INTO chunk_sentences (tenant_id, chunk_id, position, text_hash, embedding)"
+            " SELECT %s, s.chunk_id, s.position, s.text_hash, s.embedding::halfvec"
+            " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::text[]) AS s(chunk_id, position, text_hash, embedding)",
+            (tenant_id, *(list(column) for column in zip(*rows, strict=True))),
+        )
+
+
 def _write(
     db: Database,
     job: IndexJob,
@@ -248,8 +304,9 @@ def _write(
     *,
     settings: Settings,
     pages_billed: int = 0,
+    sentence_rows: Sequence[SentenceRow] = (),
 ) -> str:
-    """Replace the chunk set and mark the document ready, all in one transaction."""
+    """Replace the chunk set (and its sentence vectors) and mark the document ready, all in one transaction."""
     with db.transaction(tenant_id=job.tenant_id) as conn:
         row = conn.execute(
             "SELECT status, blob_etag FROM documents WHERE tenant_id = %s AND document_id = %s FOR UPDATE",
@@ -261,6 +318,15 @@ def _write(
             return "stale"  # a newer version arrived while this one was parsed: never overwrite it
         conn.execute("DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s", (job.tenant_id, job.document_id))
         copy_chunks(conn, job, chunks, vectors)
+        if sentence_rows:
+            ids = {
+                r["ordinal"]: r["chunk_id"]
+                for r in conn.execute(
+                    "SELECT ordinal, chunk_id FROM chunks WHERE tenant_id = %s AND document_id = %s",
+                    (job.tenant_id, job.document_id),
+                )
+            }
+            store_sentences(conn, job.tenant_id, [(ids[o], pos, key, vec) for o, pos, key, vec in sentence_rows])
         if after_chunks_written:
             after_chunks_written(len(chunks))
         if pages_billed:  # exact under concurrency; rolls back with the chunks (metering outbox too)

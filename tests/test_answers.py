@@ -15,18 +15,24 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.chat.answer import Answering
+from shared.chat.answer import Answering, answer_question, sentence_vectors
 from shared.chat.prompt import NO_ANSWER
 from shared.chat.providers.base import Generation, Source, Usage, complete
-from shared.chat.providers.extractive import LABEL, ExtractiveAnswerer, pick, sentences
+from shared.chat.providers.extractive import LABEL, MAX_CANDIDATES, ExtractiveAnswerer, pick, rank, sentences
 from shared.config import load_settings
+from shared.db import Conn
+from shared.tenancy import Caller, Role
 from tests.conftest import TEST_CONTEXT_KEY
+from tests.fakes_embedding import HashingEmbedder
+from tests.helpers import Client
+from tests.pipeline import Pipeline
 from tests.stubs.llm_server import LlmStub, Recorded, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +89,16 @@ def test_sentences_leave_out_headings_table_rows_and_fragments() -> None:
     ]
 
 
+def test_a_heading_repeated_as_the_first_line_of_a_passage_is_not_a_sentence() -> None:
+    # The chunker writes a section's heading as a plain first line of the chunk's body (no "#"): a
+    # long title without a full stop was quoted as if it answered.
+    body = "Kinetics and Fidelity of the Repair of Cas9-Induced Double-Strand DNA Breaks in Human Cells\n\n" + LEAVE
+    assert sentences(body) == [body.split("\n\n")[0], LEAVE]
+    assert sentences(
+        body, ["Kinetics and Fidelity of the Repair of Cas9-Induced Double-Strand DNA Breaks in Human Cells"]
+    ) == [LEAVE]
+
+
 def test_the_answer_quotes_the_sentence_that_answers_not_the_heading(embedder: Any) -> None:
     text = answer("How do I update a value based on the old value?", [source(1, MANUAL), source(2, INSTALL)], embedder)
     assert text.startswith(LABEL)
@@ -127,6 +143,80 @@ def test_grounded_only_when_something_was_quoted(embedder: Any) -> None:
     writing = Answering(ExtractiveAnswerer(embedder), [source(1, INSTALL), source(2, LEAVE)])
     assert "".join(writing.stream("Who painted the Mona Lisa?", [], load_settings({}))) == NO_ANSWER
     assert writing.citations() == [] and not writing.grounded
+
+
+class Counting(HashingEmbedder):
+    """The tests' fake embedder, recording every text it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__(384)
+        self.texts: list[str] = []
+
+    def embed(self, texts: Any) -> Any:
+        self.texts += list(texts)
+        return super().embed(texts)
+
+
+def test_sentences_without_a_stored_vector_are_embedded_at_most_max_candidates() -> None:
+    many = " ".join(f"Clause {i} says the fee for item {i} is {i} euros." for i in range(3 * MAX_CANDIDATES))
+    counting = Counting()
+    ranked = rank("What is the fee for item 3?", [source(1, many)], counting)
+    assert len(counting.texts) == 1 + MAX_CANDIDATES and len(ranked) == MAX_CANDIDATES
+    stored = rank("What is the fee for item 3?", [source(1, many)], counting, {k: [0.0] * 384 for k in _keys(many)})
+    assert len(counting.texts) == 2 + MAX_CANDIDATES and len(stored) == 3 * MAX_CANDIDATES  # only the question
+
+
+def _keys(text: str) -> list[str]:
+    from shared.chat.providers.extractive import sentence_key
+
+    return [sentence_key([], s) for s in sentences(text)]
+
+
+CONTRACT = b"""# Supply Agreement
+
+## Article 4 Payment
+
+Section 4.1 The Buyer shall pay each invoice within thirty days of receipt. Payment is made by bank transfer.
+
+Section 4.2 Late payment accrues interest at two percent per month.
+"""
+
+
+def test_indexing_stores_sentence_vectors_so_a_turn_embeds_only_the_question(
+    client: Client, pipeline: Pipeline, admin_conn: Conn, database_urls: dict[str, str]
+) -> None:
+    from benchmarks.common import app_database
+    from tests.test_ingestion import _collection, _user, upload
+
+    user = _user(client)
+    created = upload(user, _collection(user), "supply.md", CONTRACT)
+    pipeline.settle()
+    chunks = admin_conn.execute(
+        "SELECT c.tenant_id, c.heading_path, c.body, count(s.position) AS stored FROM chunks c"
+        " LEFT JOIN chunk_sentences s USING (tenant_id, chunk_id) WHERE c.document_id = %s"
+        " GROUP BY c.tenant_id, c.chunk_id ORDER BY c.ordinal",
+        (created["documentId"],),
+    ).fetchall()
+    assert [c["stored"] for c in chunks] == [len(sentences(c["body"], c["heading_path"])) for c in chunks]
+    assert sum(c["stored"] for c in chunks) == 3
+
+    counting = Counting()
+    db = app_database(database_urls["app"])
+    try:
+        caller = Caller(chunks[0]["tenant_id"], Role.VIEWER, "user", "test")
+        question = "When must the buyer pay an invoice?"
+        answered = answer_question(
+            question, caller=caller, db=db, settings=load_settings({}), embedder=counting, provider=ExtractiveAnswerer()
+        )
+        assert "within thirty days of receipt" in answered.text and answered.grounded
+        # The search embedded the question; the answerer reused that vector and every sentence's stored one.
+        assert counting.texts == [question]
+        # Another workspace reads none of them (row-level security).
+        stranger = Caller(uuid.uuid4(), Role.VIEWER, "user", "test")
+        assert len(sentence_vectors(db, caller, answered.sources)) == 3
+        assert sentence_vectors(db, stranger, answered.sources) == {}
+    finally:
+        db.close()
 
 
 # --- the benchmark, end to end with a model provider ---------------------------------------------

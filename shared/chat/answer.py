@@ -23,7 +23,7 @@ Neither a document nor a model's output can change any of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -129,8 +129,9 @@ def _answer(
         query, rewrite_usage = _rewrite(provider, message, history)
         usage = usage.add(rewrite_usage)
 
+    embedder = TurnEmbedder(embedder)  # the search's question vector serves the extractive answerer too
     sources = retrieve(db, caller, query, turn.collection_ids, embedder, settings.chat_sources)
-    writing = Answering(for_turn(provider, embedder, settings), sources)
+    writing = Answering(for_turn(provider, embedder, settings, db=db, caller=caller, sources=sources), sources)
     try:
         yield from ({"type": "delta", "text": text} for text in writing.stream(message, history, settings))
         citations = writing.citations()
@@ -227,11 +228,50 @@ class Answering:
         return self.usage
 
 
-def for_turn(provider: ChatModel, embedder: Embedder, settings: Settings) -> ChatModel:
-    """The provider as this turn uses it: the extractive answerer scores sentences with the process's embedder."""
+def for_turn(
+    provider: ChatModel,
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    caller: Caller | None = None,
+    sources: Sequence[Source] = (),
+) -> ChatModel:
+    """The provider as this turn uses it: the extractive answerer scores sentences with the process's
+    embedder and the sentence vectors stored for ``sources`` (read with ``db`` as ``caller``)."""
     if isinstance(provider, ExtractiveAnswerer):
-        return provider.using(embedder, settings.chat_extractive_min_score)
+        known = sentence_vectors(db, caller, sources) if db is not None and caller is not None else None
+        return provider.using(embedder, settings.chat_extractive_min_score, known)
     return provider
+
+
+def sentence_vectors(db: Database, caller: Caller, sources: Sequence[Source]) -> dict[str, list[float]]:
+    """The stored vectors of the sources' sentences (migration 0015), by sentence key; one indexed read."""
+    if not sources:
+        return {}
+    with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        rows = conn.execute(
+            "SELECT text_hash, embedding::vector::text AS embedding FROM chunk_sentences"
+            " WHERE tenant_id = %s AND chunk_id = ANY(%s)",
+            (caller.tenant_id, [int(s.chunk_id) for s in sources]),
+        ).fetchall()
+    return {row["text_hash"]: [float(x) for x in row["embedding"][1:-1].split(",")] for row in rows}
+
+
+class TurnEmbedder:
+    """The process's embedder for one turn, remembering what it embedded: search embeds the question,
+    and the extractive answerer needs the same vector again."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.model_id, self.dimensions = embedder.model_id, embedder.dimensions
+        self._embedder = embedder
+        self._seen: dict[str, list[float]] = {}
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._seen))
+        if todo:
+            self._seen.update(zip(todo, self._embedder.embed(todo), strict=True))
+        return [self._seen[t] for t in texts]
 
 
 @dataclass(frozen=True)
@@ -255,8 +295,9 @@ def answer_question(
 ) -> Answered:
     """One question answered as a first chat turn would be (retrieve, prompt, provider, citation filter),
     without a session, history or billing: what benchmarks/answers.py scores."""
+    embedder = TurnEmbedder(embedder)
     sources = retrieve(db, caller, question, collection_ids, embedder, settings.chat_sources)
-    writing = Answering(for_turn(provider, embedder, settings), sources)
+    writing = Answering(for_turn(provider, embedder, settings, db=db, caller=caller, sources=sources), sources)
     for _ in writing.stream(question, [], settings):
         pass
     return Answered(writing.text, writing.citations(), sources, writing.grounded, writing.usage)
