@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = (
     "pypdf",
     "docx",
+    "pptx",
+    "openpyxl",
+    "PIL",
+    "azure.ai.documentintelligence",
     "onnxruntime",
     "tokenizers",
     "torch",

@@ -22,7 +22,13 @@ def index_document(message: func.ServiceBusMessage, context: func.Context) -> No
         job = IndexJob.from_body(json.loads(message.get_body()))
         last_attempt = (message.delivery_count or 1) >= settings.index_max_delivery
         outcome = run_job(
-            parts.database, parts.blobs, parts.embedder, job, settings=settings, last_attempt=last_attempt
+            parts.database,
+            parts.blobs,
+            parts.embedder,
+            job,
+            settings=settings,
+            last_attempt=last_attempt,
+            analyzer=parts.document_analyzer,
         )
         _log.info(
             "index job %s (%s, delivery %s) -> %s", message.message_id, job.kind, message.delivery_count, outcome.status
