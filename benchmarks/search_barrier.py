@@ -13,14 +13,25 @@ order, on the same pooled connections and under the same machine load:
 * **after**: the current ``shared/search.py`` (definer functions), with a context key installed and
   every transaction signed (the binding query pipelined with BEGIN, a signature check per statement).
 
-Prints p50/p95 per version, workspace and mode, and the after/before ratio of each.
+Before anything is timed, every query runs once in both versions and every mode (``--warmup``). The
+benchmark usually starts the database server itself, so its buffer cache is empty (256 MB against
+750 MB of chunks and indexes at 100k), and without a warm-up the first mode measured (hybrid, on the
+large workspace) took the cold reads, landing on either version by the coin: on the same code,
+single passes gave hybrid p95 ratios from x0.93 to x1.55, with the first few queries of the list
+among the slowest. ``--rounds N`` measures each query N times per version (interleaved) and pools
+the samples.
+
+Prints p50/p95 per version, workspace and mode, the after/before ratio of each, and the load
+average before and after (the machine is shared: compare runs by ratio).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import re
 import secrets
 import statistics
 import subprocess
@@ -54,6 +65,8 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--baseline", required=True, help="the commit whose search.py is 'before'")
+    parser.add_argument("--rounds", type=int, default=1, help="timed runs of each query per version")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed passes over every query first (0: none)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -88,9 +101,37 @@ def main() -> None:
         admin.execute(f"GRANT SELECT ON {_OLD_VIEW} TO folio_app")
         before_db = Database(urls["app"], max_size=2)
         after_db = Database(urls["app"], max_size=2, context_key=key)
+        _require_functions(admin, current)
         rng = random.Random(11)
-        result: dict[str, Any] = {"chunks": args.chunks, "queries": len(queries), "baseline": args.baseline}
+        result: dict[str, Any] = {
+            "chunks": args.chunks,
+            "queries": len(queries),
+            "baseline": args.baseline,
+            "rounds": args.rounds,
+            "warmup": args.warmup,
+            "load_average_before": round(os.getloadavg()[0], 2),
+        }
+
+        def timed(version: str, caller: Caller, mode: str, query: str) -> float:
+            if version == "before":
+                remove_context_key(admin)
+                db, module = before_db, old
+            else:
+                install_context_key(admin, key)
+                db, module = after_db, current
+            request = module.SearchRequest(query=query, mode=mode, top=10)
+            started = time.perf_counter()
+            module.search(db, caller, request, embedder=fixed, highlight=False)
+            return (time.perf_counter() - started) * 1000
+
         try:
+            for _ in range(args.warmup):
+                for tenant, _count in tenants.values():
+                    for mode in ("hybrid", "lexical", "vector"):
+                        for query, vector in zip(queries, vectors, strict=True):
+                            fixed.next = vector
+                            for version in ("before", "after"):
+                                timed(version, Caller(tenant, Role.VIEWER, "user", "bench"), mode, query)
             for name, (tenant, count) in tenants.items():
                 caller = Caller(tenant, Role.VIEWER, "user", "bench")
                 per_mode: dict[str, Any] = {"rows": count}
@@ -98,19 +139,11 @@ def main() -> None:
                     times: dict[str, list[float]] = {"before": [], "after": []}
                     for query, vector in zip(queries, vectors, strict=True):
                         fixed.next = vector
-                        order = ["before", "after"]
-                        rng.shuffle(order)
-                        for version in order:
-                            if version == "before":
-                                remove_context_key(admin)
-                                db, module = before_db, old
-                            else:
-                                install_context_key(admin, key)
-                                db, module = after_db, current
-                            request = module.SearchRequest(query=query, mode=mode, top=10)
-                            started = time.perf_counter()
-                            module.search(db, caller, request, embedder=fixed, highlight=False)
-                            times[version].append((time.perf_counter() - started) * 1000)
+                        for _ in range(args.rounds):
+                            order = ["before", "after"]
+                            rng.shuffle(order)
+                            for version in order:
+                                times[version].append(timed(version, caller, mode, query))
                     stats = {}
                     for version, values in times.items():
                         values.sort()
@@ -123,12 +156,25 @@ def main() -> None:
                     }
                     per_mode[mode] = stats
                 result[name] = per_mode
+            result["load_average_after"] = round(os.getloadavg()[0], 2)
         finally:
             remove_context_key(admin)
             admin.execute(f"DROP VIEW IF EXISTS {_OLD_VIEW}")
             before_db.close()
             after_db.close()
     print(json.dumps(result))
+
+
+def _require_functions(admin: Any, module: types.ModuleType) -> None:
+    """The database must have what the current search calls (it was loaded by an older checkout?)."""
+    sql = " ".join(module.build_sql(mode, exact_vector=False) for mode in ("hybrid", "lexical", "vector"))
+    wanted = sorted(set(re.findall(r"\b(folio_[a-z_]+)\(", sql)))
+    found = {r[0] for r in admin.execute("SELECT proname FROM pg_proc WHERE proname = ANY(%s)", (wanted,))}
+    if missing := [f for f in wanted if f not in found]:
+        raise SystemExit(
+            f"the benchmark database lacks {', '.join(missing)}: migrate it (shared.db.migrate.migrate on its"
+            " admin URL) or load it again (python -m benchmarks.search)"
+        )
 
 
 if __name__ == "__main__":
