@@ -95,7 +95,11 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
       corsRules: [
         {
           allowedOrigins: corsAllowedOrigins
+          // PUT: browser uploads with the create-only SAS; GET/HEAD: the viewer reading an original
+          // with the read SAS of GET /api/documents/{id}/content.
           allowedMethods: [
+            'GET'
+            'HEAD'
             'PUT'
             'OPTIONS'
           ]
