@@ -1,4 +1,4 @@
-"""Collections: POST/GET /api/collections, GET/DELETE /api/collections/{id}."""
+"""Collections: POST/GET /api/collections, GET/DELETE /api/collections/{id}, GET/PUT /api/collections/{id}/access."""
 
 from __future__ import annotations
 
@@ -36,3 +36,26 @@ def collections_delete(request: ApiRequest) -> Response:
         request.db, request.services.blobs, request.caller, request.path_id("collectionId", "collection")
     )
     return no_content()
+
+
+@endpoint(bp, "collections/{collectionId}/access", ["GET"])
+def collections_access_get(request: ApiRequest) -> Response:
+    return ok(collections.get_access(request.db, request.caller, request.path_id("collectionId", "collection")))
+
+
+@endpoint(bp, "collections/{collectionId}/access", ["PUT"])
+def collections_access_set(request: ApiRequest) -> Response:
+    from shared.api_models import SetCollectionAccess  # built on first use, not at cold start
+
+    body = request.body(SetCollectionAccess)
+    return ok(
+        collections.set_access(
+            request.db,
+            request.caller,
+            request.path_id("collectionId", "collection"),
+            mode=body.mode,
+            members=list(body.members),
+            groups=list(body.groups),
+            group_labels=list(body.group_labels),
+        )
+    )

@@ -74,6 +74,21 @@ class CreateCollection(Body):
     description: Annotated[Text, Field(max_length=2000), ANY_TEXT] = ""
 
 
+class SetCollectionAccess(Body):
+    """``PUT /api/collections/{collectionId}/access``: open to the workspace, or restricted to these (owners only).
+
+    Replaces the collection's members and groups; owners of the workspace always read everything.
+    """
+
+    mode: Literal["open", "restricted"]
+    members: Annotated[list[Id], Field(max_length=500)] = Field(default_factory=list)  # user ids of members
+    groups: Annotated[list[Id], Field(max_length=200)] = Field(default_factory=list)  # Entra group object ids
+    # The owner's names for ``groups``, in the same order (empty, or one per group).
+    group_labels: Annotated[list[Annotated[Line, Field(max_length=200), ANY_LINE]], Field(max_length=200)] = Field(
+        default_factory=list
+    )
+
+
 class RequestUpload(Body):
     """``POST /api/collections/{collectionId}/documents``: a document row and a URL to PUT the file to.
 
@@ -171,6 +186,7 @@ REQUEST_BODIES: tuple[type[Body], ...] = (
     AddMember,
     CreateApiKey,
     CreateCollection,
+    SetCollectionAccess,
     RequestUpload,
     Search,
     ChatTurn,

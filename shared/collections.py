@@ -9,18 +9,20 @@ from uuid import UUID, uuid4
 
 import psycopg
 
-from shared import audit
+from shared import access, audit
 from shared.config import Settings
-from shared.db import Database, one
-from shared.errors import Conflict, NotFound, Unavailable
+from shared.db import Conn, Database, one
+from shared.errors import Conflict, Invalid, NotFound, Unavailable
 from shared.ports import BlobStore
 from shared.storage import BlobRef
 from shared.tenancy import Caller, Role
 
 _log = logging.getLogger(__name__)
 
+# Restricted collections the caller may not read are not there for them (migration 0013).
+VISIBLE = access.VISIBLE
 _COLUMNS = (
-    "c.collection_id, c.name, c.description, c.created_at,"
+    "c.collection_id, c.name, c.description, c.created_at, c.access,"
     " (SELECT count(*) FROM documents d WHERE d.tenant_id = c.tenant_id AND d.collection_id = c.collection_id"
     "  AND d.status <> 'deleted') AS documents"
 )
@@ -33,6 +35,7 @@ def _shape(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "createdAt": row["created_at"].isoformat(),
         "documents": row["documents"],
+        "access": row["access"],
     }
 
 
@@ -68,8 +71,9 @@ def create_collection(
 
 def list_collections(db: Database, caller: Caller) -> list[dict[str, Any]]:
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        access.scope(conn, caller)
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM collections c WHERE c.tenant_id = %s ORDER BY c.name, c.collection_id",
+            f"SELECT {_COLUMNS} FROM collections c WHERE c.tenant_id = %s AND {VISIBLE} ORDER BY c.name, c.collection_id",
             (caller.tenant_id,),
         ).fetchall()
     return [_shape(r) for r in rows]
@@ -77,8 +81,9 @@ def list_collections(db: Database, caller: Caller) -> list[dict[str, Any]]:
 
 def get_collection(db: Database, caller: Caller, collection_id: UUID) -> dict[str, Any]:
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        access.scope(conn, caller)
         row = conn.execute(
-            f"SELECT {_COLUMNS} FROM collections c WHERE c.tenant_id = %s AND c.collection_id = %s",
+            f"SELECT {_COLUMNS} FROM collections c WHERE c.tenant_id = %s AND c.collection_id = %s AND {VISIBLE}",
             (caller.tenant_id, collection_id),
         ).fetchone()
     if row is None:
@@ -95,12 +100,13 @@ def delete_collection(db: Database, blobs: BlobStore, caller: Caller, collection
     """
     caller.require(Role.MEMBER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        access.scope(conn, caller)
         documents = conn.execute(
             "SELECT document_id FROM documents WHERE tenant_id = %s AND collection_id = %s",
             (caller.tenant_id, collection_id),
         ).fetchall()
         row = conn.execute(
-            "DELETE FROM collections WHERE tenant_id = %s AND collection_id = %s RETURNING name",
+            f"DELETE FROM collections c WHERE c.tenant_id = %s AND c.collection_id = %s AND {VISIBLE} RETURNING name",
             (caller.tenant_id, collection_id),
         ).fetchone()
         if row is None:
@@ -124,3 +130,133 @@ def _delete_blobs(blobs: BlobStore, refs: list[BlobRef]) -> int:
         return 0
     with ThreadPoolExecutor(max_workers=min(8, len(refs)), thread_name_prefix="folio-blob-delete") as pool:
         return sum(pool.map(delete, refs))
+
+
+# --- who may read a collection (owners only) ---------------------------------------------------
+
+MAX_MEMBER_GRANTS = 500
+MAX_GROUP_GRANTS = 200
+
+
+def get_access(db: Database, caller: Caller, collection_id: UUID) -> dict[str, Any]:
+    """Whether the collection is open or restricted, and to whom. Owners only."""
+    caller.require(Role.OWNER)
+    with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        return _access(conn, caller, collection_id)
+
+
+def set_access(
+    db: Database,
+    caller: Caller,
+    collection_id: UUID,
+    *,
+    mode: str,
+    members: list[UUID],
+    groups: list[UUID],
+    group_labels: list[str] | None = None,
+) -> dict[str, Any]:
+    """Replace the collection's access: ``mode`` open or restricted, the members and groups it names.
+
+    The grants are kept whatever the mode (an open collection ignores them), so opening a collection
+    and restricting it again restores who could read it. Takes effect for the next statement of
+    every caller: the database computes access per statement. Owners only.
+    """
+    caller.require(Role.OWNER)
+    if mode not in ("open", "restricted"):
+        raise Invalid("Field 'mode' must be open or restricted.", fields=["mode"])
+    member_ids = sorted(set(members))
+    if group_labels and len(group_labels) != len(groups):
+        # Each list is well formed on its own (400s are for that); together they disagree.
+        raise Conflict(
+            f"'groupLabels' has {len(group_labels)} labels for {len(groups)} groups; give none, or one per group."
+        )
+    labels = dict(zip(groups, group_labels or [""] * len(groups), strict=True))
+    if len(member_ids) > MAX_MEMBER_GRANTS or len(labels) > MAX_GROUP_GRANTS:
+        raise Invalid(f"A collection names at most {MAX_MEMBER_GRANTS} members and {MAX_GROUP_GRANTS} groups.")
+    with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        row = conn.execute(
+            "SELECT access FROM collections WHERE tenant_id = %s AND collection_id = %s FOR UPDATE",
+            (caller.tenant_id, collection_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound("No such collection.")
+        known = {
+            r["user_id"]
+            for r in conn.execute(
+                "SELECT user_id FROM memberships WHERE tenant_id = %s AND user_id = ANY(%s)",
+                (caller.tenant_id, member_ids),
+            )
+        }
+        unknown = [str(m) for m in member_ids if m not in known]
+        if unknown:  # a state, not a malformed request: they may have left the workspace meanwhile
+            raise Conflict(f"Not members of this workspace: {', '.join(unknown)}.")
+        conn.execute(
+            "UPDATE collections SET access = %s WHERE tenant_id = %s AND collection_id = %s",
+            (mode, caller.tenant_id, collection_id),
+        )
+        conn.execute(
+            "DELETE FROM collection_members WHERE tenant_id = %s AND collection_id = %s",
+            (caller.tenant_id, collection_id),
+        )
+        conn.execute(
+            "DELETE FROM collection_groups WHERE tenant_id = %s AND collection_id = %s",
+            (caller.tenant_id, collection_id),
+        )
+        if member_ids:
+            conn.execute(
+                "INSERT INTO collection_members (tenant_id, collection_id, user_id, granted_by)"
+                " SELECT %s, %s, u, %s FROM unnest(%s::uuid[]) AS u",
+                (caller.tenant_id, collection_id, caller.user_id, member_ids),
+            )
+        if labels:
+            conn.execute(
+                "INSERT INTO collection_groups (tenant_id, collection_id, group_id, label, granted_by)"
+                " SELECT %s, %s, g, l, %s FROM unnest(%s::uuid[], %s::text[]) AS x(g, l)",
+                (
+                    caller.tenant_id,
+                    collection_id,
+                    caller.user_id,
+                    list(labels),
+                    list(labels.values()),
+                ),
+            )
+        audit.record(
+            conn,
+            caller,
+            "collection.access",
+            "collection",
+            collection_id,
+            previous=row["access"],
+            access=mode,
+            members=[str(m) for m in member_ids],
+            groups=[str(g) for g in labels],
+        )
+        return _access(conn, caller, collection_id)
+
+
+def _access(conn: Conn, caller: Caller, collection_id: UUID) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT access FROM collections WHERE tenant_id = %s AND collection_id = %s", (caller.tenant_id, collection_id)
+    ).fetchone()
+    if row is None:
+        raise NotFound("No such collection.")
+    members = conn.execute(
+        "SELECT m.user_id, w.email, w.display_name, w.role FROM collection_members m"
+        " LEFT JOIN workspace_members w ON w.user_id = m.user_id"
+        " WHERE m.tenant_id = %s AND m.collection_id = %s ORDER BY lower(w.email), m.user_id",
+        (caller.tenant_id, collection_id),
+    ).fetchall()
+    groups = conn.execute(
+        "SELECT group_id, label FROM collection_groups WHERE tenant_id = %s AND collection_id = %s"
+        " ORDER BY lower(label), group_id",
+        (caller.tenant_id, collection_id),
+    ).fetchall()
+    return {
+        "collectionId": str(collection_id),
+        "mode": row["access"],
+        "members": [
+            {"userId": str(m["user_id"]), "email": m["email"], "name": m["display_name"], "role": m["role"]}
+            for m in members
+        ],
+        "groups": [{"id": str(g["group_id"]), "label": g["label"]} for g in groups],
+    }

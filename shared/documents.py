@@ -7,7 +7,7 @@ import os
 from typing import Any
 from uuid import UUID, uuid4
 
-from shared import audit, billing
+from shared import access, audit, billing
 from shared.config import Settings
 from shared.db import Database
 from shared.errors import Conflict, Invalid, NotFound, Unavailable
@@ -93,11 +93,15 @@ def request_upload(
     document_id = uuid4()
     ref = BlobRef(caller.tenant_id, collection_id, document_id)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        access.scope(conn, caller)
         if not conn.execute(
-            "SELECT 1 FROM collections WHERE tenant_id = %s AND collection_id = %s", (caller.tenant_id, collection_id)
+            f"SELECT 1 FROM collections c WHERE c.tenant_id = %s AND c.collection_id = %s AND {access.VISIBLE}",
+            (caller.tenant_id, collection_id),
         ).fetchone():
             raise NotFound("No such collection.")
-        billing.check_upload(conn, caller, size, settings=settings)  # 402 past the plan's documents or storage
+        # 402 past the plan's documents or storage, counted over every collection, restricted ones too.
+        with access.whole_workspace(conn, caller):
+            billing.check_upload(conn, caller, size, settings=settings)
         conn.execute(
             "INSERT INTO documents (tenant_id, document_id, collection_id, filename, content_type, size_bytes,"
             " blob_path, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -145,6 +149,7 @@ def _shape(row: dict[str, Any]) -> dict[str, Any]:
 def get_document(db: Database, caller: Caller, document_id: UUID) -> dict[str, Any]:
     """The document's status; a deleted document is not found, as it is for every other call."""
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        access.scope(conn, caller)
         row = conn.execute(
             f"SELECT {_COLUMNS} FROM documents WHERE tenant_id = %s AND document_id = %s",
             (caller.tenant_id, document_id),
@@ -158,8 +163,10 @@ def list_documents(
     db: Database, caller: Caller, collection_id: UUID, *, limit: int = 100, include_deleted: bool = False
 ) -> list[dict[str, Any]]:
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        access.scope(conn, caller)
         if not conn.execute(
-            "SELECT 1 FROM collections WHERE tenant_id = %s AND collection_id = %s", (caller.tenant_id, collection_id)
+            f"SELECT 1 FROM collections c WHERE c.tenant_id = %s AND c.collection_id = %s AND {access.VISIBLE}",
+            (caller.tenant_id, collection_id),
         ).fetchone():
             raise NotFound("No such collection.")
         rows = conn.execute(
@@ -178,6 +185,7 @@ def delete_document(db: Database, blobs: BlobStore, caller: Caller, document_id:
     """
     caller.require(Role.MEMBER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        access.scope(conn, caller)
         row = conn.execute(
             "UPDATE documents SET status = 'deleted', error = NULL, chunk_count = 0, updated_at = now()"
             " WHERE tenant_id = %s AND document_id = %s AND status <> 'deleted' RETURNING collection_id",
@@ -206,6 +214,7 @@ def reindex_document(
     """
     caller.require(Role.MEMBER)
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        access.scope(conn, caller)
         row = conn.execute(
             "SELECT collection_id, status, retryable, blob_etag, blob_sequencer FROM documents"
             " WHERE tenant_id = %s AND document_id = %s FOR UPDATE",

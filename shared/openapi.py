@@ -215,6 +215,28 @@ class Collection(Reply):
     description: str
     created_at: datetime
     documents: int
+    access: Literal["open", "restricted"] = Field(
+        description="open: the whole workspace reads it; restricted: owners and the members and groups it names."
+    )
+
+
+class CollectionMember(Reply):
+    user_id: UUID
+    email: str | None
+    name: str | None
+    role: Literal["owner", "member", "viewer"] | None
+
+
+class CollectionGroup(Reply):
+    id: UUID = Field(description="An Entra security group's object id, as in the token's `groups` claim.")
+    label: str
+
+
+class CollectionAccess(Reply):
+    collection_id: UUID
+    mode: Literal["open", "restricted"]
+    members: list[CollectionMember]
+    groups: list[CollectionGroup]
 
 
 class Collections(Reply):
@@ -766,6 +788,28 @@ OPERATIONS: tuple[Operation, ...] = (
         "member",
         ok=204,
         params=(_path("collectionId", "collection"),),
+    ),
+    Operation(
+        "collections_access_get",
+        "GET",
+        "collections/{collectionId}/access",
+        "documents",
+        "Who may read a collection: open, or restricted to named members and Entra groups",
+        "owner",
+        reply=CollectionAccess,
+        params=(_path("collectionId", "collection"),),
+    ),
+    Operation(
+        "collections_access_set",
+        "PUT",
+        "collections/{collectionId}/access",
+        "documents",
+        "Open a collection to the workspace, or restrict it to named members and Entra groups",
+        "owner",
+        reply=CollectionAccess,
+        body=api_models.SetCollectionAccess,
+        params=(_path("collectionId", "collection"),),
+        errors=(409,),
     ),
     Operation(
         "documents_upload",

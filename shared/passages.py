@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from shared import access
 from shared.db import Database
 from shared.errors import Invalid, NotFound
 from shared.tenancy import Caller
@@ -23,12 +24,14 @@ def parse_chunk_id(value: str) -> int:
 def get_passage(db: Database, caller: Caller, document_id: UUID, chunk_id: int, *, context: int = 2) -> dict[str, Any]:
     """The chunk ``chunk_id`` of ``document_id`` and up to ``context`` chunks before and after it, in order.
 
-    Scoped to the caller's workspace in SQL (and by row-level security); a chunk of another document,
-    a deleted document or another workspace is the same 404.
+    Scoped to the caller's workspace and the collections they may read by row-level security (and the
+    workspace in SQL too); a chunk of another document, a deleted document, a collection the caller
+    may not read or another workspace is the same 404.
     """
     if not 0 <= context <= MAX_CONTEXT:
         raise Invalid(f"Query parameter 'context' must be between 0 and {MAX_CONTEXT}.", fields=["context"])
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
+        access.scope(conn, caller)  # a restricted collection's chunks are not there for this caller
         target = conn.execute(
             "SELECT c.ordinal, d.document_id, d.collection_id, d.filename, d.pages FROM chunks c"
             " JOIN documents d ON d.tenant_id = c.tenant_id AND d.document_id = c.document_id"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from uuid import UUID
 
+from shared import access
 from shared.db import Database, identity_claim, one
 from shared.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from shared.identity import apikeys
@@ -86,6 +87,9 @@ def resolve_caller(db: Database, who: Principal | ApiKeyCredential, workspace: s
             row = conn.execute(
                 "SELECT tenant_id, role FROM memberships WHERE user_id = %s AND tenant_id = %s", (user_id, wanted)
             ).fetchone()
+        if row is not None:
+            # The token's groups, for restricted collections that grant by group (migration 0013).
+            access.record_groups(conn, row["tenant_id"], user_id, who)
     if row is None:
         # Same answer whether the workspace exists or not.
         raise NotFound("No such workspace.") if wanted else Forbidden("You are not a member of any workspace.")

@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -158,3 +159,96 @@ def test_mutations_are_audited(client: Client) -> None:
     assert all(e["invocationId"] for e in entries)
     me = alice.get("/api/me").json()
     assert {e["actor"]["id"] for e in entries} == {me["user"]["id"]}
+
+
+# --- access settings in the real browser (#18) ----------------------------------------------------
+
+from tests import test_web_app  # noqa: E402
+from tests.test_invitations import invite_and_accept  # noqa: E402
+from tests.test_web_app import Shots, _accessibility_problems, _sign_in_as  # noqa: E402
+
+# The browser fixtures of the web app's suite: the built app on its own origin, Chromium, a watched tab.
+chromium, built_app, web, browser, page = (
+    test_web_app.chromium,
+    test_web_app.built_app,
+    test_web_app.web,
+    test_web_app.browser,
+    test_web_app.page,
+)
+
+
+def test_an_owner_restricts_a_collection_in_the_browser_and_a_member_stops_seeing_it(
+    page: Any, web: str, host: str
+) -> None:
+    from playwright.sync_api import expect
+
+    shot = Shots("access")
+    tag = uuid.uuid4().hex[:8]
+    owner = Client(host).as_user(f"owner-{tag}", email=f"owner-{tag}@example.com")
+    member = Client(host).as_user(f"carl-{tag}", email=f"carl-{tag}@example.com")
+    workspace = owner.get("/api/me").json()["tenant"]["id"]
+    member.get("/api/me")
+    invite_and_accept(owner, member, f"carl-{tag}@example.com", "member")
+    in_workspace = member.with_headers(**{"x-folio-workspace": workspace})
+    secret = owner.post("/api/collections", {"name": "Mergers"}).json()["id"]
+    owner.post("/api/collections", {"name": "Policies"})
+    group = str(uuid.uuid4())
+
+    # The owner restricts it to a group, by keyboard and mouse, and the page says so.
+    _sign_in_as(page, web, owner)
+    page.goto(f"{web}/collections/{secret}")
+    expect(page.get_by_role("heading", name="Access", level=2)).to_be_visible()
+    expect(page.get_by_label("Everyone in the workspace")).to_be_checked()
+    expect(page.get_by_label(f"carl-{tag}@example.com")).not_to_be_checked()
+    page.get_by_label("Only the people and groups below").check()
+    page.get_by_label("Group object id").fill("finance")
+    page.get_by_role("button", name="Add group").click()
+    expect(page.locator(".form-error")).to_contain_text("Entra object id")
+    page.get_by_label("Group object id").fill(group.upper())
+    page.get_by_label("Label (optional)").fill("Finance team")
+    page.get_by_role("button", name="Add group").click()
+    expect(page.locator(".access-groups li")).to_have_count(1)
+    expect(page.locator(".access-groups")).to_contain_text("Finance team")
+    page.get_by_role("button", name="Save access").click()
+    expect(page.locator(".access-note")).to_be_visible()
+    expect(page.locator(".access-note")).to_contain_text("Restricted")
+    shot(page, "restricted")
+    assert _accessibility_problems(page) == []
+    access = owner.get(f"/api/collections/{secret}/access").json()
+    assert access["mode"] == "restricted" and access["groups"] == [{"id": group, "label": "Finance team"}]
+    assert access["members"] == []
+    assert secret not in {c["id"] for c in in_workspace.get("/api/collections").json()["collections"]}
+
+    # The member's browser: the collection is not listed, and its address is "not found".
+    def as_member() -> None:
+        _sign_in_as(page, web, member)
+        page.evaluate("w => localStorage.setItem('folio.workspace', w)", workspace)
+        page.goto(web + "/")
+
+    as_member()
+    expect(page.get_by_role("link", name="Policies")).to_be_visible()
+    expect(page.get_by_role("link", name="Mergers")).to_have_count(0)
+    page.goto(f"{web}/collections/{secret}")
+    expect(page.locator(".documents-region")).to_contain_text("No such collection.")
+    expect(page.get_by_role("heading", name="Access")).to_have_count(0)  # owners only
+    shot(page, "member-without-access")
+
+    # The owner names the member: they see it at once, marked restricted.
+    _sign_in_as(page, web, owner)
+    page.goto(f"{web}/collections/{secret}")
+    page.get_by_label(f"carl-{tag}@example.com").check()
+    page.get_by_role("button", name="Save access").click()
+    expect(page.locator(".access-member input:checked")).to_have_count(1)
+    expect(page.locator(".access-groups li")).to_have_count(1)  # the group stays
+    as_member()
+    card = page.locator(".collection-card", has_text="Mergers")
+    expect(card).to_contain_text("Restricted")
+    shot(page, "member-named")
+
+    # Opening it to everyone takes the mark away.
+    _sign_in_as(page, web, owner)
+    page.goto(f"{web}/collections/{secret}")
+    page.get_by_label("Everyone in the workspace").check()
+    page.get_by_role("button", name="Save access").click()
+    expect(page.locator(".access-note")).to_be_hidden()
+    assert owner.get(f"/api/collections/{secret}").json()["access"] == "open"

@@ -38,6 +38,24 @@ export interface Collection {
   description: string;
   createdAt: string;
   documents: number;
+  /** open: the whole workspace reads it; restricted: owners and the members and groups it names. */
+  access: "open" | "restricted";
+}
+
+export interface WorkspaceMember {
+  userId: string;
+  email: string | null;
+  name: string | null;
+  role: "owner" | "member" | "viewer" | null;
+}
+
+/** Who may read a collection (owners only): GET/PUT /api/collections/{id}/access. */
+export interface CollectionAccess {
+  collectionId: string;
+  mode: "open" | "restricted";
+  members: WorkspaceMember[];
+  /** Entra security groups by object id, with the owner's label for each. */
+  groups: { id: string; label: string }[];
 }
 
 export type DocumentStatus = "awaiting_upload" | "queued" | "processing" | "ready" | "failed" | "deleted";
@@ -238,6 +256,17 @@ export class Api {
   createCollection = (name: string, description: string) =>
     this.json<Collection>("POST", "/collections", description ? { name, description } : { name });
   deleteCollection = (id: string) => this.json<void>("DELETE", `/collections/${enc(id)}`);
+  collectionAccess = (id: string, signal?: AbortSignal) =>
+    this.json<CollectionAccess>("GET", `/collections/${enc(id)}/access`, undefined, { signal });
+  setCollectionAccess = (id: string, mode: CollectionAccess["mode"], members: string[], groups: CollectionAccess["groups"]) =>
+    this.json<CollectionAccess>("PUT", `/collections/${enc(id)}/access`, {
+      mode,
+      members,
+      groups: groups.map((g) => g.id),
+      groupLabels: groups.map((g) => g.label),
+    });
+  members = (signal?: AbortSignal) =>
+    this.json<{ members: WorkspaceMember[] }>("GET", "/members", undefined, { signal }).then((r) => r.members);
   documents = (collectionId: string, signal?: AbortSignal) =>
     this.json<{ documents: FolioDocument[] }>("GET", `/collections/${enc(collectionId)}/documents`, undefined, {
       signal,

@@ -80,17 +80,19 @@ def _begun(conn: Conn) -> Iterator[None]:
     conn.commit()
 
 
-def enter_tenant(conn: Conn, tenant_id: UUID | None, user_id: UUID | None = None) -> None:
+def enter_tenant(conn: Conn, tenant_id: UUID | None, user_id: UUID | None = None, access: str = "") -> None:
     """Switch an open transaction of the pool to another tenant (e.g. the one a Stripe event names).
 
     With a context key the new setting is signed, as :meth:`Database.transaction` signs its own.
+    ``access`` (``app.access``, migration 0013) narrows what the transaction may read, e.g. ``"api_key"``:
+    open collections only; it is signed with the tenant and user.
     """
     tenant, user = str(tenant_id) if tenant_id else "", str(user_id) if user_id else ""
-    values = {"app.tenant_id": tenant, "app.user_id": user}
+    values = {"app.tenant_id": tenant, "app.user_id": user, "app.access": access}
     key = _KEYS.get(conn)
     if key is not None:
         binding = one(conn.execute(_BINDING).fetchone())["b"]
-        values["app.context_sig"] = _signature(key, tenant, user, "", binding)
+        values["app.context_sig"] = _signature(key, tenant, user, access, binding)
     conn.execute(_preamble(values), _values(values))
 
 

@@ -201,4 +201,34 @@ def _principal(claims: dict[str, Any]) -> Principal:
     elif isinstance(claims.get("preferred_username"), str):
         email = claims["preferred_username"]
     name = claims.get("name") if isinstance(claims.get("name"), str) else None
-    return Principal(idp=f"entra:{tenant}", subject=subject, email=email, name=name, email_verified=verified)
+    groups, overage = token_groups(claims)
+    return Principal(
+        idp=f"entra:{tenant}",
+        subject=subject,
+        email=email,
+        name=name,
+        email_verified=verified,
+        groups=groups,
+        groups_overage=overage,
+    )
+
+
+MAX_GROUPS = 200  # Entra puts at most 200 groups into a JWT; more is an overage
+
+
+def token_groups(claims: dict[str, Any]) -> tuple[frozenset[str], bool]:
+    """The token's security group object ids, and whether it had too many to carry (group overage).
+
+    With an overage Entra leaves ``groups`` out and names a Microsoft Graph source in ``_claim_names``
+    (or sets ``hasgroups``); Folio does not call Graph, so such a caller has no groups (fail closed).
+    Values that are not object ids (on-premises names, if the app registration emits them) are ignored.
+    """
+    names = claims.get("_claim_names")
+    if (isinstance(names, dict) and "groups" in names) or claims.get("hasgroups") is True:
+        return frozenset(), True
+    raw = claims.get("groups")
+    if not isinstance(raw, list):
+        return frozenset(), False
+    if len(raw) > MAX_GROUPS:
+        return frozenset(), True
+    return frozenset(g.lower() for g in raw if isinstance(g, str) and _TENANT_ID.match(g.lower())), False

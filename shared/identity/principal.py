@@ -16,6 +16,11 @@ class Principal:
     name: str | None = None
     # Whether the identity provider vouches for ``email``; only then may it claim invitations.
     email_verified: bool = False
+    # Entra security group object ids from the token (lower-case); restricted collections may grant by group.
+    groups: frozenset[str] = frozenset()
+    # The token had too many groups to list them (``_claim_names``/``hasgroups``): ``groups`` is empty and
+    # group grants do not apply (migration 0013, docs/access.md).
+    groups_overage: bool = False
 
 
 @dataclass(frozen=True)

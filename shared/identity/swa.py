@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from shared.errors import Invalid, Unauthenticated
@@ -12,6 +13,7 @@ from shared.identity.principal import Principal
 from shared.validation import check_text
 
 HEADER = "x-ms-client-principal"
+_GROUP_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MAX_HEADER = 16_384
 _MAX_FIELD = 512
 
@@ -41,7 +43,38 @@ def parse_client_principal(value: str) -> Principal:
     # With the Entra ID provider, userDetails is the directory's UPN; other providers (GitHub, X,
     # custom OpenID Connect) give a handle or an address they may not have verified.
     verified = provider.lower() in ("aad", "azureactivedirectory") and bool(details and email == details)
-    return Principal(idp=f"swa:{provider.lower()}", subject=user_id, email=email, name=name, email_verified=verified)
+    groups = _groups(data)
+    return Principal(
+        idp=f"swa:{provider.lower()}",
+        subject=user_id,
+        email=email,
+        name=name,
+        email_verified=verified,
+        groups=groups if groups is not None else frozenset(),
+        groups_overage=groups is None,
+    )
+
+
+def _groups(data: dict[str, Any]) -> frozenset[str] | None:
+    """Entra group object ids among the claims (one ``groups`` claim each); None for a group overage.
+
+    Overage, as Entra marks it in the token these claims come from: a ``_claim_names`` claim naming
+    ``groups``, ``hasgroups`` true, or more than Entra's 200 groups.
+    """
+    claims = data.get("claims")
+    if not isinstance(claims, list):
+        return frozenset()
+    claims = [c for c in claims if isinstance(c, dict)]
+    values = [c.get("val") for c in claims if c.get("typ") == "groups"]
+    for claim in claims:
+        value = claim.get("val")
+        if claim.get("typ") == "_claim_names" and isinstance(value, str) and '"groups"' in value:
+            return None
+        if claim.get("typ") == "hasgroups" and value == "true":
+            return None
+    if len(values) > 200:
+        return None
+    return frozenset(v.lower() for v in values if isinstance(v, str) and _GROUP_ID.match(v.lower()))
 
 
 def _check_field(text: str | None) -> None:

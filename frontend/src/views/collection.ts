@@ -1,6 +1,6 @@
 // One collection: its documents with live status, and uploads by drag and drop straight to Blob Storage.
 
-import type { Collection, DocumentStatus, FolioDocument } from "../api";
+import type { Collection, CollectionAccess, DocumentStatus, FolioDocument, WorkspaceMember } from "../api";
 import type { App, View } from "../app";
 import {
   announce,
@@ -8,6 +8,7 @@ import {
   emptyState,
   errorMessage,
   errorState,
+  formError,
   formatBytes,
   formatDate,
   formatNumber,
@@ -107,6 +108,159 @@ export function collectionView(app: App, [collectionId]: string[]): View {
     document.title = `${collection.name} · Folio`;
     description.textContent = collection.description;
     description.hidden = !collection.description;
+    restrictedNote.hidden = collection.access !== "restricted";
+  }
+
+  // --- who may read it (owners) -------------------------------------------------------------------
+
+  const restrictedNote = h(
+    "p",
+    { class: "access-note", hidden: true },
+    h("span", { class: "status-badge status-restricted" }, "Restricted"),
+    " Only the workspace's owners and the people and groups they chose can see this collection.",
+  );
+  const isOwner = app.me.role === "owner";
+  const accessRegion = h("div", { class: "access-region", "aria-busy": "true" }, loadingState("Loading access…"));
+  const accessError = formError();
+
+  async function loadAccess(): Promise<void> {
+    accessRegion.setAttribute("aria-busy", "true");
+    try {
+      const [access, people] = await Promise.all([
+        app.api.collectionAccess(collectionId, signal),
+        app.api.members(signal),
+      ]);
+      renderAccess(access, people);
+    } catch (error) {
+      if (signal.aborted) return;
+      accessRegion.replaceChildren(errorState(error, () => void loadAccess()));
+    } finally {
+      accessRegion.setAttribute("aria-busy", "false");
+    }
+  }
+
+  function renderAccess(access: CollectionAccess, people: WorkspaceMember[]): void {
+    const groups = access.groups.map((g) => ({ ...g }));
+    const granted = new Set(access.members.map((m) => m.userId));
+    const radio = (mode: CollectionAccess["mode"], label: string, hint: string) =>
+      h(
+        "label",
+        { class: "access-mode" },
+        h("input", { type: "radio", name: "access-mode", value: mode, checked: access.mode === mode }),
+        h("span", null, h("strong", null, label), h("span", { class: "hint" }, hint)),
+      );
+    const modes = h(
+      "fieldset",
+      { class: "access-modes" },
+      h("legend", null, "Who can read it"),
+      radio("open", "Everyone in the workspace", "Every member and viewer sees its documents in lists, search and chat."),
+      radio("restricted", "Only the people and groups below", "Owners always can. Others don't see that it exists."),
+    );
+    const readers = people.filter((p) => p.role !== "owner");
+    const memberList = h(
+      "fieldset",
+      { class: "access-members" },
+      h("legend", null, "People"),
+      readers.length
+        ? readers.map((p) =>
+            h(
+              "label",
+              { class: "access-member" },
+              h("input", { type: "checkbox", name: "access-member", value: p.userId, checked: granted.has(p.userId) }),
+              ` ${p.name ?? p.email ?? p.userId}`,
+              p.email && p.name !== p.email ? h("span", { class: "hint" }, ` ${p.email}`) : null,
+              h("span", { class: "hint" }, ` · ${p.role ?? ""}`),
+            ),
+          )
+        : h("p", { class: "hint" }, "Nobody but owners is in this workspace yet."),
+    );
+    const groupList = h("ul", { class: "access-groups", "aria-label": "Groups" });
+    const renderGroups = () =>
+      groupList.replaceChildren(
+        ...groups.map((g, i) =>
+          h(
+            "li",
+            { "data-group": g.id },
+            h("span", null, g.label || "Group"),
+            " ",
+            h("code", null, g.id),
+            " ",
+            h(
+              "button",
+              {
+                type: "button",
+                class: "button button-quiet button-danger-text",
+                "aria-label": `Remove group ${g.label || g.id}`,
+                onclick: () => {
+                  groups.splice(i, 1);
+                  renderGroups();
+                },
+              },
+              "Remove",
+            ),
+          ),
+        ),
+      );
+    renderGroups();
+    const groupId = h("input", { id: "access-group-id", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "00000000-0000-0000-0000-000000000000" });
+    const groupLabel = h("input", { id: "access-group-label", type: "text", maxlength: "200", autocomplete: "off" });
+    const addGroup = h(
+      "button",
+      {
+        type: "button",
+        class: "button",
+        onclick: () => {
+          const id = groupId.value.trim().toLowerCase();
+          if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) {
+            accessError.show(new Error("A group is named by its Entra object id, like 0f8fad5b-d9cb-469f-a165-70867728950e."));
+            groupId.focus();
+            return;
+          }
+          accessError.clear();
+          if (!groups.some((g) => g.id === id)) groups.push({ id, label: groupLabel.value.trim() });
+          groupId.value = "";
+          groupLabel.value = "";
+          renderGroups();
+          groupId.focus();
+        },
+      },
+      "Add group",
+    );
+    const groupSection = h(
+      "fieldset",
+      { class: "access-group-fields" },
+      h("legend", null, "Entra security groups"),
+      groupList,
+      h(
+        "div",
+        { class: "access-add-group" },
+        h("label", { for: "access-group-id" }, "Group object id"),
+        groupId,
+        h("label", { for: "access-group-label" }, "Label (optional)"),
+        groupLabel,
+        addGroup,
+      ),
+      h("p", { class: "hint" }, "People whose sign-in lists one of these groups can read the collection."),
+    );
+    const save = h("button", { type: "submit", class: "button button-primary" }, "Save access");
+    const form = h("form", { class: "access-form", "aria-labelledby": "access-title" }, modes, memberList, groupSection, accessError.el, save);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const mode = (form.querySelector<HTMLInputElement>("input[name=access-mode]:checked")?.value ?? "open") as CollectionAccess["mode"];
+      const members = [...form.querySelectorAll<HTMLInputElement>("input[name=access-member]:checked")].map((c) => c.value);
+      save.disabled = true;
+      accessError.clear();
+      try {
+        const saved = await app.api.setCollectionAccess(collectionId, mode, members, groups);
+        restrictedNote.hidden = saved.mode !== "restricted";
+        renderAccess(saved, people);
+        announce(saved.mode === "restricted" ? "Access saved: the collection is restricted." : "Access saved: everyone in the workspace can read the collection.");
+      } catch (error) {
+        accessError.show(error);
+        save.disabled = false;
+      }
+    });
+    accessRegion.replaceChildren(form);
   }
 
   function refreshEmpty(): void {
@@ -413,10 +567,13 @@ export function collectionView(app: App, [collectionId]: string[]): View {
     h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" }, h("a", { href: "/" }, "Collections"), h("span", { "aria-hidden": "true" }, " / "), crumb),
     heading,
     description,
+    restrictedNote,
     app.canEdit() ? h("section", { class: "upload", "aria-labelledby": "upload-title" }, h("h2", { id: "upload-title" }, "Upload documents"), zone) : null,
     h("section", { "aria-labelledby": "documents-title" }, h("h2", { id: "documents-title" }, "Documents"), documents),
+    isOwner ? h("section", { class: "access", "aria-labelledby": "access-title" }, h("h2", { id: "access-title" }, "Access"), accessRegion) : null,
   );
   void load();
+  if (isOwner) void loadAccess();
   return {
     title: "Collection",
     el,

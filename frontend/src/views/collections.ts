@@ -53,7 +53,12 @@ export function collectionsView(app: App): View {
     const li = h(
       "li",
       { class: "card collection-card" },
-      h("h2", { class: "card-title" }, h("a", { href: `/collections/${collection.id}` }, collection.name)),
+      h(
+        "h2",
+        { class: "card-title" },
+        h("a", { href: `/collections/${collection.id}` }, collection.name),
+        collection.access === "restricted" ? [" ", h("span", { class: "status-badge status-restricted" }, "Restricted")] : null,
+      ),
       collection.description ? h("p", { class: "muted" }, collection.description) : null,
       h(
         "p",
