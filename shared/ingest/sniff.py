@@ -73,6 +73,10 @@ _QUOTE = re.compile(r"^ {0,3}>[ \t]?\S", re.M)
 _MD_SAMPLE = 200_000
 CSV_DELIMITERS = ",;\t|"
 _CSV_SAMPLE = 64 * 1024
+# csv.Sniffer's quote-guessing regexes backtrack quadratically over runs of quotes and delimiters
+# (64 KB of ',"' took 22 s), so it only sees the first few lines; the consistency check that picks
+# the dialect still reads the whole sample, with csv.reader, in linear time.
+_SNIFFER_SAMPLE = 4 * 1024
 
 
 def sniff(data: bytes, limits: Limits = DEFAULT_LIMITS) -> DocType:
@@ -183,8 +187,11 @@ def _best_dialect(text: str) -> tuple[type[csv.Dialect] | csv.Dialect, int, int,
     if len(text) > _CSV_SAMPLE:
         sample = sample[: sample.rfind("\n") + 1]  # whole lines only
     candidates: list[type[csv.Dialect] | csv.Dialect] = []
+    head = sample[:_SNIFFER_SAMPLE]
+    if len(sample) > _SNIFFER_SAMPLE:
+        head = head[: head.rfind("\n") + 1]  # whole lines only (none: Excel's dialects below still compete)
     try:
-        candidates.append(csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS))
+        candidates.append(csv.Sniffer().sniff(head, delimiters=CSV_DELIMITERS))
     except csv.Error:
         pass
     for delimiter in CSV_DELIMITERS:
