@@ -23,8 +23,10 @@ model is scored the same way. ``--baseline`` scores the answerer Folio had befor
 ``extractive-v1``) in the same run. ``--calibrate`` prints, for the extractive answerer, the share
 of claims and of off-topic questions refused at each refusal threshold, and the threshold that
 refuses the most off-topic questions while refusing at most 10% of claims. Retrieval embeds with
-the local model (the index's); embeddings of the corpus are cached in .local/cache, the chat turns'
-own embeddings (question, sentences) are not, so the time is what a turn costs.
+the local model (the index's); embeddings of the corpus, its chunks and (migration 0015) its
+sentences, are made at ingestion and cached in .local/cache (``index_sentences`` adds the sentence
+vectors a reused scratch database lacks); a turn's own embedding (the question) is not cached, so
+the time is what a turn costs.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def calibrate(
 ) -> dict[str, Any]:
     """The extractive answerer's best-sentence score for every claim and off-topic question, and the
     threshold that refuses the most off-topic questions while refusing at most REFUSAL_BUDGET of claims."""
-    from shared.chat.answer import retrieve
+    from shared.chat.answer import retrieve, sentence_vectors
     from shared.chat.providers.extractive import rank
     from shared.tenancy import Caller, Role
 
@@ -203,7 +205,8 @@ def calibrate(
     caller = Caller(tenant, Role.VIEWER, "user", "benchmark")
 
     def best(question: str) -> float:
-        ranked = rank(question, retrieve(db, caller, question, (), embedder, settings.chat_sources), embedder)
+        sources = retrieve(db, caller, question, (), embedder, settings.chat_sources)
+        ranked = rank(question, sources, embedder, sentence_vectors(db, caller, sources))  # as a turn scores
         return ranked[0].score if ranked else float("-inf")
 
     try:

@@ -1,16 +1,21 @@
 """The default provider: no model, no network. Quotes the retrieved sentences that best answer the question.
 
 It reads the sources, never the prompt's prose, so text inside documents cannot instruct it. Every
-sentence of the retrieved passages is a candidate, except headings, table rows and fragments (a
-short line with no sentence ending, such as "Updating a Value Based on the Old Value"). Each
-candidate is scored by words, the share of the question's content words it contains, each weighted
-by how rare it is among the candidates; the ``MAX_CANDIDATES`` best by words (embedding is most of
-an answer's time) are then scored by meaning too: the cosine between their embedding and the
-question's (the process's own :class:`~shared.ports.Embedder`, the model search already uses),
-blended with the word share, less a little per place their passage ranked below the first. Near-duplicates (the same sentence in two overlapping chunks, or a paraphrase) are
-dropped; the best one to three are quoted verbatim, grouped by passage in reading order, each with
-its source number, under a label that says plainly this is extractive. When even the best sentence
-scores below ``min_score`` it says it found no answer instead of quoting something unrelated.
+sentence of the retrieved passages is a candidate, except headings (also a passage's heading repeated
+as its first line), table rows and fragments (a short line with no sentence ending, such as
+"Updating a Value Based on the Old Value"). Each candidate is scored by words, the share of the
+question's content words it contains, each weighted by how rare it is among the candidates, and by
+meaning: the cosine between its embedding and the question's (the process's own
+:class:`~shared.ports.Embedder`, the model search already uses), blended with the word share, less a
+little per place its passage ranked below the first, and less ``OPEN_QUESTION_PENALTY`` when it asks
+or sets out to find something rather than saying it. Sentence vectors are computed once, when the
+document is indexed (``chunk_sentences``, migration 0015; :func:`sentence_key` matches them), so a
+turn embeds only the question; a sentence without a stored vector (a chunk indexed before that) is
+embedded now, at most ``MAX_CANDIDATES`` of them, the best by words. Near-duplicates (the same
+sentence in two overlapping chunks, or a paraphrase) are dropped; the best one to three are quoted
+verbatim, grouped by passage in reading order, each with its source number, under a label that says
+plainly this is extractive. When even the best sentence scores below ``min_score`` it says it found
+no answer instead of quoting something unrelated.
 
 ``min_score`` is calibrated for the local all-MiniLM-L6-v2 model on SciFact
 (``python -m benchmarks.answers --calibrate``, docs/benchmarks.md); another embedding model has
@@ -52,15 +57,15 @@ MAX_SENTENCES = 3
 # The best sentence must score at least this, per embedding model: cosines differ between models.
 # all-MiniLM-L6-v2's is calibrated on SciFact test (python -m benchmarks.answers --calibrate); another
 # model gets a lower bar (quote rather than refuse) until CHAT_EXTRACTIVE_MIN_SCORE sets its own.
-MIN_SCORES = {"all-MiniLM-L6-v2": 0.40}
+MIN_SCORES = {"all-MiniLM-L6-v2": 0.41}
 DEFAULT_MIN_SCORE = 0.30
 # Without an embedder: the share of the question's (rarity-weighted) content words a sentence must hold.
 LEXICAL_MIN_SCORE = 0.5
 SEMANTIC_WEIGHT = 0.7  # the rest is the word share
 # A second or third quote must score at least this share of the best one, or it is padding.
-FOLLOW_RATIO = 0.65
-# Sentences embedded per answer (embedding is most of an answer's time): the ones holding most of
-# the question's words, the better-ranked passage first on a tie.
+FOLLOW_RATIO = 0.5
+# Sentences without a stored vector embedded per answer (embedding is most of an answer's time): the
+# ones holding most of the question's words, the better-ranked passage first on a tie.
 MAX_CANDIDATES = 8
 RANK_PENALTY = 0.02  # subtracted per place a passage is below the first, so the search's ranking counts a little
 # Subtracted from a sentence that asks or sets out to find something ("We asked whether...", "To
