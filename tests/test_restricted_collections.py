@@ -422,3 +422,31 @@ def test_the_plan_counts_documents_the_uploader_may_not_read(client: Client, bil
     refused = member.post(f"/api/collections/{shown}/documents", request)
     assert refused.status == 402 and refused.json()["used"] == 3
     assert member.get(f"/api/collections/{shown}/documents").json()["documents"][0]["filename"] == "a.md"
+
+
+def test_leaving_the_workspace_ends_a_grant_and_joining_again_does_not_bring_it_back(world: dict[str, Any]) -> None:
+    ann, secret = world["ann"], world["secret"]
+    base = Client(ann.base_url)
+    rita, email = _person(base, f"rita-{uuid.uuid4().hex[:8]}")
+    rita_id = rita.get("/api/me").json()["user"]["id"]
+    invite_and_accept(ann, rita, email, "member")
+    rita = rita.with_headers(**{"x-folio-workspace": world["workspace"]})
+    current = ann.get(f"/api/collections/{secret}/access").json()
+    grants = {
+        "mode": "restricted",
+        "groups": [g["id"] for g in current["groups"]],
+        "groupLabels": [g["label"] for g in current["groups"]],
+    }
+    named = [m["userId"] for m in current["members"]]
+    path = f"/api/collections/{secret}/access"
+    assert ann.request("PUT", path, json_body={**grants, "members": [*named, rita_id]}).status == 200
+    assert _sees({**world, "rita": rita}, "rita")
+    assert ann.delete(f"/api/members/{rita_id}").status == 204
+    invite_and_accept(
+        ann,
+        Client(ann.base_url).with_headers(**{"x-ms-client-principal": rita.headers["x-ms-client-principal"]}),
+        email,
+        "member",
+    )
+    assert not _sees({**world, "rita": rita}, "rita")
+    assert [m["userId"] for m in ann.get(path).json()["members"]] == named
