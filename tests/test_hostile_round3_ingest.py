@@ -36,3 +36,59 @@ def test_quote_runs_cost_the_whole_parse_little(text):
     except Exception:  # refusing the file is fine; taking a minute is not
         pass
     assert time.perf_counter() - started < 3.0
+
+
+# --- XLSX: the shared-string table ----------------------------------------------------------------
+
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
+_DOC_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+
+
+def _workbook_with_shared_strings(count: int) -> bytes:
+    """A two-cell workbook whose shared-string table holds ``count`` distinct strings (openpyxl loads them all)."""
+    import io
+    import zipfile
+
+    parts = {
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        f'<Override PartName="/xl/workbook.xml" ContentType="{_CT}.sheet.main+xml"/>'
+        f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{_CT}.worksheet+xml"/>'
+        f'<Override PartName="/xl/sharedStrings.xml" ContentType="{_CT}.sharedStrings+xml"/></Types>',
+        "_rels/.rels": f'<Relationships xmlns="{_REL}"><Relationship Id="rId1" Target="xl/workbook.xml"'
+        f' Type="{_DOC_REL}/officeDocument"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{_MAIN}" xmlns:r="{_DOC_REL}"><sheets>'
+        '<sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{_REL}">'
+        f'<Relationship Id="rId1" Type="{_DOC_REL}/worksheet" Target="worksheets/sheet1.xml"/>'
+        f'<Relationship Id="rId2" Type="{_DOC_REL}/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{_MAIN}"><sheetData>'
+        '<row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" t="s"><v>1</v></c></row>'
+        "</sheetData></worksheet>",
+        "xl/sharedStrings.xml": f'<sst xmlns="{_MAIN}" count="{count}" uniqueCount="{count}">'
+        + "".join(f"<si><t>{i:x}</t></si>" for i in range(count))
+        + "</sst>",
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, body in parts.items():
+            package.writestr(name, '<?xml version="1.0" encoding="UTF-8"?>' + body)
+    return out.getvalue()
+
+
+def test_a_shared_string_table_larger_than_the_cell_cap_is_refused():
+    """The cell cap counted cells only: a 19 MB workbook of two cells and 8 million shared strings
+    took 104 s and over 600 MB in openpyxl's load. A workbook cannot use more strings than it has
+    cells, so the table is held to ``max_cells`` before openpyxl reads it."""
+    from shared.ingest import Limits, TooLarge
+
+    limits = Limits(max_cells=1_000)
+    with pytest.raises(TooLarge) as caught:
+        parse_document(_workbook_with_shared_strings(5_000), limits)
+    assert caught.value.limit == "max_cells"
+    readable = parse_document(_workbook_with_shared_strings(900), limits)
+    assert [b.text for b in readable.blocks] == ["S", "0\n1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import time
 import zipfile
@@ -212,6 +213,22 @@ def verify_office_members(archive: zipfile.ZipFile, limits: Limits, deadline: De
                 )
             tail = window[-_XML_MARKER_TAIL:]
     return budget.total
+
+
+def count_xml_elements(archive: zipfile.ZipFile, pattern: re.Pattern[bytes], limits: Limits, deadline: Deadline) -> int:
+    """How many times ``pattern`` (an element's start tag, at most 64 bytes) occurs in the package's XML
+    parts, inflated in bounded chunks with the same caps as :func:`verify_zip_members`."""
+    budget = _InflateBudget(limits)
+    count = 0
+    for info in archive.infolist():
+        if not info.filename.lower().endswith(_XML_PART_SUFFIXES):
+            continue
+        tail = b""
+        for chunk in _iter_member(archive, info, budget, deadline):
+            window = tail + chunk
+            count += sum(1 for match in pattern.finditer(window) if match.end() > len(tail))
+            tail = window[-64:]
+    return count
 
 
 def too_many_rows(limits: Limits) -> TooLarge:
