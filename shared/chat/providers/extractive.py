@@ -311,7 +311,7 @@ class ExtractiveAnswerer:
     """Quotes; never writes. ``embedder`` scores sentences by meaning (see the module docstring)."""
 
     name = "extractive"
-    model = "extractive-v2"
+    model = "extractive-v3"
     extractive = True
 
     def __init__(
