@@ -422,6 +422,8 @@ def test_the_plan_counts_documents_the_uploader_may_not_read(client: Client, bil
     refused = member.post(f"/api/collections/{shown}/documents", request)
     assert refused.status == 402 and refused.json()["used"] == 3
     assert member.get(f"/api/collections/{shown}/documents").json()["documents"][0]["filename"] == "a.md"
+    # The billing page shows the member the same count the quota enforces, not just what they may read.
+    assert member.get("/api/billing").json()["usage"]["documents"]["used"] == 3
 
 
 def test_leaving_the_workspace_ends_a_grant_and_joining_again_does_not_bring_it_back(world: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from shared import audit
+from shared import access, audit
 from shared.billing.entitlements import LIVE, Entitlement, entitlement, load_account, lock_account
 from shared.billing.plans import catalog
 from shared.billing.stripe_api import get_gateway
@@ -36,7 +36,8 @@ def overview(db: Database, settings: Settings, caller: Caller) -> dict[str, Any]
     with db.transaction(caller.tenant_id, caller.user_id) as conn:
         account = load_account(conn, caller.tenant_id)
         granted = entitlement(account, plans, settings.billing_grace_days)
-        usage = usage_report(conn, caller.tenant_id, granted)
+        with access.whole_workspace(conn, caller):  # the plan counts every collection's documents
+            usage = usage_report(conn, caller.tenant_id, granted)
     start, end = period_bounds()
     subscription = None
     if account and account["subscription_id"]:
