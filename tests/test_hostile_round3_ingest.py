@@ -92,3 +92,57 @@ def test_a_shared_string_table_larger_than_the_cell_cap_is_refused():
     assert caught.value.limit == "max_cells"
     readable = parse_document(_workbook_with_shared_strings(900), limits)
     assert [b.text for b in readable.blocks] == ["S", "0\n1"]
+
+
+# --- PPTX: parts python-pptx parses whole ---------------------------------------------------------
+
+
+def _presentation_with_slide_paragraphs(count: int) -> bytes:
+    """A one-slide deck whose text box holds ``count`` short paragraphs (varied, so it deflates only ~14:1)."""
+    import io
+    import re
+    import zipfile
+
+    import pptx
+    from pptx.util import Inches
+
+    deck = pptx.Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[6])
+    slide.shapes.add_textbox(Inches(1), Inches(1), Inches(5), Inches(1)).text_frame.text = "MARKER"
+    saved = io.BytesIO()
+    deck.save(saved)
+    paragraphs = "".join(f"<a:p><a:r><a:t>w{k:x}</a:t></a:r></a:p>" for k in range(count)).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            if info.filename == "ppt/slides/slide1.xml":
+                marker = re.compile(rb"<a:p>(?:(?!</a:p>).)*MARKER(?:(?!</a:p>).)*</a:p>", re.S)
+                body = marker.sub(lambda _: paragraphs, body)
+            target.writestr(info.filename, body)
+    return out.getvalue()
+
+
+def test_a_presentation_whose_slides_parse_into_gigabytes_is_refused_before_python_pptx_opens_it():
+    """python-pptx parses every XML part into an lxml tree when it opens a deck. A 5.3 MB PPTX with one
+    75 MB slide of short paragraphs (within the 200 MB inflate cap and the 100:1 ratio) raised the
+    worker's peak memory by 1.24 GB before max_chars refused it; at the 200 MB cap that is over 3 GB,
+    past a Consumption instance's 1.5 GB. The XML python-pptx would parse is now capped first."""
+    import resource
+
+    from shared.ingest import TooLarge
+
+    data = _presentation_with_slide_paragraphs(1_000_000)  # a ~37 MB slide in a ~2.7 MB file
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(TooLarge) as caught:
+        parse_document(data)
+    assert caught.value.limit == "max_loaded_xml"
+    assert time.perf_counter() - started < 3.0
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 150, f"peak memory grew {grown_mib:.0f} MiB"
+
+
+def test_an_ordinary_deck_is_well_under_the_loaded_xml_cap():
+    data = _presentation_with_slide_paragraphs(2_000)
+    assert parse_document(data).doc_type == "pptx"

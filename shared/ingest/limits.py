@@ -42,6 +42,10 @@ class Limits:
     # sparse sheet still costs a cell per column up to its last one). Also caps PPTX table cells.
     max_rows: int = 200_000
     max_cells: int = 2_000_000
+    # XML that a library parses whole into a tree when it opens the file (python-pptx: every part of a
+    # deck). lxml took ~16 bytes of memory per byte of short-element XML (a 75 MB slide: +1.24 GB), so
+    # the 200 MB inflate cap alone let a 5 MB upload exhaust a 1.5 GB instance.
+    max_loaded_xml: int = 32 * MiB
 
     def deadline(self) -> Deadline:
         """A fresh wall-time budget for one parse."""
@@ -229,6 +233,21 @@ def count_xml_elements(archive: zipfile.ZipFile, pattern: re.Pattern[bytes], lim
             count += sum(1 for match in pattern.finditer(window) if match.end() > len(tail))
             tail = window[-64:]
     return count
+
+
+def check_loaded_xml(archive: zipfile.ZipFile, limits: Limits) -> None:
+    """Refuse a package whose XML parts declare more than ``max_loaded_xml`` bytes in all.
+
+    Call after :func:`verify_office_members`, which proved no part inflates past what it declares.
+    """
+    total = sum(info.file_size for info in archive.infolist() if info.filename.lower().endswith(_XML_PART_SUFFIXES))
+    if total > limits.max_loaded_xml:
+        raise TooLarge(
+            f"The XML inside this file unpacks to {_mib(total)}, over the {_mib(limits.max_loaded_xml)} "
+            "that is read into memory at once (max_loaded_xml). Split it into smaller files.",
+            limit="max_loaded_xml",
+            value=limits.max_loaded_xml,
+        )
 
 
 def too_many_rows(limits: Limits) -> TooLarge:

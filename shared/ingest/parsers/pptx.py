@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.ingest.document import BlockKind, DocumentBuilder, ParsedDocument
 from shared.ingest.errors import CorruptDocument, UnsupportedType
-from shared.ingest.limits import Deadline, Limits, check_zip, verify_office_members
+from shared.ingest.limits import Deadline, Limits, check_loaded_xml, check_zip, verify_office_members
 from shared.ingest.parsers.tables import TableBudget, TableWriter
 
 _MALFORMED = (KeyError, ValueError, TypeError, AttributeError, IndexError, SyntaxError, zipfile.BadZipFile, OSError)
@@ -28,7 +28,9 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
     """Parse a presentation. The archive is measured and test-inflated (and refused if it declares
     XML entities) before python-pptx opens it."""
     deadline = limits.deadline()
-    verify_office_members(check_zip(data, limits), limits, deadline)
+    archive = check_zip(data, limits)
+    verify_office_members(archive, limits, deadline)
+    check_loaded_xml(archive, limits)  # python-pptx parses every part into a tree as it opens the deck
     presentation = _open(data)
     builder = DocumentBuilder("pptx", limits)
     budget = TableBudget(limits, deadline)
