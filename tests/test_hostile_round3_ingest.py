@@ -146,3 +146,93 @@ def test_a_presentation_whose_slides_parse_into_gigabytes_is_refused_before_pyth
 def test_an_ordinary_deck_is_well_under_the_loaded_xml_cap():
     data = _presentation_with_slide_paragraphs(2_000)
     assert parse_document(data).doc_type == "pptx"
+
+
+def _workbook_with_cell_formats(count: int) -> bytes:
+    """A two-cell workbook whose style sheet lists ``count`` cell formats (random ids, so it deflates only ~8:1)."""
+    import io
+    import random
+    import re
+    import zipfile
+
+    import openpyxl  # type: ignore[import-untyped]
+
+    book = openpyxl.Workbook()
+    book.active.append(["header"])
+    book.active.append(["value"])
+    saved = io.BytesIO()
+    book.save(saved)
+    pick = random.Random(7).randrange
+    formats = "".join(
+        f'<xf numFmtId="{pick(200)}" fontId="{pick(99)}" fillId="{pick(99)}" borderId="{pick(99)}" xfId="0"/>'
+        for _ in range(count)
+    ).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            if info.filename == "xl/styles.xml":
+                body = re.sub(
+                    rb'<cellXfs count="\d+">', lambda _: b'<cellXfs count="%d">' % (count + 1) + formats, body
+                )
+            target.writestr(info.filename, body)
+    return out.getvalue()
+
+
+def test_a_workbook_whose_style_sheet_parses_into_gigabytes_is_refused_before_openpyxl_opens_it():
+    """openpyxl streams worksheets in read-only mode but builds the whole style sheet as objects: a 3.7 MB
+    workbook with 500,000 cell formats (a 31 MB styles.xml) took 10.8 s and raised peak memory by 820 MB,
+    and was indexed; at the 200 MB inflate cap that is over 5 GB. Excel itself allows about 64,000 formats."""
+    import resource
+
+    from shared.ingest import TooLarge
+
+    data = _workbook_with_cell_formats(250_000)  # a ~15 MB styles.xml
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(TooLarge) as caught:
+        parse_document(data)
+    assert caught.value.limit == "xlsx_max_loaded_xml"
+    assert time.perf_counter() - started < 3.0
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 150, f"peak memory grew {grown_mib:.0f} MiB"
+    # Excel's own ceiling of cell formats is still read.
+    assert [b.text for b in parse_document(_workbook_with_cell_formats(64_000)).blocks] == ["Sheet", "header\nvalue"]
+
+
+def test_a_workbook_part_named_like_a_worksheet_is_still_capped():
+    """The workbook part's name comes from [Content_Types].xml, so a bloated workbook part moved under
+    xl/worksheets/ (a decoy left at xl/workbook.xml) must not pass as a streamed worksheet."""
+    import io
+    import zipfile
+
+    from shared.ingest import Limits, TooLarge
+
+    data = _workbook_with_shared_strings(2)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            name = info.filename
+            if name == "xl/workbook.xml":  # left as a decoy (the type sniffer looks for it), and moved
+                target.writestr(name, body)
+                name, body = (
+                    "xl/worksheets/book.xml",
+                    body.replace(b"<sheets>", b"<!-- " + b"x" * 20_000 + b" --><sheets>"),
+                )
+            elif name in ("[Content_Types].xml", "_rels/.rels"):
+                body = body.replace(b"/xl/workbook.xml", b"/xl/worksheets/book.xml").replace(
+                    b'"xl/workbook.xml"', b'"xl/worksheets/book.xml"'
+                )
+            elif name == "xl/_rels/workbook.xml.rels":
+                name = "xl/worksheets/_rels/book.xml.rels"
+                body = body.replace(b'Target="worksheets/sheet1.xml"', b'Target="sheet1.xml"').replace(
+                    b'Target="sharedStrings.xml"', b'Target="../sharedStrings.xml"'
+                )
+            target.writestr(name, body)
+    moved = out.getvalue()
+    roomy = parse_document(moved, Limits())
+    assert [b.text for b in roomy.blocks] == ["S", "0\n1"]  # openpyxl really reads the moved workbook
+    with pytest.raises(TooLarge) as caught:
+        parse_document(moved, Limits(xlsx_max_loaded_xml=16_000))
+    assert caught.value.limit == "xlsx_max_loaded_xml"

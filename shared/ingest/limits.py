@@ -7,7 +7,7 @@ import re
 import struct
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from shared.ingest.errors import CorruptDocument, ParseTimeout, TooLarge, UnsupportedType
@@ -46,6 +46,10 @@ class Limits:
     # deck). lxml took ~16 bytes of memory per byte of short-element XML (a 75 MB slide: +1.24 GB), so
     # the 200 MB inflate cap alone let a 5 MB upload exhaust a 1.5 GB instance.
     max_loaded_xml: int = 32 * MiB
+    # The same for an XLSX's parts other than its worksheets (streamed) and shared strings (counted
+    # against max_cells): openpyxl builds the style sheet as Python objects, ~26 bytes per byte of XML
+    # (500,000 cell formats in a 31 MB styles.xml: +820 MB). Excel's ~64,000 formats take ~4 MB.
+    xlsx_max_loaded_xml: int = 8 * MiB
 
     def deadline(self) -> Deadline:
         """A fresh wall-time budget for one parse."""
@@ -235,18 +239,26 @@ def count_xml_elements(archive: zipfile.ZipFile, pattern: re.Pattern[bytes], lim
     return count
 
 
-def check_loaded_xml(archive: zipfile.ZipFile, limits: Limits) -> None:
-    """Refuse a package whose XML parts declare more than ``max_loaded_xml`` bytes in all.
+def check_loaded_xml(
+    archive: zipfile.ZipFile, limits: Limits, *, limit: str = "max_loaded_xml", streamed: Collection[str] = ()
+) -> None:
+    """Refuse a package whose XML parts (but the ``streamed`` ones) declare more than the ``limit`` field
+    of ``limits`` in all.
 
     Call after :func:`verify_office_members`, which proved no part inflates past what it declares.
     """
-    total = sum(info.file_size for info in archive.infolist() if info.filename.lower().endswith(_XML_PART_SUFFIXES))
-    if total > limits.max_loaded_xml:
+    cap: int = getattr(limits, limit)
+    total = sum(
+        info.file_size
+        for info in archive.infolist()
+        if info.filename.lower().endswith(_XML_PART_SUFFIXES) and info.filename not in streamed
+    )
+    if total > cap:
         raise TooLarge(
-            f"The XML inside this file unpacks to {_mib(total)}, over the {_mib(limits.max_loaded_xml)} "
-            "that is read into memory at once (max_loaded_xml). Split it into smaller files.",
-            limit="max_loaded_xml",
-            value=limits.max_loaded_xml,
+            f"The XML inside this file that is read into memory at once unpacks to {_mib(total)}, over the "
+            f"{_mib(cap)} limit ({limit}). Split it into smaller files, or save it again from Office.",
+            limit=limit,
+            value=cap,
         )
 
 

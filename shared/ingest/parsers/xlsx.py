@@ -12,13 +12,27 @@ from typing import Any
 
 from shared.ingest.document import DocumentBuilder, ParsedDocument
 from shared.ingest.errors import CorruptDocument
-from shared.ingest.limits import Limits, check_zip, count_xml_elements, too_many_cells, verify_office_members
+from shared.ingest.limits import (
+    Limits,
+    check_loaded_xml,
+    check_zip,
+    count_xml_elements,
+    too_many_cells,
+    verify_office_members,
+)
 from shared.ingest.parsers.tables import TableBudget, TableWriter, cell_text
 
 # openpyxl raises these (besides its own) on malformed parts; none is a bug of ours.
 _MALFORMED = (KeyError, ValueError, TypeError, AttributeError, IndexError, SyntaxError, zipfile.BadZipFile, OSError)
 # A shared string's start tag (<si>, or <x:si> with a namespace prefix), in any XML part of the package.
 _SHARED_STRING = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,31}:)?si[\s/>]")
+# Parts openpyxl reads as a stream in read-only mode (worksheets) or that are capped otherwise (shared
+# strings), by where they usually are and what their root element is: the workbook part may be put
+# anywhere (its name comes from [Content_Types].xml), and it is parsed whole.
+_STREAMED_NAME = re.compile(r"(?i)^xl/(?:worksheets/[^/]+\.xml|sharedStrings\.xml)$")
+_STREAMED_ROOT = re.compile(
+    rb"^(?:\s|<\?[^>]*\?>|<!--(?:(?!-->).)*-->)*<(?:[A-Za-z_][\w.-]{0,31}:)?(?:worksheet|sst)[\s/>]", re.S
+)
 _DAMAGED = (
     "This Excel workbook is damaged: parts of it are missing or unreadable. Open it in Excel, save it "
     "again as .xlsx, and upload the new copy."
@@ -35,6 +49,8 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
     # strings (19 MB zipped) took 104 s and over 600 MB. No workbook needs more strings than cells.
     if count_xml_elements(archive, _SHARED_STRING, limits, deadline) > limits.max_cells:
         raise too_many_cells(limits)
+    # Everything else openpyxl parses whole (the style sheet above all) is capped by size.
+    check_loaded_xml(archive, limits, limit="xlsx_max_loaded_xml", streamed=_streamed_parts(archive))
     builder = DocumentBuilder("xlsx", limits)
     budget = TableBudget(limits, deadline)
     workbook = _open(data)
@@ -50,6 +66,18 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
     finally:
         workbook.close()
     return builder.build(title=title, pages=None, empty_hint=" Every visible sheet is empty.")
+
+
+def _streamed_parts(archive: zipfile.ZipFile) -> set[str]:
+    """The worksheets and shared-string table: named like them and rooted like them (first 1 KiB read)."""
+    streamed = set()
+    for info in archive.infolist():
+        if _STREAMED_NAME.match(info.filename):
+            with archive.open(info) as part:  # verified above: inflates as declared
+                head = part.read(1024).lstrip(b"\xef\xbb\xbf")
+            if _STREAMED_ROOT.match(head):
+                streamed.add(info.filename)
+    return streamed
 
 
 def _open(data: bytes) -> Any:
