@@ -236,3 +236,51 @@ def test_a_workbook_part_named_like_a_worksheet_is_still_capped():
     with pytest.raises(TooLarge) as caught:
         parse_document(moved, Limits(xlsx_max_loaded_xml=16_000))
     assert caught.value.limit == "xlsx_max_loaded_xml"
+
+
+# --- OCR: page counting before anything is sent --------------------------------------------------
+
+
+def _tiff(frames: int, *, loop: bool = False) -> bytes:
+    """A little-endian TIFF whose chain of image directories has ``frames`` entries (each with no tags);
+    with ``loop``, the last one points back to the first."""
+    import struct
+
+    header = b"II*\x00" + struct.pack("<I", 8)
+    body = b""
+    for index in range(frames):
+        offset = 8 + 6 * index
+        following = offset + 6 if index < frames - 1 else (8 if loop else 0)
+        body += struct.pack("<HI", 0, following)
+    return header + body
+
+
+class _RefusingAnalyzer:
+    """Document Intelligence that must not be called: anything sent would be paid for."""
+
+    def __init__(self) -> None:
+        self.calls: list[str | None] = []
+
+    def analyze(self, data: bytes, *, pages: str | None = None) -> dict[str, object]:
+        self.calls.append(pages)
+        return {"paragraphs": [{"content": "page text", "spans": [{"offset": 0, "length": 9}]}], "pages": [{}]}
+
+
+def test_a_tiff_of_ten_thousand_frames_is_refused_before_the_service_is_paid() -> None:
+    from shared.ingest import Limits, TooLarge
+    from shared.ingest.parsers.docintel import OcrRoute, count_pages
+
+    admitted: list[int] = []
+    analyzer = _RefusingAnalyzer()
+    route = OcrRoute(analyzer=analyzer, max_pages=2_000, admit=admitted.append)
+    data = _tiff(10_000)
+    assert count_pages(data, "image", Limits()) == 10_000
+    with pytest.raises(TooLarge) as caught:
+        parse_document(data, Limits(), ocr=route)
+    assert caught.value.limit == "document_intelligence_max_pages"
+    assert analyzer.calls == [] and admitted == []
+    # A directory chain that loops is counted once round, and the range sent caps what is analysed.
+    looped = _tiff(3, loop=True)
+    assert count_pages(looped, "image", Limits()) == 3
+    parse_document(looped, Limits(), ocr=route)
+    assert analyzer.calls == ["1-3"] and admitted == [3]
