@@ -181,7 +181,9 @@ def _index(
         db, job.tenant_id, billing.PAGES_INDEXED, pages_billed, settings=settings
     )  # before paying for embeddings
     vectors, reused = _embeddings(db, embedder, job, chunks)
-    sentence_rows = _sentence_embeddings(db, embedder, job, chunks)
+    # Only the extractive answerer reads sentence vectors; a deployment answering with a model would
+    # pay for twice the embeddings and never use them (its turns fall back to embedding a few sentences).
+    sentence_rows = _sentence_embeddings(db, embedder, job, chunks) if settings.chat_provider == "extractive" else []
     outcome = _write(
         db,
         job,

@@ -414,6 +414,30 @@ def test_long_document_is_bulk_loaded_with_every_chunk_in_order(
     assert all(c["embedded"] for c in chunks)
 
 
+def _sentence_count(admin_conn: Conn, document_id: str) -> int:
+    row = admin_conn.execute(
+        "SELECT count(*) AS n FROM chunk_sentences s JOIN chunks c USING (tenant_id, chunk_id) WHERE c.document_id = %s",
+        (document_id,),
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def test_sentence_vectors_are_stored_only_for_the_extractive_answerer(
+    client: Client, pipeline: Pipeline, admin_conn: Conn, settings_override: Any
+) -> None:
+    """They double the embedding work; a deployment answering with a model never reads them."""
+    user = _user(client)
+    collection = _collection(user)
+    extractive = upload(user, collection, "quoted.md", MARKDOWN)
+    pipeline.settle()
+    assert _sentence_count(admin_conn, extractive["documentId"]) > 0
+    settings_override(CHAT_PROVIDER="openai", OPENAI_API_KEY="sk-test")
+    modelled = upload(user, collection, "modelled.md", MARKDOWN)
+    pipeline.settle()
+    assert len(chunks_of(admin_conn, modelled["documentId"])) > 0
+    assert _sentence_count(admin_conn, modelled["documentId"]) == 0
+
+
 def test_reindex_reuses_embeddings_of_unchanged_chunks(client: Client, pipeline: Pipeline, admin_conn: Conn) -> None:
     class Counting(HashingEmbedder):
         """The same vectors as the fixture's fake, under the index's model id, counting texts."""
@@ -432,7 +456,8 @@ def test_reindex_reuses_embeddings_of_unchanged_chunks(client: Client, pipeline:
         created = upload(user, _collection(user), "reuse.md", MARKDOWN)
         pipeline.settle()
         first = counting.texts
-        assert first == len(chunks_of(admin_conn, created["documentId"])) > 0
+        sentences = _sentence_count(admin_conn, created["documentId"])
+        assert first == len(chunks_of(admin_conn, created["documentId"])) + sentences > sentences > 0
         user.post(f"/api/documents/{created['documentId']}/reindex")
         pipeline.settle()
         assert counting.texts == first  # nothing changed, nothing re-embedded
