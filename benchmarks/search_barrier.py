@@ -3,8 +3,8 @@
     python -m benchmarks.search --chunks 100000 --json          (loads the data once)
     python -m benchmarks.search_barrier --chunks 100000 --baseline REV --json
 
-Uses the database ``benchmarks.search`` loaded (``folio_bench_search_<chunks>``, migrated to 0009 or
-later) and the same queries. For every query and mode the two versions run back to back, in random
+Uses the database ``benchmarks.search`` loaded (``folio_bench_search_<chunks>``), which must have every
+migration of this checkout (``--migrate`` applies the missing ones), and the same queries. For every query and mode the two versions run back to back, in random
 order, on the same pooled connections and under the same machine load:
 
 * **before**: ``shared/search.py`` as of ``--baseline REV`` (the two legs read the 0003 view,
@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import random
-import re
 import secrets
 import statistics
 import subprocess
@@ -67,6 +66,7 @@ def main() -> None:
     parser.add_argument("--baseline", required=True, help="the commit whose search.py is 'before'")
     parser.add_argument("--rounds", type=int, default=1, help="timed runs of each query per version")
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes over every query first (0: none)")
+    parser.add_argument("--migrate", action="store_true", help="apply this checkout's pending migrations first")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -84,6 +84,7 @@ def main() -> None:
     if built is None:
         raise SystemExit(f"load the data first: python -m benchmarks.search --chunks {args.chunks}")
     urls, tenants = built["urls"], built["tenants"]
+    _require_migrated(urls["admin"], apply=args.migrate)
     old = baseline_search(args.baseline)
     dataset = beir.load(SCIFACT, "test")
     embedder = CachedEmbedder(
@@ -101,7 +102,6 @@ def main() -> None:
         admin.execute(f"GRANT SELECT ON {_OLD_VIEW} TO folio_app")
         before_db = Database(urls["app"], max_size=2)
         after_db = Database(urls["app"], max_size=2, context_key=key)
-        _require_functions(admin, current)
         rng = random.Random(11)
         result: dict[str, Any] = {
             "chunks": args.chunks,
@@ -165,16 +165,19 @@ def main() -> None:
     print(json.dumps(result))
 
 
-def _require_functions(admin: Any, module: types.ModuleType) -> None:
-    """The database must have what the current search calls (it was loaded by an older checkout?)."""
-    sql = " ".join(module.build_sql(mode, exact_vector=False) for mode in ("hybrid", "lexical", "vector"))
-    wanted = sorted(set(re.findall(r"\b(folio_[a-z_]+)\(", sql)))
-    found = {r[0] for r in admin.execute("SELECT proname FROM pg_proc WHERE proname = ANY(%s)", (wanted,))}
-    if missing := [f for f in wanted if f not in found]:
-        raise SystemExit(
-            f"the benchmark database lacks {', '.join(missing)}: migrate it (shared.db.migrate.migrate on its"
-            " admin URL) or load it again (python -m benchmarks.search)"
-        )
+def _require_migrated(admin_url: str, *, apply: bool) -> None:
+    """The 'after' search runs against this checkout's schema: the loaded database (perhaps by an older
+    checkout) must have every migration, applied here with ``apply`` (as benchmarks.search loads it)."""
+    import psycopg
+
+    from shared.db.migrate import discover, migrate
+
+    if apply:
+        migrate(admin_url, app_role="folio_app", embedding_model="all-MiniLM-L6-v2", embedding_dim=384)
+    with psycopg.connect(admin_url) as conn:
+        applied = {r[0] for r in conn.execute("SELECT version FROM folio_schema_migrations")}
+    if missing := [m.version for m in discover() if m.version not in applied]:
+        raise SystemExit(f"the benchmark database lacks migrations {', '.join(missing)}: run again with --migrate")
 
 
 if __name__ == "__main__":
