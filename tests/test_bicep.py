@@ -335,7 +335,12 @@ def test_api_and_blob_cors_allow_exactly_the_web_app_origins() -> None:
     assert site == {"allowedOrigins": "corsAllowedOrigins", "supportCredentials": False}
     storage = parse(BICEP / "modules" / "storage.bicep")["resources"]["blobService"]["config"]["properties"]
     (rule,) = storage["cors"]["corsRules"]
-    assert rule["allowedOrigins"] == "corsAllowedOrigins" and rule["allowedMethods"] == ["GET", "HEAD", "PUT", "OPTIONS"]
+    assert rule["allowedOrigins"] == "corsAllowedOrigins" and rule["allowedMethods"] == [
+        "GET",
+        "HEAD",
+        "PUT",
+        "OPTIONS",
+    ]
     # The same headers as the local rule (Azurite), which the browser tests exercise.
     local = re.search(r"allowed_headers=\[([^\]]*)\]", (ROOT / "shared" / "storage.py").read_text(encoding="utf-8"))
     assert local, "shared/storage.py allow_browser_uploads no longer lists allowed_headers"
