@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
 import zipfile
 
 import docx
@@ -12,10 +14,12 @@ from docx.enum.style import WD_STYLE_TYPE
 from shared.ingest import (
     CorruptDocument,
     EmptyDocument,
+    TooLarge,
     UnsupportedType,
     chunk_document,
     parse_document,
 )
+from shared.ingest.limits import DEFAULT_LIMITS, MiB
 
 from .fixtures import docx_shaped_zip
 
@@ -139,3 +143,33 @@ def test_macro_enabled_word_document_is_unsupported():
             copy.writestr(item, data)
     with pytest.raises(UnsupportedType, match="not a Word document"):
         parse_document(out.getvalue())
+
+
+def _with_document_xml(edit) -> bytes:
+    """The agreement with word/document.xml rewritten by ``edit``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(agreement())) as original, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+        for item in original.infolist():
+            data = original.read(item)
+            copy.writestr(item, edit(data) if item.filename == "word/document.xml" else data)
+    return out.getvalue()
+
+
+def test_docx_whose_xml_python_docx_would_load_whole_is_refused_before_it_opens():
+    """python-docx parses document.xml into one tree (about 14 bytes of memory per byte of XML): a
+    few MB of compressed paragraphs would cost gigabytes before the character cap could stop them."""
+    # Varied text, so the file stays under the ZIP ratio cap as a real long document would.
+    paragraphs = b"".join(b"<w:p><w:r><w:t>%s</w:t></w:r></w:p>" % os.urandom(24).hex().encode() for _ in range(20_000))
+    padded = _with_document_xml(lambda xml: xml.replace(b"</w:body>", paragraphs + b"</w:body>"))
+    limits = dataclasses.replace(DEFAULT_LIMITS, max_loaded_xml=1 * MiB)
+    with pytest.raises(TooLarge, match="max_loaded_xml") as refused:
+        parse_document(padded, limits)
+    assert refused.value.limit == "max_loaded_xml"
+    assert parse_document(agreement(), limits).title == "Supply Agreement"  # an ordinary document still reads
+
+
+def test_docx_declaring_xml_entities_is_refused():
+    bomb = b'<!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    data = _with_document_xml(lambda xml: xml.replace(b"?>", b"?>" + bomb, 1))
+    with pytest.raises(UnsupportedType, match="declares XML entities"):
+        parse_document(data)

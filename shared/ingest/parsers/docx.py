@@ -16,7 +16,7 @@ from docx.oxml.ns import qn
 
 from shared.ingest.document import BlockKind, DocumentBuilder, ParsedDocument
 from shared.ingest.errors import CorruptDocument, UnsupportedType
-from shared.ingest.limits import Limits, check_zip, verify_zip_members
+from shared.ingest.limits import Limits, check_loaded_xml, check_zip, verify_office_members
 from shared.ingest.parsers.docx_numbering import Numbering, style_numbering
 from shared.ingest.structure import reads_as_sentence, run_in_heading
 
@@ -34,7 +34,9 @@ _ELEMENTS_PER_CLOCK_CHECK = 256
 def parse(data: bytes, limits: Limits) -> ParsedDocument:
     """Parse a Word document. The archive is measured and test-inflated before python-docx."""
     deadline = limits.deadline()
-    verify_zip_members(check_zip(data, limits), limits, deadline)
+    archive = check_zip(data, limits)
+    verify_office_members(archive, limits, deadline)  # also refuses DTDs and entity declarations
+    check_loaded_xml(archive, limits)  # python-docx parses every part into a tree as it opens the file
     document = _open(data)
     styles = _style_table(document)
     numbering = _numbering(document)
