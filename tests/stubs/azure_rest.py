@@ -5,20 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from azure.core.credentials import AccessToken
 
-from tests.stubs.tls import make_certificate, server_context
+from tests.stubs.tls import HttpsStub
 
 TENANT_ID = "00000000-0000-4000-8000-00000000f011"
 KEY_VAULT = "key-vault"
@@ -156,40 +153,20 @@ class AzureRestStub:
         self._settings: dict[tuple[str, str | None], _KeyValue] = {}
         self._failures: dict[str, tuple[int, str | None] | None] = {KEY_VAULT: None, APP_CONFIGURATION: None}
         self._log: list[RequestRecord] = []
-        self._dir: Path | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.ca_path = ""
+        self._https = HttpsStub(_handler_for(self), name="azure-rest-stub", host=PRIMARY_HOST)
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> AzureRestStub:
-        self._dir = Path(tempfile.mkdtemp(prefix="folio-azure-stub-"))
-        cert_path, key_path = make_certificate(self._dir)
-        self.ca_path = str(cert_path)
-        context = server_context(cert_path, key_path)
-        server = ThreadingHTTPServer((PRIMARY_HOST, 0), _handler_for(self))
-        server.daemon_threads = True
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        # A short poll keeps stop() quick: shutdown() waits for the loop's next wake-up.
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="azure-rest-stub", daemon=True
-        )
-        self._thread.start()
+        self._https.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        self._https.stop()
+
+    @property
+    def ca_path(self) -> str:
+        return self._https.ca_path
 
     def __enter__(self) -> AzureRestStub:
         return self.start()
@@ -199,8 +176,7 @@ class AzureRestStub:
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "stub not started"
-        return int(self._server.server_address[1])
+        return self._https.port
 
     @property
     def url(self) -> str:

@@ -11,18 +11,15 @@ token are 401. :func:`layout_result` builds results in the documented shape (``c
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.stubs.tls import make_certificate, server_context
+from tests.stubs.tls import HttpsStub
 
 _ANALYZE = "/documentintelligence/documentModels/prebuilt-layout:analyze"
 _RESULTS = "/documentintelligence/documentModels/prebuilt-layout/analyzeResults/"
@@ -63,36 +60,21 @@ class DocumentIntelligenceStub:
     seen: list[Seen] = field(default_factory=list)
     _operations: dict[str, _Operation] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-    _dir: Path | None = None
-    ca_path: str = ""
+    _https: HttpsStub | None = None
 
     def start(self) -> DocumentIntelligenceStub:
-        self._dir = Path(tempfile.mkdtemp(prefix="folio-docintel-stub-"))
-        cert_path, key_path = make_certificate(self._dir)
-        self.ca_path = str(cert_path)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        server.socket = server_context(cert_path, key_path).wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="docintel-stub", daemon=True
-        )
-        self._thread.start()
+        self._https = HttpsStub(_handler_for(self), name="docintel-stub")
+        self._https.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        if self._https is not None:
+            self._https.stop()
+
+    @property
+    def ca_path(self) -> str:
+        assert self._https is not None, "stub not started"
+        return self._https.ca_path
 
     def __enter__(self) -> DocumentIntelligenceStub:
         return self.start()
@@ -102,8 +84,8 @@ class DocumentIntelligenceStub:
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "stub not started"
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+        assert self._https is not None, "stub not started"
+        return f"https://127.0.0.1:{self._https.port}"
 
     def submits(self) -> list[Seen]:
         with self._lock:

@@ -1,10 +1,14 @@
-"""A throwaway self-signed certificate for the HTTPS stubs, for 127.0.0.1 and localhost."""
+"""A throwaway self-signed certificate for the HTTPS stubs, for 127.0.0.1 and localhost, and a server that presents it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import shutil
 import ssl
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from cryptography import x509
@@ -65,3 +69,52 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     return context
+
+
+class HttpsStub:
+    """A threaded HTTPS server on ``host`` (any free port) presenting a throwaway certificate.
+
+    ``start()`` returns the port; ``ca_path`` is the certificate a client must trust; ``stop()``
+    shuts the server down and removes the certificate.
+    """
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], *, name: str, host: str = "127.0.0.1") -> None:
+        self._handler = handler
+        self._name = name
+        self._host = host
+        self._dir: Path | None = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.ca_path = ""
+
+    def start(self) -> int:
+        self._dir = Path(tempfile.mkdtemp(prefix=f"folio-{self._name}-"))
+        cert_path, key_path = make_certificate(self._dir)
+        self.ca_path = str(cert_path)
+        server = ThreadingHTTPServer((self._host, 0), self._handler)
+        server.daemon_threads = True
+        server.socket = server_context(cert_path, key_path).wrap_socket(server.socket, server_side=True)
+        self._server = server
+        # A short poll keeps stop() quick: shutdown() waits for the loop's next wake-up.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=self._name, daemon=True
+        )
+        self._thread.start()
+        return self.port
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "stub not started"
+        return int(self._server.server_address[1])
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
