@@ -27,6 +27,8 @@ from tests.stubs.docintel_server import DocumentIntelligenceStub, Item, layout_r
 
 REALDOCS = Path(__file__).resolve().parents[3] / "shared" / "data" / "realdocs"
 SCANNED_PDF = REALDOCS / "docling__ocr_test.pdf"  # a real scan: pages of image, no text layer
+# ../shared/data sits beside the checkout on the team's machines; a clone elsewhere has no real scan.
+needs_real_scan = pytest.mark.skipif(not SCANNED_PDF.is_file(), reason=f"{SCANNED_PDF} is not here")
 
 CONTRACT: list[list[Item]] = [
     [
@@ -72,6 +74,7 @@ def image(fmt: str, frames: int = 1) -> bytes:
 # --- mapping ------------------------------------------------------------------------------------
 
 
+@needs_real_scan
 def test_a_scanned_pdf_is_read_by_ocr_with_headings_tables_and_pages(stub: DocumentIntelligenceStub) -> None:
     data = SCANNED_PDF.read_bytes()
     doc = parse_document(data, ocr=OcrRoute(analyzer_for(stub), max_pages=50))
@@ -188,7 +191,7 @@ def test_an_analysis_with_no_text_is_empty(stub: DocumentIntelligenceStub) -> No
 
 def test_without_document_intelligence_scans_and_images_say_what_would_enable_them() -> None:
     with pytest.raises(EmptyDocument) as scan:
-        parse_document(SCANNED_PDF.read_bytes())
+        parse_document(image("PDF", 2))  # pages that are only a picture, as a scanner writes them
     assert "scanned image" in scan.value.detail and "DOCUMENT_INTELLIGENCE_ENDPOINT" in scan.value.detail
     with pytest.raises(UnsupportedType) as picture:
         parse_document(image("PNG"))
