@@ -113,6 +113,8 @@ def _main(argv: list[str] | None) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    pidfile = stack.LOCAL / "devhost.pid"  # so `make stop` from another terminal can end this host too
+    pidfile.write_text(f"{os.getpid()}\n")
     if server:
         server.start_in_thread()
     try:
@@ -120,6 +122,7 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        pidfile.unlink(missing_ok=True)
         for driver in drivers:
             driver.stop()
         if server:

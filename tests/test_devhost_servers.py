@@ -79,3 +79,40 @@ def test_a_benchmark_process_that_started_the_server_stops_it_on_exit(local_dir:
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
     assert not postgres.accepts(postgres.LocalPostgres(data, port))
+
+
+def test_make_stop_ends_a_running_make_dev_host(local_dir: Path) -> None:
+    """`make dev` runs in another terminal: `make stop` sends it SIGTERM (it then stops what it started)
+    and waits for it; a pid file naming some other process is left alone."""
+    import sys
+    import time
+
+    # Stands for `python -m devhost`: the same name on its command line, the same SIGTERM handling.
+    script = local_dir / "devhost_standin.py"
+    ready = local_dir / "ready"
+    script.write_text(
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "while True: time.sleep(0.1)\n"
+    )
+    host = subprocess.Popen([sys.executable, str(script)])
+    try:
+        for _ in range(200):  # until it handles SIGTERM, as the real host does once it is up
+            if ready.exists():
+                break
+            time.sleep(0.05)
+        (local_dir / stop.HOST_PIDFILE).write_text(f"{host.pid}\n")
+        stopped = stop.stop_all(local_dir)
+        assert stopped == [f"the local Functions host (pid {host.pid}) and what it started"]
+        assert host.wait(timeout=10) == 0
+    finally:
+        host.kill()
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        (local_dir / stop.HOST_PIDFILE).write_text(f"{other.pid}\n")
+        assert stop.stop_all(local_dir) == []
+        assert other.poll() is None  # not ours: still running
+    finally:
+        other.kill()
+        other.wait()
