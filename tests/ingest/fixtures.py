@@ -6,6 +6,7 @@ import io
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 
 
 def _pdf_string(text: str) -> bytes:
@@ -105,6 +106,16 @@ def docx_shaped_zip(members: dict[str, bytes], *, method: int = zipfile.ZIP_DEFL
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def rewrite_member(data: bytes, name: str, change: Callable[[bytes], bytes]) -> bytes:
+    """The same ZIP package (DOCX, PPTX, XLSX) with member ``name``'s bytes passed through ``change``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            target.writestr(info.filename, change(body) if info.filename == name else body)
+    return out.getvalue()
 
 
 def zip_bomb(inflated: int = 64 * 1024 * 1024) -> bytes:

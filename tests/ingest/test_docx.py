@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import zipfile
 
 import docx
 import pytest
@@ -21,7 +20,7 @@ from shared.ingest import (
 )
 from shared.ingest.limits import DEFAULT_LIMITS, MiB
 
-from .fixtures import docx_shaped_zip
+from .fixtures import docx_shaped_zip, rewrite_member
 
 
 def save(document) -> bytes:
@@ -117,42 +116,22 @@ def test_docx_shaped_zip_missing_its_relationships_is_corrupt():
 
 
 def test_docx_with_broken_xml_is_corrupt():
-    source = io.BytesIO(agreement())
-    out = io.BytesIO()
-    with zipfile.ZipFile(source) as original, zipfile.ZipFile(out, "w") as copy:
-        for item in original.infolist():
-            data = original.read(item)
-            if item.filename == "word/document.xml":
-                data = data[: len(data) // 2]
-            copy.writestr(item, data)
+    data = rewrite_member(agreement(), "word/document.xml", lambda xml: xml[: len(xml) // 2])
     with pytest.raises(CorruptDocument, match="damaged"):
-        parse_document(out.getvalue())
+        parse_document(data)
 
 
 def test_macro_enabled_word_document_is_unsupported():
-    source = io.BytesIO(agreement())
-    out = io.BytesIO()
     main = b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
     macro = b"application/vnd.ms-word.document.macroEnabled.main+xml"
-    with zipfile.ZipFile(source) as original, zipfile.ZipFile(out, "w") as copy:
-        for item in original.infolist():
-            data = original.read(item)
-            if item.filename == "[Content_Types].xml":
-                assert main in data
-                data = data.replace(main, macro)
-            copy.writestr(item, data)
+
+    def declare_macros(types: bytes) -> bytes:
+        assert main in types
+        return types.replace(main, macro)
+
+    data = rewrite_member(agreement(), "[Content_Types].xml", declare_macros)
     with pytest.raises(UnsupportedType, match="not a Word document"):
-        parse_document(out.getvalue())
-
-
-def _with_document_xml(edit) -> bytes:
-    """The agreement with word/document.xml rewritten by ``edit``."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(agreement())) as original, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
-        for item in original.infolist():
-            data = original.read(item)
-            copy.writestr(item, edit(data) if item.filename == "word/document.xml" else data)
-    return out.getvalue()
+        parse_document(data)
 
 
 def test_docx_whose_xml_python_docx_would_load_whole_is_refused_before_it_opens():
@@ -160,7 +139,9 @@ def test_docx_whose_xml_python_docx_would_load_whole_is_refused_before_it_opens(
     few MB of compressed paragraphs would cost gigabytes before the character cap could stop them."""
     # Varied text, so the file stays under the ZIP ratio cap as a real long document would.
     paragraphs = b"".join(b"<w:p><w:r><w:t>%s</w:t></w:r></w:p>" % os.urandom(24).hex().encode() for _ in range(20_000))
-    padded = _with_document_xml(lambda xml: xml.replace(b"</w:body>", paragraphs + b"</w:body>"))
+    padded = rewrite_member(
+        agreement(), "word/document.xml", lambda xml: xml.replace(b"</w:body>", paragraphs + b"</w:body>")
+    )
     limits = dataclasses.replace(DEFAULT_LIMITS, max_loaded_xml=1 * MiB)
     with pytest.raises(TooLarge, match="max_loaded_xml") as refused:
         parse_document(padded, limits)
@@ -170,6 +151,6 @@ def test_docx_whose_xml_python_docx_would_load_whole_is_refused_before_it_opens(
 
 def test_docx_declaring_xml_entities_is_refused():
     bomb = b'<!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-    data = _with_document_xml(lambda xml: xml.replace(b"?>", b"?>" + bomb, 1))
+    data = rewrite_member(agreement(), "word/document.xml", lambda xml: xml.replace(b"?>", b"?>" + bomb, 1))
     with pytest.raises(UnsupportedType, match="declares XML entities"):
         parse_document(data)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import zipfile
 
 import openpyxl  # type: ignore[import-untyped]
 import pytest
 
 from shared.ingest import CorruptDocument, Limits, TooLarge, UnsupportedType, chunk_document, parse_document, sniff
 
-from .fixtures import _raw_zip
+from .fixtures import _raw_zip, rewrite_member
 
 
 def workbook(sheets: dict[str, list[list[object]]], *, hidden: tuple[str, ...] = (), title: str | None = None) -> bytes:
@@ -28,16 +27,6 @@ def workbook(sheets: dict[str, list[list[object]]], *, hidden: tuple[str, ...] =
         book.properties.title = title
     out = io.BytesIO()
     book.save(out)
-    return out.getvalue()
-
-
-def rewrite(data: bytes, name: str, change) -> bytes:
-    """The same package with one member's bytes changed."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            body = source.read(info.filename)
-            target.writestr(info.filename, change(body) if info.filename == name else body)
     return out.getvalue()
 
 
@@ -77,7 +66,7 @@ def test_every_chunk_of_a_long_sheet_repeats_the_header_row():
 
 def test_formulas_are_indexed_as_the_values_excel_calculated():
     data = workbook({"Totals": [["Qty", "Unit", "Total"], [6, 7, "=A2*B2"]]})
-    data = rewrite(
+    data = rewrite_member(
         data, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"<f>A2*B2</f><v></v>", b"<f>A2*B2</f><v>42</v>")
     )
     doc = parse_document(data)
@@ -152,7 +141,9 @@ def test_entity_declarations_in_a_sheet_are_refused():
 
     laughs = b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
     data = workbook({"S": [["a"], ["b"]]})
-    data = rewrite(data, "xl/worksheets/sheet1.xml", lambda xml: laughs + xml.replace(b"<t>b</t>", b"<t>&lol2;</t>"))
+    data = rewrite_member(
+        data, "xl/worksheets/sheet1.xml", lambda xml: laughs + xml.replace(b"<t>b</t>", b"<t>&lol2;</t>")
+    )
     # The plain ZIP guard (sizes and ratios only) lets this through; the Office guard does not.
     verify_zip_members(check_zip(data, DEFAULT_LIMITS), DEFAULT_LIMITS, DEFAULT_LIMITS.deadline())
     with pytest.raises(UnsupportedType, match="XML entities"):
@@ -162,8 +153,8 @@ def test_entity_declarations_in_a_sheet_are_refused():
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda data: rewrite(data, "xl/workbook.xml", lambda xml: xml[: len(xml) // 2]),  # not well-formed
-        lambda data: rewrite(data, "xl/worksheets/sheet1.xml", lambda xml: b"<worksheet><sheetData><row>"),
+        lambda data: rewrite_member(data, "xl/workbook.xml", lambda xml: xml[: len(xml) // 2]),  # not well-formed
+        lambda data: rewrite_member(data, "xl/worksheets/sheet1.xml", lambda xml: b"<worksheet><sheetData><row>"),
         lambda data: data[: len(data) - 300],  # the archive's directory cut off
     ],
 )
@@ -184,7 +175,7 @@ def test_a_sheet_claiming_the_whole_grid_is_refused_quickly():
         last = b'<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>x</t></is></c></row>'
         return xml.replace(b"</sheetData>", last + b"</sheetData>")
 
-    data = rewrite(workbook({"S": [["h"], ["v"]]}), "xl/worksheets/sheet1.xml", claim_everything)
+    data = rewrite_member(workbook({"S": [["h"], ["v"]]}), "xl/worksheets/sheet1.xml", claim_everything)
     started = time.monotonic()
     with pytest.raises(TooLarge) as caught:
         parse_document(data)
