@@ -4,16 +4,15 @@ when it has none), then its text frames, tables and speaker notes; the slide num
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 from shared.ingest.document import BlockKind, DocumentBuilder, ParsedDocument
 from shared.ingest.errors import CorruptDocument, UnsupportedType
 from shared.ingest.limits import Deadline, Limits, check_loaded_xml, check_zip, verify_office_members
+from shared.ingest.parsers.office import MALFORMED, core_title
 from shared.ingest.parsers.tables import TableBudget, TableWriter
 
-_MALFORMED = (KeyError, ValueError, TypeError, AttributeError, IndexError, SyntaxError, zipfile.BadZipFile, OSError)
 _DAMAGED = (
     "This PowerPoint presentation is damaged: parts of it are missing or unreadable. Open it in "
     "PowerPoint, save it again as .pptx, and upload the new copy."
@@ -41,8 +40,8 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
             if slide.element.get("show") in ("0", "false"):
                 continue  # a hidden slide is not shown to the audience; not indexed either
             _slide(builder, budget, deadline, slide, number)
-        title = _core_title(presentation)
-    except _MALFORMED as exc:
+        title = core_title(lambda: presentation.core_properties.title)
+    except MALFORMED as exc:
         raise CorruptDocument(_DAMAGED) from exc
     if title is None:
         title = next((b.text for b in builder.blocks if b.kind == "heading"), None)
@@ -60,7 +59,7 @@ def _open(data: bytes) -> Any:
             "This file is an Office package but not a PowerPoint presentation (.pptx); macro-enabled "
             "presentations and templates are not supported. Save it as .pptx and upload again."
         ) from exc
-    except (PythonPptxError, *_MALFORMED) as exc:
+    except (PythonPptxError, *MALFORMED) as exc:
         raise CorruptDocument(_DAMAGED) from exc
 
 
@@ -117,11 +116,3 @@ def _table(builder: DocumentBuilder, budget: TableBudget, table: Any, page: int)
         budget.take(len(cells), f"slide {page}")
         writer.add(cells)
     writer.close()
-
-
-def _core_title(presentation: Any) -> str | None:
-    try:
-        title = presentation.core_properties.title
-    except _MALFORMED:
-        return None
-    return title if isinstance(title, str) and title.strip() else None

@@ -20,10 +20,10 @@ from shared.ingest.limits import (
     too_many_cells,
     verify_office_members,
 )
+from shared.ingest.parsers.office import MALFORMED, core_title
 from shared.ingest.parsers.tables import TableBudget, TableWriter, cell_text
 
 # openpyxl raises these (besides its own) on malformed parts; none is a bug of ours.
-_MALFORMED = (KeyError, ValueError, TypeError, AttributeError, IndexError, SyntaxError, zipfile.BadZipFile, OSError)
 # A shared string's start tag (<si>, or <x:si> with a namespace prefix), in any XML part of the package.
 _SHARED_STRING = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,31}:)?si[\s/>]")
 # Parts openpyxl reads as a stream in read-only mode (worksheets) or that are capped otherwise (shared
@@ -55,13 +55,13 @@ def parse(data: bytes, limits: Limits) -> ParsedDocument:
     budget = TableBudget(limits, deadline)
     workbook = _open(data)
     try:
-        title = _core_title(workbook)
+        title = core_title(lambda: workbook.properties.title)
         for sheet in workbook.worksheets:
             if getattr(sheet, "sheet_state", "visible") != "visible" or not hasattr(sheet, "iter_rows"):
                 continue  # hidden sheets are not what readers see; chart sheets hold no cells
             deadline.check(f"sheet {sheet.title!r}")
             _sheet(builder, budget, sheet)
-    except _MALFORMED as exc:
+    except MALFORMED as exc:
         raise CorruptDocument(_DAMAGED) from exc
     finally:
         workbook.close()
@@ -88,7 +88,7 @@ def _open(data: bytes) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Data Validation extension is not supported" and the like
             return load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
-    except (InvalidFileException, *_MALFORMED) as exc:
+    except (InvalidFileException, *MALFORMED) as exc:
         raise CorruptDocument(_DAMAGED) from exc
 
 
@@ -109,11 +109,3 @@ def _sheet(builder: DocumentBuilder, budget: TableBudget, sheet: Any) -> None:
             table.add(cells)
     if table is not None:
         table.close()
-
-
-def _core_title(workbook: Any) -> str | None:
-    try:
-        title = workbook.properties.title
-    except _MALFORMED:
-        return None
-    return title if isinstance(title, str) and title.strip() else None
